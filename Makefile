@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` runs the embedded stack, `make test` runs every check.
+# Both create the virtualenv and install what they need, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo dev test lint unit clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo dev: $(STAMP)
+	$(BIN)/shopstream dev
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy shopstream schemas connectors processors topology
+
+test: lint
+	$(BIN)/pytest -ra $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest -ra tests/unit
+
+clean:
+	rm -rf $(VENV) .shopstream .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,157 @@
+"""The one configuration object: every field is an environment variable with a documented default.
+
+`Settings()` reads the environment; `load_settings()` turns a bad value into a `ConfigError`
+whose message names the variable, so a process stops with a clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """shopstream configuration, read from the environment (see README, "Configuration")."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        "", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers; empty means `shopstream dev` starts the embedded broker.",
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL"))
+    kafka_sasl_mechanism: SaslMechanism | None = Field(None, validation_alias=AliasChoices("KAFKA_SASL_MECHANISM"))
+    kafka_sasl_username: str | None = Field(None, validation_alias=AliasChoices("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD"))
+    kafka_ssl_cafile: str | None = Field(None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE"))
+    kafka_session_timeout_s: float = Field(
+        10.0, gt=0, validation_alias=AliasChoices("KAFKA_SESSION_TIMEOUT_S"),
+        description="Consumer-group session timeout; group joins take about half of it on Tansu.",
+    )
+    topic_prefix: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_TOPIC_PREFIX"),
+        description="Prepended to every topic and group name (tests and shared clusters).",
+    )
+
+    # Schema registry
+    schema_registry_url: str = Field(
+        "", validation_alias=AliasChoices("SCHEMA_REGISTRY_URL"),
+        description="Confluent-compatible registry; empty means `shopstream dev` starts the embedded one.",
+    )
+    registry_port: int = Field(8085, ge=1, le=65535, validation_alias=AliasChoices("SHOPSTREAM_REGISTRY_PORT"))
+    registry_storage: str = Field(
+        ".shopstream/registry.json", validation_alias=AliasChoices("SHOPSTREAM_REGISTRY_STORAGE"),
+        description="File where the embedded registry persists its schemas.",
+    )
+
+    # Redis
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL"))
+    redis_key_prefix: str = Field("shopstream:", validation_alias=AliasChoices("SHOPSTREAM_REDIS_PREFIX"))
+    webhook_dedupe_ttl_s: int = Field(
+        7 * 24 * 3600, gt=0, validation_alias=AliasChoices("SHOPSTREAM_WEBHOOK_DEDUPE_TTL_S"),
+        description="How long a delivered webhook id is remembered (Shopify retries for 48 h).",
+    )
+
+    # HTTP faces
+    connectors_port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("SHOPSTREAM_CONNECTORS_PORT"))
+    api_port: int = Field(8081, ge=1, le=65535, validation_alias=AliasChoices("SHOPSTREAM_API_PORT"))
+    worker_web_port: int = Field(
+        6066, ge=1, le=65535, validation_alias=AliasChoices("SHOPSTREAM_WORKER_PORT"),
+        description="Base port of worker web servers (/metrics); each worker adds its index.",
+    )
+    http_host: str = Field("127.0.0.1", validation_alias=AliasChoices("SHOPSTREAM_HTTP_HOST"))
+
+    # Webhook secrets: SecretStr keeps them out of reprs and logs.
+    shopify_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_SHOPIFY_SECRET"))
+    stripe_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_STRIPE_SECRET"))
+    woocommerce_secret: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_WOOCOMMERCE_SECRET"))
+
+    # Workers
+    state_dir: str = Field(".shopstream", validation_alias=AliasChoices("SHOPSTREAM_STATE_DIR"))
+    faust_store: str = Field(
+        "memory://", validation_alias=AliasChoices("SHOPSTREAM_FAUST_STORE"),
+        description="Faust table store; tables are rebuilt from their changelog topics on start.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=AliasChoices("SHOPSTREAM_LOG_LEVEL"))
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_shape(cls, v: str) -> str:
+        for part in filter(None, (p.strip() for p in v.split(","))):
+            host, sep, port = part.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port], got {part!r}")
+        return v.strip()
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_shape(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_shape(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    def topic(self, name: str) -> str:
+        """The physical topic name for a logical topology name."""
+        return f"{self.topic_prefix}{name}"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka settings shared by every confluent-kafka client (bootstrap + security)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username or ""
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        if self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        return conf
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices)
+    return str(alias.choices[0])
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            # Each field has exactly one variable name (no prefix magic) so README and code agree.
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            var = env_name(field) if field in Settings.model_fields else field
+            lines.append(f"{var}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()
