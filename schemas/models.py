@@ -1,0 +1,950 @@
+# GENERATED FILE, DO NOT EDIT: written by `python -m shopstream.schemas.codegen` from schemas/*.avsc.
+# Edit the .avsc files and re-run the generator (tests/unit/test_schemas.py fails when this is stale).
+"""Pydantic v2 models of the canonical Avro records (namespace io.shopstream.events)."""
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _utc_millis(value: datetime) -> datetime:
+    """Timestamps must be tz-aware; stored as UTC with millisecond precision (what Avro keeps)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must be timezone-aware (a naive datetime is ambiguous)")
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _uuid_str(value: Any) -> Any:
+    """Canonical lower-case UUID string from a UUID or a string; anything else fails validation."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        return str(uuid.UUID(value))
+    return value
+
+
+def _no_float(value: Any) -> Any:
+    """Exact decimals only: a float has already lost the amount."""
+    if isinstance(value, float):
+        raise ValueError("decimal values must not be floats; pass a Decimal, int or str")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc_millis)]
+UuidStr = Annotated[str, BeforeValidator(_uuid_str)]
+AvroInt = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+AvroLong = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Decimal18x4 = Annotated[Decimal, BeforeValidator(_no_float), Field(max_digits=18, decimal_places=4)]
+
+
+# Graded condition of a returned item. Unknown future symbols read as damaged.
+ConditionGrade = Literal["as_new", "good", "damaged", "unsellable"]
+
+
+# Canonical fulfillment status. Unknown future symbols read as exception.
+FulfillmentStatus = Literal["unfulfilled", "partially_shipped", "shipped", "delivered", "exception"]
+
+
+# Canonical order status. Unknown future symbols read as on_hold (a person looks).
+OrderStatus = Literal[
+    "pending_payment",
+    "on_hold",
+    "ready_to_fulfill",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "return_requested",
+    "returned",
+    "refunded",
+    "cancelled",
+]
+
+
+# Canonical payment status. Unknown future symbols read as pending (nothing is released).
+PaymentStatus = Literal[
+    "pending",
+    "authorized",
+    "paid",
+    "partially_paid",
+    "failed",
+    "partially_refunded",
+    "refunded",
+    "voided",
+    "disputed",
+]
+
+
+# What happened to a reservation. Unknown future symbols read as adjust.
+ReservationAction = Literal["reserve", "release", "adjust", "ship", "commit"]
+
+
+# Canonical return status. Unknown future symbols read as requested.
+ReturnStatus = Literal["none", "requested", "received", "partially_returned", "returned"]
+
+
+# Alert severity. Unknown future symbols read as warning.
+Severity = Literal["info", "warning", "critical"]
+
+
+# Support ticket priority. Unknown future symbols read as normal.
+TicketPriority = Literal["low", "normal", "high", "urgent"]
+
+
+class Address(BaseModel):
+    """A postal address; every part optional because sources differ."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.Address"
+
+    name: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    region: str | None = None
+    # ISO 3166-1 alpha-2.
+    country_code: str | None = None
+
+
+class EventMeta(BaseModel):
+    """Envelope carried as the first field of every published record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.EventMeta"
+
+    # Unique id of this event (UUID); the idempotency key.
+    event_id: UuidStr
+    # Record name of the payload, e.g. OrderPlaced.
+    event_type: str
+    # When it happened at the source (source clock, UTC).
+    occurred_at: UtcDatetime
+    # When shopstream recorded it (UTC).
+    recorded_at: UtcDatetime
+    # System that produced it, e.g. shopify, stripe, erp, shopstream.orders.
+    source: str
+    # The source system's own id for this event (webhook id, Stripe event id).
+    source_event_id: str | None = None
+    # Id shared by every event of one business flow.
+    correlation_id: str | None = None
+    # event_id of the event that caused this one.
+    causation_id: str | None = None
+
+
+class AnomalyAlert(BaseModel):
+    """Something looks statistically wrong (alerts.anomalies)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.AnomalyAlert"
+
+    meta: EventMeta
+    # e.g. order_rate_drop, refund_spike, stock_drift.
+    kind: str
+    # What it is about: a SKU, a source system, a shop.
+    subject: str
+    severity: Severity
+    summary: str | None = None
+    # Measured values, as strings.
+    evidence: dict[str, str] = Field(default_factory=dict)
+    detected_at: UtcDatetime
+
+
+class AtpLocation(BaseModel):
+    """Stock figures of one SKU at one location."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.AtpLocation"
+
+    location: str
+    on_hand: AvroInt
+    reserved: AvroInt
+    safety_stock: AvroInt
+    incoming: AvroInt
+    as_of: UtcDatetime
+
+
+class AtpLevel(BaseModel):
+    """Available-to-promise of one SKU (compacted topic inventory.atp)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.AtpLevel"
+
+    meta: EventMeta
+    sku: str
+    on_hand: AvroInt
+    reserved: AvroInt
+    safety_stock: AvroInt
+    incoming: AvroInt
+    # on_hand - reserved - safety_stock (may be negative: oversold).
+    available: AvroInt
+    version: AvroLong
+    updated_at: UtcDatetime
+    locations: list[AtpLocation] = Field(default_factory=list)
+
+
+class Money(BaseModel):
+    """An exact amount in one currency. Never a float."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.Money"
+
+    # Amount in major units, at most 4 decimal places.
+    amount: Decimal18x4
+    # ISO 4217 upper-case currency code, e.g. EUR.
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")]
+
+
+class OrderLine(BaseModel):
+    """One line of an order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.OrderLine"
+
+    # The source's line id, stable across updates of the order.
+    line_id: str
+    sku: str
+    quantity: AvroInt
+    # Price of one unit.
+    unit_price: Money
+    title: str | None = None
+
+
+class CancelFulfillment(BaseModel):
+    """Command (commands.fulfillment): do not ship these lines."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.CancelFulfillment"
+
+    meta: EventMeta
+    order_id: str
+    # Lines to cancel; empty means the whole order.
+    lines: list[OrderLine] = Field(default_factory=list)
+    reason: str | None = None
+
+
+class ChargebackOpened(BaseModel):
+    """The buyer's bank opened a dispute / chargeback."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ChargebackOpened"
+
+    meta: EventMeta
+    order_id: str
+    # The provider's payment / charge / intent id.
+    payment_id: str
+    # e.g. stripe, paypal, adyen, shopify_payments.
+    provider: str
+    dispute_id: str
+    # Disputed amount.
+    amount: Money
+    opened_at: UtcDatetime
+    # Provider's normalised reason, e.g. fraudulent, product_not_received.
+    reason_code: str
+    # Card network reason code, e.g. Visa 10.4.
+    network_reason_code: str | None = None
+    reason: str | None = None
+    # Deadline for submitting evidence.
+    respond_by: UtcDatetime | None = None
+
+
+class Customer(BaseModel):
+    """The buyer as the shop knows them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.Customer"
+
+    customer_id: str | None = None
+    email: str | None = None
+    # Orders placed so far, per the shop.
+    orders_count: AvroInt | None = None
+
+
+class CreateInvoice(BaseModel):
+    """Command (commands.erp): invoice an order (after capture)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.CreateInvoice"
+
+    meta: EventMeta
+    order_id: str
+    order_number: str | None = None
+    amount: Money
+    tax: Money | None = None
+    shipping: Money | None = None
+    lines: list[OrderLine]
+    customer: Customer | None = None
+    billing_address: Address | None = None
+
+
+class ReturnLine(BaseModel):
+    """Quantity of one SKU in a return."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ReturnLine"
+
+    sku: str
+    quantity: AvroInt
+    # The order line returned.
+    line_id: str | None = None
+    # e.g. too_small, defective, not_as_described, changed_mind.
+    reason: str | None = None
+    # Set on inspection.
+    condition_grade: ConditionGrade | None = None
+    # Set on inspection.
+    restockable: bool | None = None
+
+
+class CreateReturnLabel(BaseModel):
+    """Command (commands.fulfillment): create a carrier return label."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.CreateReturnLabel"
+
+    meta: EventMeta
+    order_id: str
+    return_id: str
+    carrier: str | None = None
+    ship_from: Address | None = None
+    customer_email: str | None = None
+    lines: list[ReturnLine] = Field(default_factory=list)
+
+
+class GoodsReceived(BaseModel):
+    """Units of a SKU were received into a location."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.GoodsReceived"
+
+    meta: EventMeta
+    sku: str
+    location: str
+    quantity: AvroInt
+    purchase_order: str | None = None
+    supplier: str | None = None
+    received_at: UtcDatetime
+
+
+class HoldOrder(BaseModel):
+    """Command (commands.fulfillment): do not fulfil the order until released."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.HoldOrder"
+
+    meta: EventMeta
+    order_id: str
+    reasons: list[str]
+
+
+class RefundLine(BaseModel):
+    """Quantity of one SKU a refund covers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.RefundLine"
+
+    sku: str
+    quantity: AvroInt
+    # Amount for this line, if itemised.
+    amount: Money | None = None
+
+
+class IssueRefund(BaseModel):
+    """Command (commands.payments): refund money to the buyer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.IssueRefund"
+
+    meta: EventMeta
+    order_id: str
+    payment_id: str | None = None
+    provider: str | None = None
+    amount: Money
+    reason: str
+    return_id: str | None = None
+    lines: list[RefundLine] = Field(default_factory=list)
+    # Refund policy rule that decided.
+    policy: str | None = None
+
+
+class OrderCancelled(BaseModel):
+    """An order, or some of its lines, was cancelled at the source."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.OrderCancelled"
+
+    meta: EventMeta
+    order_id: str
+    cancelled_at: UtcDatetime
+    reason: str | None = None
+    source_financial_status: str | None = None
+    # Cancelled lines; empty means the whole order.
+    lines: list[OrderLine] = Field(default_factory=list)
+
+
+class OrderPlaced(BaseModel):
+    """A new order arrived from a shop front."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.OrderPlaced"
+
+    meta: EventMeta
+    order_id: str
+    # Human-facing order number, e.g. #1001.
+    order_number: str | None = None
+    # When the order was placed.
+    placed_at: UtcDatetime
+    # ISO 4217 currency of the order.
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")]
+    total: Money
+    subtotal: Money | None = None
+    total_tax: Money | None = None
+    shipping: Money | None = None
+    lines: list[OrderLine]
+    customer: Customer | None = None
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+    # The source's raw payment status, mapped via topology/mappings.
+    source_financial_status: str | None = None
+    # The source's raw fulfillment status.
+    source_fulfillment_status: str | None = None
+
+
+class OrderState(BaseModel):
+    """Canonical state of one order (compacted topic orders.state)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.OrderState"
+
+    meta: EventMeta
+    order_id: str
+    status: OrderStatus
+    payment_status: PaymentStatus
+    fulfillment_status: FulfillmentStatus
+    return_status: ReturnStatus
+    hold_reasons: list[str]
+    # ISO 4217 currency of the order.
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")]
+    total: Money
+    # Sum captured so far.
+    captured: Money
+    # Sum refunded so far.
+    refunded: Money
+    lines: list[OrderLine]
+    placed_at: UtcDatetime | None = None
+    cancelled_at: UtcDatetime | None = None
+    # updated_at of the newest source snapshot applied.
+    source_updated_at: UtcDatetime | None = None
+    # Increments by one with every applied change.
+    version: AvroLong
+    updated_at: UtcDatetime
+    # event_id of the last event applied.
+    last_event_id: str
+
+
+class OrderStatusSnapshot(BaseModel):
+    """The four status dimensions of an order at one point."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.OrderStatusSnapshot"
+
+    status: OrderStatus
+    payment_status: PaymentStatus
+    fulfillment_status: FulfillmentStatus
+    return_status: ReturnStatus
+    hold_reasons: list[str]
+
+
+class OrderStatusChanged(BaseModel):
+    """Audit trail: one status change of an order, who/what/why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.OrderStatusChanged"
+
+    meta: EventMeta
+    order_id: str
+    # OrderState.version after the change.
+    version: AvroLong
+    # Null for the first state of an order.
+    previous: OrderStatusSnapshot | None = None
+    current: OrderStatusSnapshot
+    cause_event_id: str
+    cause_event_type: str
+    # Source system of the causing event.
+    source: str
+    # Name of the rule/mapping that decided.
+    rule: str
+
+
+class OrderUpdated(BaseModel):
+    """A whole-order snapshot after a change at the source (as Shopify sends)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.OrderUpdated"
+
+    meta: EventMeta
+    order_id: str
+    # Human-facing order number, e.g. #1001.
+    order_number: str | None = None
+    # The source's updated_at of this snapshot; orders snapshots by it.
+    updated_at: UtcDatetime
+    # ISO 4217 currency of the order.
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")]
+    total: Money
+    subtotal: Money | None = None
+    total_tax: Money | None = None
+    shipping: Money | None = None
+    lines: list[OrderLine]
+    customer: Customer | None = None
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+    # The source's raw payment status, mapped via topology/mappings.
+    source_financial_status: str | None = None
+    # The source's raw fulfillment status.
+    source_fulfillment_status: str | None = None
+
+
+class PaymentAuthorized(BaseModel):
+    """Funds were authorised (reserved) but not yet captured."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.PaymentAuthorized"
+
+    meta: EventMeta
+    order_id: str
+    # The provider's payment / charge / intent id.
+    payment_id: str
+    # e.g. stripe, paypal, adyen, shopify_payments.
+    provider: str
+    amount: Money
+    authorized_at: UtcDatetime
+    # When the authorisation lapses.
+    expires_at: UtcDatetime | None = None
+    # Payment method, e.g. card, paypal, klarna.
+    method: str | None = None
+    authorization_code: str | None = None
+    # Provider's risk assessment, e.g. normal, elevated, highest.
+    risk_level: str | None = None
+
+
+class PaymentCaptured(BaseModel):
+    """Funds were captured (money moved)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.PaymentCaptured"
+
+    meta: EventMeta
+    order_id: str
+    # The provider's payment / charge / intent id.
+    payment_id: str
+    # e.g. stripe, paypal, adyen, shopify_payments.
+    provider: str
+    amount: Money
+    captured_at: UtcDatetime
+    # Provider fee, if reported.
+    fee: Money | None = None
+    # False when further partial captures may follow.
+    final_capture: bool = True
+    method: str | None = None
+
+
+class PaymentFailed(BaseModel):
+    """An authorisation or capture attempt failed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.PaymentFailed"
+
+    meta: EventMeta
+    order_id: str
+    # The provider's payment / charge / intent id.
+    payment_id: str
+    # e.g. stripe, paypal, adyen, shopify_payments.
+    provider: str
+    amount: Money
+    failed_at: UtcDatetime
+    # Provider failure code.
+    failure_code: str | None = None
+    # Issuer decline code, for cards.
+    decline_code: str | None = None
+    failure_message: str | None = None
+    # Whether the provider marks the failure as transient.
+    retryable: bool = False
+
+
+class ProductUpserted(BaseModel):
+    """A product (one SKU) was created or changed in the PIM."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ProductUpserted"
+
+    meta: EventMeta
+    sku: str
+    title: str
+    category: str | None = None
+    brand: str | None = None
+    # GTIN/EAN.
+    barcode: str | None = None
+    price: Money | None = None
+    returnable: bool = True
+    # Reorder when available falls to this.
+    reorder_point: AvroInt | None = None
+    # Usual order quantity.
+    reorder_quantity: AvroInt | None = None
+    weight_grams: AvroInt | None = None
+    active: bool = True
+    updated_at: UtcDatetime
+
+
+class RefundIssued(BaseModel):
+    """Money was returned to the buyer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.RefundIssued"
+
+    meta: EventMeta
+    order_id: str
+    # The provider's payment / charge / intent id.
+    payment_id: str
+    # e.g. stripe, paypal, adyen, shopify_payments.
+    provider: str
+    refund_id: str
+    amount: Money
+    refunded_at: UtcDatetime
+    reason: str | None = None
+    # The return this refund settles, if any.
+    return_id: str | None = None
+    # Refunded items; empty for an amount-only refund.
+    lines: list[RefundLine] = Field(default_factory=list)
+
+
+class ReleaseOrder(BaseModel):
+    """Command (commands.fulfillment): the order may be fulfilled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ReleaseOrder"
+
+    meta: EventMeta
+    order_id: str
+    reason: str | None = None
+
+
+class ReorderRequest(BaseModel):
+    """Command (commands.erp): suggest a purchase order for a SKU."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ReorderRequest"
+
+    meta: EventMeta
+    sku: str
+    available: AvroInt
+    reorder_point: AvroInt
+    suggested_quantity: AvroInt
+    # Units already on order.
+    incoming: AvroInt | None = None
+    location: str | None = None
+
+
+class ReservationChanged(BaseModel):
+    """
+    Internal (inventory.reservations): the reservation of one order for one SKU changed. quantity is
+    the order's total reserved units for (order_id, sku) after the action, so re-applying is a no-op;
+    ship and commit move units out of the reservation.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ReservationChanged"
+
+    meta: EventMeta
+    sku: str
+    order_id: str
+    action: ReservationAction
+    # Reserved units for (order_id, sku) after this action.
+    quantity: AvroInt
+    # Signed change against the previous reservation, informational.
+    delta: AvroInt | None = None
+    location: str | None = None
+    line_id: str | None = None
+    reason: str | None = None
+
+
+class ReturnInspected(BaseModel):
+    """Returned items were graded; restockable ones go back to stock."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ReturnInspected"
+
+    meta: EventMeta
+    order_id: str
+    return_id: str
+    location: str | None = None
+    lines: list[ReturnLine]
+    inspected_at: UtcDatetime
+    inspector: str | None = None
+
+
+class ReturnReceived(BaseModel):
+    """Returned items arrived at a location."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ReturnReceived"
+
+    meta: EventMeta
+    order_id: str
+    return_id: str
+    location: str | None = None
+    lines: list[ReturnLine]
+    received_at: UtcDatetime
+    tracking_number: str | None = None
+
+
+class ReturnRequested(BaseModel):
+    """The buyer asked to return items."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ReturnRequested"
+
+    meta: EventMeta
+    order_id: str
+    return_id: str
+    lines: list[ReturnLine]
+    requested_at: UtcDatetime
+    customer_note: str | None = None
+
+
+class ReviewItem(BaseModel):
+    """Work item for a person (review.queue): holds, rejected transitions, mismatches."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ReviewItem"
+
+    meta: EventMeta
+    order_id: str
+    # e.g. hold, rejected_transition, amount_mismatch.
+    kind: str
+    reason: str
+    details: dict[str, str] = Field(default_factory=dict)
+    # The event that raised it.
+    event_id: str | None = None
+    event_type: str | None = None
+    rule: str | None = None
+
+
+class RouteTicket(BaseModel):
+    """Command (commands.support): put a ticket in a queue."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.RouteTicket"
+
+    meta: EventMeta
+    ticket_id: str
+    queue: str
+    priority: TicketPriority
+    order_id: str | None = None
+    # Routing rule that matched.
+    rule: str | None = None
+
+
+class ShipmentLine(BaseModel):
+    """Quantity of one SKU in a shipment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ShipmentLine"
+
+    sku: str
+    quantity: AvroInt
+
+
+class ShipmentCreated(BaseModel):
+    """A shipment (parcel / pick order) was created for an order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ShipmentCreated"
+
+    meta: EventMeta
+    order_id: str
+    shipment_id: str
+    carrier: str | None = None
+    # Carrier service level, e.g. standard, express.
+    service: str | None = None
+    tracking_number: str | None = None
+    # Shipping warehouse.
+    location: str | None = None
+    lines: list[ShipmentLine]
+    created_at: UtcDatetime
+
+
+class ShipmentDelivered(BaseModel):
+    """The carrier reports the shipment delivered."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ShipmentDelivered"
+
+    meta: EventMeta
+    order_id: str
+    shipment_id: str
+    carrier: str
+    tracking_number: str | None = None
+    delivered_at: UtcDatetime
+    # Delivered lines; empty means the whole shipment.
+    lines: list[ShipmentLine] = Field(default_factory=list)
+    signed_by: str | None = None
+    status_detail: str | None = None
+
+
+class ShipmentDispatched(BaseModel):
+    """The carrier took the shipment over."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ShipmentDispatched"
+
+    meta: EventMeta
+    order_id: str
+    shipment_id: str
+    carrier: str
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    location: str | None = None
+    lines: list[ShipmentLine]
+    dispatched_at: UtcDatetime
+    # Carrier's raw status.
+    status_detail: str | None = None
+
+
+class ShipmentException(BaseModel):
+    """The carrier reports a problem (lost, damaged, address, refused...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ShipmentException"
+
+    meta: EventMeta
+    order_id: str
+    shipment_id: str
+    carrier: str
+    tracking_number: str | None = None
+    # Normalised code, e.g. address_issue, damaged, lost, refused, delayed.
+    exception_code: str
+    # Carrier's raw status text.
+    status_detail: str | None = None
+    reported_at: UtcDatetime
+    returning_to_sender: bool = False
+    # Affected lines; empty means the whole shipment.
+    lines: list[ShipmentLine] = Field(default_factory=list)
+
+
+class StockAdjusted(BaseModel):
+    """A signed manual or system correction of on-hand stock."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.StockAdjusted"
+
+    meta: EventMeta
+    sku: str
+    location: str
+    # Signed change of on-hand units.
+    delta: AvroInt
+    # e.g. count_correction, damage, theft, found.
+    reason: str
+    # Document id in the ERP.
+    reference: str | None = None
+    adjusted_at: UtcDatetime
+
+
+class StockSnapshot(BaseModel):
+    """ERP on-hand for one SKU at one location as of a time (absolute, not a delta)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.StockSnapshot"
+
+    meta: EventMeta
+    sku: str
+    # Warehouse / location code.
+    location: str
+    on_hand: AvroInt
+    safety_stock: AvroInt | None = None
+    # Units on open purchase orders.
+    incoming: AvroInt | None = None
+    # ERP time the figure is valid for; older snapshots are ignored.
+    as_of: UtcDatetime
+
+
+class SyncShopStock(BaseModel):
+    """Command (commands.shop): set the shop's sellable stock of a SKU."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.SyncShopStock"
+
+    meta: EventMeta
+    sku: str
+    # Units to show in the shop (never negative).
+    available: AvroInt
+    # AtpLevel.version this reflects; the shop side drops older ones.
+    atp_version: AvroLong | None = None
+
+
+class TicketCreated(BaseModel):
+    """A support ticket was opened in the helpdesk."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.TicketCreated"
+
+    meta: EventMeta
+    ticket_id: str
+    order_id: str | None = None
+    subject: str
+    body: str | None = None
+    # e.g. email, chat, phone, web, social.
+    channel: str
+    priority: TicketPriority
+    customer_email: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    created_at: UtcDatetime
+
+
+RECORDS: dict[str, type[BaseModel]] = {
+    "io.shopstream.events.Address": Address,
+    "io.shopstream.events.AnomalyAlert": AnomalyAlert,
+    "io.shopstream.events.AtpLevel": AtpLevel,
+    "io.shopstream.events.AtpLocation": AtpLocation,
+    "io.shopstream.events.CancelFulfillment": CancelFulfillment,
+    "io.shopstream.events.ChargebackOpened": ChargebackOpened,
+    "io.shopstream.events.CreateInvoice": CreateInvoice,
+    "io.shopstream.events.CreateReturnLabel": CreateReturnLabel,
+    "io.shopstream.events.Customer": Customer,
+    "io.shopstream.events.EventMeta": EventMeta,
+    "io.shopstream.events.GoodsReceived": GoodsReceived,
+    "io.shopstream.events.HoldOrder": HoldOrder,
+    "io.shopstream.events.IssueRefund": IssueRefund,
+    "io.shopstream.events.Money": Money,
+    "io.shopstream.events.OrderCancelled": OrderCancelled,
+    "io.shopstream.events.OrderLine": OrderLine,
+    "io.shopstream.events.OrderPlaced": OrderPlaced,
+    "io.shopstream.events.OrderState": OrderState,
+    "io.shopstream.events.OrderStatusChanged": OrderStatusChanged,
+    "io.shopstream.events.OrderStatusSnapshot": OrderStatusSnapshot,
+    "io.shopstream.events.OrderUpdated": OrderUpdated,
+    "io.shopstream.events.PaymentAuthorized": PaymentAuthorized,
+    "io.shopstream.events.PaymentCaptured": PaymentCaptured,
+    "io.shopstream.events.PaymentFailed": PaymentFailed,
+    "io.shopstream.events.ProductUpserted": ProductUpserted,
+    "io.shopstream.events.RefundIssued": RefundIssued,
+    "io.shopstream.events.RefundLine": RefundLine,
+    "io.shopstream.events.ReleaseOrder": ReleaseOrder,
+    "io.shopstream.events.ReorderRequest": ReorderRequest,
+    "io.shopstream.events.ReservationChanged": ReservationChanged,
+    "io.shopstream.events.ReturnInspected": ReturnInspected,
+    "io.shopstream.events.ReturnLine": ReturnLine,
+    "io.shopstream.events.ReturnReceived": ReturnReceived,
+    "io.shopstream.events.ReturnRequested": ReturnRequested,
+    "io.shopstream.events.ReviewItem": ReviewItem,
+    "io.shopstream.events.RouteTicket": RouteTicket,
+    "io.shopstream.events.ShipmentCreated": ShipmentCreated,
+    "io.shopstream.events.ShipmentDelivered": ShipmentDelivered,
+    "io.shopstream.events.ShipmentDispatched": ShipmentDispatched,
+    "io.shopstream.events.ShipmentException": ShipmentException,
+    "io.shopstream.events.ShipmentLine": ShipmentLine,
+    "io.shopstream.events.StockAdjusted": StockAdjusted,
+    "io.shopstream.events.StockSnapshot": StockSnapshot,
+    "io.shopstream.events.SyncShopStock": SyncShopStock,
+    "io.shopstream.events.TicketCreated": TicketCreated,
+}
