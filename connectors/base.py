@@ -1,0 +1,95 @@
+"""What every source connector provides, and the helpers they share (pure: no I/O here).
+
+A connector turns one delivery from a source system (a webhook body, a file row) into canonical
+events. It never publishes itself: the webhook front (`connectors/webhook.py`) verifies, dedupes,
+publishes and acknowledges, so every source gets the same guarantees.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from shopstream.schemas.models import EventMeta
+
+#: Namespace for deterministic event ids: the same source delivery always maps to the same event id,
+#: so a redelivered webhook that slips past the dedupe store is still a duplicate downstream.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b1e-6a7d-4c1a-9a43-3f0e8f1d2a10")
+
+
+class PayloadError(ValueError):
+    """The body is not a valid delivery of this source; the message says why (sent as the 422 reason)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One canonical event to publish: logical topic name, key, record."""
+
+    topic: str
+    key: str
+    record: BaseModel
+
+
+class SourceConnector(Protocol):
+    """A webhook source: how to authenticate, identify and translate a delivery."""
+
+    name: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """True when the request carries a valid signature for `body`."""
+        ...
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """The source's id of this delivery (retries repeat it), used to dedupe."""
+        ...
+
+    def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
+        """Canonical events for the delivery; [] for a topic we acknowledge but do not use.
+
+        Raises PayloadError when the body is not a valid delivery.
+        """
+        ...
+
+
+def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
+    """Compare secrets without leaking their length of common prefix through timing."""
+    return hmac.compare_digest(a.encode() if isinstance(a, str) else a, b.encode() if isinstance(b, str) else b)
+
+
+def parse_time(value: object, field: str) -> datetime:
+    """An ISO-8601 timestamp as an aware UTC datetime; PayloadError names the field otherwise."""
+    if not isinstance(value, str) or not value:
+        raise PayloadError(f"{field}: expected an ISO-8601 timestamp, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise PayloadError(f"{field}: not an ISO-8601 timestamp: {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise PayloadError(f"{field}: timestamp without a UTC offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def make_meta(*, source: str, event_type: str, identity: str, occurred_at: datetime, received_at: datetime,
+              source_event_id: str | None, correlation_id: str | None) -> EventMeta:
+    """Event metadata with an event id derived from the delivery identity (stable across retries)."""
+    return EventMeta(
+        event_id=str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{event_type}:{identity}")),
+        event_type=event_type,
+        occurred_at=occurred_at,
+        recorded_at=received_at,
+        source=source,
+        source_event_id=source_event_id,
+        correlation_id=correlation_id,
+        causation_id=None,
+    )
+
+
+def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names are case-insensitive on the wire; connectors look them up in lower case."""
+    return {k.lower(): v for k, v in headers.items()}

@@ -1,0 +1,88 @@
+"""The connectors service (`shopstream connectors serve`): webhook endpoints plus health and metrics.
+
+Routes: `POST /webhooks/shopify`, `GET /healthz`, `GET /readyz` (Kafka + Redis), `GET /metrics`.
+Other sources (Stripe, WooCommerce, carrier, helpdesk) plug in as `SourceConnector`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from connectors.base import SourceConnector
+from connectors.dedupe import DeliveryDedupe
+from connectors.shopify import ShopifyConnector
+from connectors.webhook import WebhookFront
+from shopstream.config import Settings
+from shopstream.dlq import DeadLetterWriter
+from shopstream.kafka import AsyncProducer, kafka_reachable
+from shopstream.metrics import metrics_handler
+from shopstream.serde import AvroSerde, make_registry_client
+
+FRONT = web.AppKey("front", WebhookFront)
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", aioredis.Redis)
+
+
+def source_connectors(settings: Settings) -> dict[str, SourceConnector]:
+    """The webhook sources this service answers, by URL path segment."""
+    return {"shopify": ShopifyConnector(settings.shopify_secret.get_secret_value())}
+
+
+def make_app(settings: Settings) -> web.Application:
+    """The connectors aiohttp application (resources are opened on startup, closed on cleanup)."""
+    app = web.Application(client_max_size=6 * 1024 * 1024)
+    app[SETTINGS] = settings
+    connectors = source_connectors(settings)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        producer = AsyncProducer(settings)
+        client = aioredis.Redis.from_url(settings.redis_url)
+        serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+        app[REDIS] = client
+        app[FRONT] = WebhookFront(settings, producer, serde,
+                                  DeliveryDedupe(client, settings.redis_key_prefix, settings.webhook_dedupe_ttl_s),
+                                  DeadLetterWriter(producer, "connectors"))
+        yield
+        await asyncio.get_running_loop().run_in_executor(None, producer.close)
+        await client.aclose()
+
+    app.cleanup_ctx.append(resources)
+
+    async def webhook(request: web.Request) -> web.Response:
+        connector = connectors.get(request.match_info["source"])
+        if connector is None:
+            return web.json_response({"error": f"unknown webhook source {request.match_info['source']!r}",
+                                      "sources": sorted(connectors)}, status=404)
+        return await request.app[FRONT].handle(connector, request)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        checks: dict[str, str] = {}
+        try:
+            await request.app[REDIS].ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unavailable: {type(exc).__name__}"
+        ok = await asyncio.get_running_loop().run_in_executor(None, kafka_reachable, settings)
+        checks["kafka"] = "ok" if ok else "unavailable"
+        ready = all(v == "ok" for v in checks.values())
+        return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
+                                 status=200 if ready else 503)
+
+    app.router.add_post("/webhooks/{source}", webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run the connectors service until interrupted."""
+    web.run_app(make_app(settings), host=settings.http_host, port=settings.connectors_port,
+                print=None, handle_signals=True)

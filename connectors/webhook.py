@@ -1,0 +1,126 @@
+"""The webhook front: the same guarantees for every source connector.
+
+For each `POST /webhooks/<source>`:
+1. signature check → 401 `{"error": ...}` and nothing published when missing or wrong;
+2. dedupe claim on the source's delivery id → 200 `{"status": "duplicate"}` for a delivered id,
+   409 while the same id is still in flight;
+3. translation to canonical events → 422 with the reason for a body that is not a valid delivery,
+   and the raw body parked on `connectors.dlq` with the request context (so nothing is lost);
+4. publish → 200 only after Kafka confirmed every event; 503 if the broker or registry is away
+   (the source retries; the dedupe claim is released).
+Unknown source topics are acknowledged (200 `{"status": "ignored"}`) and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from connectors.base import PayloadError, SourceConnector
+from connectors.dedupe import Claim, DeliveryDedupe
+from shopstream.config import Settings
+from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
+from shopstream.kafka import DeliveryError, Publisher
+from shopstream.metrics import PROCESSING_SECONDS, RECORDS_OUT, WEBHOOK_REQUESTS
+from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError
+
+log = logging.getLogger("shopstream.connectors")
+
+MAX_BODY = 5 * 1024 * 1024
+#: Request headers kept with a parked body (never the signature: it is a credential-derived value).
+_KEPT_HEADERS = ("content-type", "user-agent")
+CONNECTOR_DLQ = "connectors.dlq"
+
+
+def _json(code: int, **body: object) -> web.Response:
+    return web.json_response(body, status=code)
+
+
+class WebhookFront:
+    """Verifies, dedupes, translates, publishes and acknowledges webhook deliveries."""
+
+    def __init__(self, settings: Settings, publisher: Publisher, serde: AvroSerde, dedupe: DeliveryDedupe,
+                 dlq: DeadLetterWriter) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        self._serde = serde
+        self._dedupe = dedupe
+        self._dlq = dlq
+
+    async def handle(self, connector: SourceConnector, request: web.Request) -> web.Response:
+        """Process one delivery for `connector`; the response code tells the source what happened."""
+        started = time.perf_counter()
+        response = await self._handle(connector, request)
+        WEBHOOK_REQUESTS.labels(connector.name, str(response.status)).inc()
+        PROCESSING_SECONDS.labels(f"webhook:{connector.name}").observe(time.perf_counter() - started)
+        return response
+
+    async def _handle(self, connector: SourceConnector, request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _json(413, error=f"body larger than {MAX_BODY} bytes")
+        body = await request.read()
+        headers: Mapping[str, str] = request.headers
+        if not connector.verify(headers, body):
+            return _json(401, error="missing or invalid signature")
+        delivery_id = connector.delivery_id(headers)
+        if delivery_id:
+            claim = await self._dedupe.claim(connector.name, delivery_id)
+            if claim is Claim.DONE:
+                return _json(200, status="duplicate", delivery_id=delivery_id)
+            if claim is Claim.IN_FLIGHT:
+                return _json(409, error="the same delivery is being processed; retry later")
+        try:
+            response = await self._translate_and_publish(connector, headers, body, delivery_id)
+        except BaseException:
+            if delivery_id:
+                await self._dedupe.release(connector.name, delivery_id)
+            raise
+        if delivery_id:
+            if response.status == 200 or response.status == 422:
+                # A 422 body is parked on the DLQ: a retry of the same delivery would only park it again.
+                await self._dedupe.complete(connector.name, delivery_id)
+            else:
+                await self._dedupe.release(connector.name, delivery_id)
+        return response
+
+    async def _translate_and_publish(self, connector: SourceConnector, headers: Mapping[str, str], body: bytes,
+                                     delivery_id: str | None) -> web.Response:
+        received_at = datetime.now(UTC)
+        try:
+            outgoing = connector.translate(headers, body, received_at)
+        except PayloadError as exc:
+            try:
+                await self._park(connector, headers, body, delivery_id, exc)
+            except DeliveryError:
+                # Could not keep the body: refuse it, so the source keeps it and retries.
+                return _json(503, error="event store unavailable, retry later")
+            return _json(422, error=str(exc))
+        if not outgoing:
+            return _json(200, status="ignored")
+        try:
+            for out in outgoing:
+                topic = self._settings.topic(out.topic)
+                value = self._serde.encode(topic, out.record)
+                await self._publisher.publish(topic, out.key.encode(), value,
+                                              [("shopstream.source", connector.name.encode())])
+                RECORDS_OUT.labels(f"connector:{connector.name}", out.topic).inc()
+        except (DeliveryError, RegistryUnavailable) as exc:
+            log.warning("publish failed, asking %s to retry: %s", connector.name, exc)
+            return _json(503, error="event store unavailable, retry later")
+        except SerdeError as exc:
+            await self._park(connector, headers, body, delivery_id, exc)
+            return _json(422, error=str(exc))
+        return _json(200, status="accepted", events=[str(o.record.meta.event_id) for o in outgoing])
+
+    async def _park(self, connector: SourceConnector, headers: Mapping[str, str], body: bytes,
+                    delivery_id: str | None, exc: Exception) -> None:
+        kept = [(f"http.{k}", v.encode()) for k, v in ((k.lower(), v) for k, v in headers.items())
+                if k in _KEPT_HEADERS or (k.startswith("x-") and "hmac" not in k and "signature" not in k)]
+        record = FailedRecord(topic=f"webhook:{connector.name}", key=(delivery_id or connector.name).encode(),
+                              value=body, headers=kept, timestamp_ms=int(time.time() * 1000))
+        await self._dlq.park(record, Failure(error=exc, stage="connector"),
+                             to_topic=self._settings.topic(CONNECTOR_DLQ))

@@ -1,0 +1,148 @@
+"""Kafka I/O outside Faust: the one producer factory, an asyncio wrapper, the consumer and admin factories.
+
+Every confluent-kafka producer comes from `make_producer`, which sets `partitioner=murmur2_random`:
+librdkafka's default (CRC32) would place a key on a different partition than Faust/aiokafka and
+Java clients (murmur2), and state partitioned by key would split. tests/integration checks this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer as _Consumer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+
+from shopstream.config import Settings
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class DeliveryError(Exception):
+    """The broker did not confirm a write."""
+
+    def __init__(self, topic: str, error: KafkaError | str) -> None:
+        super().__init__(f"delivery to {topic} failed: {error}")
+        self.topic = topic
+        self.retriable = bool(isinstance(error, KafkaError) and error.retriable())
+
+
+class Publisher(Protocol):
+    """Anything that writes a record and returns once the broker confirmed it."""
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None,
+                      headers: Headers | None = None) -> None: ...
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """librdkafka producer settings: idempotent, acks=all, murmur2 partitioner."""
+    conf = {
+        **settings.kafka_client_config(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "message.timeout.ms": 30000,
+    }
+    conf.update(overrides)
+    return conf
+
+
+def make_producer(settings: Settings, **overrides: Any) -> Producer:
+    """The one way to build a confluent-kafka producer in shopstream."""
+    return Producer(producer_config(settings, **overrides))
+
+
+class AsyncProducer:
+    """A confluent-kafka producer for asyncio code: `publish` resolves when the broker confirmed.
+
+    librdkafka runs delivery callbacks from `poll()`, so a daemon thread polls and hands each
+    report back to the event loop; a webhook is then acknowledged only after Kafka confirmed.
+    """
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self._producer = make_producer(settings, **overrides)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
+        self._thread.start()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None,
+                      headers: Headers | None = None) -> None:
+        """Write one record; raise DeliveryError if the broker does not confirm it."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            def settle() -> None:
+                if done.done():
+                    return
+                if err is not None:
+                    done.set_exception(DeliveryError(topic, err))
+                else:
+                    done.set_result(None)
+
+            loop.call_soon_threadsafe(settle)
+
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value, headers=list(headers or []),
+                                       on_delivery=on_delivery)
+                break
+            except BufferError:
+                # Local queue full: let the poll thread drain delivery reports, then try again.
+                await asyncio.sleep(0.01)
+            except KafkaException as exc:
+                raise DeliveryError(topic, exc.args[0]) from exc
+        await done
+
+    def flush(self, timeout_s: float = 10.0) -> int:
+        """Wait for outstanding writes; returns how many are still queued."""
+        return int(self._producer.flush(timeout_s))
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.flush(timeout_s)
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """librdkafka consumer settings: manual commits (after processing), earliest on a new group."""
+    conf = {
+        **settings.kafka_client_config(),
+        "group.id": settings.topic(group_id),
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
+        "heartbeat.interval.ms": max(500, int(settings.kafka_session_timeout_s * 1000) // 5),
+        "enable.partition.eof": False,
+    }
+    conf.update(overrides)
+    return conf
+
+
+def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> _Consumer:
+    """The one way to build a confluent-kafka consumer (group id gets the topic prefix too)."""
+    return _Consumer(consumer_config(settings, group_id, **overrides))
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    """An AdminClient with the shared bootstrap and security settings."""
+    return AdminClient(settings.kafka_client_config())
+
+
+def kafka_reachable(settings: Settings, timeout_s: float = 3.0) -> bool:
+    """True when the cluster answers a metadata request (for /readyz)."""
+    try:
+        make_admin(settings).list_topics(timeout=timeout_s)
+        return True
+    except KafkaException:
+        return False

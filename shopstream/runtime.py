@@ -1,0 +1,167 @@
+"""`shopstream dev`: the whole stack on one machine, in the foreground.
+
+Starts the embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and the embedded schema
+registry (unless SCHEMA_REGISTRY_URL is set), applies the topology, then runs the connectors
+service, the read API and every worker as child processes. Ctrl-C (or SIGTERM) stops the children,
+then the registry and the broker. If a child dies, everything is stopped and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from shopstream.config import Settings, load_settings
+from shopstream.embedded import EmbeddedBroker, EmbeddedBrokerError, free_port, start_tansu, wait_for_port
+
+REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
+              "--appendonly no\nor point REDIS_URL at a running server")
+
+
+@dataclass
+class Stack:
+    """The processes `shopstream dev` owns."""
+
+    env: dict[str, str]
+    broker: EmbeddedBroker | None = None
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def spawn(self, name: str, *args: str) -> None:
+        self.children[name] = subprocess.Popen([sys.executable, "-m", "shopstream.cli", *args], env=self.env)
+
+    def stop(self) -> None:
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+        return True
+    except redis.RedisError:
+        return False
+
+
+def _wait_http(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    # SIGTERM (docker stop, kubectl) takes the same clean path as Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def run_dev(settings: Settings, demo: bool = False) -> int:
+    """Run the embedded stack until interrupted; returns the process exit code."""
+    if not _redis_answers(settings.redis_url):
+        print(f"shopstream dev: no Redis answers at {settings.redis_url}; {REDIS_HINT}", file=sys.stderr)
+        return 2
+    busy = [f"{var}={port}" for var, port in (("SHOPSTREAM_CONNECTORS_PORT", settings.connectors_port),
+                                               ("SHOPSTREAM_API_PORT", settings.api_port))
+            if not _port_free(settings.http_host, port)]
+    if busy:
+        print(f"shopstream dev: port in use: {', '.join(busy)}; set the variable to a free port", file=sys.stderr)
+        return 2
+    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+    stack = Stack(env=dict(os.environ))
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(stack, settings, demo)
+    except KeyboardInterrupt:
+        print("\nshopstream dev: stopping …", flush=True)
+        return 0
+    except EmbeddedBrokerError as exc:
+        print(f"shopstream dev: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        stack.stop()
+
+
+def _run(stack: Stack, settings: Settings, demo: bool) -> int:
+    if not settings.kafka_bootstrap_servers:
+        port = 9092 if _port_free("127.0.0.1", 9092) else free_port()
+        stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
+        stack.env["KAFKA_BOOTSTRAP_SERVERS"] = stack.broker.bootstrap
+        print(f"embedded Kafka broker (Tansu, in memory): {stack.broker.bootstrap}", flush=True)
+    if not settings.schema_registry_url:
+        port = settings.registry_port if _port_free(settings.http_host, settings.registry_port) else free_port()
+        stack.env["SHOPSTREAM_REGISTRY_PORT"] = str(port)
+        stack.spawn("registry", "registry", "serve")
+        url = f"http://{settings.http_host}:{port}"
+        if not wait_for_port(settings.http_host, port, 20):
+            print("shopstream dev: the embedded schema registry did not start", file=sys.stderr)
+            return 1
+        stack.env["SCHEMA_REGISTRY_URL"] = url
+        print(f"embedded schema registry: {url}", flush=True)
+    os.environ.update(stack.env)
+    effective = load_settings()
+    from shopstream.topology import apply, load_topology
+
+    report = apply(load_topology(), effective.kafka_client_config(), prefix=effective.topic_prefix)
+    print(report.render(), flush=True)
+    stack.spawn("connectors", "connectors", "serve")
+    stack.spawn("api", "api", "serve")
+    stack.spawn("worker-orders", "worker", "orders", "--port", str(effective.worker_web_port))
+    stack.spawn("worker-views", "worker", "views", "--port", str(effective.worker_web_port + 1))
+    base = f"http://{effective.http_host}"
+    for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port)):
+        if not _wait_http(f"{base}:{port}/healthz", 30):
+            print(f"shopstream dev: {name} did not come up on port {port}", file=sys.stderr)
+            return 1
+    print(f"\nconnectors (webhooks): {base}:{effective.connectors_port}/webhooks/shopify\n"
+          f"read API:              {base}:{effective.api_port}/v1/orders/{{order_id}}\n"
+          f"metrics:               {base}:{effective.connectors_port}/metrics, "
+          f"{base}:{effective.api_port}/metrics, {base}:{effective.worker_web_port}/metrics (orders worker), "
+          f"{base}:{effective.worker_web_port + 1}/metrics (views sink)\n"
+          "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
+    if demo:
+        from shopstream.demo import feed_demo_orders
+
+        feed_demo_orders(effective)
+    while True:
+        for name, proc in stack.children.items():
+            code = proc.poll()
+            if code is not None:
+                print(f"shopstream dev: {name} exited with code {code}; stopping", file=sys.stderr)
+                return 1
+        time.sleep(0.5)

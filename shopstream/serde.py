@@ -1,0 +1,132 @@
+"""Avro on the wire with Confluent framing: magic byte 0, 4-byte big-endian schema id, Avro body.
+
+Subjects follow Confluent's TopicRecordNameStrategy (`<topic>-<record full name>`) because one
+topic carries several event types (shop.orders: OrderPlaced, OrderUpdated, OrderCancelled).
+Decoding reads with the writer schema fetched by id and resolves into this build's reader schema,
+so a consumer keeps working while producers roll out a BACKWARD-compatible new version.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+from typing import Any
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from pydantic import BaseModel, ValidationError
+
+from shopstream import schemas
+from shopstream.schemas.models import RECORDS
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+
+class SerdeError(Exception):
+    """A record cannot be encoded or decoded; permanent: retrying the same bytes fails the same way."""
+
+
+class NotAvroFramed(SerdeError):
+    """The bytes do not start with the Confluent magic byte and a schema id."""
+
+
+class UnknownSchemaId(SerdeError):
+    """The registry does not know the schema id in the frame."""
+
+
+class UnknownRecord(SerdeError):
+    """The writer schema names a record this build has no model for."""
+
+
+class InvalidRecord(SerdeError):
+    """The Avro body does not decode, or decodes to values the model rejects."""
+
+
+class RegistryUnavailable(Exception):
+    """The schema registry did not answer; transient, worth retrying."""
+
+
+def make_registry_client(url: str) -> SchemaRegistryClient:
+    """A Confluent SchemaRegistryClient (it caches ids and schemas itself)."""
+    return SchemaRegistryClient({"url": url})
+
+
+class AvroSerde:
+    """Encode pydantic event models to framed Avro and back, through a Confluent-compatible registry."""
+
+    def __init__(self, registry: SchemaRegistryClient) -> None:
+        self._registry = registry
+        self._ids: dict[tuple[str, str], int] = {}
+        self._writers: dict[int, tuple[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def schema_id(self, topic: str, record_name: str) -> int:
+        """Register (or look up) the record's schema under `<topic>-<record>` and return its id."""
+        key = (topic, record_name)
+        cached = self._ids.get(key)
+        if cached is not None:
+            return cached
+        schema_str = json.dumps(schemas.schema_for(record_name))
+        try:
+            schema_id = int(self._registry.register_schema(f"{topic}-{record_name}", Schema(schema_str, "AVRO")))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code and 400 <= exc.http_status_code < 500:
+                raise SerdeError(f"registry refused {record_name} for {topic}: {exc}") from exc
+            raise RegistryUnavailable(str(exc)) from exc
+        except Exception as exc:  # connection refused, timeouts (httpx raises its own types)
+            raise RegistryUnavailable(f"schema registry unreachable: {exc}") from exc
+        with self._lock:
+            self._ids[key] = schema_id
+        return schema_id
+
+    def encode(self, topic: str, record: BaseModel) -> bytes:
+        """Framed Avro bytes for `record` on `topic`."""
+        name: str = record.AVRO_NAME  # type: ignore[attr-defined]
+        schema_id = self.schema_id(topic, name)
+        buf = io.BytesIO()
+        buf.write(_HEADER.pack(MAGIC, schema_id))
+        fastavro.schemaless_writer(buf, schemas.parsed_schema(name), schemas.to_avro(record))
+        return buf.getvalue()
+
+    def _writer(self, schema_id: int) -> tuple[str, Any]:
+        cached = self._writers.get(schema_id)
+        if cached is not None:
+            return cached
+        try:
+            registered = self._registry.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise UnknownSchemaId(f"schema id {schema_id} is not in the registry") from exc
+            raise RegistryUnavailable(str(exc)) from exc
+        except Exception as exc:
+            raise RegistryUnavailable(f"schema registry unreachable: {exc}") from exc
+        raw = json.loads(registered.schema_str or "null")
+        name = raw.get("name", "") if isinstance(raw, dict) else ""
+        if "." not in name and isinstance(raw, dict) and raw.get("namespace"):
+            name = f"{raw['namespace']}.{name}"
+        parsed = fastavro.parse_schema(raw)
+        with self._lock:
+            self._writers[schema_id] = (name, parsed)
+        return name, parsed
+
+    def decode(self, data: bytes | None) -> BaseModel:
+        """The event model for framed Avro bytes; SerdeError when they are not a known record."""
+        if not data or len(data) < _HEADER.size:
+            raise NotAvroFramed("empty or truncated value")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise NotAvroFramed(f"first byte is {magic}, not the Confluent magic byte 0")
+        name, writer = self._writer(schema_id)
+        if name not in RECORDS:
+            raise UnknownRecord(f"schema id {schema_id} is {name or 'not a record'}; no model for it")
+        try:
+            body = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), writer,
+                                              schemas.parsed_schema(name))
+            return schemas.from_avro(name, body)  # type: ignore[arg-type]
+        except (ValidationError, ValueError, EOFError, TypeError, KeyError, IndexError,
+                fastavro.read.SchemaResolutionError) as exc:
+            raise InvalidRecord(f"{name} (schema id {schema_id}) does not decode: {exc}") from exc
