@@ -1,0 +1,146 @@
+"""The read API (aiohttp): order lookups from the Redis view, health, readiness and metrics.
+
+Endpoints:
+    GET /v1/orders/{order_id}   200 the order view document (see shopstream.views.orders),
+                                400 {"error", "reason"} for a malformed id,
+                                404 {"error": "order not found", "order_id"},
+                                503 {"error": "order view unavailable"} when Redis does not answer
+    GET /healthz                200 {"status": "ok"} while the process serves requests (liveness)
+    GET /readyz                 200 {"status": "ready", "checks": {...}} when Redis answers PING and
+                                Kafka answers a metadata request; else 503 with "failed": [names]
+    GET /metrics                Prometheus text format
+
+The order document is stored as JSON by the view sink and passed through unchanged (no decode
+and re-encode per request). Requests are counted in `shopstream_api_requests_total` by route
+template (not raw path, to keep label cardinality bounded), method and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import redis.exceptions
+from aiohttp import web
+from prometheus_client import Counter
+
+from shopstream.config import Settings
+from shopstream.kafka import kafka_reachable
+from shopstream.metrics import metrics_handler
+from shopstream.views.orders import AsyncOrderView
+
+API_REQUESTS = Counter(
+    "shopstream_api_requests_total", "Read API requests by route template, method and HTTP status",
+    ["route", "method", "status"],
+)
+
+# Source order ids are numeric (Shopify, WooCommerce) or short tokens; anything else is a typo or
+# a probe, and refusing it early keeps odd bytes out of Redis keys and logs.
+ORDER_ID_MAX = 128
+_ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
+
+READY_TIMEOUT_S = 3.0
+
+SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
+VIEW_KEY: web.AppKey[AsyncOrderView] = web.AppKey("order_view", AsyncOrderView)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def order_id_problem(order_id: str) -> str | None:
+    """Why `order_id` is not acceptable, or None when it is."""
+    if not order_id:
+        return "order_id is empty"
+    if len(order_id) > ORDER_ID_MAX:
+        return f"order_id is longer than {ORDER_ID_MAX} characters"
+    if not _ORDER_ID.fullmatch(order_id):
+        return "order_id may contain only letters, digits and . _ : - (and must start with a letter or digit)"
+    return None
+
+
+@web.middleware
+async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        API_REQUESTS.labels(route, request.method, str(status)).inc()
+
+
+async def get_order(request: web.Request) -> web.Response:
+    order_id = request.match_info["order_id"]
+    problem = order_id_problem(order_id)
+    if problem:
+        return web.json_response({"error": "invalid order_id", "reason": problem}, status=400)
+    try:
+        raw = await request.app[VIEW_KEY].get_order_json(order_id)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return web.json_response({"error": "order view unavailable"}, status=503)
+    if raw is None:
+        return web.json_response({"error": "order not found", "order_id": order_id}, status=404)
+    return web.Response(body=raw, content_type="application/json", charset="utf-8")
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _check_redis(view: AsyncOrderView) -> str:
+    try:
+        await asyncio.wait_for(view.ping(), READY_TIMEOUT_S)
+        return "ok"
+    except Exception as exc:  # any failure means "not ready"; the class name says which kind
+        return f"error: {type(exc).__name__}"
+
+
+async def _check_kafka(settings: Settings) -> str:
+    if not settings.kafka_bootstrap_servers:
+        return "error: KAFKA_BOOTSTRAP_SERVERS is not set"
+    loop = asyncio.get_running_loop()
+    try:
+        # librdkafka blocks; keep it off the event loop.
+        ok = await loop.run_in_executor(None, kafka_reachable, settings, READY_TIMEOUT_S)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok" if ok else "error: no metadata answer"
+
+
+async def readyz(request: web.Request) -> web.Response:
+    redis_state, kafka_state = await asyncio.gather(
+        _check_redis(request.app[VIEW_KEY]), _check_kafka(request.app[SETTINGS_KEY]))
+    checks = {"redis": redis_state, "kafka": kafka_state}
+    failed = [name for name, state in checks.items() if state != "ok"]
+    if failed:
+        return web.json_response({"status": "unavailable", "failed": failed, "checks": checks}, status=503)
+    return web.json_response({"status": "ready", "checks": checks})
+
+
+def make_app(settings: Settings) -> web.Application:
+    """The read API application (Redis client opened and closed with the app)."""
+    app = web.Application(middlewares=[_count_requests])
+    app[SETTINGS_KEY] = settings
+
+    async def order_view(app: web.Application) -> AsyncIterator[None]:
+        app[VIEW_KEY] = AsyncOrderView.from_url(settings.redis_url, settings.redis_key_prefix)
+        yield
+        await app[VIEW_KEY].close()
+
+    app.cleanup_ctx.append(order_view)
+    app.router.add_get("/v1/orders/{order_id}", get_order)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Serve the read API on `settings.http_host:settings.api_port` until SIGINT/SIGTERM."""
+    web.run_app(make_app(settings), host=settings.http_host, port=settings.api_port, print=None)

@@ -1,0 +1,116 @@
+"""The read API against real Redis and a real broker, through aiohttp's test server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from shopstream.api.app import make_app
+from shopstream.config import Settings
+from shopstream.views.orders import OrderView, order_document
+from tests.integration.test_order_view import make_state
+
+ClientFactory = Callable[[Settings], AbstractAsyncContextManager[TestClient]]
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, redis_url: str, redis_prefix: str) -> Settings:
+    return Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url,
+                    redis_key_prefix=redis_prefix)
+
+
+@pytest.fixture
+def api() -> ClientFactory:
+    @asynccontextmanager
+    async def start(settings: Settings) -> AsyncIterator[TestClient]:
+        client = TestClient(TestServer(make_app(settings)))
+        await client.start_server()
+        try:
+            yield client
+        finally:
+            await client.close()
+    return start
+
+
+@pytest.fixture
+def stored_order(settings: Settings) -> str:
+    view = OrderView.from_url(settings.redis_url, settings.redis_key_prefix)
+    view.put(order_document(make_state("1001", 4, status="shipped")))
+    view.close()
+    return "1001"
+
+
+async def test_get_order_shape(api: ClientFactory, settings: Settings, stored_order: str) -> None:
+    async with api(settings) as client:
+        resp = await client.get(f"/v1/orders/{stored_order}")
+        assert resp.status == 200
+        assert resp.content_type == "application/json"
+        body = await resp.json()
+    assert body == {
+        "order_id": "1001", "status": "shipped", "payment_status": "paid",
+        "fulfillment_status": "unfulfilled", "return_status": "none", "hold_reasons": [],
+        "lines": [{"line_id": "l1", "sku": "SKU-1", "quantity": 2,
+                   "unit_price": {"amount": "6.25", "currency": "EUR"}, "title": "Mug"}],
+        "total": {"amount": "12.50", "currency": "EUR"},
+        "captured": {"amount": "12.50", "currency": "EUR"},
+        "refunded": {"amount": "0.00", "currency": "EUR"},
+        "placed_at": "2024-05-01T12:00:00.123Z", "cancelled_at": None,
+        "version": 4, "updated_at": "2024-05-01T12:00:04.123Z",
+    }
+
+
+async def test_unknown_order_is_404(api: ClientFactory, settings: Settings) -> None:
+    async with api(settings) as client:
+        resp = await client.get("/v1/orders/nope-42")
+        assert resp.status == 404
+        assert await resp.json() == {"error": "order not found", "order_id": "nope-42"}
+
+
+@pytest.mark.parametrize("bad", ["a%20b", "-leading-dash", "x" * 129, "%C3%A9t%C3%A9", "a%00b"])
+async def test_malformed_order_id_is_400(api: ClientFactory, settings: Settings, bad: str) -> None:
+    async with api(settings) as client:
+        resp = await client.get(f"/v1/orders/{bad}")
+        assert resp.status == 400
+        body = await resp.json()
+        assert body["error"] == "invalid order_id" and body["reason"]
+
+
+async def test_health_and_readiness(api: ClientFactory, settings: Settings) -> None:
+    async with api(settings) as client:
+        resp = await client.get("/healthz")
+        assert resp.status == 200 and await resp.json() == {"status": "ok"}
+        resp = await client.get("/readyz")
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == {"status": "ready", "checks": {"redis": "ok", "kafka": "ok"}}
+
+
+async def test_not_ready_without_redis(api: ClientFactory, settings: Settings) -> None:
+    # Port 1 on loopback refuses connections: Redis is "down", the broker is up.
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    async with api(broken) as client:
+        resp = await client.get("/readyz")
+        assert resp.status == 503
+        body = await resp.json()
+        assert body["failed"] == ["redis"]
+        assert body["checks"]["kafka"] == "ok"
+        assert body["checks"]["redis"].startswith("error")
+        # Liveness does not depend on Redis, and an order lookup says the view is unavailable.
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/v1/orders/1001")).status == 503
+
+
+async def test_metrics_count_requests(api: ClientFactory, settings: Settings, stored_order: str) -> None:
+    async with api(settings) as client:
+        await client.get(f"/v1/orders/{stored_order}")
+        await client.get("/v1/orders/missing")
+        await client.get("/no/such/route")
+        resp = await client.get("/metrics")
+        assert resp.status == 200
+        assert resp.content_type == "text/plain"
+        text = await resp.text()
+    assert 'shopstream_api_requests_total{method="GET",route="/v1/orders/{order_id}",status="200"}' in text
+    assert 'shopstream_api_requests_total{method="GET",route="/v1/orders/{order_id}",status="404"}' in text
+    assert 'route="unmatched",status="404"' in text
