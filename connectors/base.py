@@ -35,6 +35,11 @@ class Outgoing:
     key: str
     record: BaseModel
 
+    @property
+    def event_id(self) -> str:
+        # Every published record has `meta` first (schemas contract); BaseModel does not declare it.
+        return str(self.record.__dict__["meta"].event_id)
+
 
 class SourceConnector(Protocol):
     """A webhook source: how to authenticate, identify and translate a delivery."""

@@ -7,16 +7,17 @@ Other sources (Stripe, WooCommerce, carrier, helpdesk) plug in as `SourceConnect
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from connectors.base import SourceConnector
-from connectors.dedupe import DeliveryDedupe
-from connectors.shopify import ShopifyConnector
-from connectors.webhook import WebhookFront
 from shopstream.config import Settings
+from shopstream.connectors.base import SourceConnector
+from shopstream.connectors.dedupe import DeliveryDedupe
+from shopstream.connectors.shopify import ShopifyConnector
+from shopstream.connectors.webhook import WebhookFront
 from shopstream.dlq import DeadLetterWriter
 from shopstream.kafka import AsyncProducer, kafka_reachable
 from shopstream.metrics import metrics_handler
@@ -32,14 +33,18 @@ def source_connectors(settings: Settings) -> dict[str, SourceConnector]:
     return {"shopify": ShopifyConnector(settings.shopify_secret.get_secret_value())}
 
 
-def make_app(settings: Settings) -> web.Application:
-    """The connectors aiohttp application (resources are opened on startup, closed on cleanup)."""
+def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None = None) -> web.Application:
+    """The connectors aiohttp application (resources are opened on startup, closed on cleanup).
+
+    `producer_overrides` are librdkafka settings on top of `producer_config` (e.g. a short
+    `message.timeout.ms` in tests, so an unreachable broker answers 503 quickly).
+    """
     app = web.Application(client_max_size=6 * 1024 * 1024)
     app[SETTINGS] = settings
     connectors = source_connectors(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        producer = AsyncProducer(settings)
+        producer = AsyncProducer(settings, **dict(producer_overrides or {}))
         client = aioredis.Redis.from_url(settings.redis_url)
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         app[REDIS] = client

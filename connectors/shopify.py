@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.base import (
+from shopstream.connectors.base import (
     Outgoing,
     PayloadError,
     constant_time_equal,

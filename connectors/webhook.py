@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from connectors.base import PayloadError, SourceConnector
-from connectors.dedupe import Claim, DeliveryDedupe
 from shopstream.config import Settings
+from shopstream.connectors.base import PayloadError, SourceConnector
+from shopstream.connectors.dedupe import Claim, DeliveryDedupe
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import DeliveryError, Publisher
 from shopstream.metrics import PROCESSING_SECONDS, RECORDS_OUT, WEBHOOK_REQUESTS
@@ -114,7 +114,7 @@ class WebhookFront:
         except SerdeError as exc:
             await self._park(connector, headers, body, delivery_id, exc)
             return _json(422, error=str(exc))
-        return _json(200, status="accepted", events=[str(o.record.meta.event_id) for o in outgoing])
+        return _json(200, status="accepted", events=[o.event_id for o in outgoing])
 
     async def _park(self, connector: SourceConnector, headers: Mapping[str, str], body: bytes,
                     delivery_id: str | None, exc: Exception) -> None:

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 
 from shopstream.config import ConfigError, Settings, load_settings
@@ -90,7 +91,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.bench import run_bench
 
-    return run_bench(args.scenario, settings, orders=args.orders, runs=args.runs)
+    return run_bench(args.scenario, settings, orders=args.orders, runs=args.runs, pace_per_s=args.pace)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", choices=["webhook-latency"], help="what to measure")
     p.add_argument("--orders", type=int, default=300, help="orders per run")
     p.add_argument("--runs", type=int, default=3, help="runs (the median is reported)")
+    p.add_argument("--pace", type=float, default=100.0, help="webhooks per second offered")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -136,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `shopstream` console script."""
     args = build_parser().parse_args(argv)
+    # authlib (pulled in by confluent-kafka's registry client) warns about its own httpx shim on import.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     try:
         settings = load_settings()
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -20,10 +20,39 @@ class ConfigError(Exception):
     """A configuration value is invalid; the message names the environment variable."""
 
 
+class _DocumentedVariablesOnly(PydanticBaseSettingsSource):
+    """The environment source, minus values it found under a bare field name.
+
+    `populate_by_name=True` (so code can write `Settings(topic_prefix=...)`) makes pydantic-settings
+    also read `TOPIC_PREFIX`, `API_PORT`, `LOG_LEVEL`, ... from the environment: a generic variable
+    meant for another program would configure shopstream, or stop it with an error naming the
+    SHOPSTREAM_* variable nobody set. Only the documented variable (the alias) is read.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._inner().items() if k not in self.settings_cls.model_fields}
+
+
 class Settings(BaseSettings):
     """shopstream configuration, read from the environment (see README, "Configuration")."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _DocumentedVariablesOnly(settings_cls, env_settings),
+                _DocumentedVariablesOnly(settings_cls, dotenv_settings), file_secret_settings)
 
     # Kafka
     kafka_bootstrap_servers: str = Field(
@@ -39,6 +68,11 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float = Field(
         10.0, gt=0, validation_alias=AliasChoices("KAFKA_SESSION_TIMEOUT_S"),
         description="Consumer-group session timeout; group joins take about half of it on Tansu.",
+    )
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", validation_alias=AliasChoices("KAFKA_COMPRESSION"),
+        description="Producer compression; every consumer of the output topics must have the codec "
+                    "(aiokafka needs extra libraries for lz4/snappy/zstd).",
     )
     topic_prefix: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_TOPIC_PREFIX"),

@@ -80,7 +80,10 @@ def fingerprint(error: BaseException) -> str:
 
 def _bounded(text: str, limit: int) -> bytes:
     data = text.encode("utf-8", "replace")
-    return data if len(data) <= limit else data[: limit - 3] + b"..."
+    if len(data) <= limit:
+        return data
+    # Cut on a character boundary: a header that is not valid UTF-8 breaks readers decoding it.
+    return data[: limit - 3].decode("utf-8", "ignore").encode("utf-8") + b"..."
 
 
 def context_headers(record: FailedRecord, failure: Failure, processor: str) -> list[tuple[str, bytes]]:

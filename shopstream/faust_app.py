@@ -43,6 +43,7 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, *
         broker_heartbeat_interval=max(0.5, settings.kafka_session_timeout_s / 5),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
         topic_partitions=4,
         topic_replication_factor=1,
         topic_allow_declare=True,   # Faust declares its own table changelog topics

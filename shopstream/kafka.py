@@ -45,7 +45,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "acks": "all",
         "partitioner": "murmur2_random",
         "linger.ms": 5,
-        "compression.type": "lz4",
+        "compression.type": settings.kafka_compression,
         "message.timeout.ms": 30000,
     }
     conf.update(overrides)

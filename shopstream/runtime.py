@@ -79,6 +79,8 @@ def _port_free(host: str, port: int) -> bool:
     import socket
 
     with socket.socket() as s:
+        # Servers bind with SO_REUSEADDR, so connections in TIME_WAIT must not count as "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
             return True
@@ -165,3 +167,61 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
                 print(f"shopstream dev: {name} exited with code {code}; stopping", file=sys.stderr)
                 return 1
         time.sleep(0.5)
+
+
+@dataclass
+class DevProcess:
+    """`shopstream dev` running as a child process (used by the benchmarks and the end-to-end tests)."""
+
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log_path: Path
+
+    @property
+    def connectors_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SHOPSTREAM_CONNECTORS_PORT']}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SHOPSTREAM_API_PORT']}"
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until both HTTP services answer /healthz; raise with the log tail if dev died."""
+        deadline = time.monotonic() + timeout_s
+        for url in (self.connectors_url, self.api_url):
+            while not _wait_http(f"{url}/healthz", 0.5):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"shopstream dev did not become ready:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
+    """Start `shopstream dev` on free ports with its own state dir; `overrides` are extra env variables."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "SHOPSTREAM_CONNECTORS_PORT": str(free_port()),
+        "SHOPSTREAM_API_PORT": str(free_port()),
+        "SHOPSTREAM_REGISTRY_PORT": str(free_port()),
+        "SHOPSTREAM_WORKER_PORT": str(free_port()),
+        "SHOPSTREAM_REGISTRY_STORAGE": str(state_dir / "registry.json"),
+        "SHOPSTREAM_STATE_DIR": str(state_dir),
+        **overrides,
+    }
+    log_path = state_dir / "dev.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "shopstream.cli", "dev"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    return DevProcess(process=proc, env=env, log_path=log_path)

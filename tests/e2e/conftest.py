@@ -1,0 +1,56 @@
+"""The whole stack as a user runs it: `shopstream dev` as a subprocess against the session broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from confluent_kafka import Message
+
+from shopstream.runtime import DevProcess, spawn_dev
+from tests.kafka_read import read_all
+
+SECRET = "e2e-shopify-secret"
+
+
+@dataclass
+class RunningStack:
+    dev: DevProcess
+    prefix: str
+    bootstrap: str
+
+    @property
+    def connectors(self) -> str:
+        return self.dev.connectors_url
+
+    @property
+    def api(self) -> str:
+        return self.dev.api_url
+
+    def log_tail(self) -> str:
+        return self.dev.log_tail()
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def read_topic(self, name: str, partitions: int = 4) -> list[Message]:
+        """Every record currently on a topic (no consumer group)."""
+        return read_all(self.bootstrap, self.topic(name), partitions)
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """`shopstream dev` with its own topic prefix, ports, Redis prefix and state dir."""
+    token = uuid.uuid4().hex[:8]
+    prefix = f"e2e{token}."
+    dev = spawn_dev(tmp_path_factory.mktemp("dev"), KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+                    SHOPSTREAM_TOPIC_PREFIX=prefix, SHOPSTREAM_REDIS_PREFIX=f"test:e2e{token}:",
+                    REDIS_URL=redis_url, SHOPSTREAM_SHOPIFY_SECRET=SECRET, KAFKA_SESSION_TIMEOUT_S="6",
+                    SCHEMA_REGISTRY_URL="")
+    dev.wait_ready()
+    try:
+        yield RunningStack(dev=dev, prefix=prefix, bootstrap=kafka_bootstrap)
+    finally:
+        dev.stop()
