@@ -13,7 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo dev: $(STAMP)
+demo: $(STAMP)
+	$(BIN)/shopstream demo
+
+dev: $(STAMP)
 	$(BIN)/shopstream dev
 
 lint: $(STAMP)

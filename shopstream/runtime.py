@@ -22,6 +22,7 @@ import redis
 from shopstream.config import Settings, load_settings
 from shopstream.embedded import EmbeddedBroker, EmbeddedBrokerError, free_port, start_tansu, wait_for_port
 
+DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
@@ -106,6 +107,10 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
         return 2
     Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
     stack = Stack(env=dict(os.environ))
+    if not settings.shopify_secret.get_secret_value():
+        # Local only: without a secret every webhook would be refused; production must set its own.
+        stack.env["SHOPSTREAM_SHOPIFY_SECRET"] = DEV_SHOPIFY_SECRET
+        print(f"SHOPSTREAM_SHOPIFY_SECRET not set: using {DEV_SHOPIFY_SECRET!r} for this dev stack", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(stack, settings, demo)
