@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         description="Producer compression; every consumer of the output topics must have the codec "
                     "(aiokafka needs extra libraries for lz4/snappy/zstd).",
     )
+    single_record_batches: bool = Field(
+        False, validation_alias=AliasChoices("SHOPSTREAM_SINGLE_RECORD_BATCHES"),
+        description="Send every record in its own batch. Tansu answers ListOffsets(latest) with the last "
+                    "batch's base offset + 1, so Faust's table recovery, which reads a changelog up to that "
+                    "offset, would miss the tail of a multi-record batch. `shopstream dev` turns it on for "
+                    "the embedded broker; real Kafka does not need it.",
+    )
     topic_prefix: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_TOPIC_PREFIX"),
         description="Prepended to every topic and group name (tests and shared clusters).",

@@ -43,6 +43,8 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, *
         broker_heartbeat_interval=max(0.5, settings.kafka_session_timeout_s / 5),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # aiokafka always puts the first record in a batch, so 1 byte means one record per batch.
+        producer_max_batch_size=1 if settings.single_record_batches else 16384,
         producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
         topic_partitions=4,
         topic_replication_factor=1,

@@ -48,6 +48,8 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "compression.type": settings.kafka_compression,
         "message.timeout.ms": 30000,
     }
+    if settings.single_record_batches:
+        conf["batch.num.messages"] = 1
     conf.update(overrides)
     return conf
 

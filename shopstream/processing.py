@@ -20,7 +20,7 @@ import redis
 
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import DeliveryError
-from shopstream.metrics import RECORDS_IN, RETRIES
+from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RETRIES
 from shopstream.serde import RegistryUnavailable, SerdeError
 
 Outcome = Literal["ok", "dlq"]
@@ -58,6 +58,7 @@ async def process_record(record: FailedRecord, handler: Callable[[], Awaitable[N
         try:
             await handler()
             RECORDS_IN.labels(dlq.processor, label, "ok").inc()
+            PROCESSING_SECONDS.labels(dlq.processor).observe(time.monotonic() - started)
             return "ok"
         except Exception as exc:
             transient = is_transient(exc)

@@ -129,6 +129,7 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
         port = 9092 if _port_free("127.0.0.1", 9092) else free_port()
         stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
         stack.env["KAFKA_BOOTSTRAP_SERVERS"] = stack.broker.bootstrap
+        stack.env.setdefault("SHOPSTREAM_SINGLE_RECORD_BATCHES", "true")  # Tansu's offsets quirk (config.py)
         print(f"embedded Kafka broker (Tansu, in memory): {stack.broker.bootstrap}", flush=True)
     if not settings.schema_registry_url:
         port = settings.registry_port if _port_free(settings.http_host, settings.registry_port) else free_port()

@@ -48,6 +48,7 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
     dev = spawn_dev(tmp_path_factory.mktemp("dev"), KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
                     SHOPSTREAM_TOPIC_PREFIX=prefix, SHOPSTREAM_REDIS_PREFIX=f"test:e2e{token}:",
                     REDIS_URL=redis_url, SHOPSTREAM_SHOPIFY_SECRET=SECRET, KAFKA_SESSION_TIMEOUT_S="6",
+                    SHOPSTREAM_SINGLE_RECORD_BATCHES="true",
                     SCHEMA_REGISTRY_URL="")
     dev.wait_ready()
     try:

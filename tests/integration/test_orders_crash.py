@@ -87,7 +87,7 @@ def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
            "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "INFO",
-           "SHOPSTREAM_STATE_DIR": str(log.parent)}
+           "SHOPSTREAM_STATE_DIR": str(log.parent), "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true"}
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "shopstream.cli", "worker", "orders", "--port",
                                  str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
 from shopstream.topology import apply, load_topology
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]

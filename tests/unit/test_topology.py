@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from shopstream.topology import (
     DEFAULT_TOPOLOGY_PATH,
     ApplyReport,

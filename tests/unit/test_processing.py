@@ -1,0 +1,172 @@
+"""The retry/park policy of `process_record`, with an in-memory publisher standing in for the DLQ write.
+
+This is a unit test of the policy (what gets retried, what gets parked, with which context); the
+real broker path of DLQ writes is covered by the integration tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+from confluent_kafka import KafkaError
+
+from shopstream.dlq import PREFIX, DeadLetterWriter, FailedRecord, header_map
+from shopstream.kafka import DeliveryError, Headers
+from shopstream.processing import RetryPolicy, is_transient, process_record
+from shopstream.serde import InvalidRecord, NotAvroFramed, RegistryUnavailable
+
+FAST = RetryPolicy(initial_s=0.001, max_backoff_s=0.01, max_elapsed_s=5.0)
+
+
+@dataclass
+class Published:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+
+@dataclass
+class CollectingPublisher:
+    """Collects what would be written; every publish 'succeeds'."""
+
+    published: list[Published] = field(default_factory=list)
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None,
+                      headers: Headers | None = None) -> None:
+        self.published.append(Published(topic, key, value, header_map(headers)))
+
+
+RECORD = FailedRecord(topic="t1.shop.orders", key=b"order-7", value=b"\x00\x00\x00\x00\x01body",
+                      headers=[("trace", b"t-1")], partition=2, offset=77, timestamp_ms=1_700_000_000_000)
+
+
+def handler_failing(times: int, exc: Callable[[], BaseException]) -> tuple[Callable[[], Awaitable[None]], list[int]]:
+    """A handler that raises `exc()` on its first `times` calls, then succeeds; returns (handler, calls)."""
+    calls: list[int] = []
+
+    async def handler() -> None:
+        calls.append(1)
+        if len(calls) <= times:
+            raise exc()
+
+    return handler, calls
+
+
+@pytest.fixture
+def publisher() -> CollectingPublisher:
+    return CollectingPublisher()
+
+
+@pytest.fixture
+def dlq(publisher: CollectingPublisher) -> DeadLetterWriter:
+    return DeadLetterWriter(publisher, "t1.orders-processor")
+
+
+async def test_success_is_ok_and_parks_nothing(publisher: CollectingPublisher, dlq: DeadLetterWriter) -> None:
+    handler, calls = handler_failing(0, lambda: RuntimeError())
+    assert await process_record(RECORD, handler, dlq, FAST) == "ok"
+    assert len(calls) == 1
+    assert publisher.published == []
+
+
+async def test_permanent_error_is_parked_once_without_retry(publisher: CollectingPublisher,
+                                                            dlq: DeadLetterWriter) -> None:
+    handler, calls = handler_failing(100, lambda: KeyError("lines"))
+    assert await process_record(RECORD, handler, dlq, FAST) == "dlq"
+    assert len(calls) == 1  # a bug in the handler is not retried
+    assert len(publisher.published) == 1
+    parked = publisher.published[0]
+    assert parked.topic == "t1.shop.orders.dlq"
+    assert parked.key == b"order-7" and parked.value == RECORD.value  # the original bytes, untouched
+    h = parked.headers
+    assert h["trace"] == b"t-1"
+    assert h[PREFIX + "stage"] == b"process"
+    assert h[PREFIX + "attempts"] == b"1"
+    assert h[PREFIX + "error.class"] == b"builtins.KeyError"
+    assert h[PREFIX + "processor"] == b"t1.orders-processor"
+    assert h[PREFIX + "original.topic"] == b"t1.shop.orders"
+    assert h[PREFIX + "original.partition"] == b"2" and h[PREFIX + "original.offset"] == b"77"
+    assert int(h[PREFIX + "first.failure"]) <= int(h[PREFIX + "last.failure"])
+
+
+@pytest.mark.parametrize("error", [NotAvroFramed("first byte is 123"), InvalidRecord("bad body")])
+async def test_serde_error_is_parked_at_stage_deserialize(error: Exception, publisher: CollectingPublisher,
+                                                          dlq: DeadLetterWriter) -> None:
+    handler, calls = handler_failing(100, lambda: error)
+    assert await process_record(RECORD, handler, dlq, FAST) == "dlq"
+    assert len(calls) == 1
+    (parked,) = publisher.published
+    assert parked.headers[PREFIX + "stage"] == b"deserialize"
+    assert parked.headers[PREFIX + "attempts"] == b"1"
+    assert parked.headers[PREFIX + "error.class"].endswith(type(error).__name__.encode())
+
+
+@pytest.mark.parametrize("make_error", [
+    lambda: RegistryUnavailable("registry: connection refused"),
+    lambda: redis.ConnectionError("Redis went away"),
+    lambda: redis.TimeoutError("Redis slow"),
+    lambda: DeliveryError("t1.x", KafkaError(KafkaError._MSG_TIMED_OUT, "timed out", retriable=True)),
+], ids=["registry", "redis-connection", "redis-timeout", "retriable-delivery"])
+async def test_transient_error_that_heals_is_retried_in_place(make_error: Callable[[], BaseException],
+                                                              publisher: CollectingPublisher,
+                                                              dlq: DeadLetterWriter) -> None:
+    handler, calls = handler_failing(2, make_error)
+    assert await process_record(RECORD, handler, dlq, FAST) == "ok"
+    assert len(calls) == 3
+    assert publisher.published == []
+
+
+async def test_transient_error_that_never_heals_is_parked_as_retry_exhausted(
+        publisher: CollectingPublisher, dlq: DeadLetterWriter) -> None:
+    handler, calls = handler_failing(10_000, lambda: RegistryUnavailable("still down"))
+    started = time.monotonic()
+    outcome = await process_record(RECORD, handler, dlq, RetryPolicy(max_elapsed_s=0.2))
+    elapsed = time.monotonic() - started
+    assert outcome == "dlq"
+    assert len(calls) > 1
+    assert 0.2 <= elapsed < 3.0  # bounded: gave up soon after the budget
+    (parked,) = publisher.published
+    h = parked.headers
+    assert h[PREFIX + "stage"] == b"retry-exhausted"
+    assert int(h[PREFIX + "attempts"]) == len(calls) > 1
+    assert h[PREFIX + "error.class"] == b"shopstream.serde.RegistryUnavailable"
+    assert int(h[PREFIX + "last.failure"]) - int(h[PREFIX + "first.failure"]) >= 150
+
+
+async def test_transient_then_permanent_counts_all_attempts(publisher: CollectingPublisher,
+                                                            dlq: DeadLetterWriter) -> None:
+    errors = iter([redis.ConnectionError("blip"), ValueError("bad value")])
+
+    async def handler() -> None:
+        raise next(errors)
+
+    assert await process_record(RECORD, handler, dlq, FAST) == "dlq"
+    (parked,) = publisher.published
+    assert parked.headers[PREFIX + "stage"] == b"process"
+    assert parked.headers[PREFIX + "attempts"] == b"2"
+    assert parked.headers[PREFIX + "error.class"] == b"builtins.ValueError"
+
+
+def test_is_transient_classification() -> None:
+    assert is_transient(RegistryUnavailable("x"))
+    assert is_transient(redis.ConnectionError("x")) and is_transient(redis.TimeoutError("x"))
+    assert is_transient(ConnectionRefusedError()) and is_transient(TimeoutError())
+    assert is_transient(DeliveryError("t", KafkaError(KafkaError._MSG_TIMED_OUT, retriable=True)))
+    assert not is_transient(DeliveryError("t", KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)))
+    assert not is_transient(DeliveryError("t", "queue closed"))
+    assert not is_transient(NotAvroFramed("x"))
+    assert not is_transient(ValueError("x")) and not is_transient(KeyError("x"))
+    assert not is_transient(redis.ResponseError("WRONGTYPE"))
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    policy = RetryPolicy(initial_s=0.1, max_backoff_s=1.0)
+    for attempt, ceiling in ((1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (5, 1.0), (30, 1.0)):
+        samples = [policy.backoff(attempt) for _ in range(200)]
+        assert all(0 <= s <= ceiling for s in samples)
+        assert max(samples) > ceiling / 2  # full jitter spreads over the whole range
