@@ -3,7 +3,7 @@
 For each `POST /webhooks/<source>`:
 1. signature check → 401 `{"error": ...}` and nothing published when missing or wrong;
 2. dedupe claim on the source's delivery id → 200 `{"status": "duplicate"}` for a delivered id,
-   409 while the same id is still in flight;
+   409 while the same id is still in flight, 503 while Redis is unreachable;
 3. translation to canonical events → 422 with the reason for a body that is not a valid delivery,
    and the raw body parked on `connectors.dlq` with the request context (so nothing is lost);
 4. publish → 200 only after Kafka confirmed every event; 503 if the broker or registry is away
@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import redis
 from aiohttp import web
 
 from shopstream.config import Settings
@@ -68,7 +69,11 @@ class WebhookFront:
             return _json(401, error="missing or invalid signature")
         delivery_id = connector.delivery_id(headers)
         if delivery_id:
-            claim = await self._dedupe.claim(connector.name, delivery_id)
+            try:
+                claim = await self._dedupe.claim(connector.name, delivery_id)
+            except redis.RedisError as exc:
+                log.warning("dedupe store unavailable, asking %s to retry: %s", connector.name, type(exc).__name__)
+                return _json(503, error="dedupe store unavailable, retry later")
             if claim is Claim.DONE:
                 return _json(200, status="duplicate", delivery_id=delivery_id)
             if claim is Claim.IN_FLIGHT:
@@ -80,11 +85,16 @@ class WebhookFront:
                 await self._dedupe.release(connector.name, delivery_id)
             raise
         if delivery_id:
-            if response.status == 200 or response.status == 422:
-                # A 422 body is parked on the DLQ: a retry of the same delivery would only park it again.
-                await self._dedupe.complete(connector.name, delivery_id)
-            else:
-                await self._dedupe.release(connector.name, delivery_id)
+            try:
+                if response.status in (200, 422):
+                    # A 422 body is parked on the DLQ: a retry of the same delivery would only park it again.
+                    await self._dedupe.complete(connector.name, delivery_id)
+                else:
+                    await self._dedupe.release(connector.name, delivery_id)
+            except redis.RedisError as exc:
+                # The events are on Kafka already; a retry the store fails to stop is a duplicate that the
+                # deterministic event id lets every consumer drop. The pending claim expires by itself.
+                log.warning("dedupe store unavailable after publish: %s", type(exc).__name__)
         return response
 
     async def _translate_and_publish(self, connector: SourceConnector, headers: Mapping[str, str], body: bytes,

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
         "memory://", validation_alias=AliasChoices("SHOPSTREAM_FAUST_STORE"),
         description="Faust table store; tables are rebuilt from their changelog topics on start.",
     )
+    mappings_dir: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_MAPPINGS_DIR"),
+        description="Extra folder of status mapping files (<source>.yaml), searched before the shipped ones.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=AliasChoices("SHOPSTREAM_LOG_LEVEL"))
 

@@ -10,7 +10,8 @@ Spring's `kafka_dlt-*`):
 - `shopstream.dlq.original.key`: the original key (also the DLQ record's key).
 - `shopstream.dlq.processor`, `.processor.version`: consumer group or service, and shopstream's version.
 - `shopstream.dlq.stage`: `connector`, `deserialize`, `process`, `retry-exhausted` or `sink`.
-- `shopstream.dlq.error.class`, `.error.message` (≤ 2 KiB), `.error.stacktrace` (≤ 8 KiB).
+- `shopstream.dlq.error.class`, `.error.message` (≤ 2 KiB), `.error.stacktrace` (≤ 8 KiB), both with
+  customer PII masked (`shopstream.redact`); the record itself is kept as it was.
 - `shopstream.dlq.error.fingerprint`: stable id of error class + raising code location, for grouping.
 - `shopstream.dlq.attempts`: how many times handling was tried.
 - `shopstream.dlq.first.failure`, `.last.failure`: ms since epoch.
@@ -30,6 +31,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from shopstream.kafka import Headers, Publisher
 from shopstream.metrics import DLQ_WRITES
+from shopstream.redact import mask
 
 PREFIX = "shopstream.dlq."
 MAX_MESSAGE = 2048
@@ -108,8 +110,8 @@ def context_headers(record: FailedRecord, failure: Failure, processor: str) -> l
     headers = [(k, v) for k, v in record.headers if not k.startswith(PREFIX)]
     headers += [(PREFIX + k, v.encode()) for k, v in ctx.items()]
     headers.append((PREFIX + "original.key", record.key or b""))
-    headers.append((PREFIX + "error.message", _bounded(str(err), MAX_MESSAGE)))
-    headers.append((PREFIX + "error.stacktrace", _bounded(stack, MAX_STACK)))
+    headers.append((PREFIX + "error.message", _bounded(mask(str(err)), MAX_MESSAGE)))
+    headers.append((PREFIX + "error.stacktrace", _bounded(mask(stack), MAX_STACK)))
     return headers
 
 

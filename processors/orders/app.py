@@ -77,7 +77,7 @@ class OrdersProcessor:
     def mapping(self, source: str) -> StatusMapping:
         """The status mapping of a source system (data in topology/mappings/)."""
         if source not in self._mappings:
-            self._mappings[source] = load_mapping(source)
+            self._mappings[source] = load_mapping(source, self.settings.mappings_dir or None)
         return self._mappings[source]
 
     async def _agent(self, stream: faust.StreamT[Any]) -> None:

@@ -163,11 +163,17 @@ def available_sources() -> list[str]:
     return sorted(p.stem for p in mappings_dir().glob("*.yaml"))
 
 
-def load_mapping(source: str) -> StatusMapping:
-    """The shipped status mapping of a source system, e.g. `load_mapping("shopify")`."""
+def load_mapping(source: str, extra_dir: str | Path | None = None) -> StatusMapping:
+    """The status mapping of a source system, e.g. `load_mapping("shopify")`.
+
+    `extra_dir` (SHOPSTREAM_MAPPINGS_DIR) is searched first: an operator adds or corrects a source's
+    mapping there without a new release, then replays what was parked for lack of it.
+    """
     if not SOURCE_NAME.match(source):
         raise MappingError(f"{source!r} is not a source system name")
     path = mappings_dir() / f"{source}.yaml"
+    if extra_dir and (Path(extra_dir) / f"{source}.yaml").is_file():
+        path = Path(extra_dir) / f"{source}.yaml"
     if not path.is_file():
         raise MappingError(f"no status mapping for source {source!r} "
                            f"(have: {', '.join(available_sources()) or 'none'}; expected {path})")

@@ -7,11 +7,9 @@ part of the input. The worker is the real `shopstream worker orders` process on 
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +19,6 @@ import pytest
 from connectors.shopify import ShopifyConnector, sign
 from shopstream.config import Settings
 from shopstream.demo import cancelled, shopify_order
-from shopstream.embedded import free_port
 from shopstream.kafka import make_producer
 from shopstream.processors.orders.lifecycle import apply
 from shopstream.processors.orders.mapping import load_mapping
@@ -30,6 +27,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
+from tests.workers import start_worker
 
 pytestmark = pytest.mark.broker
 
@@ -84,13 +82,7 @@ def _latest_states(settings: Settings, serde: AvroSerde) -> dict[str, OrderState
 
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-           "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "INFO",
-           "SHOPSTREAM_STATE_DIR": str(log.parent), "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true"}
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "shopstream.cli", "worker", "orders", "--port",
-                                 str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT)
+    return start_worker("orders", settings, log)
 
 
 def _produce(settings: Settings, serde: AvroSerde, events: list) -> None:
