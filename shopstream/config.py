@@ -81,6 +81,11 @@ class Settings(BaseSettings):
                     "offset, would miss the tail of a multi-record batch. `shopstream dev` turns it on for "
                     "the embedded broker; real Kafka does not need it.",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        100, ge=1, le=5000, validation_alias=AliasChoices("KAFKA_FETCH_MAX_WAIT_MS"),
+        description="Longest a consumer fetch waits for data. Tansu answers a fetch only when this expires "
+                    "(measured: p50 delivery 144 ms at 500, 2.5 ms at 10), so it bounds end-to-end latency.",
+    )
     topic_prefix: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_TOPIC_PREFIX"),
         description="Prepended to every topic and group name (tests and shared clusters).",

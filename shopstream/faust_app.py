@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from aiohttp import web
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from shopstream.config import Settings
 from shopstream.kafka import Headers
@@ -31,6 +32,35 @@ def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | Non
     if proto == "SSL":
         return faust.SSLCredentials(context)
     return None
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    fetch_max_wait_ms = 100
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust hard-codes fetch_max_wait_ms=1500. Brokers that answer a fetch only when the wait
+        # expires (Tansu) would add up to 1.5 s per hop; aiokafka reads the attribute when it starts.
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        thread = _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        thread.fetch_max_wait_ms = self.app.conf.shopstream_fetch_max_wait_ms
+        return thread
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class ShopstreamFaustApp(faust.App):
+    """faust.App whose Kafka consumer honours KAFKA_FETCH_MAX_WAIT_MS."""
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
 
 
 def make_faust_app(settings: Settings, name: str, web_port: int | None = None, **overrides: Any) -> faust.App:
@@ -57,7 +87,8 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, *
         table_cleanup_interval=30.0,
     )
     conf.update(overrides)
-    app = faust.App(settings.topic(name), **conf)
+    app = ShopstreamFaustApp(settings.topic(name), **conf)
+    app.conf.shopstream_fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
 
     @app.page("/metrics")  # type: ignore[arg-type]  # Faust's web types wrap aiohttp's
     async def _metrics(_view: Any, request: web.Request) -> web.Response:

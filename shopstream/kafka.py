@@ -126,6 +126,7 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
         "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
         "heartbeat.interval.ms": max(500, int(settings.kafka_session_timeout_s * 1000) // 5),
         "enable.partition.eof": False,
+        "fetch.wait.max.ms": settings.kafka_fetch_max_wait_ms,
     }
     conf.update(overrides)
     return conf

@@ -15,9 +15,10 @@ _PHONE = re.compile(r"(?<![\w+])\+\d[\d ()/-]{6,}\d")
 #: JSON or repr style `"key": "value"` / `'key': 'value'` / `key='value'` pairs whose value is PII.
 _PII_KEYS = ("name", "first_name", "last_name", "full_name", "email", "phone", "address", "address1",
              "address2", "line1", "line2", "street", "city", "zip", "postal_code", "company")
+_KEYS = "|".join(_PII_KEYS)
 _PAIR = re.compile(
-    r"""(?P<key>["']?(?:%s)["']?\s*[:=]\s*)(?P<q>["'])(?P<value>(?:\\.|(?!(?P=q)).)*)(?P=q)"""
-    % "|".join(_PII_KEYS), re.IGNORECASE)
+    rf"""(?P<key>["']?(?:{_KEYS})["']?\s*[:=]\s*)(?P<q>["'])(?P<value>(?:\\.|(?!(?P=q)).)*)(?P=q)""",
+    re.IGNORECASE)
 
 
 def mask(text: str) -> str:

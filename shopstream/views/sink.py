@@ -169,8 +169,13 @@ class ViewSink:
 
     def poll_batch(self) -> list[Message]:
         """Records of the next batch (consumer errors are logged and dropped; fatal ones raise)."""
-        records = []
-        for msg in self.consumer.consume(self.batch_size, self.poll_timeout_s):
+        records: list[Message] = []
+        # consume(n, t) waits until n records OR t passed: block only for the first record, then take
+        # what is already fetched, so a quiet topic does not add poll_timeout_s of latency per batch.
+        first = self.consumer.poll(self.poll_timeout_s)
+        if first is None:
+            return records
+        for msg in [first, *self.consumer.consume(self.batch_size - 1, 0.005)]:
             err = msg.error()
             if err is None:
                 records.append(msg)

@@ -23,6 +23,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "kafka_session_timeout_s": ("6.5", 6.5),
     "kafka_compression": ("zstd", "zstd"),
     "single_record_batches": ("true", True),
+    "kafka_fetch_max_wait_ms": ("50", 50),
     "mappings_dir": ("/etc/shopstream/mappings", "/etc/shopstream/mappings"),
     "topic_prefix": ("staging.", "staging."),
     "schema_registry_url": ("https://sr.example:8081/", "https://sr.example:8081"),
