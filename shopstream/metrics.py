@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 RECORDS_IN = Counter(
     "shopstream_records_in_total", "Records consumed, by processor, topic and outcome",
@@ -24,6 +24,10 @@ WEBHOOK_REQUESTS = Counter(
     ["source", "status"],
 )
 RETRIES = Counter("shopstream_retries_total", "Transient-fault retries", ["processor", "operation"])
+DLQ_BACKLOG = Gauge(
+    "shopstream_dlq_backlog", "Records on a dead-letter topic at its last count (e.g. by `shopstream dlq list`)",
+    ["dlq_topic"],
+)
 
 
 async def metrics_handler(_request: web.Request) -> web.Response:

@@ -18,7 +18,8 @@ File shape (see the comments in `topics.yaml`)::
         consumed: true
         dlq: auto                 # auto -> "<name>.dlq"; or an explicit name; omitted -> none
         copartition_group: order
-        # optional: partitions, replication_factor, retention, cleanup_policy, configs, description
+        # optional: partitions, replication_factor, retention, cleanup_policy, configs, description,
+        # value_format (avro, the default | json: tool-internal documents, declares no records)
 
 An overlay (a second file, e.g. for production) has the same top-level keys, every one optional, and
 ``topics`` as a mapping ``name -> fields to override``; it is merged over the base before validation.
@@ -46,6 +47,9 @@ CLEANUP_POLICIES = frozenset({"delete", "compact", "compact,delete"})
 DLQ_SUFFIX = ".dlq"
 
 TopicKind = Literal["input", "derived", "internal", "dlq"]
+
+#: What a topic's values are: canonical Avro records (the default) or JSON documents (tool-internal logs).
+ValueFormat = Literal["avro", "json"]
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
@@ -150,6 +154,7 @@ class TopicSpec(_Strict):
     kind: TopicKind
     key: str | None = None
     records: list[str] = Field(default_factory=list)
+    value_format: ValueFormat = "avro"
     description: str = ""
     consumed: bool = False
     dlq: str | None = None
@@ -199,6 +204,7 @@ class Topic(BaseModel):
     kind: TopicKind
     key: str | None
     records: tuple[str, ...] = ()
+    value_format: ValueFormat = "avro"
     description: str = ""
     consumed: bool = False
     dlq: str | None = None
@@ -348,6 +354,7 @@ def parse_topology(data: Mapping[str, Any], source: str = "<memory>") -> Topolog
             raise TopologyError(f"{source}: topic {spec.name!r}: {exc}") from None
         topics.append(Topic(
             name=spec.name, kind=spec.kind, key=spec.key, records=tuple(spec.records),
+            value_format=spec.value_format,
             description=spec.description, consumed=spec.consumed, dlq=dlq,
             copartition_group=spec.copartition_group, **values,
         ))
@@ -430,9 +437,10 @@ def check(topology: Topology, known_records: set[str] | None = None) -> list[str
 
     Checks: duplicate names; unknown cleanup policy; compacted topic without key; co-partition group
     with unequal partition counts or mixed keys; consumed topic without DLQ; DLQ of a DLQ; a `dlq` that
-    points at a non-DLQ topic; DLQ topic that compacts (would drop failures sharing a key); non-DLQ topic
-    carrying no records; min.insync.replicas above the replication factor; and, when `known_records` is
-    given (see `known_record_names()`), record names the schemas do not define.
+    points at a non-DLQ topic; DLQ topic that compacts (would drop failures sharing a key); non-DLQ Avro
+    topic carrying no records (a `value_format: json` topic must declare none); min.insync.replicas above
+    the replication factor; and, when `known_records` is given (see `known_record_names()`), record names
+    the schemas do not define.
     """
     problems: list[str] = []
     by_name: dict[str, Topic] = {}
@@ -461,8 +469,10 @@ def check(topology: Topology, known_records: set[str] | None = None) -> list[str
         else:
             if t.consumed and t.dlq is None:
                 problems.append(f"topic {t.name!r} is consumed but has no dlq companion")
-            if not t.records:
+            if t.value_format == "avro" and not t.records:
                 problems.append(f"topic {t.name!r} declares no records")
+            if t.value_format == "json" and t.records:
+                problems.append(f"topic {t.name!r} carries JSON values but declares Avro records")
         if t.dlq is not None and t.kind != "dlq":
             target = by_name.get(t.dlq)
             if t.dlq == t.name:

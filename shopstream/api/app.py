@@ -25,6 +25,7 @@ import redis.exceptions
 from aiohttp import web
 from prometheus_client import Counter
 
+from shopstream.api.backlog import refresher as backlog_refresher
 from shopstream.config import Settings
 from shopstream.kafka import kafka_reachable
 from shopstream.metrics import metrics_handler
@@ -134,6 +135,7 @@ def make_app(settings: Settings) -> web.Application:
         await app[VIEW_KEY].close()
 
     app.cleanup_ctx.append(order_view)
+    app.cleanup_ctx.append(backlog_refresher(settings))
     app.router.add_get("/v1/orders/{order_id}", get_order)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
