@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Message
@@ -20,6 +23,17 @@ class RunningStack:
     dev: DevProcess
     prefix: str
     bootstrap: str
+    mappings_dir: Path
+
+    @property
+    def registry(self) -> str:
+        return f"http://127.0.0.1:{self.dev.env['SHOPSTREAM_REGISTRY_PORT']}"
+
+    def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`shopstream …` as an operator runs it against this stack."""
+        env = {**self.dev.env, "SCHEMA_REGISTRY_URL": self.registry}
+        return subprocess.run([sys.executable, "-m", "shopstream.cli", *argv], env=env, capture_output=True,
+                              text=True, timeout=120)
 
     @property
     def connectors(self) -> str:
@@ -45,13 +59,15 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
     """`shopstream dev` with its own topic prefix, ports, Redis prefix and state dir."""
     token = uuid.uuid4().hex[:8]
     prefix = f"e2e{token}."
+    mappings = tmp_path_factory.mktemp("mappings")
     dev = spawn_dev(tmp_path_factory.mktemp("dev"), KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+                    SHOPSTREAM_MAPPINGS_DIR=str(mappings),
                     SHOPSTREAM_TOPIC_PREFIX=prefix, SHOPSTREAM_REDIS_PREFIX=f"test:e2e{token}:",
                     REDIS_URL=redis_url, SHOPSTREAM_SHOPIFY_SECRET=SECRET, KAFKA_SESSION_TIMEOUT_S="6",
                     SHOPSTREAM_SINGLE_RECORD_BATCHES="true",
                     SCHEMA_REGISTRY_URL="")
     dev.wait_ready()
     try:
-        yield RunningStack(dev=dev, prefix=prefix, bootstrap=kafka_bootstrap)
+        yield RunningStack(dev=dev, prefix=prefix, bootstrap=kafka_bootstrap, mappings_dir=mappings)
     finally:
         dev.stop()
