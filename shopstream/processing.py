@@ -28,20 +28,28 @@ Outcome = Literal["ok", "dlq"]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, bounded in total time."""
+    """Exponential backoff with full jitter, bounded in total time (and optionally in attempts)."""
 
     initial_s: float = 0.1
     max_backoff_s: float = 5.0
     max_elapsed_s: float = 120.0
+    max_attempts: int | None = None
 
     def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based): uniform(0, min(cap, initial·2^(n-1)))."""
         return random.uniform(0, min(self.max_backoff_s, self.initial_s * 2 ** (attempt - 1)))
+
+
+# Redis replies that mean "not now" rather than "never" (failover, loading, memory pressure).
+_TRANSIENT_REDIS_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY")
 
 
 def is_transient(exc: BaseException) -> bool:
     """Faults expected to heal by themselves: worth a retry, not a dead letter."""
     if isinstance(exc, DeliveryError):
         return exc.retriable
+    if isinstance(exc, redis.ResponseError):
+        return str(exc).upper().startswith(_TRANSIENT_REDIS_REPLIES)
     return isinstance(exc, RegistryUnavailable | redis.ConnectionError | redis.TimeoutError
                       | ConnectionError | asyncio.TimeoutError)
 

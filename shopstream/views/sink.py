@@ -21,7 +21,8 @@ Failure classes:
   `<topic>.dlq` via `DeadLetterWriter` (stage `deserialize` or `sink`), and the sink goes on.
 - **Transient** (Redis connection/timeout/read-only/OOM errors, `RegistryUnavailable`, a DLQ
   write the broker did not confirm): retried in place with exponential backoff and full jitter
-  (`RetryPolicy`), each retry counted in `shopstream_retries_total{processor="views.orders"}`.
+  (`shopstream.processing`: the same policy and classification as every consumer),
+  each retry counted in `shopstream_retries_total{processor="views.orders"}`.
   Retries are bounded per batch (attempts and a time budget kept well under librdkafka's
   `max.poll.interval.ms`, so the consumer is never expelled from its group while it waits).
   When the budget is spent the sink *rewinds*: it seeks every partition of the batch back to
@@ -39,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import signal
 import threading
 import time
@@ -49,7 +49,6 @@ from functools import partial
 from types import FrameType
 from typing import Any, TypeVar
 
-import redis
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import start_http_server
 
@@ -57,8 +56,10 @@ from shopstream.config import ConfigError, Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import AsyncProducer, DeliveryError, make_consumer
 from shopstream.metrics import RECORDS_IN, RETRIES
+from shopstream.processing import RetryPolicy
+from shopstream.processing import is_transient as shared_is_transient
 from shopstream.schemas.models import OrderState
-from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError, make_registry_client
+from shopstream.serde import AvroSerde, SerdeError, make_registry_client
 from shopstream.views.orders import OrderView, order_document
 
 PROCESSOR = "views.orders"
@@ -68,19 +69,9 @@ SOURCE_TOPIC = "orders.state"
 log = logging.getLogger("shopstream.views.sink")
 T = TypeVar("T")
 
-# Redis replies that mean "not now" rather than "never" (failover, loading, memory pressure).
-_TRANSIENT_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY")
-
-
 def is_transient(exc: BaseException) -> bool:
-    """True for faults worth retrying in place: they say nothing about the record itself."""
-    if isinstance(exc, RegistryUnavailable | DeliveryError):
-        return True
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return True  # includes BusyLoadingError
-    if isinstance(exc, redis.exceptions.ResponseError):
-        return str(exc).upper().startswith(_TRANSIENT_REPLIES)
-    return False
+    """The shared classification, plus any failed DLQ write: the sink cannot park, so it must wait."""
+    return shared_is_transient(exc) or isinstance(exc, DeliveryError)
 
 
 class UnexpectedRecord(SerdeError):
@@ -91,18 +82,8 @@ class RetriesExhausted(Exception):
     """The batch's retry budget is spent (or the sink is stopping); the batch must be rewound."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
-
-    base_s: float = 0.2
-    cap_s: float = 10.0
-    max_attempts: int = 8
-    # Per batch; must stay well below max.poll.interval.ms (300 s by default).
-    budget_s: float = 60.0
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0.0, min(self.cap_s, self.base_s * (2 ** attempt)))
+#: Per batch: the budget must stay well below max.poll.interval.ms (300 s by default).
+SINK_RETRY = RetryPolicy(initial_s=0.4, max_backoff_s=10.0, max_elapsed_s=60.0, max_attempts=8)
 
 
 @dataclass
@@ -138,7 +119,7 @@ class ViewSink:
         self._loop = loop  # private loop on which the async DLQ writer runs, from this thread only
         self.batch_size = batch_size
         self.poll_timeout_s = poll_timeout_s
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or SINK_RETRY
         self.stop = stop or threading.Event()
         self._deadline = 0.0
         self._last_consume_error: str | None = None
@@ -155,11 +136,11 @@ class ViewSink:
                 if not is_transient(exc):
                     raise
                 attempt += 1
-                if (attempt >= self.retry.max_attempts or self.stop.is_set()
+                if (attempt >= (self.retry.max_attempts or attempt + 1) or self.stop.is_set()
                         or time.monotonic() >= self._deadline):
                     raise RetriesExhausted(f"{operation}: {type(exc).__name__}: {exc}") from exc
                 RETRIES.labels(PROCESSOR, operation).inc()
-                delay = min(self.retry.delay(attempt), max(0.0, self._deadline - time.monotonic()))
+                delay = min(self.retry.backoff(attempt), max(0.0, self._deadline - time.monotonic()))
                 log.warning("transient fault, retrying", extra={
                     "processor": PROCESSOR, "operation": operation, "attempt": attempt,
                     "error_class": type(exc).__name__, "delay_s": round(delay, 3)})
@@ -193,7 +174,7 @@ class ViewSink:
         result = BatchResult()
         if not records:
             return result
-        self._deadline = time.monotonic() + self.retry.budget_s
+        self._deadline = time.monotonic() + self.retry.max_elapsed_s
         try:
             self._handle(records, result)
         except RetriesExhausted as exc:
@@ -201,7 +182,7 @@ class ViewSink:
             self._rewind(records)
             result.rewound = True
             # Breathe before the redelivered batch so a long outage is not a busy loop.
-            self.stop.wait(self.retry.delay(self.retry.max_attempts))
+            self.stop.wait(self.retry.backoff(self.retry.max_attempts or 8))
             return result
         self._commit(records)
         result.committed = True

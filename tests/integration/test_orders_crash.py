@@ -135,4 +135,21 @@ def test_sigkill_mid_stream_then_restart_matches_oracle(settings: Settings, tmp_
     missing = set(expected) - set(latest)
     assert not missing, f"{len(missing)} of {len(expected)} orders have no state; worker log: {log}"
     wrong = [k for k, v in expected.items() if latest[k] != v]
+    if wrong:
+        _diagnose(settings, wrong[:3])
     assert not wrong, f"{len(wrong)} orders differ from the oracle, e.g. {latest[wrong[0]]} != {expected[wrong[0]]}"
+
+
+def _diagnose(settings: Settings, order_ids: list[str]) -> None:
+    """Print what the changelog and input topics hold for orders that differ (kept for CI forensics)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    changelog = settings.topic("orders-orders-changelog")
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "diag"})
+    for name in (changelog, settings.topic("shop.orders"), settings.topic("orders.state")):
+        marks = [consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5) for p in range(4)]
+        print(f"{name} watermarks {marks}")
+        for msg in read_all(settings.kafka_bootstrap_servers, name, idle_s=0.5):
+            if msg.key() and msg.key().decode(errors="replace").strip('"') in order_ids:
+                print(f"  p{msg.partition()} @{msg.offset()} key={msg.key()!r} value={msg.value()[:160]!r}")
+    consumer.close()

@@ -84,7 +84,8 @@ def test_sink_rides_out_a_redis_outage(settings: Settings, private_redis: RedisS
     stop = threading.Event()
     sink = threading.Thread(target=run_sink, args=(settings, stop),
                             kwargs={"metrics_port": 0, "batch_size": 7,
-                                    "retry": RetryPolicy(base_s=0.05, cap_s=0.5, budget_s=4.0)},
+                                    "retry": RetryPolicy(initial_s=0.05, max_backoff_s=0.5, max_elapsed_s=4.0,
+                                                         max_attempts=8)},
                             daemon=True)
     sink.start()
     view = OrderView.from_url(private_redis.url, settings.redis_key_prefix)

@@ -201,7 +201,7 @@ def test_transient_redis_faults_retry_then_rewind(settings: Settings, redis_url:
     before = RETRIES.labels(PROCESSOR, "redis")._value.get()
     stop = threading.Event()
     sink = ViewSink.create(settings, stop=stop, batch_size=100,
-                           retry=RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=2, budget_s=5))
+                           retry=RetryPolicy(initial_s=0.01, max_backoff_s=0.05, max_attempts=2, max_elapsed_s=5))
     sink.view.close()
     sink.view = FlakyView.from_url(redis_url, redis_prefix)
     rewound: list[bool] = []
