@@ -95,6 +95,8 @@ def _produce(settings: Settings, serde: AvroSerde, events: list) -> None:
 
 
 def test_sigkill_mid_stream_then_restart_matches_oracle(settings: Settings, tmp_path: Path) -> None:
+    # Produce as every shopstream producer does against Tansu (config.py: single_record_batches).
+    settings = settings.model_copy(update={"single_record_batches": True})
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     events = _events(ORDERS)
@@ -146,7 +148,8 @@ def _diagnose(settings: Settings, order_ids: list[str]) -> None:
 
     changelog = settings.topic("orders-orders-changelog")
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "diag"})
-    for name in (changelog, settings.topic("shop.orders"), settings.topic("orders.state")):
+    for name in (changelog, settings.topic("shop.orders"), settings.topic("orders.state"),
+                 settings.topic("shop.orders.dlq")):
         marks = [consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5) for p in range(4)]
         print(f"{name} watermarks {marks}")
         for msg in read_all(settings.kafka_bootstrap_servers, name, idle_s=0.5):
