@@ -92,6 +92,7 @@ def start_tansu(port: int | None = None, log_path: Path | None = None, timeout_s
          "--storage-engine", "memory://tansu/"],
         stdout=log, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
         env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        start_new_session=True,  # stopped by its owner after the clients, not by the terminal's Ctrl-C
     )
     broker = EmbeddedBroker(port=port, process=proc, log_path=log_path,
                             _log=log if log_path else None)

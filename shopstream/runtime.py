@@ -36,21 +36,31 @@ class Stack:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def spawn(self, name: str, *args: str) -> None:
-        self.children[name] = subprocess.Popen([sys.executable, "-m", "shopstream.cli", *args], env=self.env)
+        # Own session: a terminal's Ctrl-C reaches only `shopstream dev`, which then stops the services
+        # first and the broker last, instead of everything at once (clients shouting at a dead broker).
+        self.children[name] = subprocess.Popen([sys.executable, "-m", "shopstream.cli", *args], env=self.env,
+                                               start_new_session=True)
 
     def stop(self) -> None:
-        for proc in self.children.values():
+        """Stop the services and workers, then the registry, then the broker."""
+        ordered = [p for n, p in self.children.items() if n != "registry"]
+        self._stop(ordered)
+        self._stop([p for n, p in self.children.items() if n == "registry"])
+        if self.broker is not None:
+            self.broker.stop()
+
+    @staticmethod
+    def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for proc in self.children.values():
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if self.broker is not None:
-            self.broker.stop()
 
 
 def _redis_answers(url: str) -> bool:
