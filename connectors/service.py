@@ -19,7 +19,8 @@ from shopstream.connectors.dedupe import DeliveryDedupe
 from shopstream.connectors.shopify import ShopifyConnector
 from shopstream.connectors.webhook import WebhookFront
 from shopstream.dlq import DeadLetterWriter
-from shopstream.kafka import AsyncProducer, kafka_reachable
+from shopstream.health import healthz, readiness
+from shopstream.kafka import AsyncProducer
 from shopstream.metrics import metrics_handler
 from shopstream.serde import AvroSerde, make_registry_client
 
@@ -64,21 +65,8 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
                                       "sources": sorted(connectors)}, status=404)
         return await request.app[FRONT].handle(connector, request)
 
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
     async def readyz(request: web.Request) -> web.Response:
-        checks: dict[str, str] = {}
-        try:
-            await request.app[REDIS].ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"unavailable: {type(exc).__name__}"
-        ok = await asyncio.get_running_loop().run_in_executor(None, kafka_reachable, settings)
-        checks["kafka"] = "ok" if ok else "unavailable"
-        ready = all(v == "ok" for v in checks.values())
-        return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
-                                 status=200 if ready else 503)
+        return await readiness(settings, request.app[REDIS].ping)
 
     app.router.add_post("/webhooks/{source}", webhook)
     app.router.add_get("/healthz", healthz)

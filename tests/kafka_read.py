@@ -11,6 +11,9 @@ import time
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from shopstream.schemas.models import OrderState
+from shopstream.serde import AvroSerde
+
 
 def read_all(bootstrap: str, topic: str, partitions: int = 4, idle_s: float = 1.0,
              timeout_s: float = 30.0) -> list[Message]:
@@ -34,3 +37,14 @@ def read_all(bootstrap: str, topic: str, partitions: int = 4, idle_s: float = 1.
             break
     consumer.close()
     return records
+
+
+def latest_order_states(bootstrap: str, topic: str, serde: AvroSerde) -> dict[str, OrderState]:
+    """The highest-version OrderState per order on an orders.state topic."""
+    latest: dict[str, OrderState] = {}
+    for msg in read_all(bootstrap, topic, idle_s=0.5):
+        state = serde.decode(msg.value())
+        assert isinstance(state, OrderState)
+        if state.order_id not in latest or state.version > latest[state.order_id].version:
+            latest[state.order_id] = state
+    return latest

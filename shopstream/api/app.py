@@ -17,7 +17,6 @@ template (not raw path, to keep label cardinality bounded), method and status.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -27,7 +26,7 @@ from prometheus_client import Counter
 
 from shopstream.api.backlog import refresher as backlog_refresher
 from shopstream.config import Settings
-from shopstream.kafka import kafka_reachable
+from shopstream.health import healthz, readiness
 from shopstream.metrics import metrics_handler
 from shopstream.views.orders import AsyncOrderView
 
@@ -41,7 +40,6 @@ API_REQUESTS = Counter(
 ORDER_ID_MAX = 128
 _ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 
-READY_TIMEOUT_S = 3.0
 
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 VIEW_KEY: web.AppKey[AsyncOrderView] = web.AppKey("order_view", AsyncOrderView)
@@ -90,38 +88,8 @@ async def get_order(request: web.Request) -> web.Response:
     return web.Response(body=raw, content_type="application/json", charset="utf-8")
 
 
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def _check_redis(view: AsyncOrderView) -> str:
-    try:
-        await asyncio.wait_for(view.ping(), READY_TIMEOUT_S)
-        return "ok"
-    except Exception as exc:  # any failure means "not ready"; the class name says which kind
-        return f"error: {type(exc).__name__}"
-
-
-async def _check_kafka(settings: Settings) -> str:
-    if not settings.kafka_bootstrap_servers:
-        return "error: KAFKA_BOOTSTRAP_SERVERS is not set"
-    loop = asyncio.get_running_loop()
-    try:
-        # librdkafka blocks; keep it off the event loop.
-        ok = await loop.run_in_executor(None, kafka_reachable, settings, READY_TIMEOUT_S)
-    except Exception as exc:
-        return f"error: {type(exc).__name__}"
-    return "ok" if ok else "error: no metadata answer"
-
-
 async def readyz(request: web.Request) -> web.Response:
-    redis_state, kafka_state = await asyncio.gather(
-        _check_redis(request.app[VIEW_KEY]), _check_kafka(request.app[SETTINGS_KEY]))
-    checks = {"redis": redis_state, "kafka": kafka_state}
-    failed = [name for name, state in checks.items() if state != "ok"]
-    if failed:
-        return web.json_response({"status": "unavailable", "failed": failed, "checks": checks}, status=503)
-    return web.json_response({"status": "ready", "checks": checks})
+    return await readiness(request.app[SETTINGS_KEY], request.app[VIEW_KEY].ping)
 
 
 def make_app(settings: Settings) -> web.Application:

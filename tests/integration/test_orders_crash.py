@@ -26,7 +26,7 @@ from shopstream.schemas.models import OrderState
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
-from tests.kafka_read import read_all
+from tests.kafka_read import latest_order_states, read_all
 from tests.workers import start_worker
 
 pytestmark = pytest.mark.broker
@@ -72,13 +72,7 @@ def _oracle(events: list) -> dict[str, OrderState]:
 
 
 def _latest_states(settings: Settings, serde: AvroSerde) -> dict[str, OrderState]:
-    latest: dict[str, OrderState] = {}
-    for msg in read_all(settings.kafka_bootstrap_servers, settings.topic("orders.state"), idle_s=0.5):
-        state = serde.decode(msg.value())
-        assert isinstance(state, OrderState)
-        if state.order_id not in latest or state.version > latest[state.order_id].version:
-            latest[state.order_id] = state
-    return latest
+    return latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"), serde)
 
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:

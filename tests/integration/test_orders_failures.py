@@ -29,7 +29,7 @@ from shopstream.schemas.models import OrderPlaced, OrderState, OrderUpdated
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
-from tests.kafka_read import read_all
+from tests.kafka_read import latest_order_states, read_all
 from tests.workers import start_worker, stop
 
 pytestmark = pytest.mark.broker
@@ -66,13 +66,7 @@ def _event(order_id: str, topic: str, source: str = "shopify", minutes: int = 0)
 
 
 def _states(settings: Settings, serde: AvroSerde) -> dict[str, OrderState]:
-    latest: dict[str, OrderState] = {}
-    for msg in read_all(settings.kafka_bootstrap_servers, settings.topic("orders.state"), idle_s=0.5):
-        state = serde.decode(msg.value())
-        assert isinstance(state, OrderState)
-        if state.order_id not in latest or state.version > latest[state.order_id].version:
-            latest[state.order_id] = state
-    return latest
+    return latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"), serde)
 
 
 def _wait_for(predicate, timeout_s: float, log: Path):  # type: ignore[no-untyped-def]
