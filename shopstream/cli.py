@@ -134,6 +134,28 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
 
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """`ingest erp-stock FILE`: 0 all rows published, 1 a row rejected (the rest published), 2 unusable file."""
+    _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
+    from shopstream.connectors.ingest import run_erp_stock
+
+    return run_erp_stock(settings, args.file, args.as_of)
+
+
+def _add_ingest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ingest = sub.add_parser("ingest", help="publish a source system's export file as canonical events")
+    isub = ingest.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    p = isub.add_parser("erp-stock", help="ERP/WaWi stock export (CSV) -> StockSnapshot on inventory.stock",
+                        description="Publish one StockSnapshot per row of a CSV stock export (comma or semicolon, "
+                                    "UTF-8 with or without BOM; columns sku, on_hand, optional location, "
+                                    "safety_stock, incoming). Rejected rows go to connectors.dlq. Exit 0: all "
+                                    "published; 1: rows rejected (valid rows still published); 2: unusable file.")
+    p.add_argument("file", metavar="FILE", help="the export file, or - for stdin")
+    p.add_argument("--as-of", metavar="T",
+                   help="when the ERP counted: ISO-8601 with a zone, e.g. 2026-11-23T06:00:00Z (default: now)")
+    p.set_defaults(func=cmd_ingest)
+
+
 def _add_dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     times = "ISO-8601 with a zone (2026-11-23T10:00:00Z) or an age ago (90m, 2h, 3d)"
     dlq = sub.add_parser("dlq", help="inspect dead-letter topics and replay them once the cause is fixed")
@@ -208,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         gsub.add_parser("serve", help=f"serve {text}").set_defaults(func=func)
 
     _add_dlq_parser(sub)
+    _add_ingest_parser(sub)
 
     p = sub.add_parser("bench", help="measure throughput and latency (prints events/s and percentiles)")
     p.add_argument("scenario", choices=["webhook-latency"], help="what to measure")

@@ -1,0 +1,227 @@
+"""File ingest (`shopstream ingest erp-stock FILE`): the I/O around the pure parser in erp_stock.py.
+
+- Reads FILE (or stdin for `-`) whole, checks its header first: a file-level problem (missing file,
+  not UTF-8, missing required columns) publishes nothing and exits 2.
+- Publishes each valid row as a StockSnapshot to `inventory.stock`, keyed by SKU, through the one
+  producer factory (AsyncProducer → make_producer: murmur2, idempotent, acks=all) and waits until
+  the broker confirmed every write. Up to `WINDOW` writes are in flight at once.
+- Parks each rejected row on `connectors.dlq` through the one DLQ writer: value = the raw row (UTF-8,
+  no line ending), key = `erp-stock`, `shopstream.dlq.original.topic` = `file:erp-stock`, stage
+  `connector`, error class = the kind of rejection (MissingSku, BadQuantity, DuplicateRow,
+  WrongColumnCount), plus `shopstream.ingest.file` (file name as given, `-` for stdin),
+  `shopstream.ingest.line` (line number, header = 1), `shopstream.ingest.header` (the header line, so
+  the raw row can be read) and `shopstream.ingest.as_of` (ISO-8601 UTC).
+- "Unchanged" rows are not counted here: knowing them needs the last published figures, which the ATP
+  processor holds (a snapshot repeating the current figures changes nothing there). The summary says
+  read / published / rejected (and failed, when the broker did not confirm writes).
+- Exit codes (cli.py): 0 every row published; 1 a row was rejected or a write not confirmed (valid
+  rows are still published; re-running the same file with the same --as-of is safe: same event ids);
+  2 a file-level error or a bad --as-of.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from shopstream.config import Settings
+from shopstream.connectors.erp_stock import STOCK_TOPIC, ErpFileError, Row, RowError, StockExport
+from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
+from shopstream.kafka import AsyncProducer, DeliveryError
+from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError, make_registry_client
+
+CONNECTOR_DLQ = "connectors.dlq"
+ORIGINAL_TOPIC = "file:erp-stock"
+DLQ_KEY = b"erp-stock"
+PROCESSOR = "ingest:erp-stock"
+HEADER_PREFIX = "shopstream.ingest."
+WINDOW = 5000  # writes in flight before waiting for confirmations
+SHOWN_ERRORS = 20  # rejected rows listed on stderr; the rest are only on the DLQ
+
+
+class IngestAborted(Exception):
+    """The run could not go on (registry or broker away); the message says how far it got."""
+
+
+@dataclass
+class IngestReport:
+    file: str
+    read: int = 0
+    published: int = 0
+    rejected: int = 0
+    failed: int = 0  # writes the broker did not confirm
+    errors: list[RowError] = field(default_factory=list)  # the first SHOWN_ERRORS
+
+    def summary(self) -> str:
+        text = f"erp-stock {self.file}: read {self.read}, published {self.published}, rejected {self.rejected}"
+        return text + (f", failed {self.failed} (not confirmed by the broker)" if self.failed else "")
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.rejected or self.failed else 0
+
+
+def parse_as_of(value: str | None, now: datetime | None = None) -> datetime:
+    """--as-of: ISO-8601 with a zone (`Z` or an offset); default now (UTC). ValueError otherwise."""
+    if value is None:
+        return now or datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--as-of: not an ISO-8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"--as-of: {value!r} has no time zone; write e.g. {value}Z or {value}+01:00")
+    return parsed.astimezone(UTC)
+
+
+def read_input(path: str) -> bytes:
+    """The file's bytes (`-` = stdin); ErpFileError when it cannot be read."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ErpFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ErpFileError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise ErpFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+async def _publish_all(settings: Settings, export: StockExport, report: IngestReport,
+                       progress: Callable[[IngestReport], None] | None) -> None:
+    topic = settings.topic(STOCK_TOPIC)
+    dlq = settings.topic(CONNECTOR_DLQ)
+    serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+    producer = AsyncProducer(settings)
+    writer = DeadLetterWriter(producer, settings.topic(PROCESSOR))
+    in_flight: set[asyncio.Task[str]] = set()
+    file_headers = [(HEADER_PREFIX + "file", report.file.encode()),
+                    (HEADER_PREFIX + "as_of", export.as_of.isoformat().encode())]
+
+    async def publish(value: bytes, key: bytes, line: int) -> str:
+        try:
+            await producer.publish(topic, key, value, [("shopstream.source", b"erp-stock"), *file_headers,
+                                                       (HEADER_PREFIX + "line", str(line).encode())])
+            return "published"
+        except DeliveryError:
+            return "failed"
+
+    async def park(error: RowError) -> str:
+        record = FailedRecord(topic=ORIGINAL_TOPIC, key=DLQ_KEY, value=error.raw_line.encode(),
+                              headers=[*file_headers, (HEADER_PREFIX + "line", str(error.line_number).encode()),
+                                       (HEADER_PREFIX + "header", export.header_line.encode())],
+                              timestamp_ms=int(time.time() * 1000))
+        try:
+            await writer.park(record, Failure(error=error.exception(), stage="connector"), to_topic=dlq)
+            return "parked"
+        except DeliveryError:
+            return "failed"
+
+    async def settle(wait_for_all: bool) -> None:
+        nonlocal in_flight
+        if not in_flight:
+            return
+        done, in_flight = await asyncio.wait(
+            in_flight, return_when=asyncio.ALL_COMPLETED if wait_for_all else asyncio.FIRST_COMPLETED)
+        for task in done:
+            outcome = task.result()
+            report.published += outcome == "published"
+            report.failed += outcome == "failed"
+
+    try:
+        for item in export:
+            report.read += 1
+            if isinstance(item, Row):
+                try:
+                    value = serde.encode(topic, item.snapshot)
+                except RegistryUnavailable as exc:
+                    raise IngestAborted(f"schema registry unavailable: {exc}") from exc
+                except SerdeError as exc:  # the row cannot be represented: reject it like any bad row
+                    item = RowError(item.line_number, str(exc), item.raw_line)
+                else:
+                    in_flight.add(asyncio.create_task(
+                        publish(value, item.snapshot.sku.encode(), item.line_number)))
+            if isinstance(item, RowError):
+                report.rejected += 1
+                if len(report.errors) < SHOWN_ERRORS:
+                    report.errors.append(item)
+                in_flight.add(asyncio.create_task(park(item)))
+            while len(in_flight) >= WINDOW:
+                await settle(wait_for_all=False)
+            if progress is not None:
+                progress(report)
+        await settle(wait_for_all=True)
+    finally:
+        for task in in_flight:
+            task.cancel()
+        await asyncio.to_thread(producer.close)
+
+
+def ingest_erp_stock(settings: Settings, data: bytes, *, file_name: str, as_of: datetime,
+                     progress: Callable[[IngestReport], None] | None = None) -> IngestReport:
+    """Parse `data` and publish it; ErpFileError before anything is sent when the file is unusable."""
+    export = StockExport(data, as_of=as_of)
+    report = IngestReport(file=file_name)
+    asyncio.run(_publish_all(settings, export, report, progress))
+    return report
+
+
+class _Progress:
+    """A carriage-return counter on a terminal, redrawn at most every 0.25 s (nothing for quick files)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._last = time.monotonic()  # small files finish before anything is drawn
+        self.shown = False
+
+    def __call__(self, report: IngestReport) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.25:
+            return
+        self._last = now
+        self.shown = True
+        self._stream.write(f"\r{report.read} rows read, {report.rejected} rejected ...")
+        self._stream.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+
+
+def run_erp_stock(settings: Settings, path: str, as_of_text: str | None) -> int:
+    """The `shopstream ingest erp-stock` command: returns the exit code (0 / 1 / 2)."""
+    try:
+        as_of = parse_as_of(as_of_text)
+    except ValueError as exc:
+        print(f"shopstream ingest erp-stock: {exc}", file=sys.stderr)
+        return 2
+    try:
+        data = read_input(path)
+        progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+        try:
+            report = ingest_erp_stock(settings, data, file_name=path, as_of=as_of, progress=progress)
+        finally:
+            if progress is not None:
+                progress.clear()
+    except ErpFileError as exc:
+        print(f"shopstream ingest erp-stock: {exc}", file=sys.stderr)
+        return 2
+    except IngestAborted as exc:
+        print(f"shopstream ingest erp-stock: {exc}; re-run the same file with the same --as-of "
+              "(same event ids, duplicates are ignored downstream)", file=sys.stderr)
+        return 1
+    for error in report.errors:
+        print(f"{path}:{error.line_number}: {error.reason}", file=sys.stderr)
+    if report.rejected > len(report.errors):
+        print(f"... and {report.rejected - len(report.errors)} more rejected row(s), "
+              f"all on {settings.topic(CONNECTOR_DLQ)}", file=sys.stderr)
+    print(report.summary())
+    return report.exit_code

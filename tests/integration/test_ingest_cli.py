@@ -1,0 +1,162 @@
+"""`shopstream ingest erp-stock FILE` in-process against the real broker and the embedded registry.
+
+Each test gets its own topic prefix (the `settings` fixture) and creates the topology with `apply`;
+the CLI reads the environment set here, so it runs exactly as an operator would run it.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Message
+
+from shopstream.cli import main
+from shopstream.config import Settings
+from shopstream.schemas.models import StockSnapshot
+from shopstream.serde import AvroSerde, make_registry_client
+from shopstream.topology import apply, load_topology
+from tests.kafka_read import read_all
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]
+
+AS_OF = "2026-11-23T06:00:00Z"
+AS_OF_DT = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", settings.schema_registry_url)
+    monkeypatch.setenv("SHOPSTREAM_TOPIC_PREFIX", settings.topic_prefix)
+    monkeypatch.setenv("SHOPSTREAM_SINGLE_RECORD_BATCHES", "true")
+    report = apply(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    assert report.failed == {} and report.exit_code == 0
+    return settings
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["ingest", "erp-stock", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read(settings: Settings, logical: str) -> list[Message]:
+    (topic,) = (t for t in load_topology().topics if t.name == logical)
+    return read_all(settings.kafka_bootstrap_servers, settings.topic(logical), partitions=topic.partitions,
+                    idle_s=0.5)
+
+
+def headers_of(msg: Message) -> dict[str, bytes]:
+    return {k: v for k, v in (msg.headers() or []) if isinstance(v, bytes)}
+
+
+def decode_stock(settings: Settings) -> dict[tuple[str, str], tuple[bytes, StockSnapshot]]:
+    serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+    out: dict[tuple[str, str], tuple[bytes, StockSnapshot]] = {}
+    for msg in read(settings, "inventory.stock"):
+        record = serde.decode(msg.value())
+        assert isinstance(record, StockSnapshot)
+        key = msg.key()
+        assert key is not None
+        assert (record.sku, record.location) not in out
+        out[(record.sku, record.location)] = (key, record)
+    return out
+
+
+def test_mixed_file_publishes_valid_rows_and_parks_rejected_ones(
+        env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "wawi-export.csv"
+    path.write_bytes("\ufeffSKU;On_Hand;Location;Safety_Stock;Incoming\r\n"   # 1
+                     "TSHIRT-BLK-M;12;WH1;2;5\r\n"                          # 2
+                     "TSHIRT-BLK-L;-3;WH1;;\r\n"                             # 3 negative
+                     "MUG-01;0;;;\r\n"                                       # 4 default location
+                     "TSHIRT-BLK-M;9;WH1;;\r\n"                              # 5 duplicate of line 2
+                     "TSHIRT-BLK-M;4;WH2;;1\r\n".encode())                   # 6
+    code, out, err = run(capsys, str(path), "--as-of", AS_OF)
+    assert code == 1, (out, err)
+    assert out.strip().splitlines()[-1] == f"erp-stock {path}: read 5, published 3, rejected 2"
+    assert f"{path}:3: on_hand is negative: '-3'" in err
+    assert f"{path}:5: duplicate SKU 'TSHIRT-BLK-M' at location 'WH1': first seen on line 2" in err
+
+    stock = decode_stock(env)
+    assert set(stock) == {("TSHIRT-BLK-M", "WH1"), ("MUG-01", "default"), ("TSHIRT-BLK-M", "WH2")}
+    key, snap = stock[("TSHIRT-BLK-M", "WH1")]
+    assert key == b"TSHIRT-BLK-M"
+    assert (snap.on_hand, snap.safety_stock, snap.incoming, snap.as_of) == (12, 2, 5, AS_OF_DT)
+    assert snap.meta.source == "erp" and snap.meta.event_type == "StockSnapshot"
+    key, snap = stock[("MUG-01", "default")]
+    assert key == b"MUG-01" and (snap.on_hand, snap.safety_stock, snap.incoming) == (0, None, None)
+    key, snap = stock[("TSHIRT-BLK-M", "WH2")]
+    assert key == b"TSHIRT-BLK-M" and (snap.on_hand, snap.incoming) == (4, 1)
+
+    dlq = sorted(read(env, "connectors.dlq"), key=lambda m: int(headers_of(m)["shopstream.ingest.line"]))
+    assert [m.value() for m in dlq] == [b"TSHIRT-BLK-L;-3;WH1;;", b"TSHIRT-BLK-M;9;WH1;;"]
+    negative, duplicate = (headers_of(m) for m in dlq)
+    assert dlq[0].key() == b"erp-stock"
+    assert negative["shopstream.dlq.original.topic"] == b"file:erp-stock"
+    assert negative["shopstream.dlq.stage"] == b"connector"
+    assert negative["shopstream.dlq.error.class"] == b"shopstream.connectors.erp_stock.BadQuantity"
+    assert negative["shopstream.dlq.error.message"] == b"line 3: on_hand is negative: '-3'"
+    assert negative["shopstream.ingest.file"] == str(path).encode()
+    assert negative["shopstream.ingest.line"] == b"3"
+    assert negative["shopstream.ingest.header"] == b"SKU;On_Hand;Location;Safety_Stock;Incoming"
+    assert negative["shopstream.ingest.as_of"] == b"2026-11-23T06:00:00+00:00"
+    assert duplicate["shopstream.dlq.error.class"] == b"shopstream.connectors.erp_stock.DuplicateRow"
+    assert duplicate["shopstream.ingest.line"] == b"5"
+    assert b"first seen on line 2" in duplicate["shopstream.dlq.error.message"]
+
+
+def test_clean_file_exits_0_and_reingest_repeats_the_event_ids(
+        env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "stock.csv"
+    path.write_text("sku,on_hand\n" + "".join(f"SKU-{i},{i}\n" for i in range(20)))
+    code, out, err = run(capsys, str(path), "--as-of", "2026-11-23T07:00:00+01:00")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == f"erp-stock {path}: read 20, published 20, rejected 0"
+    assert err == ""
+
+    # The same file again, from stdin: same event ids, so downstream sees duplicates, not new counts.
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
+    code, out, _ = run(capsys, "-", "--as-of", AS_OF)
+    assert code == 0
+    assert out.strip().splitlines()[-1] == "erp-stock -: read 20, published 20, rejected 0"
+
+    serde = AvroSerde(make_registry_client(env.schema_registry_url))
+    ids: dict[str, list[str]] = {}
+    for msg in read(env, "inventory.stock"):
+        snap = serde.decode(msg.value())
+        assert isinstance(snap, StockSnapshot)
+        assert msg.key() == snap.sku.encode() and snap.on_hand == int(snap.sku.split("-")[1])
+        assert snap.as_of == AS_OF_DT and snap.location == "default"
+        ids.setdefault(snap.sku, []).append(snap.meta.event_id)
+    assert len(ids) == 20
+    assert all(len(v) == 2 and v[0] == v[1] for v in ids.values())
+    assert read(env, "connectors.dlq") == []
+
+
+def test_file_level_errors_exit_2_and_publish_nothing(
+        env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = run(capsys, str(tmp_path / "missing.csv"))
+    assert code == 2 and "missing.csv: no such file" in err
+
+    bad_header = tmp_path / "bad.csv"
+    bad_header.write_text("article;stock\nA;1\n")
+    code, _, err = run(capsys, str(bad_header))
+    assert code == 2 and "lacks required column(s) sku, on_hand" in err
+
+    good = tmp_path / "good.csv"
+    good.write_text("sku,on_hand\nA,1\n")
+    code, _, err = run(capsys, str(good), "--as-of", "2026-11-23T06:00:00")
+    assert code == 2 and "no time zone" in err
+    code, _, err = run(capsys, str(good), "--as-of", "soon")
+    assert code == 2 and "not an ISO-8601 time" in err
+
+    monkeypatch.delenv("SCHEMA_REGISTRY_URL")
+    code, _, err = run(capsys, str(good))
+    assert code == 2 and "SCHEMA_REGISTRY_URL" in err
+
+    assert read(env, "inventory.stock") == []
+    assert read(env, "connectors.dlq") == []
