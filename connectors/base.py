@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -59,6 +59,19 @@ class SourceConnector(Protocol):
 
         Raises PayloadError when the body is not a valid delivery.
         """
+        ...
+
+
+@runtime_checkable
+class DeliveryIdFromBody(Protocol):
+    """Optional extra of a SourceConnector whose source names a delivery only in the body (Stripe's evt_ id).
+
+    The front asks it when `delivery_id(headers)` gave None, after the signature check (so only for an
+    authenticated body); None means no dedupe claim for this delivery.
+    """
+
+    def delivery_id_from_body(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        """The source's id of this delivery, read from the (verified) body."""
         ...
 
 

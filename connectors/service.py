@@ -1,6 +1,6 @@
 """The connectors service (`shopstream connectors serve`): webhook endpoints plus health and metrics.
 
-Routes: `POST /webhooks/shopify`, `GET /healthz`, `GET /readyz` (Kafka + Redis), `GET /metrics`.
+Routes: `POST /webhooks/shopify`, `POST /webhooks/stripe`, `POST /webhooks/woocommerce`, `GET /healthz`, `GET /readyz` (Kafka + Redis), `GET /metrics`.
 Other sources (Stripe, WooCommerce, carrier, helpdesk) plug in as `SourceConnector`s.
 """
 
@@ -17,7 +17,9 @@ from shopstream.config import Settings
 from shopstream.connectors.base import SourceConnector
 from shopstream.connectors.dedupe import DeliveryDedupe
 from shopstream.connectors.shopify import ShopifyConnector
+from shopstream.connectors.stripe import StripeConnector
 from shopstream.connectors.webhook import WebhookFront
+from shopstream.connectors.woocommerce import WooCommerceConnector
 from shopstream.dlq import DeadLetterWriter
 from shopstream.health import healthz, readiness
 from shopstream.kafka import AsyncProducer
@@ -31,7 +33,9 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 
 def source_connectors(settings: Settings) -> dict[str, SourceConnector]:
     """The webhook sources this service answers, by URL path segment."""
-    return {"shopify": ShopifyConnector(settings.shopify_secret.get_secret_value())}
+    return {"shopify": ShopifyConnector(settings.shopify_secret.get_secret_value()),
+            "stripe": StripeConnector(settings.stripe_secret.get_secret_value()),
+            "woocommerce": WooCommerceConnector(settings.woocommerce_secret.get_secret_value())}
 
 
 def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None = None) -> web.Application:

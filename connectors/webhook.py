@@ -22,7 +22,7 @@ import redis
 from aiohttp import web
 
 from shopstream.config import Settings
-from shopstream.connectors.base import PayloadError, SourceConnector
+from shopstream.connectors.base import DeliveryIdFromBody, PayloadError, SourceConnector
 from shopstream.connectors.dedupe import Claim, DeliveryDedupe
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import DeliveryError, Publisher
@@ -68,6 +68,8 @@ class WebhookFront:
         if not connector.verify(headers, body):
             return _json(401, error="missing or invalid signature")
         delivery_id = connector.delivery_id(headers)
+        if delivery_id is None and isinstance(connector, DeliveryIdFromBody):
+            delivery_id = connector.delivery_id_from_body(headers, body)
         if delivery_id:
             try:
                 claim = await self._dedupe.claim(connector.name, delivery_id)
