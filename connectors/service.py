@@ -1,7 +1,8 @@
 """The connectors service (`shopstream connectors serve`): webhook endpoints plus health and metrics.
 
-Routes: `POST /webhooks/shopify`, `POST /webhooks/stripe`, `POST /webhooks/woocommerce`, `GET /healthz`, `GET /readyz` (Kafka + Redis), `GET /metrics`.
-Other sources (Stripe, WooCommerce, carrier, helpdesk) plug in as `SourceConnector`s.
+Routes: `POST /webhooks/shopify`, `/webhooks/stripe`, `/webhooks/woocommerce`, `GET /healthz`,
+`GET /readyz` (Kafka + Redis), `GET /metrics`. Further sources (carrier, returns, helpdesk) plug in
+as `SourceConnector`s in `source_connectors()`.
 """
 
 from __future__ import annotations
