@@ -1,0 +1,481 @@
+"""Available-to-promise (ATP) per SKU: `apply_*(state, policy, ...) -> Outcome`, pure and deterministic.
+
+This is the whole stock arithmetic of the inventory processor (`shopstream worker inventory`): its Faust
+adapter keeps one `SkuState` per SKU in a table (stored as `SkuState.to_dict()`), feeds every
+`inventory.stock` event (StockSnapshot, StockAdjusted, GoodsReceived) and every
+`inventory.reservations` event (ReservationChanged) through the matching `apply_*` function, and
+publishes from the `Outcome`: an AtpLevel when `changed`, a (coalesced) SyncShopStock when
+`available_changed`, a ReorderRequest when `reorder_crossed`, an Oversold alert + review item when
+`oversold_orders`, and counts `stale` snapshots in a metric. No Faust, Kafka, Redis, clock or file
+access happens here: every time comes from the events, the same inputs always give the same outputs.
+
+Figures (per SKU and location)
+------------------------------
+A location's figures are
+  on_hand       = the last applied ERP snapshot's on_hand
+                  + the deltas of adjustments / goods receipts newer than that snapshot
+                  - the units of committed (goods-issued) reservations not yet reflected in a snapshot
+  reserved      = units of open reservations + units of shipped, not yet committed reservations
+                  not yet reflected in a snapshot
+  safety_stock  = the last snapshot's safety_stock (a snapshot without one means 0)
+  incoming      = the last snapshot's incoming (none means 0) - goods received since, never below 0
+Per SKU the `Policy` says which locations sell online (that list is data in `topology/`, not code)
+and whether incoming is promised; `levels()` sums the online locations:
+  available = on_hand - reserved - safety_stock (+ incoming only when `include_incoming`)
+Reservations without a location count against the SKU as a whole (in `reserved`, or in `on_hand`
+once committed). `available` may be negative: that is an oversell.
+
+What each input does
+--------------------
+Snapshot (ERP on-hand for one location as of `as_of`; absolute)
+  - `as_of` older than the location's last applied snapshot: ignored, `Outcome.stale`.
+  - same `as_of` as the last applied one: a duplicate when the figures are equal (nothing happens);
+    with different figures it is a conflicting report for the same instant: the first one applied
+    wins, the other is ignored and reported `stale`.
+  - otherwise it replaces the location's on_hand, safety_stock and incoming and records `as_of`.
+    Adjustments and receipts with a time at or before `as_of` are dropped: the ERP count already
+    contains them. Shipped and committed reservations at the location dispatched at or before
+    `as_of` become *counted*: the count already lacks those units, so they stop being deducted.
+    A snapshot that repeats the current figures and absorbs nothing only records its `as_of`
+    (so older snapshots are recognised as stale): no version bump, nothing to emit.
+Adjustment (StockAdjusted: signed delta) and goods receipt (GoodsReceived: +quantity, - incoming)
+  - time at or before the location's last snapshot: already in that count, ignored.
+  - an event id already pending at the location: duplicate, ignored.
+  - otherwise pending: on_hand moves by the delta until a snapshot at/after its time absorbs it.
+Reservation (ReservationChanged for (order_id, sku); `quantity` is absolute, never a delta)
+  A reservation is open, shipped, committed, counted or released; it only moves forward
+  (open -> shipped -> committed -> counted, open -> released; shipped -> counted directly too).
+  - reserve / adjust: on an open reservation whose last quantity change is older than `at`, sets
+    the quantity (the total reserved units for the order and SKU); an equal or older `at` is a
+    redelivery and ignored. The orders processor stamps them with the order's source time, which
+    strictly increases per order. On an unknown order it creates the reservation.
+  - release: an open reservation ends, its units are no longer reserved; the reservation is kept
+    as released so a late or redelivered reserve cannot revive it. Shipped units cannot be
+    released (ignored).
+  - ship: an open reservation becomes shipped with `quantity` units dispatched at `at`; it stays
+    deducted (in `reserved`) until a snapshot of its location with `as_of` at or after the dispatch
+    time arrives (the ERP count then reflects it), or a commit moves it into on_hand.
+  - commit (goods issue): the shipped units leave on_hand explicitly (no longer in `reserved`),
+    until a snapshot at/after the dispatch time (the commit time when it was never shipped) counts
+    them. A commit of an open reservation ships and issues it at once.
+  - Any action on a released or counted reservation, and ship on a shipped or committed one, is
+    ignored. A reservation's location is the last one an event named (ship names the warehouse
+    that dispatched); a shipped reservation without a location is counted by a snapshot of any
+    location at/after its dispatch time (right for single-warehouse shops; multi-location
+    deployments must name the location on ship).
+  A negative quantity is a ValueError (the adapter dead-letters the event).
+
+Outcome
+-------
+`state` is always the state to store (bookkeeping such as a newer `as_of` may change without a
+figure changing). `changed`: a figure of any location changed; then `version` is bumped (per SKU,
+starting at 1) and `updated_at` becomes the latest event time seen. `available_changed`: the
+shop-visible `available` over the online locations changed. `reorder_crossed`: `available` went to
+or below the policy's reorder point while the SKU was above it (hysteresis: `below_reorder` is
+stored and cleared only when available rises above the point again). `oversold_orders`: the event
+lowered `available` below zero; the orders named are the latest open reservations at online (or no)
+locations (by first reservation time, then order id) whose units make up the deficit. It is empty
+when no open order is involved (the deficit comes from safety stock or uncounted shipments: nothing
+was promised that cannot be kept, so there is no oversell to report).
+
+Idempotence (why redelivery and replay change nothing)
+------------------------------------------------------
+Every input is made a no-op on its second arrival by the state itself, whatever came in between:
+  - a location's snapshot `as_of` never decreases, and a snapshot applies only when its `as_of` is
+    newer (or equal with equal figures, which is a no-op), so a second arrival is stale or equal;
+  - an adjustment applies only when its time is after the location's `as_of` and its id is not
+    pending; once applied it stays pending until a snapshot with `as_of` at or after its time drops
+    it, after which the same event is at/before `as_of` and ignored;
+  - reservations are keyed by order id (the state is per SKU): quantities are absolute and ordered
+    by `at`, which an applied change records, so the same change again is not newer; status only
+    moves forward and the terminal states (released, counted) are kept, so a redelivered reserve,
+    ship or commit finds its reservation at or past the state it would move to.
+Released and counted reservations are kept as tombstones for that; `prune()` drops those older than
+a horizon beyond the replay window, so per-SKU state stays bounded.
+Hence, because absorption by a snapshot depends only on the largest `as_of` seen per location, the
+figures after any sequence with duplicates equal those after the de-duplicated sequence
+(tests/unit/test_atp.py checks this against an oracle as a property).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal, TypeAlias
+
+from shopstream.schemas.models import ReservationAction
+
+ReservationStatus: TypeAlias = Literal["open", "shipped", "committed", "counted", "released"]
+
+_RANK: dict[ReservationStatus, int] = {"open": 0, "shipped": 1, "committed": 2, "counted": 3, "released": 3}
+_DEDUCTED: frozenset[ReservationStatus] = frozenset({"open", "shipped"})  # in `reserved`
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Per-deployment / per-SKU parameters (data from topology/, never hard-coded here)."""
+
+    online_locations: frozenset[str]
+    include_incoming: bool = False
+    reorder_point: int | None = None
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A stock delta newer than the location's last snapshot (kept until a snapshot absorbs it)."""
+
+    delta: int
+    incoming_delta: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LocationStock:
+    """ERP figures of one location: the last applied snapshot plus the deltas since."""
+
+    on_hand: int = 0
+    safety_stock: int = 0
+    incoming: int = 0
+    as_of: datetime | None = None
+    pending: Mapping[str, Adjustment] = field(default_factory=dict)  # event id -> adjustment
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The reservation of one order for this SKU."""
+
+    quantity: int
+    status: ReservationStatus
+    at: datetime  # time of the last applied quantity change (reserve/adjust) or status change
+    location: str | None = None
+    reserved_at: datetime | None = None  # first time units were reserved (orders oversell evidence)
+    dispatched_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SkuState:
+    """Everything the processor keeps per SKU; plain values, see `to_dict`/`from_dict`."""
+
+    sku: str
+    version: int = 0
+    updated_at: datetime | None = None
+    below_reorder: bool = False
+    locations: Mapping[str, LocationStock] = field(default_factory=dict)
+    reservations: Mapping[str, Reservation] = field(default_factory=dict)  # order id -> reservation
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (times as ISO 8601 strings)."""
+        return {
+            "sku": self.sku,
+            "version": self.version,
+            "updated_at": _iso(self.updated_at),
+            "below_reorder": self.below_reorder,
+            "locations": {
+                loc: {"on_hand": s.on_hand, "safety_stock": s.safety_stock, "incoming": s.incoming,
+                      "as_of": _iso(s.as_of),
+                      "pending": {eid: {"delta": a.delta, "incoming_delta": a.incoming_delta, "at": _iso(a.at)}
+                                  for eid, a in sorted(s.pending.items())}}
+                for loc, s in sorted(self.locations.items())
+            },
+            "reservations": {
+                oid: {"quantity": r.quantity, "status": r.status, "at": _iso(r.at), "location": r.location,
+                      "reserved_at": _iso(r.reserved_at), "dispatched_at": _iso(r.dispatched_at)}
+                for oid, r in sorted(self.reservations.items())
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SkuState:
+        """Inverse of `to_dict`."""
+        return cls(
+            sku=data["sku"],
+            version=data["version"],
+            updated_at=_parse(data["updated_at"]),
+            below_reorder=data["below_reorder"],
+            locations={
+                loc: LocationStock(
+                    on_hand=s["on_hand"], safety_stock=s["safety_stock"], incoming=s["incoming"],
+                    as_of=_parse(s["as_of"]),
+                    pending={eid: Adjustment(a["delta"], a["incoming_delta"], _req(a["at"]))
+                             for eid, a in s["pending"].items()})
+                for loc, s in data["locations"].items()
+            },
+            reservations={
+                oid: Reservation(quantity=r["quantity"], status=r["status"], at=_req(r["at"]),
+                                 location=r["location"], reserved_at=_parse(r["reserved_at"]),
+                                 dispatched_at=_parse(r["dispatched_at"]))
+                for oid, r in data["reservations"].items()
+            },
+        )
+
+
+@dataclass(frozen=True)
+class LocationLevel:
+    """Figures of one location (see the module docstring)."""
+
+    location: str
+    online: bool
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    incoming: int
+    as_of: datetime | None
+
+
+@dataclass(frozen=True)
+class Levels:
+    """The SKU's figures over the online locations, plus every known location's own figures."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    incoming: int
+    available: int
+    version: int
+    updated_at: datetime | None
+    locations: tuple[LocationLevel, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What applying one input did (see the module docstring)."""
+
+    state: SkuState
+    levels: Levels
+    changed: bool = False
+    available_changed: bool = False
+    stale: bool = False
+    reorder_crossed: bool = False
+    oversold_orders: tuple[str, ...] = ()
+    note: str | None = None
+
+
+def new_state(sku: str) -> SkuState:
+    """The state of a SKU nothing is known about yet."""
+    return SkuState(sku=sku)
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def apply_snapshot(state: SkuState, policy: Policy, *, location: str, on_hand: int, safety_stock: int | None,
+                   incoming: int | None, as_of: datetime) -> Outcome:
+    """An ERP count (StockSnapshot) of one location as of `as_of`."""
+    _non_negative(on_hand=on_hand, safety_stock=safety_stock or 0, incoming=incoming or 0)
+    current = state.locations.get(location, LocationStock())
+    figures = (on_hand, safety_stock or 0, incoming or 0)
+    if current.as_of is not None:
+        if as_of < current.as_of:
+            return _unchanged(state, policy, stale=True,
+                              note=f"stale snapshot: as_of {as_of.isoformat()} < {current.as_of.isoformat()}")
+        if as_of == current.as_of:
+            same = figures == (current.on_hand, current.safety_stock, current.incoming)
+            return _unchanged(state, policy, stale=not same,
+                              note="duplicate snapshot" if same else
+                              f"conflicting snapshot for as_of {as_of.isoformat()}: first one applied wins")
+    stock = LocationStock(on_hand=on_hand, safety_stock=figures[1], incoming=figures[2], as_of=as_of,
+                          pending={eid: a for eid, a in current.pending.items() if a.at > as_of})
+    locations = {**state.locations, location: stock}
+    reservations = {oid: _absorb(r, locations) for oid, r in state.reservations.items()}
+    return _finish(state, replace(state, locations=locations, reservations=reservations), policy, as_of)
+
+
+def apply_adjustment(state: SkuState, policy: Policy, *, event_id: str, location: str, delta: int, at: datetime,
+                     incoming_delta: int = 0) -> Outcome:
+    """A signed on-hand change (StockAdjusted), deduplicated by event id."""
+    current = state.locations.get(location, LocationStock())
+    if current.as_of is not None and at <= current.as_of:
+        return _unchanged(state, policy, note=f"adjustment at {at.isoformat()} already in the snapshot "
+                                              f"as of {current.as_of.isoformat()}")
+    if event_id in current.pending:
+        return _unchanged(state, policy, note=f"duplicate adjustment {event_id}")
+    stock = replace(current, pending={**current.pending, event_id: Adjustment(delta, incoming_delta, at)})
+    return _finish(state, replace(state, locations={**state.locations, location: stock}), policy, at)
+
+
+def apply_goods_received(state: SkuState, policy: Policy, *, event_id: str, location: str, quantity: int,
+                         at: datetime) -> Outcome:
+    """Units received into a location (GoodsReceived): on_hand up, incoming down (not below 0)."""
+    _non_negative(quantity=quantity)
+    return apply_adjustment(state, policy, event_id=event_id, location=location, delta=quantity, at=at,
+                            incoming_delta=-quantity)
+
+
+def apply_reservation(state: SkuState, policy: Policy, *, order_id: str, action: ReservationAction, quantity: int,
+                      at: datetime, location: str | None = None) -> Outcome:
+    """A ReservationChanged for (order_id, this SKU); `at` is the event's source time."""
+    _non_negative(quantity=quantity)
+    current = state.reservations.get(order_id)
+    new = _next_reservation(current, action, quantity, at, location)
+    if new is None or new == current:
+        return _unchanged(state, policy, note=f"reservation {order_id}: {action} is a duplicate or out of date")
+    new = _absorb(new, state.locations)
+    reservations = {**state.reservations, order_id: new}
+    return _finish(state, replace(state, reservations=reservations), policy, at)
+
+
+def levels(state: SkuState, online_locations: Iterable[str], include_incoming: bool = False) -> Levels:
+    """The SKU's figures: sums over the online locations (+ reservations without a location)."""
+    online = frozenset(online_locations)
+    per, unlocated_reserved, unlocated_committed = _per_location(state)
+    rows = tuple(LocationLevel(location=loc, online=loc in online, on_hand=f[0], reserved=f[1], safety_stock=f[2],
+                               incoming=f[3], as_of=state.locations[loc].as_of if loc in state.locations else None)
+                 for loc, f in sorted(per.items()))
+    sold = [r for r in rows if r.online]
+    on_hand = sum(r.on_hand for r in sold) - unlocated_committed
+    reserved = sum(r.reserved for r in sold) + unlocated_reserved
+    safety = sum(r.safety_stock for r in sold)
+    incoming = sum(r.incoming for r in sold)
+    available = on_hand - reserved - safety + (incoming if include_incoming else 0)
+    return Levels(sku=state.sku, on_hand=on_hand, reserved=reserved, safety_stock=safety, incoming=incoming,
+                  available=available, version=state.version, updated_at=state.updated_at, locations=rows)
+
+
+def prune(state: SkuState, before: datetime) -> SkuState:
+    """Forget released and counted reservations whose last change is older than `before`.
+
+    They no longer count, and are kept only so that a redelivered event for them stays a no-op; so
+    `before` must lie further back than any redelivery or replay can reach (e.g. the newest event
+    time minus the retention of `inventory.reservations`). Figures and version are unchanged."""
+    keep = {oid: r for oid, r in state.reservations.items()
+            if r.status not in ("released", "counted") or r.at >= before}
+    return state if len(keep) == len(state.reservations) else replace(state, reservations=keep)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _next_reservation(current: Reservation | None, action: ReservationAction, quantity: int, at: datetime,
+                      location: str | None) -> Reservation | None:
+    """The reservation after the action, None when the action does not apply (see the docstring)."""
+    if current is None:
+        current = Reservation(quantity=0, status="open", at=at, location=location)
+        fresh = True
+    else:
+        fresh = False
+        if _RANK[current.status] >= _RANK["counted"]:
+            return None
+    loc = location if location is not None else current.location
+    if action in ("reserve", "adjust"):
+        if current.status != "open" or (not fresh and at <= current.at):
+            return None
+        return replace(current, quantity=quantity, at=at, location=loc,
+                       reserved_at=current.reserved_at or (at if quantity > 0 else None))
+    if action == "release":
+        if current.status != "open":
+            return None
+        return replace(current, quantity=0, status="released", at=at, location=loc)
+    if action == "ship":
+        if current.status != "open":
+            return None
+        return replace(current, quantity=quantity, status="shipped", at=at, location=loc, dispatched_at=at)
+    # commit (goods issue); unknown future actions read as adjust in the schema, so only commit is left
+    if current.status not in ("open", "shipped"):
+        return None
+    units = current.quantity if current.status == "shipped" else quantity
+    return replace(current, quantity=units, status="committed", at=at, location=loc,
+                   dispatched_at=current.dispatched_at or at)
+
+
+def _absorb(r: Reservation, locations: Mapping[str, LocationStock]) -> Reservation:
+    """A shipped/committed reservation becomes counted once an ERP count at/after its dispatch exists."""
+    if r.status not in ("shipped", "committed") or r.dispatched_at is None:
+        return r
+    dispatched = r.dispatched_at
+    if r.location is not None:
+        stock = locations.get(r.location)
+        counted = stock is not None and stock.as_of is not None and stock.as_of >= dispatched
+    else:
+        counted = any(s.as_of is not None and s.as_of >= dispatched for s in locations.values())
+    return replace(r, status="counted") if counted else r
+
+
+def _per_location(state: SkuState) -> tuple[dict[str, tuple[int, int, int, int]], int, int]:
+    """(on_hand, reserved, safety_stock, incoming) per location; unlocated reserved and committed units."""
+    on_hand: dict[str, int] = {}
+    reserved: dict[str, int] = {}
+    safety: dict[str, int] = {}
+    incoming: dict[str, int] = {}
+    for loc, s in state.locations.items():
+        on_hand[loc] = s.on_hand + sum(a.delta for a in s.pending.values())
+        safety[loc] = s.safety_stock
+        incoming[loc] = max(0, s.incoming + sum(a.incoming_delta for a in s.pending.values()))
+    unlocated_reserved = unlocated_committed = 0
+    for r in state.reservations.values():
+        if r.status in _DEDUCTED:
+            if r.location is None:
+                unlocated_reserved += r.quantity
+            else:
+                reserved[r.location] = reserved.get(r.location, 0) + r.quantity
+        elif r.status == "committed":
+            if r.location is None:
+                unlocated_committed += r.quantity
+            else:
+                on_hand[r.location] = on_hand.get(r.location, 0) - r.quantity
+    locs = set(on_hand) | set(reserved)
+    per = {loc: (on_hand.get(loc, 0), reserved.get(loc, 0), safety.get(loc, 0), incoming.get(loc, 0)) for loc in locs}
+    return per, unlocated_reserved, unlocated_committed
+
+
+def _figures(state: SkuState) -> tuple[object, ...]:
+    per, unlocated_reserved, unlocated_committed = _per_location(state)
+    return tuple(sorted(per.items())), unlocated_reserved, unlocated_committed
+
+
+def _finish(before: SkuState, after: SkuState, policy: Policy, at: datetime) -> Outcome:
+    """Version, hysteresis and the signals of a state change."""
+    old = levels(before, policy.online_locations, policy.include_incoming)
+    changed = _figures(before) != _figures(after)
+    if changed:
+        after = replace(after, version=before.version + 1,
+                        updated_at=at if before.updated_at is None else max(before.updated_at, at))
+    new = levels(after, policy.online_locations, policy.include_incoming)
+    crossed = False
+    if policy.reorder_point is not None:
+        below = new.available <= policy.reorder_point
+        crossed = below and not before.below_reorder
+        if below != before.below_reorder:
+            after = replace(after, below_reorder=below)
+    oversold: tuple[str, ...] = ()
+    if new.available < 0 and new.available < old.available:
+        oversold = _oversold_orders(after, policy.online_locations, -new.available)
+    return Outcome(state=after, levels=new, changed=changed, available_changed=new.available != old.available,
+                   reorder_crossed=crossed, oversold_orders=oversold)
+
+
+def _oversold_orders(state: SkuState, online: frozenset[str], deficit: int) -> tuple[str, ...]:
+    """The latest open reservations (by reservation time, then order id) whose units cover the deficit."""
+    open_ = [(r.reserved_at or r.at, oid, r.quantity) for oid, r in state.reservations.items()
+             if r.status == "open" and r.quantity > 0 and (r.location is None or r.location in online)]
+    out: list[str] = []
+    for _, oid, units in sorted(open_, reverse=True):
+        if deficit <= 0:
+            break
+        out.append(oid)
+        deficit -= units
+    return tuple(out)
+
+
+def _unchanged(state: SkuState, policy: Policy, *, stale: bool = False, note: str | None = None) -> Outcome:
+    return Outcome(state=state, levels=levels(state, policy.online_locations, policy.include_incoming),
+                   stale=stale, note=note)
+
+
+def _non_negative(**values: int) -> None:
+    for name, value in values.items():
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _req(value: str) -> datetime:
+    return datetime.fromisoformat(value)
