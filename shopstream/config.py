@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     woocommerce_secret: SecretStr = Field(
         SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_WOOCOMMERCE_SECRET"))
 
+    carrier_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_CARRIER_SECRET"))
+    returns_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_RETURNS_SECRET"))
+
     # Workers
     state_dir: str = Field(".shopstream", validation_alias=AliasChoices("SHOPSTREAM_STATE_DIR"))
     faust_store: str = Field(

@@ -23,6 +23,8 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "kafka_session_timeout_s": ("6.5", 6.5),
     "kafka_compression": ("zstd", "zstd"),
     "single_record_batches": ("true", True),
+    "carrier_secret": ("c4rr13r", SecretStr("c4rr13r")),
+    "returns_secret": ("r3turn5", SecretStr("r3turn5")),
     "kafka_fetch_max_wait_ms": ("50", 50),
     "mappings_dir": ("/etc/shopstream/mappings", "/etc/shopstream/mappings"),
     "topic_prefix": ("staging.", "staging."),
@@ -45,7 +47,8 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
 }
 
 SECRETS = {"kafka_sasl_password": "sasl-pw-s3cr3t", "shopify_secret": "shpss-s3cr3t",
-           "stripe_secret": "whsec-s3cr3t", "woocommerce_secret": "wc-s3cr3t"}
+           "stripe_secret": "whsec-s3cr3t", "woocommerce_secret": "wc-s3cr3t",
+           "carrier_secret": "carrier-s3cr3t", "returns_secret": "returns-s3cr3t"}
 
 
 @pytest.fixture(autouse=True)

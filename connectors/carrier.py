@@ -1,0 +1,203 @@
+"""Carrier connector: `POST /webhooks/carrier` (tracking updates relayed by a carrier hub, pure: no I/O here).
+
+Body (JSON object; unknown fields are ignored, the ones below are validated)::
+
+    {
+      "tracking_number": "1Z999AA10123456784",       # required
+      "carrier": "ups",                               # required, carrier name as the hub spells it
+      "order_id": "1001",                             # required, the shop's order id (the topic key)
+      "status": "InTransit",                          # required, the status system's raw status
+      "status_system": "aftership",                   # required: aftership | dhl | easypost (a table in
+                                                      #   topology/carrier.yaml)
+      "occurred_at": "2024-05-02T08:15:00+02:00",    # required, ISO-8601 with a UTC offset (or Z)
+      "location": "Hamburg, DE",                      # optional
+      "shipment_id": "ship-77",                       # optional; default: the tracking number
+      "lines": [{"sku": "TSHIRT-BLK-M", "quantity": 2}],  # optional; empty = the whole shipment
+      "detail": "Arrived at sort facility",           # optional, the carrier's free text
+      "tracking_url": "https://...",                  # optional
+      "signed_by": "J. DOE"                           # optional (delivered)
+    }
+
+- Authenticity: `X-Shopstream-Signature` is the lowercase hex HMAC-SHA256 of the raw body with the
+  shared secret (`SHOPSTREAM_CARRIER_SECRET`; hex digits are compared case-insensitively, an optional
+  `sha256=` prefix is accepted), compared in constant time. Missing, wrong, or an empty secret
+  configured: 401. The returns connector uses the same scheme (`sign`, `signature_valid`).
+- Dedupe: on `X-Shopstream-Delivery-Id` when the sender gives one (also the `source_event_id`).
+  Without it there is no dedupe claim; a redelivery is still a duplicate downstream because the
+  event id is derived from (carrier, tracking_number, status, occurred_at) — the same for every
+  delivery of the same scan, with or without a delivery id.
+- Mapping: `status_system` + `status` -> canonical event by the data in `topology/carrier.yaml`
+  (`connectors/carrier_mapping.py`). `ignore` entries are acknowledged (200 `ignored`), nothing is
+  published. A status (or status system) the tables do not cover: 422 naming both, and the body
+  is parked on `connectors.dlq` by the front; add the entry and replay.
+- Events on `fulfillment.shipments`, keyed by `order_id`: ShipmentCreated (`created_at`),
+  ShipmentDispatched (`dispatched_at`), ShipmentDelivered (`delivered_at`), ShipmentException
+  (`reported_at`, `exception_code` and `returning_to_sender` from the table), all at `occurred_at`.
+  `status_detail` is `"<status_system> <status>"`, plus `": <detail>"` when given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shopstream.connectors.base import (
+    Outgoing,
+    PayloadError,
+    constant_time_equal,
+    lower_headers,
+    make_meta,
+    parse_time,
+)
+from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
+from shopstream.schemas.models import (
+    EventMeta,
+    ShipmentCreated,
+    ShipmentDelivered,
+    ShipmentDispatched,
+    ShipmentException,
+    ShipmentLine,
+)
+
+SOURCE = "carrier"
+SHIPMENTS_TOPIC = "fulfillment.shipments"
+SIGNATURE_HEADER = "x-shopstream-signature"
+DELIVERY_ID_HEADER = "x-shopstream-delivery-id"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The `X-Shopstream-Signature` value for `body`: hex HMAC-SHA256 with the shared secret."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """True when `X-Shopstream-Signature` is the HMAC of `body` under a non-empty `secret`."""
+    if not secret:  # an empty key would be an HMAC anyone can compute
+        return False
+    given = lower_headers(headers).get(SIGNATURE_HEADER, "").strip().lower()
+    given = given.removeprefix("sha256=")
+    return bool(given) and constant_time_equal(sign(secret, body), given)
+
+
+def header_delivery_id(headers: Mapping[str, str]) -> str | None:
+    """The sender's `X-Shopstream-Delivery-Id` (the same on every retry), if it sent one."""
+    value = lower_headers(headers).get(DELIVERY_ID_HEADER, "").strip()
+    return value or None
+
+
+def load_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object (numbers as Decimal, never float); PayloadError otherwise."""
+    try:
+        data = json.loads(body, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PayloadError("body is not a JSON object")
+    return data
+
+
+def validation_reasons(exc: ValidationError) -> str:
+    """The first few pydantic errors as `field.path: message`."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()[:5])
+
+
+class _Body(BaseModel):
+    # Senders add fields; unknown ones are ignored, the ones we read are validated.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class CarrierLine(_Body):
+    sku: str = Field(min_length=1)
+    quantity: int = Field(ge=1, le=2**31 - 1)
+
+
+class CarrierUpdate(_Body):
+    """One tracking update (see the module docstring)."""
+
+    tracking_number: str = Field(min_length=1)
+    carrier: str = Field(min_length=1)
+    order_id: str = Field(min_length=1)
+    status: str = Field(min_length=1)
+    status_system: str = Field(min_length=1)
+    occurred_at: str = Field(min_length=1)
+    location: str | None = None
+    shipment_id: str | None = None
+    lines: list[CarrierLine] = Field(default_factory=list)
+    detail: str | None = None
+    tracking_url: str | None = None
+    signed_by: str | None = None
+
+
+def parse_update(body: bytes) -> tuple[CarrierUpdate, datetime]:
+    """Validate a carrier webhook body; PayloadError with the reasons otherwise."""
+    data = load_json_object(body)
+    try:
+        update = CarrierUpdate.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError(f"not a carrier tracking update: {validation_reasons(exc)}") from None
+    return update, parse_time(update.occurred_at, "occurred_at")
+
+
+class CarrierConnector:
+    """Translates carrier tracking updates into canonical Shipment* events."""
+
+    name = SOURCE
+
+    def __init__(self, secret: str, mapping: CarrierMapping | None = None) -> None:
+        self._secret = secret
+        self._mapping = mapping if mapping is not None else load_carrier_mapping()
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
+        return signature_valid(self._secret, headers, body)
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        return header_delivery_id(headers)
+
+    def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
+        update, occurred = parse_update(body)
+        if update.status_system not in self._mapping.systems:
+            raise PayloadError(f"unknown status_system {update.status_system!r} "
+                               f"(known: {', '.join(sorted(self._mapping.systems))})")
+        entry = self._mapping.entry(update.status_system, update.status)
+        if entry is None:
+            raise PayloadError(f"unknown carrier status {update.status!r} of status system "
+                               f"{update.status_system!r}: no entry in topology/carrier.yaml")
+        if entry.event == "ignore":
+            return []
+        meta = make_meta(
+            source=SOURCE, event_type=entry.event,
+            identity=f"{update.carrier.lower()}:{update.tracking_number}:{update.status}:{occurred.isoformat()}",
+            occurred_at=occurred, received_at=received_at, source_event_id=header_delivery_id(headers),
+            correlation_id=f"carrier:tracking:{update.tracking_number}")
+        try:
+            record = self._record(entry.event, update, occurred, meta, entry.exception_code or "",
+                                  entry.returning_to_sender)
+        except ValidationError as exc:
+            raise PayloadError(f"tracking update {update.tracking_number} {update.status} cannot be represented: "
+                               f"{validation_reasons(exc)}") from None
+        return [Outgoing(topic=SHIPMENTS_TOPIC, key=update.order_id, record=record)]
+
+    @staticmethod
+    def _record(event: str, u: CarrierUpdate, occurred: datetime, meta: EventMeta, exception_code: str,
+                returning: bool) -> BaseModel:
+        lines = [ShipmentLine(sku=li.sku, quantity=li.quantity) for li in u.lines]
+        shipment_id = u.shipment_id or u.tracking_number
+        detail = f"{u.status_system} {u.status}" + (f": {u.detail}" if u.detail else "")
+        common: dict[str, Any] = dict(meta=meta, order_id=u.order_id, shipment_id=shipment_id, carrier=u.carrier,
+                                      tracking_number=u.tracking_number, lines=lines)
+        if event == "ShipmentCreated":
+            return ShipmentCreated(location=u.location, created_at=occurred, **common)
+        if event == "ShipmentDispatched":
+            return ShipmentDispatched(tracking_url=u.tracking_url, location=u.location, dispatched_at=occurred,
+                                      status_detail=detail, **common)
+        if event == "ShipmentDelivered":
+            return ShipmentDelivered(delivered_at=occurred, signed_by=u.signed_by, status_detail=detail, **common)
+        return ShipmentException(exception_code=exception_code, status_detail=detail, reported_at=occurred,
+                                 returning_to_sender=returning, **common)
