@@ -53,6 +53,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.processors.orders.app import run
 
         run(settings, web_port=args.port)
+    elif args.processor == "inventory":
+        from shopstream.processors.inventory.app import run as run_inventory
+
+        run_inventory(settings, web_port=args.port)
     elif args.processor == "views":
         from shopstream.views.sink import run_sink
 
@@ -218,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "views"], help="which processor")
+    p.add_argument("processor", choices=["orders", "inventory", "views"], help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)
 

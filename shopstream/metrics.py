@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 
 RECORDS_IN = Counter(
     "shopstream_records_in_total", "Records consumed, by processor, topic and outcome",
-    ["processor", "topic", "outcome"],  # outcome: ok | duplicate | rejected | dlq
+    ["processor", "topic", "outcome"],  # outcome: ok | duplicate | stale | rejected | dlq
 )
 RECORDS_OUT = Counter(
     "shopstream_records_out_total", "Records produced, by processor and topic", ["processor", "topic"])

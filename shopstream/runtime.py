@@ -161,6 +161,7 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
     stack.spawn("api", "api", "serve")
     stack.spawn("worker-orders", "worker", "orders", "--port", str(effective.worker_web_port))
     stack.spawn("worker-views", "worker", "views", "--port", str(effective.worker_web_port + 1))
+    stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port)):
         if not _wait_http(f"{base}:{port}/healthz", 30):
@@ -170,7 +171,8 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
           f"read API:              {base}:{effective.api_port}/v1/orders/{{order_id}}\n"
           f"metrics:               {base}:{effective.connectors_port}/metrics, "
           f"{base}:{effective.api_port}/metrics, {base}:{effective.worker_web_port}/metrics (orders worker), "
-          f"{base}:{effective.worker_web_port + 1}/metrics (views sink)\n"
+          f"{base}:{effective.worker_web_port + 1}/metrics (views sink), "
+          f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker)\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     if demo:
         from shopstream.demo import feed_demo_orders

@@ -1,0 +1,65 @@
+"""The inventory processor's policy as data: `topology/inventory.yaml` -> `Policy` per SKU.
+
+File format (validated; unknown keys are errors)::
+
+    online_locations: [default]      # location codes that sell online (at least one)
+    include_incoming: false          # promise units on open purchase orders too
+    reorder_points:
+      default: 5                     # reorder point of every SKU (null: none)
+      skus: {SKU-1: 20}              # per-SKU overrides (null: none for that SKU)
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+
+from shopstream.processors.inventory.atp import Policy
+
+
+class InventoryConfigError(ValueError):
+    """The inventory policy file is missing or invalid."""
+
+
+class ReorderPoints(BaseModel):
+    """Reorder points: one default, overrides per SKU."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default: NonNegativeInt | None = None
+    skus: dict[str, NonNegativeInt | None] = Field(default_factory=dict)
+
+
+class InventoryConfig(BaseModel):
+    """A validated inventory policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    online_locations: tuple[str, ...] = Field(min_length=1)
+    include_incoming: bool = False
+    reorder_points: ReorderPoints = ReorderPoints()
+
+    def policy(self, sku: str) -> Policy:
+        """The ATP policy of one SKU."""
+        points = self.reorder_points
+        point = points.skus.get(sku, points.default)
+        return Policy(online_locations=frozenset(self.online_locations), include_incoming=self.include_incoming,
+                      reorder_point=point)
+
+
+def default_config_path() -> Path:
+    """The shipped `topology/inventory.yaml` (package data of shopstream.topology)."""
+    return Path(str(resources.files("shopstream.topology").joinpath("inventory.yaml")))
+
+
+def load_inventory_config(path: Path | str | None = None) -> InventoryConfig:
+    """Read and validate the policy file (default: the shipped one)."""
+    path = Path(path) if path is not None else default_config_path()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return InventoryConfig.model_validate(data)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise InventoryConfigError(f"{path}: {exc}") from exc
