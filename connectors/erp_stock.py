@@ -25,9 +25,17 @@ figures for that stock and neither is guessed to be the right one.
 Line numbers are physical lines of the file, the header being line 1; a quoted field spanning lines
 reports the line the row starts on.
 
-Event ids: `make_meta(source="erp", identity=f"{sku}:{location}:{as_of}")` with `as_of` in UTC at
-millisecond precision, so re-ingesting the same file with the same `--as-of` yields the same event
-ids (downstream dedupe makes it a no-op). A corrected file must therefore carry a later as-of time.
+Publishing in bulk (`SnapshotBatcher`): the stream processor pays per message, so valid rows travel
+as StockSnapshotBatch records of up to `max_lines` lines that share one location and one partition of
+`inventory.stock` (the partition murmur2 gives the SKU, as for a single StockSnapshot keyed by it);
+the record key is the first line's SKU, which lands on that same partition. The inventory processor
+applies each line exactly like a StockSnapshot of that SKU, so per-SKU rules are unchanged.
+
+Event ids: a single StockSnapshot has `make_meta(source="erp", identity=f"{sku}:{location}:{as_of}")`,
+a batch `identity=f"batch:{location}:{as_of}:{partition}:{first sku}:{last sku}:{lines}"`, with
+`as_of` in UTC at millisecond precision. Batching is deterministic (file order), so re-ingesting the
+same file with the same `--as-of` yields the same event ids, and every line is a duplicate downstream
+anyway (same as_of, same figures). A corrected file must therefore carry a later as-of time.
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from shopstream.connectors.base import PayloadError, make_meta
-from shopstream.schemas.models import StockSnapshot
+from shopstream.kafka import partition_for
+from shopstream.schemas.models import StockSnapshot, StockSnapshotBatch
 
 SOURCE = "erp"
 STOCK_TOPIC = "inventory.stock"
@@ -49,6 +59,7 @@ REQUIRED_COLUMNS = ("sku", "on_hand")
 OPTIONAL_COLUMNS = ("location", "safety_stock", "incoming")
 DELIMITERS = (",", ";", "\t")
 MAX_QUANTITY = 2**31 - 1  # Avro int
+BATCH_LINES = 1000  # lines per StockSnapshotBatch: ~30 kB records, far below the broker's 1 MB default
 
 _INTEGER = re.compile(r"[+-]?\d+")
 
@@ -91,13 +102,17 @@ class RowError:
         return self.kind(f"line {self.line_number}: {self.reason}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
-    """A valid row and the event for it."""
+    """A valid row: the figures of one SKU at one location (plain values: a million of these are cheap)."""
 
     line_number: int
     raw_line: str
-    snapshot: StockSnapshot
+    sku: str
+    location: str
+    on_hand: int
+    safety_stock: int | None
+    incoming: int | None
 
 
 def decode_text(data: bytes | str) -> str:
@@ -171,6 +186,7 @@ class StockExport:
         self.as_of = normalize_as_of(as_of)
         self.recorded_at = recorded_at or datetime.now(UTC)
         self._as_of_iso = self.as_of.isoformat()
+        self.correlation_id = f"erp:stock:{self._as_of_iso}"
         self._tracker = _LineTracker(decode_text(data))
         header = next(self._tracker, None)
         if header is None or not header.strip():
@@ -234,14 +250,15 @@ class StockExport:
             quantities[name] = int(value)
         on_hand = quantities["on_hand"]
         assert on_hand is not None
+        return Row(line_number, raw, sku, location, on_hand, quantities["safety_stock"], quantities["incoming"])
+
+    def snapshot(self, row: Row) -> StockSnapshot:
+        """The StockSnapshot event of one row (the per-SKU form; bulk publishing uses `SnapshotBatcher`)."""
         meta = make_meta(source=SOURCE, event_type="StockSnapshot",
-                         identity=f"{sku}:{location}:{self._as_of_iso}", occurred_at=self.as_of,
-                         received_at=self.recorded_at, source_event_id=None,
-                         correlation_id=f"erp:stock:{self._as_of_iso}")
-        snapshot = StockSnapshot(meta=meta, sku=sku, location=location, on_hand=on_hand,
-                                 safety_stock=quantities["safety_stock"], incoming=quantities["incoming"],
-                                 as_of=self.as_of)
-        return Row(line_number, raw, snapshot)
+                         identity=f"{row.sku}:{row.location}:{self._as_of_iso}", occurred_at=self.as_of,
+                         received_at=self.recorded_at, source_event_id=None, correlation_id=self.correlation_id)
+        return StockSnapshot(meta=meta, sku=row.sku, location=row.location, on_hand=row.on_hand,
+                             safety_stock=row.safety_stock, incoming=row.incoming, as_of=self.as_of)
 
 
 def _quantity_problem(name: str, value: str) -> str | None:
@@ -261,4 +278,59 @@ def parse_stock_export(data: bytes | str, *, as_of: datetime,
                        recorded_at: datetime | None = None) -> Iterator[StockSnapshot | RowError]:
     """Convenience: the header is checked at once (ErpFileError), then a StockSnapshot or RowError per row."""
     export = StockExport(data, as_of=as_of, recorded_at=recorded_at)
-    return (item.snapshot if isinstance(item, Row) else item for item in export)
+    return (export.snapshot(item) if isinstance(item, Row) else item for item in export)
+
+
+@dataclass
+class Batch:
+    """One StockSnapshotBatch to publish: where it goes, its rows, and its Avro datum."""
+
+    partition: int
+    key: bytes
+    rows: list[Row]
+    datum: dict[str, Any] = field(repr=False)
+
+    @property
+    def record_name(self) -> str:
+        return str(StockSnapshotBatch.AVRO_NAME)
+
+
+class SnapshotBatcher:
+    """Groups an export's valid rows into StockSnapshotBatch data per (partition, location).
+
+    `add` returns the batches that became full, `flush` the rest; the datum is the Avro dict of a
+    StockSnapshotBatch (built directly: a million pydantic line models would cost seconds)."""
+
+    def __init__(self, export: StockExport, partitions: int, max_lines: int = BATCH_LINES) -> None:
+        if partitions < 1 or max_lines < 1:
+            raise ValueError("partitions and max_lines must be positive")
+        self.export = export
+        self.partitions = partitions
+        self.max_lines = max_lines
+        self._open: dict[tuple[int, str], list[Row]] = {}
+
+    def add(self, row: Row) -> list[Batch]:
+        partition = partition_for(row.sku.encode(), self.partitions)
+        rows = self._open.setdefault((partition, row.location), [])
+        rows.append(row)
+        if len(rows) < self.max_lines:
+            return []
+        del self._open[(partition, row.location)]
+        return [self._batch(partition, row.location, rows)]
+
+    def flush(self) -> list[Batch]:
+        out = [self._batch(partition, location, rows) for (partition, location), rows in self._open.items()]
+        self._open.clear()
+        return out
+
+    def _batch(self, partition: int, location: str, rows: list[Row]) -> Batch:
+        export = self.export
+        identity = (f"batch:{location}:{export.as_of.isoformat()}:{partition}:{rows[0].sku}:{rows[-1].sku}:"
+                    f"{len(rows)}")
+        meta = make_meta(source=SOURCE, event_type="StockSnapshotBatch", identity=identity,
+                         occurred_at=export.as_of, received_at=export.recorded_at, source_event_id=None,
+                         correlation_id=export.correlation_id)
+        datum = {"meta": meta.model_dump(mode="python"), "location": location, "as_of": export.as_of,
+                 "lines": [{"sku": r.sku, "on_hand": r.on_hand, "safety_stock": r.safety_stock,
+                            "incoming": r.incoming} for r in rows]}
+        return Batch(partition=partition, key=rows[0].sku.encode(), rows=rows, datum=datum)

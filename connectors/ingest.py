@@ -2,9 +2,12 @@
 
 - Reads FILE (or stdin for `-`) whole, checks its header first: a file-level problem (missing file,
   not UTF-8, missing required columns) publishes nothing and exits 2.
-- Publishes each valid row as a StockSnapshot to `inventory.stock`, keyed by SKU, through the one
-  producer factory (AsyncProducer → make_producer: murmur2, idempotent, acks=all) and waits until
-  the broker confirmed every write. Up to `WINDOW` writes are in flight at once.
+- Publishes the valid rows to `inventory.stock` as StockSnapshotBatch records of up to `BATCH_LINES`
+  lines sharing one location and one partition (erp_stock.SnapshotBatcher; the partition count is
+  asked from the broker), through the one producer factory (AsyncProducer → make_producer: murmur2,
+  idempotent, acks=all), and waits until the broker confirmed every write. Up to `WINDOW` batches are
+  in flight at once. A row counts as published when its batch was confirmed. Batch headers:
+  `shopstream.ingest.line` = the first row's line number, `shopstream.ingest.lines` = how many rows.
 - Parks each rejected row on `connectors.dlq` through the one DLQ writer: value = the raw row (UTF-8,
   no line ending), key = `erp-stock`, `shopstream.dlq.original.topic` = `file:erp-stock`, stage
   `connector`, error class = the kind of rejection (MissingSku, BadQuantity, DuplicateRow,
@@ -31,7 +34,16 @@ from pathlib import Path
 from typing import TextIO
 
 from shopstream.config import Settings
-from shopstream.connectors.erp_stock import STOCK_TOPIC, ErpFileError, Row, RowError, StockExport
+from shopstream.connectors.erp_stock import (
+    BATCH_LINES,
+    STOCK_TOPIC,
+    Batch,
+    ErpFileError,
+    Row,
+    RowError,
+    SnapshotBatcher,
+    StockExport,
+)
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import AsyncProducer, DeliveryError
 from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError, make_registry_client
@@ -41,7 +53,7 @@ ORIGINAL_TOPIC = "file:erp-stock"
 DLQ_KEY = b"erp-stock"
 PROCESSOR = "ingest:erp-stock"
 HEADER_PREFIX = "shopstream.ingest."
-WINDOW = 5000  # writes in flight before waiting for confirmations
+WINDOW = 200  # batches (and parked rows) in flight before waiting for confirmations
 SHOWN_ERRORS = 20  # rejected rows listed on stderr; the rest are only on the DLQ
 
 
@@ -95,34 +107,43 @@ def read_input(path: str) -> bytes:
 
 
 async def _publish_all(settings: Settings, export: StockExport, report: IngestReport,
-                       progress: Callable[[IngestReport], None] | None) -> None:
+                       progress: Callable[[IngestReport], None] | None, batch_lines: int) -> None:
     topic = settings.topic(STOCK_TOPIC)
     dlq = settings.topic(CONNECTOR_DLQ)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     producer = AsyncProducer(settings)
     writer = DeadLetterWriter(producer, settings.topic(PROCESSOR))
-    in_flight: set[asyncio.Task[str]] = set()
+    in_flight: set[asyncio.Task[tuple[str, int]]] = set()
     file_headers = [(HEADER_PREFIX + "file", report.file.encode()),
                     (HEADER_PREFIX + "as_of", export.as_of.isoformat().encode())]
 
-    async def publish(value: bytes, key: bytes, line: int) -> str:
+    async def publish(batch: Batch) -> tuple[str, int]:
         try:
-            await producer.publish(topic, key, value, [("shopstream.source", b"erp-stock"), *file_headers,
-                                                       (HEADER_PREFIX + "line", str(line).encode())])
-            return "published"
+            value = serde.encode_datum(topic, batch.record_name, batch.datum)
+        except RegistryUnavailable as exc:
+            raise IngestAborted(f"schema registry unavailable: {exc}") from exc
+        except SerdeError as exc:  # rows are validated first, so this is a bug or a registry refusal
+            raise IngestAborted(f"the batch starting on line {batch.rows[0].line_number} cannot be "
+                                f"encoded: {exc}") from exc
+        headers = [("shopstream.source", b"erp-stock"), *file_headers,
+                   (HEADER_PREFIX + "line", str(batch.rows[0].line_number).encode()),
+                   (HEADER_PREFIX + "lines", str(len(batch.rows)).encode())]
+        try:
+            await producer.publish(topic, batch.key, value, headers)
+            return "published", len(batch.rows)
         except DeliveryError:
-            return "failed"
+            return "failed", len(batch.rows)
 
-    async def park(error: RowError) -> str:
+    async def park(error: RowError) -> tuple[str, int]:
         record = FailedRecord(topic=ORIGINAL_TOPIC, key=DLQ_KEY, value=error.raw_line.encode(),
                               headers=[*file_headers, (HEADER_PREFIX + "line", str(error.line_number).encode()),
                                        (HEADER_PREFIX + "header", export.header_line.encode())],
                               timestamp_ms=int(time.time() * 1000))
         try:
             await writer.park(record, Failure(error=error.exception(), stage="connector"), to_topic=dlq)
-            return "parked"
+            return "parked", 1
         except DeliveryError:
-            return "failed"
+            return "failed", 1
 
     async def settle(wait_for_all: bool) -> None:
         nonlocal in_flight
@@ -131,23 +152,22 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
         done, in_flight = await asyncio.wait(
             in_flight, return_when=asyncio.ALL_COMPLETED if wait_for_all else asyncio.FIRST_COMPLETED)
         for task in done:
-            outcome = task.result()
-            report.published += outcome == "published"
-            report.failed += outcome == "failed"
+            outcome, rows = task.result()
+            report.published += rows if outcome == "published" else 0
+            report.failed += rows if outcome == "failed" else 0
 
+    try:
+        partitions = await asyncio.to_thread(producer.partitions, topic)
+    except DeliveryError as exc:
+        await asyncio.to_thread(producer.close)
+        raise IngestAborted(f"{exc}; run `shopstream topics apply` first") from exc
+    batcher = SnapshotBatcher(export, partitions, batch_lines)
     try:
         for item in export:
             report.read += 1
             if isinstance(item, Row):
-                try:
-                    value = serde.encode(topic, item.snapshot)
-                except RegistryUnavailable as exc:
-                    raise IngestAborted(f"schema registry unavailable: {exc}") from exc
-                except SerdeError as exc:  # the row cannot be represented: reject it like any bad row
-                    item = RowError(item.line_number, str(exc), item.raw_line)
-                else:
-                    in_flight.add(asyncio.create_task(
-                        publish(value, item.snapshot.sku.encode(), item.line_number)))
+                for batch in batcher.add(item):
+                    in_flight.add(asyncio.create_task(publish(batch)))
             if isinstance(item, RowError):
                 report.rejected += 1
                 if len(report.errors) < SHOWN_ERRORS:
@@ -157,6 +177,8 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
                 await settle(wait_for_all=False)
             if progress is not None:
                 progress(report)
+        for batch in batcher.flush():
+            in_flight.add(asyncio.create_task(publish(batch)))
         await settle(wait_for_all=True)
     finally:
         for task in in_flight:
@@ -165,11 +187,12 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
 
 
 def ingest_erp_stock(settings: Settings, data: bytes, *, file_name: str, as_of: datetime,
-                     progress: Callable[[IngestReport], None] | None = None) -> IngestReport:
+                     progress: Callable[[IngestReport], None] | None = None,
+                     batch_lines: int = BATCH_LINES) -> IngestReport:
     """Parse `data` and publish it; ErpFileError before anything is sent when the file is unusable."""
     export = StockExport(data, as_of=as_of)
     report = IngestReport(file=file_name)
-    asyncio.run(_publish_all(settings, export, report, progress))
+    asyncio.run(_publish_all(settings, export, report, progress, batch_lines))
     return report
 
 

@@ -868,6 +868,38 @@ class StockSnapshot(BaseModel):
     as_of: UtcDatetime
 
 
+class StockSnapshotLine(BaseModel):
+    """One SKU's ERP figures inside a StockSnapshotBatch (same meaning as StockSnapshot's fields)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.StockSnapshotLine"
+
+    sku: str
+    on_hand: AvroInt
+    safety_stock: AvroInt | None = None
+    # Units on open purchase orders.
+    incoming: AvroInt | None = None
+
+
+class StockSnapshotBatch(BaseModel):
+    """
+    A chunk of one ERP snapshot: the figures of many SKUs at one location as of one time. Every line's
+    SKU is keyed to the record's partition (the record key is the first line's SKU), so the inventory
+    processor applies each line exactly like a StockSnapshot of that SKU. Bulk exports travel this way
+    because the stream processor's cost is per message.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.StockSnapshotBatch"
+
+    meta: EventMeta
+    # Warehouse / location code of every line.
+    location: str
+    # ERP time the figures are valid for; older snapshots are ignored per SKU and location.
+    as_of: UtcDatetime
+    lines: list[StockSnapshotLine]
+
+
 class SyncShopStock(BaseModel):
     """Command (commands.shop): set the shop's sellable stock of a SKU."""
 
@@ -945,6 +977,8 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.ShipmentLine": ShipmentLine,
     "io.shopstream.events.StockAdjusted": StockAdjusted,
     "io.shopstream.events.StockSnapshot": StockSnapshot,
+    "io.shopstream.events.StockSnapshotBatch": StockSnapshotBatch,
+    "io.shopstream.events.StockSnapshotLine": StockSnapshotLine,
     "io.shopstream.events.SyncShopStock": SyncShopStock,
     "io.shopstream.events.TicketCreated": TicketCreated,
 }

@@ -8,6 +8,7 @@ Java clients (murmur2), and state partitioned by key would split. tests/integrat
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -19,6 +20,41 @@ from confluent_kafka.admin import AdminClient
 from shopstream.config import Settings
 
 Headers = Sequence[tuple[str, bytes]]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of a key (unsigned 32 bit), as Java clients, aiokafka and librdkafka compute it.
+
+    Same results as `aiokafka.partitioner.murmur2` (a unit test checks it), about twice as fast: bulk
+    ingest places a million SKUs by it."""
+    length = len(data)
+    m = 0x5BD1E995
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    words = length >> 2
+    if words:
+        for (k,) in struct.iter_unpack("<I", data[:words * 4]):
+            k = (k * m) & 0xFFFFFFFF
+            k ^= k >> 24
+            k = (k * m) & 0xFFFFFFFF
+            h = ((h * m) & 0xFFFFFFFF) ^ k
+    rest = length & 3
+    if rest:
+        tail = data[words * 4:]
+        if rest == 3:
+            h ^= tail[2] << 16
+        if rest >= 2:
+            h ^= tail[1] << 8
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition a keyed record lands on with the murmur2 partitioner (every producer here)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class DeliveryError(Exception):
@@ -104,6 +140,13 @@ class AsyncProducer:
             except KafkaException as exc:
                 raise DeliveryError(topic, exc.args[0]) from exc
         await done
+
+    def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
+        """The topic's partition count as the broker reports it (DeliveryError when it is unknown)."""
+        meta = self._producer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise DeliveryError(topic, f"topic unknown to the broker ({meta.error if meta else 'no metadata'})")
+        return len(meta.partitions)
 
     def flush(self, timeout_s: float = 10.0) -> int:
         """Wait for outstanding writes; returns how many are still queued."""

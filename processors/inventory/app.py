@@ -1,12 +1,17 @@
 """Inventory processor (`shopstream worker inventory`): the Faust adapter around the pure ATP core.
 
-Consumes `inventory.stock` (StockSnapshot / StockAdjusted / GoodsReceived) and
+Consumes `inventory.stock` (StockSnapshot / StockSnapshotBatch / StockAdjusted / GoodsReceived) and
 `inventory.reservations` (ReservationChanged), both keyed by SKU and co-partitioned (4 partitions),
 keeps one `SkuState` per SKU in the Faust table `atp` (key: the SKU, value: `SkuState.to_dict()` as
-JSON, changelog-backed) and feeds every event through the matching `apply_*` of
+JSON in the changelog, the `SkuState` itself in memory) and feeds every event through the matching `apply_*` of
 `shopstream.processors.inventory.atp`, which holds all of the arithmetic and the idempotence rules:
 - a StockSnapshot is the ERP count of one location as of `as_of`; an older one is stale and
   ignored, one repeating the current figures is a duplicate;
+- a StockSnapshotBatch (bulk ERP exports, connectors/erp_stock.py) is many such counts of one
+  location and one as_of whose SKUs all belong to the record's partition: each line is applied
+  exactly like a StockSnapshot of its SKU, in line order, and every line's outputs are confirmed
+  before any of the batch's states is written (so a crash re-applies the batch as duplicates). A
+  line whose SKU belongs to another partition dead-letters the whole batch before anything applies;
 - StockAdjusted (`adjusted_at`) and GoodsReceived (`received_at`) are deltas deduplicated by their
   event id and dropped once a snapshot at or after their time counts them;
 - ReservationChanged is stamped with the order's source time (`meta.occurred_at`) and keyed by
@@ -26,7 +31,9 @@ Outputs, per event, from the core's `Outcome`:
   (`oversold_orders`): an AnomalyAlert `oversold` on `alerts.anomalies` (subject and key: the SKU;
   evidence: available, version and the orders) and one ReviewItem `oversold` per order on
   `review.queue` (keyed by order id).
-Every output's event id is derived from SKU and version (and order), so a re-emission after a
+AtpLevel records are written from plain dicts (`atp_level_datum`), not pydantic models: on the bulk
+path the model costs more than the arithmetic. Every output's event id is derived from SKU and
+version (and order), so a re-emission after a
 crash carries the same id. Duplicates and stale events change nothing and emit nothing; they are
 counted in `shopstream_records_in_total` with outcome `duplicate` / `stale` (an event that only
 updates bookkeeping, e.g. a repeated snapshot with a newer `as_of`, counts as `duplicate` too).
@@ -51,10 +58,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.serializers import codecs
 
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord
 from shopstream.faust_app import FaustPublisher, make_faust_app
+from shopstream.kafka import partition_for
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
 from shopstream.processing import process_record
 from shopstream.processors.inventory.atp import (
@@ -71,7 +80,6 @@ from shopstream.processors.inventory.config import InventoryConfig, load_invento
 from shopstream.schemas.models import (
     AnomalyAlert,
     AtpLevel,
-    AtpLocation,
     EventMeta,
     GoodsReceived,
     ReorderRequest,
@@ -79,6 +87,7 @@ from shopstream.schemas.models import (
     ReviewItem,
     StockAdjusted,
     StockSnapshot,
+    StockSnapshotBatch,
 )
 from shopstream.serde import AvroSerde, make_registry_client
 
@@ -92,22 +101,43 @@ ATP_NS = uuid.UUID("5d0c7a8e-2b1f-4f3e-9a51-8e4b6c2d7f30")
 NEVER_COUNTED = datetime(1970, 1, 1, tzinfo=UTC)
 
 StockEvent = StockSnapshot | StockAdjusted | GoodsReceived
+SKU_STATE_CODEC = "shopstream-sku-state"
+
+
+class SkuStateCodec(codecs.Codec):
+    """Table values: the `SkuState` in memory (no parsing per event), `to_dict()` JSON in the changelog."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        data = obj.to_dict() if isinstance(obj, SkuState) else obj
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    def _loads(self, s: bytes) -> Any:
+        return SkuState.from_dict(json.loads(s))
+
+
+codecs.register(SKU_STATE_CODEC, SkuStateCodec())
+
+
+def atp_level_datum(levels: Levels, cause: EventMeta) -> dict[str, Any]:
+    """The AtpLevel of a SKU's figures (after a change caused by `cause`), as the Avro dict."""
+    updated_at = levels.updated_at or cause.occurred_at
+    return {
+        "meta": {"event_id": str(uuid.uuid5(ATP_NS, f"{levels.sku}:{levels.version}")), "event_type": "AtpLevel",
+                 "occurred_at": updated_at, "recorded_at": cause.recorded_at, "source": "shopstream.inventory",
+                 "source_event_id": None, "correlation_id": cause.correlation_id, "causation_id": cause.event_id},
+        "sku": levels.sku, "on_hand": levels.on_hand, "reserved": levels.reserved,
+        "safety_stock": levels.safety_stock, "incoming": levels.incoming, "available": levels.available,
+        "version": levels.version, "updated_at": updated_at,
+        "locations": [{"location": loc.location, "on_hand": loc.on_hand, "reserved": loc.reserved,
+                       "safety_stock": loc.safety_stock, "incoming": loc.incoming,
+                       "as_of": loc.as_of or NEVER_COUNTED}
+                      for loc in levels.locations],
+    }
 
 
 def atp_level(levels: Levels, cause: EventMeta) -> AtpLevel:
-    """The AtpLevel record of a SKU's figures (after a change caused by `cause`)."""
-    updated_at = levels.updated_at or cause.occurred_at
-    return AtpLevel(
-        meta=EventMeta(event_id=str(uuid.uuid5(ATP_NS, f"{levels.sku}:{levels.version}")), event_type="AtpLevel",
-                       occurred_at=updated_at, recorded_at=cause.recorded_at, source="shopstream.inventory",
-                       source_event_id=None, correlation_id=cause.correlation_id, causation_id=cause.event_id),
-        sku=levels.sku, on_hand=levels.on_hand, reserved=levels.reserved, safety_stock=levels.safety_stock,
-        incoming=levels.incoming, available=levels.available, version=levels.version, updated_at=updated_at,
-        locations=[AtpLocation(location=loc.location, on_hand=loc.on_hand, reserved=loc.reserved,
-                               safety_stock=loc.safety_stock, incoming=loc.incoming,
-                               as_of=loc.as_of or NEVER_COUNTED)
-                   for loc in levels.locations],
-    )
+    """`atp_level_datum` as the validated model."""
+    return AtpLevel.model_validate(atp_level_datum(levels, cause))
 
 
 def _meta(kind: str, name: str, levels: Levels, cause: EventMeta, *parts: str) -> EventMeta:
@@ -174,11 +204,18 @@ class InventoryProcessor:
                                            **raw)  # type: ignore[arg-type]
         self.out_topics = {name: self.app.topic(settings.topic(name), **raw)  # type: ignore[arg-type]
                            for name in (OUTPUT, "commands.erp", "alerts.anomalies", "review.queue")}
+        self._topic_names = {name: topic.get_topic_name() for name, topic in self.out_topics.items()}
+        self._sent = {name: RECORDS_OUT.labels(PROCESSOR, name) for name in self.out_topics}
         self._labels = {settings.topic(STOCK): STOCK, settings.topic(RESERVATIONS): RESERVATIONS}
-        # Keys raw bytes (the SKU), values SkuState.to_dict() as JSON (Faust's default value codec).
+        # Keys raw bytes (the SKU); values SkuState, JSON of SkuState.to_dict() in the changelog.
         self.table = self.app.Table("atp", default=None, partitions=4, key_type=bytes)
+        # Faust derives the codec from value_type (a faust.Record) in the constructor; the table passes
+        # its own attribute to every changelog send, the store its own when recovering: set both.
+        self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
         self.app.agent(self.input_topics, name="inventory.atp")(self._agent)
+        self._skipped = {(label, kind): RECORDS_IN.labels(PROCESSOR, label, kind)
+                         for label in (STOCK, RESERVATIONS) for kind in ("stale", "duplicate")}
 
     async def _agent(self, stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
@@ -193,6 +230,9 @@ class InventoryProcessor:
         """Decode, apply to the SKU's state, emit the outputs; raises on failure (the caller classifies)."""
         label = self._labels.get(record.topic, record.topic)
         event = self.serde.decode(record.value)
+        if isinstance(event, StockSnapshotBatch) and label == STOCK:
+            await self._handle_batch(record, event)
+            return
         expected = (ReservationChanged,) if label == RESERVATIONS else (StockSnapshot, StockAdjusted, GoodsReceived)
         if not isinstance(event, expected):
             raise TypeError(f"{type(event).__name__} does not belong on {label}")
@@ -201,34 +241,70 @@ class InventoryProcessor:
         if record.key != key:
             # The SKU's state lives with its key's partition; a record keyed otherwise would split it.
             raise ValueError(f"record key {record.key!r} is not the event's SKU {event.sku!r}")
-        stored = self.table.get(key)
-        if isinstance(stored, str | bytes):
-            stored = json.loads(stored)
-        state = SkuState.from_dict(stored) if stored else new_state(event.sku)
+        state = self._state(key, event.sku)
         outcome = apply_event(state, self.config, event)
-        outputs: list[tuple[str, bytes, Any]] = []
+        outputs = self._outputs(key, outcome, event.meta, label)
+        await self._emit(outputs, {key: outcome.state} if outcome.state != state else {})
+
+    async def _handle_batch(self, record: FailedRecord, batch: StockSnapshotBatch) -> None:
+        """Each line like a StockSnapshot of its SKU; states written once every output is confirmed."""
+        partitions = self.table.partitions or 4
+        for line in batch.lines:
+            if record.partition is not None and partition_for(line.sku.encode(), partitions) != record.partition:
+                raise ValueError(f"StockSnapshotBatch on partition {record.partition} holds SKU {line.sku!r}, "
+                                 f"which belongs to partition {partition_for(line.sku.encode(), partitions)}")
+        states: dict[bytes, SkuState] = {}
+        outputs: list[tuple[str, bytes, bytes]] = []
+        for line in batch.lines:
+            key = line.sku.encode()
+            state = states.get(key) or self._state(key, line.sku)
+            outcome = apply_snapshot(state, self.config.policy(line.sku), location=batch.location,
+                                     on_hand=line.on_hand, safety_stock=line.safety_stock,
+                                     incoming=line.incoming, as_of=batch.as_of)
+            outputs.extend(self._outputs(key, outcome, batch.meta, STOCK))
+            if outcome.state != state:
+                states[key] = outcome.state
+        await self._emit(outputs, states)
+
+    def _state(self, key: bytes, sku: str) -> SkuState:
+        stored = self.table.get(key)
+        if stored is None:
+            return new_state(sku)
+        if isinstance(stored, SkuState):
+            return stored
+        return SkuState.from_dict(json.loads(stored) if isinstance(stored, str | bytes) else stored)
+
+    def _outputs(self, key: bytes, outcome: Outcome, cause: EventMeta, label: str) -> list[tuple[str, bytes, bytes]]:
+        """(output, key, encoded value) for what the outcome says; counts events that changed nothing."""
+        levels = outcome.levels
+        outputs: list[tuple[str, bytes, bytes]] = []
         if outcome.changed:
-            outputs.append((OUTPUT, key, atp_level(outcome.levels, event.meta)))
-        point = self.config.policy(event.sku).reorder_point
+            outputs.append((OUTPUT, key, self.serde.encode_datum(self._topic_names[OUTPUT], AtpLevel.AVRO_NAME,
+                                                                 atp_level_datum(levels, cause))))
+        else:
+            self._skipped[(label, "stale" if outcome.stale else "duplicate")].inc()
+        point = self.config.policy(levels.sku).reorder_point
         if outcome.reorder_crossed and point is not None:
-            outputs.append(("commands.erp", key, reorder_request(outcome.levels, point, event.meta)))
+            outputs.append(("commands.erp", key, self._encode("commands.erp", reorder_request(levels, point, cause))))
         if outcome.oversold_orders:
-            outputs.extend(oversold(outcome.levels, outcome.oversold_orders, event.meta))
-        if not outcome.changed:
-            RECORDS_IN.labels(PROCESSOR, label, "stale" if outcome.stale else "duplicate").inc()
-        pending = [await self._send(name, out_key, out) for name, out_key, out in outputs]
+            outputs.extend((name, out_key, self._encode(name, out))
+                           for name, out_key, out in oversold(levels, outcome.oversold_orders, cause))
+        return outputs
+
+    def _encode(self, name: str, record: Any) -> bytes:
+        return self.serde.encode(self._topic_names[name], record)
+
+    async def _emit(self, outputs: list[tuple[str, bytes, bytes]], states: dict[bytes, SkuState]) -> None:
+        pending = []
+        for name, key, value in outputs:
+            pending.append(await self.out_topics[name].send(key=key, value=value))
+            self._sent[name].inc()
         # Wait for the broker before the table (and so its changelog) moves on: a crash in between
         # re-reads the event and re-emits the same outputs (same versions, same event ids).
         for delivery in pending:
             await delivery
-        if outcome.state != state:  # also bookkeeping only, e.g. a newer as_of with the same figures
-            self.table[key] = outcome.state.to_dict()
-
-    async def _send(self, name: str, key: bytes, record: Any) -> Any:
-        topic = self.out_topics[name]
-        delivery = await topic.send(key=key, value=self.serde.encode(topic.get_topic_name(), record))
-        RECORDS_OUT.labels(PROCESSOR, name).inc()
-        return delivery
+        for key, state in states.items():  # also bookkeeping only, e.g. a newer as_of with the same figures
+            self.table[key] = state
 
 
 def run(settings: Settings, web_port: int | None = None) -> None:

@@ -279,7 +279,9 @@ def apply_snapshot(state: SkuState, policy: Policy, *, location: str, on_hand: i
                           pending={eid: a for eid, a in current.pending.items() if a.at > as_of})
     locations = {**state.locations, location: stock}
     reservations = {oid: _absorb(r, locations) for oid, r in state.reservations.items()}
-    return _finish(state, replace(state, locations=locations, reservations=reservations), policy, as_of)
+    after = SkuState(sku=state.sku, version=state.version, updated_at=state.updated_at,
+                     below_reorder=state.below_reorder, locations=locations, reservations=reservations)
+    return _finish(state, after, policy, as_of)
 
 
 def apply_adjustment(state: SkuState, policy: Policy, *, event_id: str, location: str, delta: int, at: datetime,
@@ -318,19 +320,39 @@ def apply_reservation(state: SkuState, policy: Policy, *, order_id: str, action:
 
 def levels(state: SkuState, online_locations: Iterable[str], include_incoming: bool = False) -> Levels:
     """The SKU's figures: sums over the online locations (+ reservations without a location)."""
-    online = frozenset(online_locations)
-    per, unlocated_reserved, unlocated_committed = _per_location(state)
+    return _levels(state, _per_location(state), frozenset(online_locations), include_incoming)
+
+
+def _levels(state: SkuState, computed: _PerLocation, online: frozenset[str], include_incoming: bool, *,
+            version: int | None = None, updated_at: datetime | None = None) -> Levels:
+    """Levels from `_per_location(state)`; `version`/`updated_at` override the state's (a state being built)."""
+    per, unlocated_reserved, unlocated_committed = computed
     rows = tuple(LocationLevel(location=loc, online=loc in online, on_hand=f[0], reserved=f[1], safety_stock=f[2],
                                incoming=f[3], as_of=state.locations[loc].as_of if loc in state.locations else None)
                  for loc, f in sorted(per.items()))
-    sold = [r for r in rows if r.online]
-    on_hand = sum(r.on_hand for r in sold) - unlocated_committed
-    reserved = sum(r.reserved for r in sold) + unlocated_reserved
-    safety = sum(r.safety_stock for r in sold)
-    incoming = sum(r.incoming for r in sold)
+    on_hand = reserved = safety = incoming = 0
+    for r in rows:
+        if r.online:
+            on_hand += r.on_hand
+            reserved += r.reserved
+            safety += r.safety_stock
+            incoming += r.incoming
+    on_hand -= unlocated_committed
+    reserved += unlocated_reserved
     available = on_hand - reserved - safety + (incoming if include_incoming else 0)
     return Levels(sku=state.sku, on_hand=on_hand, reserved=reserved, safety_stock=safety, incoming=incoming,
-                  available=available, version=state.version, updated_at=state.updated_at, locations=rows)
+                  available=available, version=state.version if version is None else version,
+                  updated_at=state.updated_at if updated_at is None else updated_at, locations=rows)
+
+
+def _available(computed: _PerLocation, online: frozenset[str], include_incoming: bool) -> int:
+    """`_levels(...).available` without building the rows."""
+    per, unlocated_reserved, unlocated_committed = computed
+    total = -unlocated_committed - unlocated_reserved
+    for loc, (on_hand, reserved, safety, incoming) in per.items():
+        if loc in online:
+            total += on_hand - reserved - safety + (incoming if include_incoming else 0)
+    return total
 
 
 def prune(state: SkuState, before: datetime) -> SkuState:
@@ -392,7 +414,10 @@ def _absorb(r: Reservation, locations: Mapping[str, LocationStock]) -> Reservati
     return replace(r, status="counted") if counted else r
 
 
-def _per_location(state: SkuState) -> tuple[dict[str, tuple[int, int, int, int]], int, int]:
+_PerLocation: TypeAlias = tuple[dict[str, tuple[int, int, int, int]], int, int]
+
+
+def _per_location(state: SkuState) -> _PerLocation:
     """(on_hand, reserved, safety_stock, incoming) per location; unlocated reserved and committed units."""
     on_hand: dict[str, int] = {}
     reserved: dict[str, int] = {}
@@ -419,29 +444,34 @@ def _per_location(state: SkuState) -> tuple[dict[str, tuple[int, int, int, int]]
     return per, unlocated_reserved, unlocated_committed
 
 
-def _figures(state: SkuState) -> tuple[object, ...]:
-    per, unlocated_reserved, unlocated_committed = _per_location(state)
+def _figures(computed: _PerLocation) -> tuple[object, ...]:
+    per, unlocated_reserved, unlocated_committed = computed
     return tuple(sorted(per.items())), unlocated_reserved, unlocated_committed
 
 
 def _finish(before: SkuState, after: SkuState, policy: Policy, at: datetime) -> Outcome:
     """Version, hysteresis and the signals of a state change."""
-    old = levels(before, policy.online_locations, policy.include_incoming)
-    changed = _figures(before) != _figures(after)
+    online, incoming = policy.online_locations, policy.include_incoming
+    per_before, per_after = _per_location(before), _per_location(after)
+    old_available = _available(per_before, online, incoming)
+    changed = _figures(per_before) != _figures(per_after)
+    version, updated_at, below = after.version, after.updated_at, before.below_reorder
     if changed:
-        after = replace(after, version=before.version + 1,
-                        updated_at=at if before.updated_at is None else max(before.updated_at, at))
-    new = levels(after, policy.online_locations, policy.include_incoming)
+        version = before.version + 1
+        updated_at = at if before.updated_at is None else max(before.updated_at, at)
+    new = _levels(after, per_after, online, incoming, version=version, updated_at=updated_at)
     crossed = False
     if policy.reorder_point is not None:
         below = new.available <= policy.reorder_point
         crossed = below and not before.below_reorder
-        if below != before.below_reorder:
-            after = replace(after, below_reorder=below)
+    if (version, updated_at, below) != (after.version, after.updated_at, after.below_reorder):
+        # built directly: dataclasses.replace costs more than the arithmetic on the bulk snapshot path
+        after = SkuState(sku=after.sku, version=version, updated_at=updated_at, below_reorder=below,
+                         locations=after.locations, reservations=after.reservations)
     oversold: tuple[str, ...] = ()
-    if new.available < 0 and new.available < old.available:
-        oversold = _oversold_orders(after, policy.online_locations, -new.available)
-    return Outcome(state=after, levels=new, changed=changed, available_changed=new.available != old.available,
+    if new.available < 0 and new.available < old_available:
+        oversold = _oversold_orders(after, online, -new.available)
+    return Outcome(state=after, levels=new, changed=changed, available_changed=new.available != old_available,
                    reorder_crossed=crossed, oversold_orders=oversold)
 
 

@@ -15,7 +15,8 @@ from confluent_kafka import Message
 
 from shopstream.cli import main
 from shopstream.config import Settings
-from shopstream.schemas.models import StockSnapshot
+from shopstream.kafka import partition_for
+from shopstream.schemas.models import StockSnapshotBatch, StockSnapshotLine
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
 from tests.kafka_read import read_all
@@ -53,16 +54,27 @@ def headers_of(msg: Message) -> dict[str, bytes]:
     return {k: v for k, v in (msg.headers() or []) if isinstance(v, bytes)}
 
 
-def decode_stock(settings: Settings) -> dict[tuple[str, str], tuple[bytes, StockSnapshot]]:
+def decode_batches(settings: Settings) -> list[StockSnapshotBatch]:
+    """The StockSnapshotBatch records on inventory.stock, each checked to sit where its SKUs belong."""
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
-    out: dict[tuple[str, str], tuple[bytes, StockSnapshot]] = {}
+    (topic,) = (t for t in load_topology().topics if t.name == "inventory.stock")
+    out = []
     for msg in read(settings, "inventory.stock"):
-        record = serde.decode(msg.value())
-        assert isinstance(record, StockSnapshot)
-        key = msg.key()
-        assert key is not None
-        assert (record.sku, record.location) not in out
-        out[(record.sku, record.location)] = (key, record)
+        batch = serde.decode(msg.value())
+        assert isinstance(batch, StockSnapshotBatch)
+        assert batch.meta.source == "erp" and batch.meta.event_type == "StockSnapshotBatch"
+        assert msg.key() == batch.lines[0].sku.encode()  # the key lands on the lines' partition
+        assert {partition_for(line.sku.encode(), topic.partitions) for line in batch.lines} == {msg.partition()}
+        out.append(batch)
+    return out
+
+
+def decode_stock(settings: Settings) -> dict[tuple[str, str], tuple[StockSnapshotBatch, StockSnapshotLine]]:
+    out: dict[tuple[str, str], tuple[StockSnapshotBatch, StockSnapshotLine]] = {}
+    for batch in decode_batches(settings):
+        for line in batch.lines:
+            assert (line.sku, batch.location) not in out
+            out[(line.sku, batch.location)] = (batch, line)
     return out
 
 
@@ -83,14 +95,12 @@ def test_mixed_file_publishes_valid_rows_and_parks_rejected_ones(
 
     stock = decode_stock(env)
     assert set(stock) == {("TSHIRT-BLK-M", "WH1"), ("MUG-01", "default"), ("TSHIRT-BLK-M", "WH2")}
-    key, snap = stock[("TSHIRT-BLK-M", "WH1")]
-    assert key == b"TSHIRT-BLK-M"
-    assert (snap.on_hand, snap.safety_stock, snap.incoming, snap.as_of) == (12, 2, 5, AS_OF_DT)
-    assert snap.meta.source == "erp" and snap.meta.event_type == "StockSnapshot"
-    key, snap = stock[("MUG-01", "default")]
-    assert key == b"MUG-01" and (snap.on_hand, snap.safety_stock, snap.incoming) == (0, None, None)
-    key, snap = stock[("TSHIRT-BLK-M", "WH2")]
-    assert key == b"TSHIRT-BLK-M" and (snap.on_hand, snap.incoming) == (4, 1)
+    batch, line = stock[("TSHIRT-BLK-M", "WH1")]
+    assert (line.on_hand, line.safety_stock, line.incoming, batch.as_of) == (12, 2, 5, AS_OF_DT)
+    batch, line = stock[("MUG-01", "default")]
+    assert (line.on_hand, line.safety_stock, line.incoming, batch.as_of) == (0, None, None, AS_OF_DT)
+    batch, line = stock[("TSHIRT-BLK-M", "WH2")]
+    assert (line.on_hand, line.incoming) == (4, 1)
 
     dlq = sorted(read(env, "connectors.dlq"), key=lambda m: int(headers_of(m)["shopstream.ingest.line"]))
     assert [m.value() for m in dlq] == [b"TSHIRT-BLK-L;-3;WH1;;", b"TSHIRT-BLK-M;9;WH1;;"]
@@ -124,16 +134,14 @@ def test_clean_file_exits_0_and_reingest_repeats_the_event_ids(
     assert code == 0
     assert out.strip().splitlines()[-1] == "erp-stock -: read 20, published 20, rejected 0"
 
-    serde = AvroSerde(make_registry_client(env.schema_registry_url))
     ids: dict[str, list[str]] = {}
-    for msg in read(env, "inventory.stock"):
-        snap = serde.decode(msg.value())
-        assert isinstance(snap, StockSnapshot)
-        assert msg.key() == snap.sku.encode() and snap.on_hand == int(snap.sku.split("-")[1])
-        assert snap.as_of == AS_OF_DT and snap.location == "default"
-        ids.setdefault(snap.sku, []).append(snap.meta.event_id)
+    for batch in decode_batches(env):
+        assert batch.as_of == AS_OF_DT and batch.location == "default"
+        for line in batch.lines:
+            assert line.on_hand == int(line.sku.split("-")[1])
+            ids.setdefault(line.sku, []).append(batch.meta.event_id)
     assert len(ids) == 20
-    assert all(len(v) == 2 and v[0] == v[1] for v in ids.values())
+    assert all(len(v) == 2 and v[0] == v[1] for v in ids.values())  # both runs: the same batches
     assert read(env, "connectors.dlq") == []
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
+from shopstream.kafka import make_producer, partition_for
 from shopstream.processors.inventory.app import NEVER_COUNTED
 from shopstream.processors.inventory.atp import (
     Outcome,
@@ -43,6 +43,8 @@ from shopstream.schemas.models import (
     ReservationChanged,
     ReviewItem,
     StockSnapshot,
+    StockSnapshotBatch,
+    StockSnapshotLine,
 )
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
@@ -278,3 +280,73 @@ def _assert_derived_outputs(settings: Settings, serde: AvroSerde, results: dict[
     assert {(a.subject, int(a.evidence["version"]), a.evidence["orders"]) for a in anomalies} == alerts
     assert all(isinstance(i, ReviewItem) and i.kind == "oversold" for i in queue)
     assert {(i.order_id, i.details["sku"], int(i.details["atp_version"])) for i in queue} == reviews
+
+
+def _batch(lines: Sequence[tuple[str, int]], minute: int, location: str = "default") -> StockSnapshotBatch:
+    return StockSnapshotBatch(meta=_meta("StockSnapshotBatch", minute, "erp"), location=location, as_of=t(minute),
+                              lines=[StockSnapshotLine(sku=sku, on_hand=on_hand, safety_stock=1)
+                                     for sku, on_hand in lines])
+
+
+def test_snapshot_batches_apply_like_one_snapshot_per_line(settings: Settings, tmp_path: Path) -> None:
+    """Each line of a StockSnapshotBatch is a StockSnapshot of its SKU; a misplaced line parks the batch."""
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+    config = load_inventory_config()
+    stock, reservations = settings.topic("inventory.stock"), settings.topic("inventory.reservations")
+    partitions = next(tp.partitions for tp in load_topology().topics if tp.name == "inventory.stock")
+    by_partition: dict[int, list[str]] = {}
+    for i in range(40):
+        sku = f"BULK-{i}"
+        by_partition.setdefault(partition_for(sku.encode(), partitions), []).append(sku)
+    producer = make_producer(settings)
+    history: dict[str, list[Event]] = {}
+
+    def send_batch(partition: int, lines: list[tuple[str, int]], minute: int) -> None:
+        batch = _batch(lines, minute)
+        producer.produce(stock, key=lines[0][0].encode(), value=serde.encode(stock, batch), partition=partition)
+        for sku, on_hand in lines:  # what the oracle sees: one snapshot per line
+            history.setdefault(sku, []).append(StockSnapshot(
+                meta=batch.meta, sku=sku, location=batch.location, on_hand=on_hand, safety_stock=1, incoming=None,
+                as_of=batch.as_of))
+
+    log = tmp_path / "worker.log"
+    worker = start_worker("inventory", settings, log)
+    try:
+        for partition, skus in by_partition.items():
+            send_batch(partition, [(sku, 10 + n) for n, sku in enumerate(skus)], 0)
+        # A reservation in between, then a second snapshot: the repeat of a figure is a duplicate.
+        first = by_partition[min(by_partition)][0]
+        ev = reservation(first, "O-1", "reserve", 3, 1)
+        producer.produce(reservations, key=first.encode(), value=serde.encode(reservations, ev))
+        history[first].append(ev)
+        for partition, skus in by_partition.items():
+            send_batch(partition, [(sku, 10 + n if n % 2 else 20 + n) for n, sku in enumerate(skus)], 2)
+        assert producer.flush(10) == 0
+        expected = {sku: oracle(evs, config.policy(sku)) for sku, evs in history.items()}
+
+        def caught_up() -> dict[str, list[AtpLevel]] | None:
+            got = _levels_by_sku(settings, serde)
+            done = all(sku in got and got[sku][-1].version == st.version for sku, (st, _) in expected.items())
+            return got if done else None
+
+        got = _wait_for(caught_up, 120, log)
+        for sku, (_, changes) in expected.items():
+            assert [lv.version for lv in got[sku]] == list(range(1, changes + 1)), sku
+            # The last AtpLevel shows the state of the last change (a repeated figure only moves as_of).
+            last_change = [r for r in outcomes(history[sku], config.policy(sku)) if r.changed][-1]
+            assert_matches(got[sku][-1], last_change.state, config.policy(sku))
+
+        # A batch holding a SKU of another partition goes to the DLQ whole; nothing of it applies.
+        p0, p1 = sorted(by_partition)[:2]
+        send_batch(p0, [(by_partition[p0][0], 999), (by_partition[p1][0], 999)], 5)
+        assert producer.flush(10) == 0
+        parked = _wait_for(lambda: read_all(settings.kafka_bootstrap_servers, settings.topic("inventory.stock.dlq"),
+                                            partitions=1, idle_s=0.3), 30, log)
+        assert len(parked) == 1
+        headers = dict(parked[0].headers() or [])
+        assert headers["shopstream.dlq.stage"] == b"process"
+        assert b"belongs to partition" in headers["shopstream.dlq.error.message"]
+        assert all(lv.on_hand != 999 for lvs in _levels_by_sku(settings, serde).values() for lv in lvs)
+    finally:
+        stop(worker)
