@@ -128,6 +128,7 @@ class Settings(BaseSettings):
 
     carrier_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_CARRIER_SECRET"))
     returns_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_RETURNS_SECRET"))
+    erp_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ERP_SECRET"))
 
     # Workers
     state_dir: str = Field(".shopstream", validation_alias=AliasChoices("SHOPSTREAM_STATE_DIR"))
@@ -138,6 +139,13 @@ class Settings(BaseSettings):
     mappings_dir: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_MAPPINGS_DIR"),
         description="Extra folder of status mapping files (<source>.yaml), searched before the shipped ones.",
+    )
+    shop_sync_window_ms: int = Field(
+        2000, ge=0, le=600_000, validation_alias=AliasChoices("SHOPSTREAM_SHOP_SYNC_WINDOW_MS"),
+        description="Coalescing window of `worker shop-sync`: the first stock change of a SKU opens it, the "
+                    "latest value when it ends becomes one SyncShopStock. 2 s keeps the shop at most ~2 s behind "
+                    "ATP (well under a shopper's page-to-checkout time) while a hot SKU costs at most one shop "
+                    "API call per 2 s however many orders hit it; 0 sends every change of the visible figure.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=AliasChoices("SHOPSTREAM_LOG_LEVEL"))

@@ -25,6 +25,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "single_record_batches": ("true", True),
     "carrier_secret": ("c4rr13r", SecretStr("c4rr13r")),
     "returns_secret": ("r3turn5", SecretStr("r3turn5")),
+    "erp_secret": ("3rp", SecretStr("3rp")),
     "kafka_fetch_max_wait_ms": ("50", 50),
     "mappings_dir": ("/etc/shopstream/mappings", "/etc/shopstream/mappings"),
     "topic_prefix": ("staging.", "staging."),
@@ -44,11 +45,12 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "state_dir": ("/data/state", "/data/state"),
     "faust_store": ("rocksdb://", "rocksdb://"),
     "log_level": ("DEBUG", "DEBUG"),
+    "shop_sync_window_ms": ("750", 750),
 }
 
 SECRETS = {"kafka_sasl_password": "sasl-pw-s3cr3t", "shopify_secret": "shpss-s3cr3t",
            "stripe_secret": "whsec-s3cr3t", "woocommerce_secret": "wc-s3cr3t",
-           "carrier_secret": "carrier-s3cr3t", "returns_secret": "returns-s3cr3t"}
+           "carrier_secret": "carrier-s3cr3t", "returns_secret": "returns-s3cr3t", "erp_secret": "erp-s3cr3t"}
 
 
 @pytest.fixture(autouse=True)
