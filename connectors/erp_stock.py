@@ -225,32 +225,33 @@ class StockExport:
             return RowError(line_number, f"expected {len(self.columns)} columns, found {len(fields)}", raw,
                             WrongColumnCount)
 
-        def cell(name: str) -> str:
-            i = self._index.get(name)
-            return fields[i].strip() if i is not None else ""
-
-        sku = cell("sku")
+        index = self._index
+        sku = fields[index["sku"]].strip()
         if not sku:
             return RowError(line_number, "missing SKU", raw, MissingSku)
-        location = cell("location") or DEFAULT_LOCATION
+        i = index.get("location")
+        location = (fields[i].strip() if i is not None else "") or DEFAULT_LOCATION
         first = seen.get((sku, location))
         if first is not None:
             return RowError(line_number, f"duplicate SKU {sku!r} at location {location!r}: "
                                          f"first seen on line {first}", raw, DuplicateRow, sku)
         seen[(sku, location)] = line_number
-        quantities: dict[str, int | None] = {}
+        quantities: list[int | None] = []
         for name in ("on_hand", "safety_stock", "incoming"):
-            value = cell(name)
+            i = index.get(name)
+            value = fields[i].strip() if i is not None else ""
             if not value and name != "on_hand":
-                quantities[name] = None
-                continue
-            problem = _quantity_problem(name, value)
-            if problem:
-                return RowError(line_number, problem, raw, BadQuantity, sku)
-            quantities[name] = int(value)
-        on_hand = quantities["on_hand"]
+                quantities.append(None)
+            elif value.isascii() and value.isdigit() and len(value) < 10:  # the common case, checked cheaply
+                quantities.append(int(value))
+            else:
+                problem = _quantity_problem(name, value)
+                if problem:
+                    return RowError(line_number, problem, raw, BadQuantity, sku)
+                quantities.append(int(value))
+        on_hand, safety_stock, incoming = quantities
         assert on_hand is not None
-        return Row(line_number, raw, sku, location, on_hand, quantities["safety_stock"], quantities["incoming"])
+        return Row(line_number, raw, sku, location, on_hand, safety_stock, incoming)
 
     def snapshot(self, row: Row) -> StockSnapshot:
         """The StockSnapshot event of one row (the per-SKU form; bulk publishing uses `SnapshotBatcher`)."""
