@@ -14,9 +14,13 @@
   WrongColumnCount), plus `shopstream.ingest.file` (file name as given, `-` for stdin),
   `shopstream.ingest.line` (line number, header = 1), `shopstream.ingest.header` (the header line, so
   the raw row can be read) and `shopstream.ingest.as_of` (ISO-8601 UTC).
-- "Unchanged" rows are not counted here: knowing them needs the last published figures, which the ATP
-  processor holds (a snapshot repeating the current figures changes nothing there). The summary says
-  read / published / rejected (and failed, when the broker did not confirm writes).
+- "Unchanged" rows: valid rows whose figures equal those the last ingest published for the SKU and
+  location (connectors/erp_digest.py, in Redis, updated once a batch is confirmed). They are published
+  anyway (a snapshot also moves the SKU's as_of, see erp_digest.py) unless `--changed-only` is given,
+  which skips them. Redis unreachable: without --changed-only the ingest goes on and says it could
+  not count them; with it the run stops before publishing (it could not know what to skip).
+  The summary says read / published / unchanged / rejected (and failed, when the broker did not
+  confirm writes).
 - Exit codes (cli.py): 0 every row published; 1 a row was rejected or a write not confirmed (valid
   rows are still published; re-running the same file with the same --as-of is safe: same event ids);
   2 a file-level error or a bad --as-of.
@@ -33,7 +37,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
 from shopstream.config import Settings
+from shopstream.connectors.erp_digest import PublishedDigest
 from shopstream.connectors.erp_stock import (
     BATCH_LINES,
     STOCK_TOPIC,
@@ -66,12 +74,17 @@ class IngestReport:
     file: str
     read: int = 0
     published: int = 0
+    unchanged: int | None = 0  # None: could not be counted (Redis away)
+    skipped: int = 0  # unchanged rows not published (--changed-only)
     rejected: int = 0
     failed: int = 0  # writes the broker did not confirm
     errors: list[RowError] = field(default_factory=list)  # the first SHOWN_ERRORS
 
     def summary(self) -> str:
-        text = f"erp-stock {self.file}: read {self.read}, published {self.published}, rejected {self.rejected}"
+        unchanged = "unknown (Redis unreachable)" if self.unchanged is None else str(self.unchanged)
+        skipped = f" (not published: {self.skipped})" if self.skipped else ""
+        text = (f"erp-stock {self.file}: read {self.read}, published {self.published}, unchanged {unchanged}{skipped}, "
+                f"rejected {self.rejected}")
         return text + (f", failed {self.failed} (not confirmed by the broker)" if self.failed else "")
 
     @property
@@ -107,7 +120,8 @@ def read_input(path: str) -> bytes:
 
 
 async def _publish_all(settings: Settings, export: StockExport, report: IngestReport,
-                       progress: Callable[[IngestReport], None] | None, batch_lines: int) -> None:
+                       progress: Callable[[IngestReport], None] | None, batch_lines: int,
+                       changed_only: bool) -> None:
     topic = settings.topic(STOCK_TOPIC)
     dlq = settings.topic(CONNECTOR_DLQ)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
@@ -130,9 +144,14 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
                    (HEADER_PREFIX + "lines", str(len(batch.rows)).encode())]
         try:
             await producer.publish(topic, batch.key, value, headers)
-            return "published", len(batch.rows)
         except DeliveryError:
             return "failed", len(batch.rows)
+        if digest is not None:
+            try:
+                await digest.remember(batch.rows)
+            except RedisError as exc:
+                lost_digest(exc)
+        return "published", len(batch.rows)
 
     async def park(error: RowError) -> tuple[str, int]:
         record = FailedRecord(topic=ORIGINAL_TOPIC, key=DLQ_KEY, value=error.raw_line.encode(),
@@ -162,12 +181,46 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
         await asyncio.to_thread(producer.close)
         raise IngestAborted(f"{exc}; run `shopstream topics apply` first") from exc
     batcher = SnapshotBatcher(export, partitions, batch_lines)
+    digest: PublishedDigest | None = PublishedDigest(
+        aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
+        settings.redis_key_prefix)
+    chunk: list[Row] = []
+
+    def lost_digest(exc: Exception) -> None:
+        nonlocal digest
+        if changed_only:
+            raise IngestAborted(f"--changed-only needs the last published figures in Redis ({settings.redis_url}): "
+                                f"{exc}")
+        if digest is not None:
+            print(f"shopstream ingest erp-stock: Redis unreachable ({exc}); publishing every row, "
+                  "unchanged rows not counted", file=sys.stderr)
+        digest, report.unchanged = None, None
+
+    async def classify() -> None:
+        """Count (and with --changed-only drop) the unchanged rows of the chunk, batch the rest."""
+        flags = [False] * len(chunk)
+        if digest is not None:
+            try:
+                flags = await digest.unchanged(chunk)
+            except RedisError as exc:
+                lost_digest(exc)
+        for row, unchanged in zip(chunk, flags, strict=True):
+            if unchanged and report.unchanged is not None:
+                report.unchanged += 1
+            if unchanged and changed_only:
+                report.skipped += 1
+                continue
+            for batch in batcher.add(row):
+                in_flight.add(asyncio.create_task(publish(batch)))
+        chunk.clear()
+
     try:
         for item in export:
             report.read += 1
             if isinstance(item, Row):
-                for batch in batcher.add(item):
-                    in_flight.add(asyncio.create_task(publish(batch)))
+                chunk.append(item)
+                if len(chunk) >= batch_lines:
+                    await classify()
             if isinstance(item, RowError):
                 report.rejected += 1
                 if len(report.errors) < SHOWN_ERRORS:
@@ -177,6 +230,7 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
                 await settle(wait_for_all=False)
             if progress is not None:
                 progress(report)
+        await classify()
         for batch in batcher.flush():
             in_flight.add(asyncio.create_task(publish(batch)))
         await settle(wait_for_all=True)
@@ -184,15 +238,17 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
         for task in in_flight:
             task.cancel()
         await asyncio.to_thread(producer.close)
+        if digest is not None:
+            await digest.close()
 
 
 def ingest_erp_stock(settings: Settings, data: bytes, *, file_name: str, as_of: datetime,
                      progress: Callable[[IngestReport], None] | None = None,
-                     batch_lines: int = BATCH_LINES) -> IngestReport:
+                     batch_lines: int = BATCH_LINES, changed_only: bool = False) -> IngestReport:
     """Parse `data` and publish it; ErpFileError before anything is sent when the file is unusable."""
     export = StockExport(data, as_of=as_of)
     report = IngestReport(file=file_name)
-    asyncio.run(_publish_all(settings, export, report, progress, batch_lines))
+    asyncio.run(_publish_all(settings, export, report, progress, batch_lines, changed_only))
     return report
 
 
@@ -219,7 +275,7 @@ class _Progress:
             self._stream.flush()
 
 
-def run_erp_stock(settings: Settings, path: str, as_of_text: str | None) -> int:
+def run_erp_stock(settings: Settings, path: str, as_of_text: str | None, changed_only: bool = False) -> int:
     """The `shopstream ingest erp-stock` command: returns the exit code (0 / 1 / 2)."""
     try:
         as_of = parse_as_of(as_of_text)
@@ -230,7 +286,8 @@ def run_erp_stock(settings: Settings, path: str, as_of_text: str | None) -> int:
         data = read_input(path)
         progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
         try:
-            report = ingest_erp_stock(settings, data, file_name=path, as_of=as_of, progress=progress)
+            report = ingest_erp_stock(settings, data, file_name=path, as_of=as_of, progress=progress,
+                                      changed_only=changed_only)
         finally:
             if progress is not None:
                 progress.clear()

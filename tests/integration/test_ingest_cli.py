@@ -89,7 +89,7 @@ def test_mixed_file_publishes_valid_rows_and_parks_rejected_ones(
                      "TSHIRT-BLK-M;4;WH2;;1\r\n".encode())                   # 6
     code, out, err = run(capsys, str(path), "--as-of", AS_OF)
     assert code == 1, (out, err)
-    assert out.strip().splitlines()[-1] == f"erp-stock {path}: read 5, published 3, rejected 2"
+    assert out.strip().splitlines()[-1] == f"erp-stock {path}: read 5, published 3, unchanged 0, rejected 2"
     assert f"{path}:3: on_hand is negative: '-3'" in err
     assert f"{path}:5: duplicate SKU 'TSHIRT-BLK-M' at location 'WH1': first seen on line 2" in err
 
@@ -125,14 +125,15 @@ def test_clean_file_exits_0_and_reingest_repeats_the_event_ids(
     path.write_text("sku,on_hand\n" + "".join(f"SKU-{i},{i}\n" for i in range(20)))
     code, out, err = run(capsys, str(path), "--as-of", "2026-11-23T07:00:00+01:00")
     assert code == 0, err
-    assert out.strip().splitlines()[-1] == f"erp-stock {path}: read 20, published 20, rejected 0"
+    assert out.strip().splitlines()[-1] == f"erp-stock {path}: read 20, published 20, unchanged 0, rejected 0"
     assert err == ""
 
     # The same file again, from stdin: same event ids, so downstream sees duplicates, not new counts.
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
     code, out, _ = run(capsys, "-", "--as-of", AS_OF)
     assert code == 0
-    assert out.strip().splitlines()[-1] == "erp-stock -: read 20, published 20, rejected 0"
+    # Every row repeats the last published figures: counted as unchanged, published anyway.
+    assert out.strip().splitlines()[-1] == "erp-stock -: read 20, published 20, unchanged 20, rejected 0"
 
     ids: dict[str, list[str]] = {}
     for batch in decode_batches(env):
@@ -168,3 +169,24 @@ def test_file_level_errors_exit_2_and_publish_nothing(
 
     assert read(env, "inventory.stock") == []
     assert read(env, "connectors.dlq") == []
+
+
+def test_changed_only_publishes_the_rows_that_changed(
+        env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = tmp_path / "monday.csv"
+    first.write_text("sku;on_hand;safety_stock\n" + "".join(f"SKU-{i};{i};1\n" for i in range(10)))
+    code, out, _ = run(capsys, str(first), "--as-of", "2026-11-23T06:00:00Z", "--changed-only")
+    assert code == 0
+    assert out.strip().splitlines()[-1] == f"erp-stock {first}: read 10, published 10, unchanged 0, rejected 0"
+
+    # Tuesday: two figures changed, one SKU is new, the rest repeat Monday's.
+    second = tmp_path / "tuesday.csv"
+    rows = {f"SKU-{i}": (i, 1) for i in range(10)} | {"SKU-3": (30, 1), "SKU-7": (7, 0), "SKU-NEW": (5, 1)}
+    second.write_text("sku;on_hand;safety_stock\n" + "".join(f"{sku};{a};{b}\n" for sku, (a, b) in rows.items()))
+    code, out, _ = run(capsys, str(second), "--as-of", "2026-11-24T06:00:00Z", "--changed-only")
+    assert code == 0
+    assert out.strip().splitlines()[-1] == (
+        f"erp-stock {second}: read 11, published 3, unchanged 8 (not published: 8), rejected 0")
+    tuesday = [(line.sku, line.on_hand, line.safety_stock) for batch in decode_batches(env)
+               if batch.as_of == datetime(2026, 11, 24, 6, 0, tzinfo=UTC) for line in batch.lines]
+    assert sorted(tuesday) == [("SKU-3", 30, 1), ("SKU-7", 7, 0), ("SKU-NEW", 5, 1)]
