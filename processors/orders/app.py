@@ -4,13 +4,19 @@ Consumes `shop.orders` (OrderPlaced / OrderUpdated / OrderCancelled), keeps the 
 the Faust table `orders` (keyed by order id, changelog-backed) and emits, per applied change:
 - `orders.state` (compacted): the whole OrderState, with a version that grows by one per change;
 - `orders.status-changes`: OrderStatusChanged, the audit trail (who, what, why);
-- `review.queue`: a ReviewItem for a transition the lifecycle forbids (state left untouched).
+- `review.queue`: a ReviewItem for a transition the lifecycle forbids (state left untouched);
+- `inventory.reservations` (keyed by SKU, co-partitioned with `inventory.stock`): the order's
+  per-SKU ReservationChanged records (reserve / adjust / release) from the state before and after,
+  computed by the pure `reservations.reservation_changes` (rules and ordering times there).
 Duplicates and stale updates change nothing and emit nothing. Undecodable records and handler bugs
 go to `shop.orders.dlq`; transient faults are retried in place (shopstream.processing).
 
-Outputs go through Faust's producer, which Faust flushes before committing input offsets. The table
-is written only after the broker confirmed the outputs, so the changelog never claims an event whose
-outputs were lost; a failed send is retried against the unchanged state.
+Outputs go through Faust's producer, which Faust flushes before committing input offsets; it places
+keys with murmur2 like every shopstream producer, so a reservation lands on its SKU's partition of
+`inventory.stock` (tests/integration/test_partitioner.py). The table is written only after the broker
+confirmed every output, reservations included, so the changelog never claims an event whose outputs
+were lost; a failed send is retried against the unchanged state and re-emits the same records (same
+event ids, same source times, which the ATP core treats as duplicates).
 After a crash the uncommitted tail is read again; the lifecycle treats it as duplicates, so state
 ends exactly as an oracle computes it (tests/integration/test_orders_crash.py).
 """
@@ -30,6 +36,7 @@ from shopstream.metrics import RECORDS_IN, RECORDS_OUT
 from shopstream.processing import process_record
 from shopstream.processors.orders.lifecycle import apply
 from shopstream.processors.orders.mapping import StatusMapping, load_mapping
+from shopstream.processors.orders.reservations import reservation_changes
 from shopstream.schemas.models import (
     EventMeta,
     OrderCancelled,
@@ -68,7 +75,8 @@ class OrdersProcessor:
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
         self.input_topic = self.app.topic(settings.topic(INPUT), **raw)  # type: ignore[arg-type]
         self.out_topics = {name: self.app.topic(settings.topic(name), **raw)  # type: ignore[arg-type]
-                           for name in ("orders.state", "orders.status-changes", "review.queue")}
+                           for name in ("orders.state", "orders.status-changes", "review.queue",
+                                        "inventory.reservations")}
         # Keys raw bytes (the order id), values the OrderState as JSON (Faust's default value codec).
         self.table = self.app.Table("orders", default=None, partitions=4, key_type=bytes)
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
@@ -106,10 +114,14 @@ class OrdersProcessor:
             return
         if outcome.state is None:
             return
+        # Computed before anything is sent: a refusal (ValueError) parks the event with no output out.
+        reservations = reservation_changes(state, outcome.state, event.meta)
         pending = []
         if outcome.change is not None:
             pending.append(await self._send("orders.status-changes", key, outcome.change))
         pending.append(await self._send("orders.state", key, outcome.state))
+        for reservation in reservations:
+            pending.append(await self._send("inventory.reservations", reservation.sku.encode(), reservation))
         # Wait for the broker before the table (and so its changelog) moves on: if we crash in between,
         # the event is read again and re-emits; the other order could leave a changelog that says
         # "applied" for outputs that never landed.
