@@ -57,10 +57,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.processors.inventory.app import run as run_inventory
 
         run_inventory(settings, web_port=args.port)
-    elif args.processor == "views":
+    elif args.processor == "views":  # one sink for both Redis views: orders.state and inventory.atp
         from shopstream.views.sink import run_sink
 
         run_sink(settings, metrics_port=args.port or settings.worker_web_port + 10)
+    elif args.processor == "shop-sync":
+        from shopstream.processors.inventory.shop_sync_worker import run_shop_sync
+
+        run_shop_sync(settings, metrics_port=args.port or settings.worker_web_port + 3)
     return 0
 
 
@@ -92,7 +96,21 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     return run_dev(settings, demo=args.command == "demo")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.scenario == "atp-snapshot":
+        from shopstream.bench_atp import run_atp_bench
+
+        return run_atp_bench(args.skus, args.runs, args.timeout, args.single_record_batches)
     from shopstream.bench import run_bench
 
     return run_bench(args.scenario, settings, orders=args.orders, runs=args.runs, pace_per_s=args.pace)
@@ -143,7 +161,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
     from shopstream.connectors.ingest import run_erp_stock
 
-    return run_erp_stock(settings, args.file, args.as_of)
+    return run_erp_stock(settings, args.file, args.as_of, args.changed_only)
 
 
 def _add_ingest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -157,6 +175,9 @@ def _add_ingest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("file", metavar="FILE", help="the export file, or - for stdin")
     p.add_argument("--as-of", metavar="T",
                    help="when the ERP counted: ISO-8601 with a zone, e.g. 2026-11-23T06:00:00Z (default: now)")
+    p.add_argument("--changed-only", action="store_true",
+                   help="publish only rows whose figures differ from the last ingest's (kept in Redis); see "
+                        "the README for the trade-off")
     p.set_defaults(func=cmd_ingest)
 
 
@@ -222,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views"], help="which processor")
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync"], help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)
 
@@ -237,8 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest_parser(sub)
 
     p = sub.add_parser("bench", help="measure throughput and latency (prints events/s and percentiles)")
-    p.add_argument("scenario", choices=["webhook-latency"], help="what to measure")
-    p.add_argument("--orders", type=int, default=300, help="orders per run")
+    p.add_argument("scenario", choices=["webhook-latency", "atp-snapshot"],
+                   help="webhook-latency: webhook → readable order; atp-snapshot: ERP file → ATP in Redis + shop "
+                        "commands")
+    p.add_argument("--orders", type=int, default=300, help="webhook-latency: orders per run")
+    p.add_argument("--skus", type=_positive_int, default=1_000_000, help="atp-snapshot: SKUs in the export")
+    p.add_argument("--timeout", type=float, default=900.0, help="atp-snapshot: give up a run after this many s")
+    p.add_argument("--single-record-batches", action="store_true",
+                   help="atp-snapshot: keep the embedded broker's one-record-per-batch workaround on (the dev "
+                        "default; it makes every produced record its own request, see README)")
     p.add_argument("--runs", type=int, default=3, help="runs (the median is reported)")
     p.add_argument("--pace", type=float, default=100.0, help="webhooks per second offered")
     p.set_defaults(func=cmd_bench)

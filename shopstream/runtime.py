@@ -2,13 +2,15 @@
 
 Starts the embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and the embedded schema
 registry (unless SCHEMA_REGISTRY_URL is set), applies the topology, then runs the connectors
-service, the read API and every worker as child processes. Ctrl-C (or SIGTERM) stops the children,
+service, the read API and every worker as child processes (`worker views` writes both Redis views,
+orders and ATP, that the read API serves). Ctrl-C (or SIGTERM) stops the children,
 then the registry and the broker. If a child dies, everything is stopped and the exit code is 1.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,17 +164,20 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
     stack.spawn("worker-orders", "worker", "orders", "--port", str(effective.worker_web_port))
     stack.spawn("worker-views", "worker", "views", "--port", str(effective.worker_web_port + 1))
     stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
+    stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port)):
         if not _wait_http(f"{base}:{port}/healthz", 30):
             print(f"shopstream dev: {name} did not come up on port {port}", file=sys.stderr)
             return 1
     print(f"\nconnectors (webhooks): {base}:{effective.connectors_port}/webhooks/shopify\n"
-          f"read API:              {base}:{effective.api_port}/v1/orders/{{order_id}}\n"
+          f"read API:              {base}:{effective.api_port}/v1/orders/{{order_id}}, "
+          f"{base}:{effective.api_port}/v1/atp/{{sku}}, {base}:{effective.api_port}/v1/atp?sku=A&sku=B\n"
           f"metrics:               {base}:{effective.connectors_port}/metrics, "
           f"{base}:{effective.api_port}/metrics, {base}:{effective.worker_web_port}/metrics (orders worker), "
-          f"{base}:{effective.worker_web_port + 1}/metrics (views sink), "
-          f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker)\n"
+          f"{base}:{effective.worker_web_port + 1}/metrics (views sink: order + ATP views), "
+          f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker), "
+          f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync)\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     if demo:
         from shopstream.demo import feed_demo_orders
@@ -211,6 +216,17 @@ class DevProcess:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"shopstream dev did not become ready:\n{self.log_tail()}")
+
+    def client_env(self) -> dict[str, str]:
+        """The environment for a CLI command against this stack: its broker and registry as dev printed them."""
+        env = dict(self.env)
+        log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        for variable, pattern in (("KAFKA_BOOTSTRAP_SERVERS", r"embedded Kafka broker \(Tansu, in memory\): (\S+)"),
+                                  ("SCHEMA_REGISTRY_URL", r"embedded schema registry: (\S+)")):
+            match = re.search(pattern, log)
+            if match:
+                env[variable] = match[1]
+        return env
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""

@@ -167,10 +167,12 @@ class AvroSerde:
             with self._lock:
                 self._plain[(schema_id, full)] = plain
         try:
-            datum: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), *plain)
+            datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), *plain)
         except (ValueError, EOFError, TypeError, KeyError, IndexError,
                 fastavro.read.SchemaResolutionError) as exc:
             raise InvalidRecord(f"{full} (schema id {schema_id}) does not decode: {exc}") from exc
+        if not isinstance(datum, dict):
+            raise InvalidRecord(f"{full} (schema id {schema_id}) did not decode to a record")
         return datum
 
 

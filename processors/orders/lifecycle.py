@@ -6,6 +6,11 @@ the event source's status mapping, then publishes `Outcome.state` to `orders.sta
 `Outcome.change` to `orders.status-changes` and `Outcome.rejected` to `review.queue`. No Faust,
 Kafka, Redis, clock or file access happens here; the same inputs always give the same outputs.
 
+The whole lifecycle across sources (payments, shipments, returns; parking, reconciliation, derived
+commands) is `shopstream.processors.orders.canonical.apply(record, event, context)` over an
+`OrderRecord`; it uses this module unchanged for the shop's own view of the order, and is the entry
+point the adapter moves to. `apply` here keeps working on a bare OrderState for shop events.
+
 What each event does
 --------------------
 OrderPlaced
@@ -25,7 +30,7 @@ OrderUpdated (a whole-order snapshot, ordered by the source's `updated_at`)
   - rejected: a move not allowed by the transition table (see `transitions`), a fulfillment move
     of a cancelled order, a currency change, an unmapped source status.
 OrderCancelled (`lines` empty = the whole order)
-  - unknown order: rejected ("unknown order"; a later issue parks these until the order arrives).
+  - unknown order: rejected ("unknown order"; `canonical.apply` parks it until the order arrives).
   - already cancelled order: duplicate.
   - fulfillment not cancellable (anything but unfulfilled: partially shipped, shipped, delivered,
     exception): rejected.
@@ -44,8 +49,9 @@ Every applied event: `version + 1`, `updated_at = event.meta.recorded_at` (not t
 `last_event_id = event.meta.event_id`, summary `status` re-derived (`transitions.derive_status`).
 `captured`/`refunded` follow the payment status as far as a status tells: entering
 paid/partially_refunded/refunded/disputed means at least the total was captured, entering refunded
-means everything captured was refunded (exact amounts come from payment events in a later issue);
-at creation without payment they are 0 in the order currency.
+means everything captured was refunded (exact amounts come from payment events: `canonical` takes
+the larger of these and the provider's sums); at creation without payment they are 0 in the order
+currency.
 `Outcome.change` is produced only when a status dimension, the summary status or the holds changed;
 its `rule` joins the rules that decided with "+", e.g. `order.cancelled+shopify.financial_status.voided`.
 Produced records carry `meta.event_id = uuid5(ORDERS_NAMESPACE, "<record>:<cause event id>")`, so a
@@ -69,9 +75,9 @@ arrival by the state itself, whatever was applied in between:
     a cancelled order stays cancelled; currency never changes; unmapped values stay unmapped.
   - An event found stale or duplicate stays so, by the same monotonicity.
 Hence delivering a sequence with duplicates gives the same final state as delivering it
-de-duplicated (tests/unit/test_order_lifecycle.py checks this as a property). The one gap, closed by
-parking in a later issue: an OrderCancelled rejected as "unknown order" applies if it is delivered
-again after the order was created.
+de-duplicated (tests/unit/test_order_lifecycle.py checks this as a property). The one gap of this
+bare-state entry point: an OrderCancelled rejected as "unknown order" applies if it is delivered
+again after the order was created. `canonical.apply` closes it by parking the cancel instead.
 """
 
 from __future__ import annotations
@@ -156,10 +162,15 @@ def snapshot(state: OrderState) -> OrderStatusSnapshot:
                                return_status=state.return_status, hold_reasons=list(state.hold_reasons))
 
 
-def output_meta(record: str, cause: EventMeta) -> EventMeta:
-    """Meta of a record produced by this processor: id derived from the cause, so replays match."""
+def output_meta(record: str, cause: EventMeta, part: str = "") -> EventMeta:
+    """Meta of a record produced by this processor: id derived from the cause, so replays match.
+
+    The id is `uuid5(ORDERS_NAMESPACE, "<record>:<cause event id>")`, with `":<part>"` appended when
+    one cause produces several records of one type (e.g. a StockAdjusted per SKU).
+    """
+    name = f"{record}:{cause.event_id}" + (f":{part}" if part else "")
     return EventMeta(
-        event_id=str(uuid.uuid5(ORDERS_NAMESPACE, f"{record}:{cause.event_id}")),
+        event_id=str(uuid.uuid5(ORDERS_NAMESPACE, name)),
         event_type=record,
         occurred_at=cause.occurred_at,
         recorded_at=cause.recorded_at,

@@ -20,6 +20,17 @@ outside it may reach a state inside it (otherwise a cancel rejected for a shippe
 accepted on redelivery once the order moved back). `one_way_violations` checks that; the tables
 here satisfy it and the mapping loader refuses `allow_from` entries that would break it.
 
+Several sources speak about one dimension: the shop's snapshots (through a status mapping) and the
+facts of the payment provider, the carrier and the returns platform (see
+`shopstream.processors.orders.canonical`). Each source's own view moves along the table; the order's
+value is their `join`: of two values, the one later in the dimension's **precedence** list wins,
+provided it is reachable from the other (the shop says `pending`, the provider captured: `paid`).
+Two values neither of which reaches the other (the shop voided the order, the provider captured
+money: `voided` vs `paid`) **conflict**: the event that would create the conflict is rejected and
+goes to review. Every state earlier in a precedence list reaches every later one except where a
+conflict is intended (only `voided`, checked at import), so as each source's knowledge grows the
+join only moves along allowed transitions, whatever order the sources' events arrive in.
+
 Adding a dimension's state or move (payments, shipments, returns, holds) is a change to the tables
 below, not to the code that applies them. The tables, rendered by `render_tables()` (a unit test
 keeps this docstring in sync with them):
@@ -46,14 +57,18 @@ return_status
   received           -> partially_returned, returned
   partially_returned -> returned
   returned           -> (final)
+precedence when sources disagree, lowest first (later wins if reachable, else conflict)
+  payment_status     pending, failed, authorized, voided, partially_paid, paid, disputed, partially_refunded, refunded
+  fulfillment_status unfulfilled, partially_shipped, shipped, exception, delivered
+  return_status      none, requested, received, partially_returned, returned
 cancellation
   allowed while fulfillment_status is: unfulfilled
 summary status (first matching rule wins)
   status.cancelled          cancelled          the order was cancelled
   status.refunded           refunded           payment_status is refunded
   status.returned           returned           return_status is returned
-  status.return_requested   return_requested   return_status is requested, received or partially_returned
   status.on_hold            on_hold            hold reasons, fulfillment exception or disputed payment
+  status.return_requested   return_requested   return_status is requested, received or partially_returned
   status.delivered          delivered          fulfillment_status is delivered
   status.shipped            shipped            fulfillment_status is shipped
   status.partially_shipped  partially_shipped  fulfillment_status is partially_shipped
@@ -121,11 +136,44 @@ MOVES: Mapping[Dimension, Mapping[str, frozenset[str]]] = {
     "return_status": RETURN_MOVES,
 }
 
+# Precedence of the values of each dimension when two sources disagree (see `join`): a later value
+# wins over an earlier one that reaches it. `voided` is deliberately incomparable with the states in
+# which money moved: a shop that voided an order and a provider that captured it conflict.
+PAYMENT_PRECEDENCE: tuple[str, ...] = ("pending", "failed", "authorized", "voided", "partially_paid", "paid",
+                                       "disputed", "partially_refunded", "refunded")
+FULFILLMENT_PRECEDENCE: tuple[str, ...] = ("unfulfilled", "partially_shipped", "shipped", "exception", "delivered")
+RETURN_PRECEDENCE: tuple[str, ...] = ("none", "requested", "received", "partially_returned", "returned")
+
+PRECEDENCE: Mapping[Dimension, tuple[str, ...]] = {
+    "payment_status": PAYMENT_PRECEDENCE,
+    "fulfillment_status": FULFILLMENT_PRECEDENCE,
+    "return_status": RETURN_PRECEDENCE,
+}
+
+# Pairs (earlier, later) of a precedence list that are meant to conflict; every other earlier state
+# must reach every later one (checked at import).
+INTENDED_CONFLICTS: frozenset[tuple[str, str]] = frozenset(
+    ("voided", later) for later in PAYMENT_PRECEDENCE[PAYMENT_PRECEDENCE.index("voided") + 1:])
+
 # An order can be cancelled only while nothing has left the warehouse.
 CANCELLABLE_FULFILLMENT: frozenset[str] = frozenset({"unfulfilled"})
 
 # Payment states in which an unfulfilled order may be shipped (capture-on-shipment counts).
 FULFILLABLE_PAYMENT: frozenset[str] = frozenset({"authorized", "paid", "partially_refunded"})
+
+
+# Fulfillment states in which the warehouse still has work to do, so releasing the order means something.
+RELEASABLE_FULFILLMENT: frozenset[str] = frozenset({"unfulfilled", "partially_shipped"})
+
+
+def releasable(payment_status: str, fulfillment_status: str, cancelled: bool, hold_reasons: Sequence[str]) -> bool:
+    """Payable and not held: the warehouse may fulfil (ReleaseOrder).
+
+    Not cancelled, no hold reason, payment in `FULFILLABLE_PAYMENT` (authorized counts:
+    capture-on-shipment) and fulfillment still to do (`RELEASABLE_FULFILLMENT`).
+    """
+    return (not cancelled and not hold_reasons and payment_status in FULFILLABLE_PAYMENT
+            and fulfillment_status in RELEASABLE_FULFILLMENT)
 
 
 class TransitionError(ValueError):
@@ -177,7 +225,21 @@ class StateGraph:
 
 def base_graph(dimension: Dimension) -> StateGraph:
     """The core transition graph of a dimension, without any mapping's additions."""
-    return StateGraph(dimension, MOVES[dimension])
+    return _BASE_GRAPHS[dimension] if _BASE_GRAPHS else StateGraph(dimension, MOVES[dimension])
+
+
+_BASE_GRAPHS: dict[Dimension, StateGraph] = {}
+
+
+def join(dimension: Dimension, a: str, b: str) -> str | None:
+    """What two sources' values of one dimension mean together; None when they conflict.
+
+    The value later in the dimension's precedence wins when it is reachable from the other one.
+    Commutative and idempotent; associative over the states that do not conflict.
+    """
+    order = PRECEDENCE[dimension]
+    low, high = sorted((a, b), key=order.index)
+    return high if base_graph(dimension).allows(low, high) else None
 
 
 def one_way_violations(graph: StateGraph, guarded: frozenset[str]) -> list[tuple[str, str]]:
@@ -219,12 +281,13 @@ STATUS_RULES: tuple[StatusRule, ...] = (
                lambda d: d.payment_status == "refunded"),
     StatusRule("status.returned", "returned", "return_status is returned",
                lambda d: d.return_status == "returned"),
-    StatusRule("status.return_requested", "return_requested",
-               "return_status is requested, received or partially_returned",
-               lambda d: d.return_status in RETURN_IN_PROGRESS),
+    # A held order needs a person before anything else happens to it, also while a return runs.
     StatusRule("status.on_hold", "on_hold", "hold reasons, fulfillment exception or disputed payment",
                lambda d: bool(d.hold_reasons) or d.fulfillment_status == "exception"
                or d.payment_status == "disputed"),
+    StatusRule("status.return_requested", "return_requested",
+               "return_status is requested, received or partially_returned",
+               lambda d: d.return_status in RETURN_IN_PROGRESS),
     StatusRule("status.delivered", "delivered", "fulfillment_status is delivered",
                lambda d: d.fulfillment_status == "delivered"),
     StatusRule("status.shipped", "shipped", "fulfillment_status is shipped",
@@ -260,6 +323,9 @@ def render_tables() -> str:
         for state in moves:  # in the order the table literal lists them
             targets = ", ".join(sorted(moves[state])) or "(final)"
             out.append(f"  {state:<18} -> {targets}")
+    out.append("precedence when sources disagree, lowest first (later wins if reachable, else conflict)")
+    for dimension, order in PRECEDENCE.items():
+        out.append(f"  {dimension:<18} " + ", ".join(order))
     out.append("cancellation")
     out.append("  allowed while fulfillment_status is: " + ", ".join(sorted(CANCELLABLE_FULFILLMENT)))
     out.append("summary status (first matching rule wins)")
@@ -281,6 +347,15 @@ def _check_tables() -> None:
     unknown = {rule.status for rule in STATUS_RULES} - set(ORDER_STATES)
     if unknown:
         raise TransitionError(f"status rules name unknown order statuses {sorted(unknown)}")
+    for dimension, order in PRECEDENCE.items():
+        if sorted(order) != sorted(STATES[dimension]):
+            raise TransitionError(f"{dimension}: the precedence must list every state once")
+        graph = base_graph(dimension)
+        for i, low in enumerate(order):
+            for high in order[i + 1:]:
+                if not graph.allows(low, high) and (low, high) not in INTENDED_CONFLICTS:
+                    raise TransitionError(f"{dimension}: {low} precedes {high} but cannot reach it")
 
 
+_BASE_GRAPHS.update({dimension: StateGraph(dimension, moves) for dimension, moves in MOVES.items()})
 _check_tables()

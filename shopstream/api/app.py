@@ -1,17 +1,32 @@
-"""The read API (aiohttp): order lookups from the Redis view, health, readiness and metrics.
+"""The read API (aiohttp): order and ATP lookups from the Redis views, health, readiness and metrics.
 
 Endpoints:
     GET /v1/orders/{order_id}   200 the order view document (see shopstream.views.orders),
                                 400 {"error", "reason"} for a malformed id,
                                 404 {"error": "order not found", "order_id"},
                                 503 {"error": "order view unavailable"} when Redis does not answer
+    GET /v1/atp/{sku}           200 the SKU's ATP document (see shopstream.views.atp): sku, on_hand,
+                                reserved, safety_stock, incoming, available, version, updated_at
+                                (ISO-8601), locations [{location, on_hand, reserved, safety_stock,
+                                incoming, as_of}]; the SKU is URL-encoded in the path (may hold `/`),
+                                400 {"error": "invalid sku", "reason"} (empty, > 255 characters,
+                                control characters),
+                                404 {"error": "sku not found", "sku"},
+                                503 {"error": "atp view unavailable"} when Redis does not answer
+    GET /v1/atp?sku=A&sku=B     up to 100 SKUs in one Redis round trip (MGET): 200
+                                {"items": [documents of the known SKUs, in query order],
+                                 "unknown": [SKUs not in the view]}; a SKU asked twice is answered once;
+                                400 {"error": "invalid request", "reason"} without a sku parameter,
+                                with more than 100 of them, or with one /v1/atp/{sku} would refuse;
+                                503 as above
     GET /healthz                200 {"status": "ok"} while the process serves requests (liveness)
     GET /readyz                 200 {"status": "ready", "checks": {...}} when Redis answers PING and
                                 Kafka answers a metadata request; else 503 with "failed": [names]
     GET /metrics                Prometheus text format
 
-The order document is stored as JSON by the view sink and passed through unchanged (no decode
-and re-encode per request). Requests are counted in `shopstream_api_requests_total` by route
+The order and ATP documents are stored as JSON by the view sink and passed through unchanged (no
+decode and re-encode per request; the batch answer is assembled from the stored texts). Both views
+share one Redis client (pool). Requests are counted in `shopstream_api_requests_total` by route
 template (not raw path, to keep label cardinality bounded), method and status.
 """
 
@@ -20,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
 from prometheus_client import Counter
@@ -28,6 +44,7 @@ from shopstream.api.backlog import refresher as backlog_refresher
 from shopstream.config import Settings
 from shopstream.health import healthz, readiness
 from shopstream.metrics import metrics_handler
+from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
 from shopstream.views.orders import AsyncOrderView
 
 API_REQUESTS = Counter(
@@ -43,6 +60,10 @@ _ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 VIEW_KEY: web.AppKey[AsyncOrderView] = web.AppKey("order_view", AsyncOrderView)
+ATP_KEY: web.AppKey[AsyncAtpView] = web.AppKey("atp_view", AsyncAtpView)
+#: How long a request waits for Redis before answering 503.
+REDIS_TIMEOUT_S = 2.0
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -81,11 +102,37 @@ async def get_order(request: web.Request) -> web.Response:
         return web.json_response({"error": "invalid order_id", "reason": problem}, status=400)
     try:
         raw = await request.app[VIEW_KEY].get_order_json(order_id)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+    except _REDIS_DOWN:
         return web.json_response({"error": "order view unavailable"}, status=503)
     if raw is None:
         return web.json_response({"error": "order not found", "order_id": order_id}, status=404)
     return web.Response(body=raw, content_type="application/json", charset="utf-8")
+
+
+async def get_atp(request: web.Request) -> web.Response:
+    sku = request.match_info["sku"]
+    problem = sku_problem(sku)
+    if problem:
+        return web.json_response({"error": "invalid sku", "reason": problem}, status=400)
+    try:
+        raw = await request.app[ATP_KEY].get_json(sku)
+    except _REDIS_DOWN:
+        return web.json_response({"error": "atp view unavailable"}, status=503)
+    if raw is None:
+        return web.json_response({"error": "sku not found", "sku": sku}, status=404)
+    return web.Response(body=raw, content_type="application/json", charset="utf-8")
+
+
+async def get_atp_batch(request: web.Request) -> web.Response:
+    try:
+        skus = batch_skus(request.query.getall("sku", []))
+    except BadQuery as exc:
+        return web.json_response({"error": "invalid request", "reason": str(exc)}, status=400)
+    try:
+        stored = await request.app[ATP_KEY].get_many_json(skus)
+    except _REDIS_DOWN:
+        return web.json_response({"error": "atp view unavailable"}, status=503)
+    return web.Response(body=batch_body(skus, stored), content_type="application/json", charset="utf-8")
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -97,14 +144,19 @@ def make_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[_count_requests])
     app[SETTINGS_KEY] = settings
 
-    async def order_view(app: web.Application) -> AsyncIterator[None]:
-        app[VIEW_KEY] = AsyncOrderView.from_url(settings.redis_url, settings.redis_key_prefix)
+    async def views(app: web.Application) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                         socket_connect_timeout=REDIS_TIMEOUT_S)
+        app[VIEW_KEY] = AsyncOrderView(client, settings.redis_key_prefix)
+        app[ATP_KEY] = AsyncAtpView(client, settings.redis_key_prefix)
         yield
-        await app[VIEW_KEY].close()
+        await client.aclose()
 
-    app.cleanup_ctx.append(order_view)
+    app.cleanup_ctx.append(views)
     app.cleanup_ctx.append(backlog_refresher(settings))
     app.router.add_get("/v1/orders/{order_id}", get_order)
+    app.router.add_get("/v1/atp", get_atp_batch)
+    app.router.add_get("/v1/atp/{sku:.+}", get_atp)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

@@ -3,15 +3,16 @@
 Key layout: `{redis_key_prefix}order:{order_id}` -> the JSON document the read API returns for
 `GET /v1/orders/{order_id}` (see `order_document`), which includes the OrderState `version`.
 
-Writes go through a Lua script (`GUARDED_SET`) that compares versions inside Redis, atomically:
-the value is set only when the new version is greater than the stored one, so a redelivered or
-replayed older OrderState never overwrites a newer one and an equal version is a no-op. That
-makes the at-least-once sink idempotent. A stored value that is not a JSON document with a
-numeric `version` is overwritten (a corrupt view entry must not block the order forever).
+Writes go through the version guard shared by every view (`shopstream.views.guard`): a Lua script
+compares versions inside Redis, atomically, and sets the value only when the new version is greater
+than the stored one, so a redelivered or replayed older OrderState never overwrites a newer one and
+an equal version is a no-op. That makes the at-least-once sink idempotent. A stored value that is
+not a JSON document with a numeric `version` is overwritten (a corrupt view entry must not block the
+order forever).
 
 Two faces over the same layout and script:
 - `OrderView` (sync `redis.Redis`) for the view sink, which runs in a plain consumer thread;
-  `put_many` sends a whole batch as EVALSHA calls in one pipeline round trip.
+  `put_many` sends a whole batch in one script call (one round trip per 1,000 orders).
 - `AsyncOrderView` (`redis.asyncio`) for the aiohttp read API.
 """
 
@@ -26,29 +27,10 @@ import redis
 import redis.asyncio as aioredis
 
 from shopstream.money import format_amount
+from shopstream.views.guard import AsyncGuardedWriter, Entry, GuardedWriter
 
 if TYPE_CHECKING:
     from shopstream.schemas.models import Money, OrderState
-
-# KEYS[1] = view key, ARGV[1] = new version, ARGV[2] = JSON document. Returns 1 if written.
-GUARDED_SET = """
-local new_version = tonumber(ARGV[1])
-if not new_version then
-  return redis.error_reply('version is not a number')
-end
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, doc = pcall(cjson.decode, current)
-  if ok and type(doc) == 'table' then
-    local stored = tonumber(doc['version'])
-    if stored and stored >= new_version then
-      return 0
-    end
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-"""
 
 
 def order_key(prefix: str, order_id: str) -> str:
@@ -98,25 +80,15 @@ def order_document(state: OrderState) -> dict[str, Any]:
     }
 
 
-def _encode(doc: dict[str, Any]) -> tuple[str, int, str]:
+def _entry(prefix: str, doc: dict[str, Any]) -> Entry:
+    """The guarded write of one order document (ValueError when it has no id or no int version)."""
     order_id = doc["order_id"]
     version = doc["version"]
     if not isinstance(order_id, str) or not order_id:
         raise ValueError("document has no order_id")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError(f"document version must be an int, got {version!r}")
-    return order_id, version, json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-
-
-def _newest_per_order(docs: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Index of the highest-version document per order: a batch replayed from a compacted topic
-    often holds several versions of one order and only the newest can win anyway."""
-    best: dict[str, int] = {}
-    for i, doc in enumerate(docs):
-        j = best.get(doc["order_id"])
-        if j is None or doc["version"] > docs[j]["version"]:
-            best[doc["order_id"]] = i
-    return best
+    return Entry(order_key(prefix, order_id), version, json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
 
 
 def _decode(raw: bytes | str | None) -> dict[str, Any] | None:
@@ -132,7 +104,7 @@ class OrderView:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
-        self._script = client.register_script(GUARDED_SET)
+        self._writer = GuardedWriter(client)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, *, timeout_s: float = 5.0) -> OrderView:
@@ -145,27 +117,14 @@ class OrderView:
 
     def put(self, doc: dict[str, Any]) -> bool:
         """Store `doc` unless the stored version is the same or newer; True when it was written."""
-        order_id, version, payload = _encode(doc)
-        return bool(self._script(keys=[self.key(order_id)], args=[version, payload]))
+        return self.put_many([doc])[0]
 
     def put_many(self, docs: Sequence[dict[str, Any]]) -> list[bool]:
-        """Guarded writes of a batch in one pipeline round trip; one flag per input document.
+        """Guarded writes of a batch (one round trip per 1,000 orders); one flag per input document.
 
         Older versions of an order already superseded inside the batch are not sent (flag False).
         """
-        encoded = [_encode(d) for d in docs]
-        keep = _newest_per_order(docs)
-        written = [False] * len(docs)
-        if not keep:
-            return written
-        # No MULTI: each EVALSHA is atomic on its own and the guard makes any order of them safe.
-        pipe = self._client.pipeline(transaction=False)
-        for i in keep.values():
-            order_id, version, payload = encoded[i]
-            self._script(keys=[self.key(order_id)], args=[version, payload], client=pipe)
-        for i, result in zip(keep.values(), pipe.execute(), strict=True):
-            written[i] = bool(result)
-        return written
+        return self._writer.put_many([_entry(self._prefix, d) for d in docs])
 
     def delete(self, order_id: str) -> bool:
         """Remove an order's document (a tombstone on the compacted state topic)."""
@@ -185,7 +144,7 @@ class AsyncOrderView:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
-        self._script = client.register_script(GUARDED_SET)
+        self._writer = AsyncGuardedWriter(client)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, *, timeout_s: float = 2.0) -> AsyncOrderView:
@@ -209,24 +168,11 @@ class AsyncOrderView:
 
     async def put(self, doc: dict[str, Any]) -> bool:
         """Store `doc` unless the stored version is the same or newer; True when it was written."""
-        order_id, version, payload = _encode(doc)
-        return bool(await self._script(keys=[self.key(order_id)], args=[version, payload]))
+        return (await self.put_many([doc]))[0]
 
     async def put_many(self, docs: Iterable[dict[str, Any]]) -> list[bool]:
-        """Guarded writes of a batch in one pipeline round trip; one flag per input document."""
-        docs = list(docs)
-        encoded = [_encode(d) for d in docs]
-        keep = _newest_per_order(docs)
-        written = [False] * len(docs)
-        if not keep:
-            return written
-        pipe = self._client.pipeline(transaction=False)
-        for i in keep.values():
-            order_id, version, payload = encoded[i]
-            await self._script(keys=[self.key(order_id)], args=[version, payload], client=pipe)
-        for i, result in zip(keep.values(), await pipe.execute(), strict=True):
-            written[i] = bool(result)
-        return written
+        """Guarded writes of a batch (one round trip per 1,000 orders); one flag per input document."""
+        return await self._writer.put_many([_entry(self._prefix, d) for d in docs])
 
     async def ping(self) -> bool:
         return bool(await self._client.ping())

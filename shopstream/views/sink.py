@@ -1,35 +1,49 @@
-"""The order view sink (`shopstream worker views`): `orders.state` -> Redis, at least once, idempotent.
+"""The view sink (`shopstream worker views`): `orders.state` and `inventory.atp` -> Redis, at least once.
 
-Loop (one thread, plain confluent-kafka consumer in group `views.orders`, no Faust: the per-message
-cost of Faust is not needed for a sink that writes in batches):
+One consumer in group `views` subscribes to both compacted topics and feeds each record to the
+*route* of its topic (`ViewRoute`: decode, build the view entry, write a batch, delete):
+- `orders.state` -> `OrderRoute`: AvroSerde.decode to an OrderState model, the order document
+  (`shopstream.views.orders`), `{prefix}order:{order_id}`;
+- `inventory.atp` -> `AtpRoute`: AvroSerde.decode_datum to a plain dict (no pydantic model: a bulk ERP
+  snapshot brings a million AtpLevel records and the model would cost more than everything else),
+  the ATP document formatted straight from it (`shopstream.views.atp`), `{prefix}atp:{sku}`.
+Both views write through the same version guard (`shopstream.views.guard`), so the sink is
+idempotent: equal and older versions are ignored.
 
-1. `consume(batch_size, poll_timeout)` a batch;
-2. decode each value with AvroSerde and turn each OrderState into its view document;
-3. write the documents in one Redis pipeline of guarded EVALSHA calls (`views.orders`), and
-   park what cannot be handled on the DLQ;
+Loop (one thread, plain confluent-kafka consumer, no Faust: the per-message cost of Faust is not
+needed for a sink that writes in batches):
+
+1. poll a batch (up to `batch_size` records, default 1,000, whatever topics they come from);
+2. decode each value and build its view entry; park what cannot be handled on the DLQ;
+3. write each view's entries in one guarded script call per 1,000 entries (one round trip);
 4. commit the batch's offsets synchronously — only after every record of the batch was written
    to Redis or confirmed on the DLQ.
 
 A crash anywhere before step 4 redelivers the batch; that is harmless because the Lua version
 guard ignores equal and older versions (and parks are at-least-once: a replayed batch may park a
-record twice). Redis is written through the sync client: the loop is synchronous anyway and a
-pipeline per batch keeps the round trips at one per batch.
+record twice). Redis is written through the sync client: the loop is synchronous anyway. Counters
+(`shopstream_records_in_total{processor="views",topic,outcome}`) are added per batch, not per record.
 
 Failure classes:
-- **Permanent** (`SerdeError`: not framed, unknown schema id, undecodable body; a record that is
-  not an OrderState; a document that cannot be built): the original bytes go to
-  `<topic>.dlq` via `DeadLetterWriter` (stage `deserialize` or `sink`), and the sink goes on.
+- **Permanent** (`SerdeError`: not framed, unknown schema id, undecodable body, a record of another
+  type than the topic carries; a record whose entry cannot be built, e.g. an AtpLevel whose Kafka
+  key is not its SKU): the original bytes go to `<topic>.dlq` (`orders.state.dlq`,
+  `inventory.atp.dlq`) via `DeadLetterWriter` (stage `deserialize` or `sink`), and the sink goes on.
 - **Transient** (Redis connection/timeout/read-only/OOM errors, `RegistryUnavailable`, a DLQ
   write the broker did not confirm): retried in place with exponential backoff and full jitter
   (`shopstream.processing`: the same policy and classification as every consumer),
-  each retry counted in `shopstream_retries_total{processor="views.orders"}`.
+  each retry counted in `shopstream_retries_total{processor="views"}`.
   Retries are bounded per batch (attempts and a time budget kept well under librdkafka's
   `max.poll.interval.ms`, so the consumer is never expelled from its group while it waits).
   When the budget is spent the sink *rewinds*: it seeks every partition of the batch back to
   the batch's first offset, commits nothing, and polls again — so it never commits past an
   unwritten record, keeps its group membership, and resumes by itself once Redis is back.
-- A tombstone (null value) on the compacted topic deletes the order's view document.
+- A tombstone (null value) on a compacted topic deletes the entity's view document (after the
+  batch's earlier writes of that topic, so the order of the log holds).
 - Anything else is a bug: the exception ends `run_sink` without committing the batch.
+
+Throughput (scripts/bench_views_sink.py, 100k AtpLevel records already on the embedded broker, real
+Redis, this 2-core machine): see the README's performance section.
 
 `run_sink` serves Prometheus `/metrics` on `metrics_port` (default `SHOPSTREAM_WORKER_PORT`,
 0 = off) and stops at the next batch boundary when `stop` is set (or on SIGTERM/SIGINT when it
@@ -43,11 +57,11 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import start_http_server
@@ -58,16 +72,22 @@ from shopstream.kafka import AsyncProducer, DeliveryError, make_consumer
 from shopstream.metrics import RECORDS_IN, RETRIES
 from shopstream.processing import RetryPolicy
 from shopstream.processing import is_transient as shared_is_transient
-from shopstream.schemas.models import OrderState
+from shopstream.schemas.models import AtpLevel, OrderState
 from shopstream.serde import AvroSerde, SerdeError, make_registry_client
+from shopstream.views.atp import AtpView
+from shopstream.views.guard import Entry
 from shopstream.views.orders import OrderView, order_document
 
-PROCESSOR = "views.orders"
-GROUP_ID = "views.orders"
-SOURCE_TOPIC = "orders.state"
+PROCESSOR = "views"
+GROUP_ID = "views"
+ORDERS_TOPIC = "orders.state"
+ATP_TOPIC = "inventory.atp"
+SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC)
+SOURCE_TOPIC = ORDERS_TOPIC  # the order view's topic, under the name callers of the one-view sink used
 
 log = logging.getLogger("shopstream.views.sink")
 T = TypeVar("T")
+
 
 def is_transient(exc: BaseException) -> bool:
     """The shared classification, plus any failed DLQ write: the sink cannot park, so it must wait."""
@@ -76,6 +96,79 @@ def is_transient(exc: BaseException) -> bool:
 
 class UnexpectedRecord(SerdeError):
     """A well-formed record of another type landed on orders.state."""
+
+
+class ViewRoute(Protocol):
+    """What the sink does with the records of one source topic, for the one view that topic feeds.
+
+    `decode` raises SerdeError for bytes that are not this topic's record (parked, stage
+    `deserialize`) and a transient error when the registry is away (retried); `entry` raises
+    ValueError/TypeError/KeyError/AttributeError for a record that cannot be stored (parked, stage
+    `sink`); `put_many` writes a batch through the version guard and returns one "written" flag per
+    entry; `delete` handles a tombstone (the record key as text)."""
+
+    topic: str  # the physical topic name (with SHOPSTREAM_TOPIC_PREFIX)
+
+    def decode(self, value: bytes) -> Any: ...
+
+    def entry(self, decoded: Any, key: bytes | None) -> Any: ...
+
+    def put_many(self, entries: list[Any]) -> list[bool]: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class OrderRoute:
+    """`orders.state` -> the order view: OrderState models, one document per order."""
+
+    def __init__(self, topic: str, serde: AvroSerde, view: OrderView) -> None:
+        self.topic = topic
+        self.serde = serde
+        self.view = view
+
+    def decode(self, value: bytes) -> OrderState:
+        state = self.serde.decode(value)
+        if not isinstance(state, OrderState):
+            raise UnexpectedRecord(f"{type(state).__name__} is not an OrderState")
+        return state
+
+    def entry(self, decoded: OrderState, key: bytes | None) -> dict[str, Any]:
+        return order_document(decoded)
+
+    def put_many(self, entries: list[dict[str, Any]]) -> list[bool]:
+        return self.view.put_many(entries)
+
+    def delete(self, key: str) -> bool:
+        return self.view.delete(key)
+
+    def close(self) -> None:
+        self.view.close()
+
+
+class AtpRoute:
+    """`inventory.atp` -> the ATP view: AtpLevel records decoded to plain dicts (the bulk hot path)."""
+
+    def __init__(self, topic: str, serde: AvroSerde, view: AtpView) -> None:
+        self.topic = topic
+        self.serde = serde
+        self.view = view
+
+    def decode(self, value: bytes) -> dict[str, Any]:
+        return self.serde.decode_datum(value, AtpLevel.AVRO_NAME)
+
+    def entry(self, decoded: dict[str, Any], key: bytes | None) -> Entry:
+        return self.view.entry(decoded, key)
+
+    def put_many(self, entries: list[Entry]) -> list[bool]:
+        return self.view.put_many(entries)
+
+    def delete(self, key: str) -> bool:
+        return self.view.delete(key)
+
+    def close(self) -> None:
+        self.view.close()
 
 
 class RetriesExhausted(Exception):
@@ -105,16 +198,21 @@ def _header_list(msg: Message) -> list[tuple[str, bytes]]:
     return [(k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in pairs]
 
 
-class ViewSink:
-    """One consumer's loop; build it with `ViewSink.create` or inject the parts (tests)."""
+#: Records per batch: big enough that a bulk snapshot costs one Redis round trip per 1,000 SKUs, small
+#: enough that a batch is a few tens of milliseconds of work.
+BATCH_SIZE = 1000
 
-    def __init__(self, consumer: Consumer, serde: AvroSerde, view: OrderView, dlq: DeadLetterWriter,
-                 loop: asyncio.AbstractEventLoop, *, batch_size: int = 500, poll_timeout_s: float = 0.5,
+
+class ViewSink:
+    """One consumer's loop over the routes of its topics; build it with `ViewSink.create` or inject
+    the parts (tests)."""
+
+    def __init__(self, consumer: Consumer, routes: Sequence[ViewRoute], dlq: DeadLetterWriter,
+                 loop: asyncio.AbstractEventLoop, *, batch_size: int = BATCH_SIZE, poll_timeout_s: float = 0.5,
                  retry: RetryPolicy | None = None, stop: threading.Event | None = None,
                  producer: AsyncProducer | None = None) -> None:
         self.consumer = consumer
-        self.serde = serde
-        self.view = view
+        self.routes: dict[str, ViewRoute] = {route.topic: route for route in routes}
         self.dlq = dlq
         self._loop = loop  # private loop on which the async DLQ writer runs, from this thread only
         self.batch_size = batch_size
@@ -124,6 +222,21 @@ class ViewSink:
         self._deadline = 0.0
         self._last_consume_error: str | None = None
         self._producer = producer  # the DLQ writer's producer, closed with the sink
+
+    @property
+    def view(self) -> OrderView:
+        """The order view (settable: tests swap in a faulty one)."""
+        return self._order_route().view
+
+    @view.setter
+    def view(self, view: OrderView) -> None:
+        self._order_route().view = view
+
+    def _order_route(self) -> OrderRoute:
+        for route in self.routes.values():
+            if isinstance(route, OrderRoute):
+                return route
+        raise LookupError("this sink has no order view")
 
     # -- retries -----------------------------------------------------------------------------
 
@@ -189,54 +302,55 @@ class ViewSink:
         return result
 
     def _handle(self, records: list[Message], result: BatchResult) -> None:
-        pending: list[tuple[Message, dict[str, Any]]] = []
+        pending: dict[str, list[Any]] = {}  # topic -> entries to write, in log order
         for msg in records:
+            topic = msg.topic() or ""
+            route = self.routes[topic]  # KeyError: a topic we did not subscribe to, i.e. a bug
             value = msg.value()
             if value is None:
                 # Keep order: earlier versions in this batch land before the tombstone removes them.
-                self._flush(pending, result)
-                self._tombstone(msg, result)
+                self._flush(route, pending.pop(topic, []), result)
+                self._tombstone(route, msg, result)
                 continue
             try:
-                state = self._with_retry("registry", partial(self.serde.decode, value))
-                if not isinstance(state, OrderState):
-                    raise UnexpectedRecord(f"{type(state).__name__} is not an OrderState")
+                decoded = self._with_retry("registry", partial(route.decode, value))
             except SerdeError as exc:
                 self._park(msg, exc, "deserialize", result)
                 continue
             try:
-                doc = order_document(state)
-            except (ValueError, TypeError, AttributeError) as exc:
+                entry = route.entry(decoded, msg.key())
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 self._park(msg, exc, "sink", result)
                 continue
-            pending.append((msg, doc))
-        self._flush(pending, result)
+            pending.setdefault(topic, []).append(entry)
+        for topic, entries in pending.items():
+            self._flush(self.routes[topic], entries, result)
 
-    def _flush(self, pending: list[tuple[Message, dict[str, Any]]], result: BatchResult) -> None:
-        if not pending:
+    def _flush(self, route: ViewRoute, entries: list[Any], result: BatchResult) -> None:
+        if not entries:
             return
-        docs = [doc for _, doc in pending]
-        flags = self._with_retry("redis", lambda: self.view.put_many(docs))
-        for (msg, _), wrote in zip(pending, flags, strict=True):
-            outcome = "ok" if wrote else "duplicate"
-            RECORDS_IN.labels(PROCESSOR, msg.topic(), outcome).inc()
-        result.written += sum(flags)
-        result.duplicates += len(flags) - sum(flags)
-        pending.clear()
+        flags = self._with_retry("redis", lambda: route.put_many(entries))
+        written = sum(flags)
+        if written:
+            RECORDS_IN.labels(PROCESSOR, route.topic, "ok").inc(written)
+        if written < len(flags):
+            RECORDS_IN.labels(PROCESSOR, route.topic, "duplicate").inc(len(flags) - written)
+        result.written += written
+        result.duplicates += len(flags) - written
 
-    def _tombstone(self, msg: Message, result: BatchResult) -> None:
+    def _tombstone(self, route: ViewRoute, msg: Message, result: BatchResult) -> None:
         key = msg.key()
         try:
-            order_id = key.decode("utf-8") if key else ""
+            entity = key.decode("utf-8") if key else ""
         except UnicodeDecodeError:
-            order_id = ""
-        if not order_id:
+            entity = ""
+        if not entity:
             log.warning("tombstone without a usable key ignored", extra={
                 "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()})
-            RECORDS_IN.labels(PROCESSOR, msg.topic(), "rejected").inc()
+            RECORDS_IN.labels(PROCESSOR, route.topic, "rejected").inc()
             return
-        self._with_retry("redis", lambda: self.view.delete(order_id))
-        RECORDS_IN.labels(PROCESSOR, msg.topic(), "ok").inc()
+        self._with_retry("redis", lambda: route.delete(entity))
+        RECORDS_IN.labels(PROCESSOR, route.topic, "ok").inc()
         result.deleted += 1
 
     def _park(self, msg: Message, exc: Exception, stage: str, result: BatchResult) -> None:
@@ -289,19 +403,24 @@ class ViewSink:
 
     @classmethod
     def create(cls, settings: Settings, *, stop: threading.Event | None = None,
-               batch_size: int = 500, retry: RetryPolicy | None = None) -> ViewSink:
-        """Build the consumer, serde, Redis view and DLQ writer from settings (and subscribe)."""
+               batch_size: int = BATCH_SIZE, retry: RetryPolicy | None = None) -> ViewSink:
+        """Build the consumer, serde, both Redis views and the DLQ writer from settings (and subscribe
+        to `orders.state` and `inventory.atp`)."""
         if not settings.schema_registry_url:
             raise ConfigError("SCHEMA_REGISTRY_URL: required by the view sink")
         if not settings.kafka_bootstrap_servers:
             raise ConfigError("KAFKA_BOOTSTRAP_SERVERS: required by the view sink")
-        consumer = make_consumer(settings, GROUP_ID)
-        consumer.subscribe([settings.topic(SOURCE_TOPIC)])
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
-        view = OrderView.from_url(settings.redis_url, settings.redis_key_prefix)
+        routes: list[ViewRoute] = [
+            OrderRoute(settings.topic(ORDERS_TOPIC), serde,
+                       OrderView.from_url(settings.redis_url, settings.redis_key_prefix)),
+            AtpRoute(settings.topic(ATP_TOPIC), serde, AtpView.from_url(settings.redis_url, settings.redis_key_prefix)),
+        ]
+        consumer = make_consumer(settings, GROUP_ID)
+        consumer.subscribe([route.topic for route in routes])
         producer = AsyncProducer(settings)
         dlq = DeadLetterWriter(producer, processor=settings.topic(GROUP_ID))
-        return cls(consumer, serde, view, dlq, asyncio.new_event_loop(), batch_size=batch_size,
+        return cls(consumer, routes, dlq, asyncio.new_event_loop(), batch_size=batch_size,
                    retry=retry, stop=stop, producer=producer)
 
     def close(self) -> None:
@@ -311,14 +430,15 @@ class ViewSink:
         finally:
             if self._producer is not None:
                 self._producer.close()
-            self.view.close()
+            for route in self.routes.values():
+                route.close()
             self._loop.close()
 
 
 def run_sink(settings: Settings, stop: threading.Event | None = None, *,
-             metrics_port: int | None = None, batch_size: int = 500,
+             metrics_port: int | None = None, batch_size: int = BATCH_SIZE,
              retry: RetryPolicy | None = None) -> None:
-    """Run the order view sink until `stop` is set (or SIGTERM/SIGINT in the main thread).
+    """Run the view sink (order and ATP views) until `stop` is set (or SIGTERM/SIGINT in the main thread).
 
     `metrics_port`: where `/metrics` is served on `settings.http_host`; None means
     `settings.worker_web_port`, 0 means no metrics server (e.g. tests sharing a process).
@@ -339,7 +459,7 @@ def run_sink(settings: Settings, stop: threading.Event | None = None, *,
     try:
         sink = ViewSink.create(settings, stop=stop, batch_size=batch_size, retry=retry)
         server = start_http_server(port, addr=settings.http_host)[0] if port else None
-        log.info("view sink started", extra={"topic": settings.topic(SOURCE_TOPIC), "metrics_port": port})
+        log.info("view sink started", extra={"topics": list(sink.routes), "metrics_port": port})
         sink.run()
     finally:
         if sink is not None:

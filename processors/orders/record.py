@@ -1,0 +1,117 @@
+"""`OrderRecord`: the orders table's value — the canonical OrderState plus what the contract has no room for.
+
+OrderState (the Avro contract on `orders.state`) carries the canonical order only. To apply the
+events of every source idempotently and in any arrival order, the processor also keeps, per order:
+
+  state      the canonical OrderState (what is published; None while only parked events exist)
+  shop       the order as the shop alone sees it: the state the shop lifecycle (`lifecycle.apply`)
+             moves with OrderPlaced / OrderUpdated / OrderCancelled and the source's status mapping.
+             Its payment and fulfillment statuses are one input of the canonical ones (see
+             `canonical`); keeping it separate means a shop snapshot is judged against what the shop
+             said before, not against what a payment provider or a carrier said meanwhile.
+  order_number, shipping
+             from the shop's newest snapshot (the invoice and the returns policy need them)
+  payments / shipments / returns
+             the facts of the other sources (`payments.PaymentFacts`, `shipments.ShipmentFacts`,
+             `returns.ReturnFacts`), from which the canonical dimensions are derived
+  parked     events waiting for the order to arrive (`parking.ParkedEvent`)
+  released   a ReleaseOrder was sent and no HoldOrder since (so it is sent once per transition)
+  done       keys of the once-only outputs already emitted: `invoice`, raised anomaly keys
+             (`over_capture`, `chargeback:<dispute id>`, ...), `shipment_exception:<shipment>:<event>`,
+             `return.label:<return id>` / `return.review:<return id>` (the label decision),
+             `return.restock:<inspection event id>`, `return.refund:<inspection event id>`,
+             `return.shipping`
+
+`to_dict()` / `from_dict()` give a JSON-compatible dict (what the Faust table stores: exact decimals as
+strings, times as ISO-8601). `from_dict` also accepts a bare OrderState dict — what the orders table
+held before this wrapper — and wraps it (`from_state`), so an existing table keeps working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shopstream.schemas.models import Money, OrderState
+
+from .parking import ParkedEvent
+from .payments import PaymentFacts
+from .returns import ReturnFacts
+from .shipments import ShipmentFacts
+from .transitions import releasable
+
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """One order's entry in the orders table (see the module docstring)."""
+
+    order_id: str
+    state: OrderState | None = None
+    shop: OrderState | None = None
+    order_number: str | None = None
+    shipping: Money | None = None
+    payments: PaymentFacts = field(default_factory=PaymentFacts)
+    shipments: ShipmentFacts = field(default_factory=ShipmentFacts)
+    returns: ReturnFacts = field(default_factory=ReturnFacts)
+    parked: tuple[ParkedEvent, ...] = ()
+    released: bool = False
+    done: frozenset[str] = frozenset()
+
+    def is_empty(self) -> bool:
+        """Nothing known and nothing waiting (the adapter may delete the table entry)."""
+        return (self.state is None and self.shop is None and not self.parked and self.payments.is_empty()
+                and self.shipments.is_empty() and self.returns.is_empty())
+
+    @classmethod
+    def from_state(cls, state: OrderState) -> OrderRecord:
+        """Wrap a bare OrderState (a table entry written before OrderRecord existed).
+
+        The shop view is the state itself; `released` and the invoice flag are inferred from it
+        (releasable now: taken as released; captured equals total: taken as invoiced), so wrapping
+        never re-sends a command for what already happened.
+        """
+        done = frozenset({"invoice"}) if state.captured.amount > 0 and state.captured == state.total else frozenset()
+        return cls(order_id=state.order_id, state=state, shop=state,
+                   released=releasable(state.payment_status, state.fulfillment_status, state.cancelled_at is not None,
+                                       state.hold_reasons),
+                   done=done)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form for the table."""
+        return {
+            "format": RECORD_FORMAT,
+            "order_id": self.order_id,
+            "state": self.state.model_dump(mode="json") if self.state is not None else None,
+            "shop": self.shop.model_dump(mode="json") if self.shop is not None else None,
+            "order_number": self.order_number,
+            "shipping": self.shipping.model_dump(mode="json") if self.shipping is not None else None,
+            "payments": self.payments.model_dump(mode="json"),
+            "shipments": self.shipments.model_dump(mode="json"),
+            "returns": self.returns.model_dump(mode="json"),
+            "parked": [p.to_dict() for p in self.parked],
+            "released": self.released,
+            "done": sorted(self.done),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OrderRecord:
+        """Inverse of `to_dict`; a bare OrderState dict (no `format` key) is wrapped with `from_state`."""
+        if "format" not in data:
+            return cls.from_state(OrderState.model_validate(data))
+        if data["format"] != RECORD_FORMAT:
+            raise ValueError(f"order record format {data['format']!r} is not supported (expected {RECORD_FORMAT})")
+        return cls(
+            order_id=str(data["order_id"]),
+            state=OrderState.model_validate(data["state"]) if data.get("state") is not None else None,
+            shop=OrderState.model_validate(data["shop"]) if data.get("shop") is not None else None,
+            order_number=data.get("order_number"),
+            shipping=Money.model_validate(data["shipping"]) if data.get("shipping") is not None else None,
+            payments=PaymentFacts.model_validate(data.get("payments") or {}),
+            shipments=ShipmentFacts.model_validate(data.get("shipments") or {}),
+            returns=ReturnFacts.model_validate(data.get("returns") or {}),
+            parked=tuple(ParkedEvent.from_dict(p) for p in data.get("parked") or []),
+            released=bool(data.get("released", False)),
+            done=frozenset(str(k) for k in data.get("done") or []),
+        )

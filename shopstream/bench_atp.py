@@ -1,0 +1,221 @@
+"""`shopstream bench atp-snapshot`: a full ERP snapshot from file to ATP in Redis and shop commands.
+
+Starts `shopstream dev` (embedded broker and registry unless the environment names real ones), writes
+a CSV export of `--skus` SKUs, and per run ingests it with `shopstream ingest erp-stock` (a child
+process, as an operator would) with a new `--as-of` and a changed figure on every line, so every
+line changes every SKU's ATP. It measures, from the start of the ingest:
+- ingest: the file is parsed and every batch confirmed by the broker (the baseline: file → Kafka);
+- atp: the inventory worker has emitted an AtpLevel for every SKU (its `/metrics`);
+- redis: the views sink has written every one of them to Redis (its `/metrics`);
+- shop: the shop stock sync has sent (and the broker confirmed) a SyncShopStock for every SKU.
+The end-to-end figure is the latest of redis and shop. After each run the Redis view is checked for
+every SKU's expected `available` (a run whose view is wrong is reported as failed, not timed).
+Peak memory is each process's VmHWM (peak resident set) from /proc at the end, so it covers all runs.
+Figures are printed, never asserted; the median over the runs is the headline.
+
+The embedded broker's one-record-per-batch workaround (SHOPSTREAM_SINGLE_RECORD_BATCHES, on in
+`shopstream dev` with Tansu, see config.py) is off here unless `--single-record-batches` is given:
+it makes every record Faust produces its own produce request (measured: 170 SKUs/s instead of
+~3,000 on 20k SKUs), and it exists only for Tansu's offset quirk, not for Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis
+
+from shopstream.runtime import DevProcess, spawn_dev
+
+_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
+
+
+def metric_total(text: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus metric's samples whose labels include `labels` (text exposition format)."""
+    total = 0.0
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match or match["name"] != name:
+            continue
+        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match["labels"] or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total += float(match["value"])
+    return total
+
+
+def _scrape(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return str(resp.read().decode())
+    except OSError:
+        return ""
+
+
+@dataclass
+class Stages:
+    ingest_s: float
+    atp_s: float
+    redis_s: float
+    shop_s: float
+
+    @property
+    def total_s(self) -> float:
+        return max(self.redis_s, self.shop_s)
+
+
+def write_export(path: Path, skus: int, run: int) -> None:
+    """A CSV export: SKU-0000000.. with on_hand depending on the run, so every line changes."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("sku,on_hand,safety_stock\n")
+        for i in range(skus):
+            out.write(f"SKU-{i:07d},{(i % 50) + 10 + run},{i % 3}\n")
+
+
+def expected_available(i: int, run: int) -> int:
+    return (i % 50) + 10 + run - (i % 3)
+
+
+class _Stack:
+    def __init__(self, dev: DevProcess) -> None:
+        port = int(dev.env["SHOPSTREAM_WORKER_PORT"])
+        self.dev = dev
+        self.views = f"http://127.0.0.1:{port + 1}/metrics"
+        self.inventory = f"http://127.0.0.1:{port + 2}/metrics"
+        self.shop_sync = f"http://127.0.0.1:{port + 3}/metrics"
+
+    def counts(self) -> tuple[float, float, float]:
+        atp = metric_total(_scrape(self.inventory), "shopstream_records_out_total", topic="inventory.atp")
+        views = _scrape(self.views)
+        written = sum(metric_total(views, "shopstream_records_in_total", topic=topic, outcome=outcome)
+                      for topic in ("inventory.atp", self.dev.env["SHOPSTREAM_TOPIC_PREFIX"] + "inventory.atp")
+                      for outcome in ("ok", "duplicate"))
+        shop = metric_total(_scrape(self.shop_sync), "shopstream_shop_sync_commands_total")
+        return atp, written, shop
+
+
+def _one_run(stack: _Stack, export: Path, skus: int, run: int, timeout_s: float) -> Stages:
+    write_export(export, skus, run)
+    as_of = (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=run)).isoformat()
+    atp0, redis0, shop0 = stack.counts()
+    started = time.perf_counter()
+    ingest = subprocess.run([sys.executable, "-m", "shopstream.cli", "ingest", "erp-stock", str(export),
+                             "--as-of", as_of], env=stack.dev.client_env(), capture_output=True, text=True)
+    ingest_s = time.perf_counter() - started
+    if ingest.returncode != 0:
+        raise RuntimeError(f"ingest failed ({ingest.returncode}): {ingest.stderr.strip()[-2000:]}")
+    done: dict[str, float] = {}
+    deadline = started + timeout_s
+    while len(done) < 3:
+        atp, written, shop = stack.counts()
+        now = time.perf_counter() - started
+        for name, value in (("atp", atp - atp0), ("redis", written - redis0), ("shop", shop - shop0)):
+            if name not in done and value >= skus:
+                done[name] = now
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"run {run}: not done after {timeout_s:.0f} s: {done} (atp {atp - atp0:.0f}, "
+                               f"redis {written - redis0:.0f}, shop {shop - shop0:.0f} of {skus})")
+        time.sleep(0.2)
+    return Stages(ingest_s, done["atp"], done["redis"], done["shop"])
+
+
+def check_view(redis_url: str, prefix: str, skus: int, run: int) -> int:
+    """How many SKUs the Redis ATP view does not show with the expected `available` (0 = all right)."""
+    from shopstream.views.atp import atp_key
+
+    client = redis.Redis.from_url(redis_url)
+    wrong = 0
+    step = 10_000
+    for start in range(0, skus, step):
+        pipe = client.pipeline(transaction=False)
+        for i in range(start, min(skus, start + step)):
+            pipe.get(atp_key(prefix, f"SKU-{i:07d}"))
+        for offset, value in enumerate(pipe.execute()):
+            if value is None or json.loads(value)["available"] != expected_available(start + offset, run):
+                wrong += 1
+    return wrong
+
+
+def peak_memory_mb(root_pid: int) -> dict[str, float]:
+    """VmHWM (peak RSS, MB) of every process below `root_pid`, by command line."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out: dict[str, float] = {}
+    todo = list(children.get(root_pid, []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        if match:
+            words = [c.decode(errors="replace") for c in cmd if c]
+            name = " ".join(words[3:6]) if len(words) > 3 and words[1:3] == ["-m", "shopstream.cli"] else (
+                Path(words[0]).name if words else str(pid))
+            out[name] = int(match[1]) / 1024
+    return out
+
+
+def run_atp_bench(skus: int, runs: int, timeout_s: float, single_record_batches: bool = False) -> int:
+    """Run the atp-snapshot benchmark and print its figures; returns the exit code."""
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="shopstream-bench-atp-") as tmp:
+        token = uuid.uuid4().hex[:8]
+        prefix = f"bench:{token}:"
+        dev = spawn_dev(Path(tmp), SHOPSTREAM_TOPIC_PREFIX=f"bench{token}.", SHOPSTREAM_REDIS_PREFIX=prefix,
+                        SHOPSTREAM_LOG_LEVEL="WARNING",
+                        SHOPSTREAM_SINGLE_RECORD_BATCHES=str(single_record_batches).lower())
+        results: list[Stages] = []
+        try:
+            dev.wait_ready()
+            stack = _Stack(dev)
+            export = Path(tmp) / "stock.csv"
+            print(f"SHOPSTREAM_SINGLE_RECORD_BATCHES={str(single_record_batches).lower()}; "
+                  "warming up (consumer groups join, schemas register) …", flush=True)
+            _one_run(stack, export, 100, 0, timeout_s)
+            for run in range(1, runs + 1):
+                r = _one_run(stack, export, skus, run, timeout_s)
+                wrong = check_view(dev.env.get("REDIS_URL", "redis://127.0.0.1:6379/0"), prefix, skus, run)
+                status = "ok" if wrong == 0 else f"WRONG: {wrong} SKUs not as expected in Redis"
+                failed += wrong != 0
+                results.append(r)
+                print(f"run {run}: {skus} SKUs; ingest (file→Kafka) {r.ingest_s:.1f} s, ATP emitted {r.atp_s:.1f} s, "
+                      f"Redis view {r.redis_s:.1f} s, shop commands {r.shop_s:.1f} s; end to end {r.total_s:.1f} s "
+                      f"= {skus / r.total_s:,.0f} SKUs/s; view check {status}", flush=True)
+            memory = peak_memory_mb(dev.process.pid)
+        finally:
+            dev.stop()
+    total = statistics.median(r.total_s for r in results)
+    ingest = statistics.median(r.ingest_s for r in results)
+    print(f"median of {runs} runs: end to end {total:.1f} s ({skus / total:,.0f} SKUs/s); "
+          f"baseline file→Kafka (ingest) {ingest:.1f} s (ratio {total / ingest:.1f}x); "
+          f"ATP {statistics.median(r.atp_s for r in results):.1f} s, "
+          f"Redis {statistics.median(r.redis_s for r in results):.1f} s, "
+          f"shop {statistics.median(r.shop_s for r in results):.1f} s")
+    print("peak memory (VmHWM): " + json.dumps({k: round(v) for k, v in sorted(memory.items())}) + " MB")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover - `shopstream bench atp-snapshot` is the entry point
+    raise SystemExit(run_atp_bench(int(os.environ.get("SKUS", "10000")), 1, 600,
+                                   os.environ.get("SINGLE", "false") == "true"))
