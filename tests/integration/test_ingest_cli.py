@@ -33,6 +33,9 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SCHEMA_REGISTRY_URL", settings.schema_registry_url)
     monkeypatch.setenv("SHOPSTREAM_TOPIC_PREFIX", settings.topic_prefix)
     monkeypatch.setenv("SHOPSTREAM_SINGLE_RECORD_BATCHES", "true")
+    # The ingest's unchanged-row digest lives in Redis: each test under its own key prefix.
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("SHOPSTREAM_REDIS_PREFIX", settings.redis_key_prefix)
     report = apply(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     assert report.failed == {} and report.exit_code == 0
     return settings
