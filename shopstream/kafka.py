@@ -8,6 +8,7 @@ Java clients (murmur2), and state partitioned by key would split. tests/integrat
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import threading
 from collections.abc import Sequence
@@ -156,6 +157,30 @@ class AsyncProducer:
         self.flush(timeout_s)
         self._stop.set()
         self._thread.join(timeout=2)
+
+
+def poll_batch(consumer: _Consumer, batch_size: int, timeout_s: float,
+               last_error: str | None) -> tuple[list[Message], str | None]:
+    """Up to `batch_size` records: block up to `timeout_s` for the first, then take what is already fetched.
+
+    consume(n, t) waits until n records OR t passed, so waiting only for the first keeps a quiet topic
+    from adding latency per batch. Consumer errors are logged once per distinct text (e.g. a topic not
+    created yet) and dropped; fatal ones raise. Returns the records and the last error text seen."""
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return [], last_error
+    records: list[Message] = []
+    for msg in [first, *consumer.consume(batch_size - 1, 0.005)]:
+        err = msg.error()
+        if err is None:
+            records.append(msg)
+            continue
+        if err.fatal():
+            raise KafkaException(err)
+        if str(err) != last_error:
+            logging.getLogger("shopstream.kafka").warning("consumer error: %s", err)
+            last_error = str(err)
+    return records, last_error
 
 
 def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:

@@ -91,7 +91,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from shopstream import schemas
 from shopstream.config import ConfigError, Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
-from shopstream.kafka import DeliveryError, Headers, make_consumer, make_producer
+from shopstream.kafka import DeliveryError, Headers, make_consumer, make_producer, poll_batch
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT, RETRIES
 from shopstream.processing import RetryPolicy, is_transient
 from shopstream.processors.inventory.shop_sync import Offer, ShopStockCommand, ShopSyncCoalescer
@@ -465,21 +465,8 @@ class ShopSync:
         deadline = self.coalescer.next_deadline()  # in the past while a backlog of ended windows waits
         if deadline is not None:
             timeout = max(0.0, min(timeout, (deadline - self.now_ms()) / 1000))
-        first = self.consumer.poll(timeout)
-        if first is None:
-            return []
-        records: list[Message] = []
-        for msg in [first, *self.consumer.consume(self.batch_size - 1, 0.005)]:
-            err = msg.error()
-            if err is None:
-                records.append(msg)
-                continue
-            if err.fatal():
-                raise KafkaException(err)
-            text = str(err)
-            if text != self._last_consume_error:  # e.g. topic not created yet: say it once
-                log.warning("consumer error: %s", text)
-                self._last_consume_error = text
+        records, self._last_consume_error = poll_batch(self.consumer, self.batch_size, timeout,
+                                                       self._last_consume_error)
         return records
 
     def offer_all(self, records: list[Message], result: BatchResult) -> None:

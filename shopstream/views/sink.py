@@ -68,7 +68,7 @@ from prometheus_client import start_http_server
 
 from shopstream.config import ConfigError, Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
-from shopstream.kafka import AsyncProducer, DeliveryError, make_consumer
+from shopstream.kafka import AsyncProducer, DeliveryError, make_consumer, poll_batch
 from shopstream.metrics import RECORDS_IN, RETRIES
 from shopstream.processing import RetryPolicy
 from shopstream.processing import is_transient as shared_is_transient
@@ -263,23 +263,8 @@ class ViewSink:
 
     def poll_batch(self) -> list[Message]:
         """Records of the next batch (consumer errors are logged and dropped; fatal ones raise)."""
-        records: list[Message] = []
-        # consume(n, t) waits until n records OR t passed: block only for the first record, then take
-        # what is already fetched, so a quiet topic does not add poll_timeout_s of latency per batch.
-        first = self.consumer.poll(self.poll_timeout_s)
-        if first is None:
-            return records
-        for msg in [first, *self.consumer.consume(self.batch_size - 1, 0.005)]:
-            err = msg.error()
-            if err is None:
-                records.append(msg)
-                continue
-            if err.fatal():
-                raise KafkaException(err)
-            text = str(err)
-            if text != self._last_consume_error:  # e.g. topic not created yet: say it once
-                log.warning("consumer error: %s", text)
-                self._last_consume_error = text
+        records, self._last_consume_error = poll_batch(self.consumer, self.batch_size, self.poll_timeout_s,
+                                                       self._last_consume_error)
         return records
 
     def process(self, records: list[Message]) -> BatchResult:
