@@ -2,7 +2,8 @@
 
 The real worker subprocess reads AtpLevels from `inventory.atp` with a 6 s window
 (`SHOPSTREAM_SHOP_SYNC_WINDOW_MS`), and `commands.shop` must show:
-- 1,000 changes of one SKU within the window -> exactly one command, with the final value and version;
+- 1,000 changes of one SKU within the window (on the topic before the worker starts, so the
+  producer's speed cannot stretch them over two windows) -> exactly one command, with the final value and version;
 - a second SKU changing in the same window -> its own single command (shop-visible: max(0, available));
 - changes that do not alter the shop-visible figure (other figures changed; a deeper oversell while
   the shop already shows 0) -> no command, even after their window would have ended;
@@ -118,11 +119,22 @@ def test_shop_sync_coalesces_per_sku_and_sends_only_visible_changes(settings: Se
     def encoded(*levels: AtpLevel) -> list[tuple[bytes, bytes]]:
         return [(lv.sku.encode(), serde.encode(atp_topic, lv)) for lv in levels]
 
+    # Phase 1 is on the topic before the worker starts: a warm-up SKU, then a burst of 1,000 changes
+    # to A and 10 to B. The worker reads them all within milliseconds of joining, so they fall inside
+    # one window however slowly this (possibly loaded) machine produces them.
+    warm = level("W", 1, 1)
+    burst_a = [level("A", (v * 37) % 23 - 5, v) for v in range(1, 1001)]
+    burst_a[-1] = level("A", 17, 1000)
+    burst_b = [level("B", 10 - 2 * v, v) for v in range(1, 11)]  # ends at -10: the shop shows 0
+    sent_levels: dict[tuple[str, int], AtpLevel] = {(lv.sku, lv.version): lv for lv in [*burst_a, *burst_b]}
+    records = encoded(*burst_a)
+    records[500:500] = encoded(*burst_b)
+    produce(settings, encoded(warm) + records)
+
     log = tmp_path / "worker.log"
     worker = start_worker("shop-sync", settings, log, SHOPSTREAM_SHOP_SYNC_WINDOW_MS=str(WINDOW_MS))
     commands_topic = Topic(settings, settings.topic("commands.shop"), PARTITIONS)
     dlq_topic = Topic(settings, settings.topic("inventory.atp.dlq"), 1)
-    sent_levels: dict[tuple[str, int], AtpLevel] = {}
 
     def commands() -> dict[str, list[SyncShopStock]]:
         out: dict[str, list[SyncShopStock]] = {}
@@ -137,23 +149,8 @@ def test_shop_sync_coalesces_per_sku_and_sends_only_visible_changes(settings: Se
         return [(c.available, c.atp_version) for c in commands().get(sku, [])]
 
     try:
-        # Warm-up: the worker has joined its group and sends (group joins take seconds on Tansu).
-        warm = level("W", 1, 1)
-        produce(settings, encoded(warm))
-        wait_for(lambda: figures("W"), 90, log, "the warm-up command")
-
-        # Phase 1: a burst of 1,000 changes to A, and 10 to B, inside one window.
-        burst_a = [level("A", (v * 37) % 23 - 5, v) for v in range(1, 1001)]
-        burst_a[-1] = level("A", 17, 1000)
-        burst_b = [level("B", 10 - 2 * v, v) for v in range(1, 11)]  # ends at -10: the shop shows 0
-        sent_levels.update({(lv.sku, lv.version): lv for lv in [*burst_a, *burst_b]})
-        records = encoded(*burst_a)
-        records[500:500] = encoded(*burst_b)
-        started = time.monotonic()
-        produce(settings, records)
-        took = time.monotonic() - started
-        assert took < WINDOW_MS / 1000 / 2, f"producing the burst took {took:.1f} s: not inside one window"
-        wait_for(lambda: figures("A") and figures("B"), 60, log, "the burst's commands")
+        # Group joins take seconds on Tansu: allow for them before the first window even opens.
+        wait_for(lambda: figures("W") and figures("A") and figures("B"), 90, log, "the burst's commands")
 
         # Phase 2: nothing the shop can see changes; plus a record nobody can decode.
         quiet = encoded(level("A", 17, 1001, on_hand=40),    # on_hand and reserved moved, available did not
