@@ -140,6 +140,21 @@ class Settings(BaseSettings):
         "", validation_alias=AliasChoices("SHOPSTREAM_MAPPINGS_DIR"),
         description="Extra folder of status mapping files (<source>.yaml), searched before the shipped ones.",
     )
+    orders_policy: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_ORDERS_POLICY"),
+        description="Orders policy file (parking bound and expiry, anomaly severities); empty: the shipped "
+                    "topology/orders_policy.yaml.",
+    )
+    returns_policy: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_RETURNS_POLICY"),
+        description="Returns policy file (return window, non-returnable SKUs, refund per condition grade); "
+                    "empty: the shipped topology/returns_policy.yaml.",
+    )
+    orders_sweep_interval_s: float = Field(
+        60.0, gt=0, le=86_400, validation_alias=AliasChoices("SHOPSTREAM_ORDERS_SWEEP_INTERVAL_S"),
+        description="How often `worker orders` sends expired parked events and undecidable returns to "
+                    "review; an expiry is late by at most this much.",
+    )
     shop_sync_window_ms: int = Field(
         2000, ge=0, le=600_000, validation_alias=AliasChoices("SHOPSTREAM_SHOP_SYNC_WINDOW_MS"),
         description="Coalescing window of `worker shop-sync`: the first stock change of a SKU opens it, the "

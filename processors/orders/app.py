@@ -1,67 +1,87 @@
-"""Orders processor (`shopstream worker orders`): the Faust adapter around the pure lifecycle.
+"""Orders processor (`shopstream worker orders`): the Faust adapter around the canonical order core.
 
-Consumes `shop.orders` (OrderPlaced / OrderUpdated / OrderCancelled), keeps the canonical order in
-the Faust table `orders` (keyed by order id, changelog-backed) and emits, per applied change:
-- `orders.state` (compacted): the whole OrderState, with a version that grows by one per change;
-- `orders.status-changes`: OrderStatusChanged, the audit trail (who, what, why);
-- `review.queue`: a ReviewItem for a transition the lifecycle forbids (state left untouched);
-- `inventory.reservations` (keyed by SKU, co-partitioned with `inventory.stock`): the order's
-  per-SKU ReservationChanged records (reserve / adjust / release) from the state before and after,
-  computed by the pure `reservations.reservation_changes` (rules and ordering times there).
-Duplicates and stale updates change nothing and emit nothing. Undecodable records and handler bugs
-go to `shop.orders.dlq`; transient faults are retried in place (shopstream.processing).
+Consumes the four order topics, all keyed by order id and co-partitioned (copartition group `order`):
+`shop.orders` (OrderPlaced / OrderUpdated / OrderCancelled), `payments`, `fulfillment.shipments` and
+`returns`. Each record is decoded and fed, with the order's entry of the Faust table `orders`
+(an `OrderRecord`: the canonical OrderState plus every source's facts, parked events and once-only
+flags; JSON in the changelog), to the pure `canonical.apply`, which documents the whole behaviour:
+strict transitions, status mappings as data, reconciliation, returns policy, parking of events for
+orders not seen yet. This adapter only moves bytes:
+
+- every `RecordOutcome.outputs` entry is sent to its topic (`orders.state`, `orders.status-changes`,
+  `review.queue`, `commands.fulfillment`, `commands.erp`, `commands.payments`, `alerts.anomalies`,
+  `inventory.stock` for restocked returns, `inventory.reservations` for reserve / adjust / release /
+  ship per SKU), keyed as the core says (order id, or SKU for the two inventory topics);
+- the table entry is written only after the broker confirmed every output, so the changelog never
+  claims an event whose outputs were lost; a failed send is retried against the unchanged entry and
+  re-emits the same records (the core's ids are deterministic: uuid5 of the cause), which every
+  consumer treats as duplicates;
+- duplicates, stale updates and already-parked events change nothing and emit nothing;
+- undecodable records, records of a type that does not belong on their topic, a missing status
+  mapping and handler bugs go to `<input topic>.dlq`; transient faults (broker, registry) are retried
+  in place (`shopstream.processing`).
+
+Clock: the adapter passes processing time (the wall clock) as the core's `now`, so a parked event
+waits `parking.expire_after` *in this processor* before it expires: a backlog caught up after an
+outage, or records replayed from a DLQ days later, are parked and matched as usual instead of
+expiring on arrival because their `recorded_at` is old. Output ids stay deterministic (they derive
+from the cause event), so a re-run re-emits the same records whatever the clock says.
+
+The sweep: every `SHOPSTREAM_ORDERS_SWEEP_INTERVAL_S` a timer visits the entries of the partitions
+this worker owns for which `canonical.waiting` holds (parked events; return requests waiting for a
+delivery; inspections without a request) and applies `canonical.expire` with the wall clock, so an
+order that never arrives, or a return that can never be decided, reaches `review.queue` without
+another event for it. The sweep and the agent take the same lock, so an entry is never
+read-modified-written by both at once. The table partitions its changelog with the producer's
+murmur2 partitioner (`use_partitioner`): the same partition as the order's input records, which is
+what lets the timer write outside stream iteration.
 
 Outputs go through Faust's producer, which Faust flushes before committing input offsets; it places
 keys with murmur2 like every shopstream producer, so a reservation lands on its SKU's partition of
-`inventory.stock` (tests/integration/test_partitioner.py). The table is written only after the broker
-confirmed every output, reservations included, so the changelog never claims an event whose outputs
-were lost; a failed send is retried against the unchanged state and re-emits the same records (same
-event ids, same source times, which the ATP core treats as duplicates).
-After a crash the uncommitted tail is read again; the lifecycle treats it as duplicates, so state
-ends exactly as an oracle computes it (tests/integration/test_orders_crash.py).
+`inventory.stock` (tests/integration/test_partitioner.py). After a crash the uncommitted tail is read
+again; the core treats it as duplicates, so state ends exactly as an oracle computes it
+(tests/integration/test_orders_crash.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import uuid
-from typing import Any
+import logging
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import faust
+from pydantic import BaseModel
 
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord
 from shopstream.faust_app import FaustPublisher, make_faust_app
+from shopstream.kafka import partition_for
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
 from shopstream.processing import process_record
-from shopstream.processors.orders.lifecycle import apply
+from shopstream.processors.orders import payments, returns, shipments
+from shopstream.processors.orders.canonical import Context, RecordOutcome, apply, expire, waiting
 from shopstream.processors.orders.mapping import StatusMapping, load_mapping
-from shopstream.processors.orders.reservations import reservation_changes
-from shopstream.schemas.models import (
-    EventMeta,
-    OrderCancelled,
-    OrderPlaced,
-    OrderState,
-    OrderUpdated,
-    ReviewItem,
-)
+from shopstream.processors.orders.parking import AnyEvent
+from shopstream.processors.orders.record import OrderRecord
+from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated
 from shopstream.serde import AvroSerde, make_registry_client
+
+log = logging.getLogger(__name__)
 
 PROCESSOR = "orders"
 INPUT = "shop.orders"
-REVIEW_NS = uuid.UUID("0b7e7f0c-3f55-4d43-9a2e-6c2f1d7c9e11")
-
-
-def _review_item(event: OrderPlaced | OrderUpdated | OrderCancelled, reason: str) -> ReviewItem:
-    return ReviewItem(
-        meta=EventMeta(event_id=str(uuid.uuid5(REVIEW_NS, event.meta.event_id)), event_type="ReviewItem",
-                       occurred_at=event.meta.occurred_at, recorded_at=event.meta.recorded_at,
-                       source="shopstream.orders", source_event_id=None,
-                       correlation_id=event.meta.correlation_id, causation_id=event.meta.event_id),
-        order_id=event.order_id, kind="rejected_transition", reason=reason,
-        details={"event_type": event.meta.event_type, "source": event.meta.source},
-        event_id=event.meta.event_id, event_type=event.meta.event_type, rule=None,
-    )
+# Each input topic and the records that belong on it (anything else is parked on its DLQ).
+INPUTS: dict[str, tuple[type[BaseModel], ...]] = {
+    INPUT: (OrderPlaced, OrderUpdated, OrderCancelled),
+    "payments": payments.PAYMENT_EVENTS,
+    "fulfillment.shipments": shipments.SHIPMENT_EVENTS,
+    "returns": returns.RETURN_EVENTS,
+}
+OUTPUTS = ("orders.state", "orders.status-changes", "review.queue", "commands.fulfillment", "commands.erp",
+           "commands.payments", "alerts.anomalies", "inventory.stock", "inventory.reservations")
+TABLE_PARTITIONS = 4
 
 
 class OrdersProcessor:
@@ -72,15 +92,19 @@ class OrdersProcessor:
         self.app = make_faust_app(settings, PROCESSOR, web_port=web_port)
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         self._mappings: dict[str, StatusMapping] = {}
+        self.context = Context.from_files(self.mapping, settings.orders_policy or None,
+                                          settings.returns_policy or None)
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.input_topic = self.app.topic(settings.topic(INPUT), **raw)  # type: ignore[arg-type]
-        self.out_topics = {name: self.app.topic(settings.topic(name), **raw)  # type: ignore[arg-type]
-                           for name in ("orders.state", "orders.status-changes", "review.queue",
-                                        "inventory.reservations")}
-        # Keys raw bytes (the order id), values the OrderState as JSON (Faust's default value codec).
-        self.table = self.app.Table("orders", default=None, partitions=4, key_type=bytes)
+        self._inputs = {settings.topic(name): name for name in INPUTS}
+        self.input_topic = self.app.topic(*self._inputs, **raw)  # type: ignore[arg-type]
+        self._outputs = {name: settings.topic(name) for name in OUTPUTS}
+        # Keys raw bytes (the order id), values OrderRecord.to_dict() as JSON (Faust's default value codec).
+        self.table = self.app.Table("orders", default=None, partitions=TABLE_PARTITIONS, key_type=bytes,
+                                    use_partitioner=True)
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
+        self._lock = asyncio.Lock()
         self.app.agent(self.input_topic, name="orders.lifecycle")(self._agent)
+        self.app.timer(settings.orders_sweep_interval_s, name="orders.sweep")(self._sweep)
 
     def mapping(self, source: str) -> StatusMapping:
         """The status mapping of a source system (data in topology/mappings/)."""
@@ -94,46 +118,58 @@ class OrdersProcessor:
             record = FailedRecord(topic=msg.topic, key=msg.key, value=msg.value, headers=list(msg.headers or []),
                                   partition=msg.partition, offset=msg.offset,
                                   timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None)
-            await process_record(record, lambda r=record: self.handle(r), self.dlq, topic_label=INPUT)  # type: ignore[misc]
+            label = self._inputs.get(msg.topic, msg.topic)
+            await process_record(record, lambda r=record: self.handle(r), self.dlq, topic_label=label)  # type: ignore[misc]
 
     async def handle(self, record: FailedRecord) -> None:
-        """Decode, apply to the table state, emit outputs; raises on failure (the caller classifies)."""
+        """Decode, apply to the order's table entry, emit outputs; raises on failure (the caller classifies)."""
+        name = self._inputs.get(record.topic, record.topic)
         event = self.serde.decode(record.value)
-        if not isinstance(event, OrderPlaced | OrderUpdated | OrderCancelled):
-            raise TypeError(f"{type(event).__name__} does not belong on {INPUT}")
-        key = event.order_id.encode()
+        if not isinstance(event, INPUTS.get(name, ())):
+            raise TypeError(f"{type(event).__name__} does not belong on {name}")
+        order_event = cast(AnyEvent, event)
+        key = order_event.order_id.encode()
+        async with self._lock:
+            outcome = apply(self._load(key), order_event, self.context, datetime.now(UTC))
+            if outcome.duplicate:
+                RECORDS_IN.labels(PROCESSOR, name, "duplicate").inc()
+            await self._commit(key, outcome)
+
+    async def _sweep(self) -> None:
+        """Expire what waits too long on the partitions this worker owns (see the module docstring)."""
+        owned = {tp.partition for tp in self.app.assignor.assigned_actives()
+                 if tp.topic == self.settings.topic(INPUT)}
+        now = datetime.now(UTC)
+        for key in [k for k in list(self.table.keys())
+                    if partition_for(k, TABLE_PARTITIONS) in owned]:
+            async with self._lock:
+                record = self._load(key)
+                if record is None or not waiting(record):
+                    continue
+                outcome = expire(record, self.context, now)
+                if outcome.changed or outcome.outputs:
+                    log.info("orders sweep: order %s: %d record(s) to review", record.order_id,
+                             len(outcome.outputs))
+                await self._commit(key, outcome)
+
+    def _load(self, key: bytes) -> OrderRecord | None:
         stored = self.table.get(key)
-        state = OrderState.model_validate(json.loads(stored) if isinstance(stored, str | bytes) else stored) \
-            if stored else None
-        outcome = apply(state, event, self.mapping(event.meta.source))
-        if outcome.duplicate:
-            RECORDS_IN.labels(PROCESSOR, INPUT, "duplicate").inc()
-            return
-        if outcome.rejected:
-            await self._send("review.queue", key, _review_item(event, outcome.rejected))
-            return
-        if outcome.state is None:
-            return
-        # Computed before anything is sent: a refusal (ValueError) parks the event with no output out.
-        reservations = reservation_changes(state, outcome.state, event.meta)
+        if not stored:
+            return None
+        return OrderRecord.from_dict(json.loads(stored) if isinstance(stored, str | bytes) else stored)
+
+    async def _commit(self, key: bytes, outcome: RecordOutcome) -> None:
+        """Send the outcome's records, wait for the broker, then store the entry (in that order: see above)."""
         pending = []
-        if outcome.change is not None:
-            pending.append(await self._send("orders.status-changes", key, outcome.change))
-        pending.append(await self._send("orders.state", key, outcome.state))
-        for reservation in reservations:
-            pending.append(await self._send("inventory.reservations", reservation.sku.encode(), reservation))
-        # Wait for the broker before the table (and so its changelog) moves on: if we crash in between,
-        # the event is read again and re-emits; the other order could leave a changelog that says
-        # "applied" for outputs that never landed.
+        for out in outcome.outputs:
+            topic = self._outputs[out.topic]
+            value = self.serde.encode(topic, out.record)
+            pending.append(await self.app.producer.send(topic, out.key.encode(), value, None, None, None))
+            RECORDS_OUT.labels(PROCESSOR, out.topic).inc()
         for delivery in pending:
             await delivery
-        self.table[key] = outcome.state.model_dump(mode="json")
-
-    async def _send(self, name: str, key: bytes, record: Any) -> Any:
-        topic = self.out_topics[name]
-        delivery = await topic.send(key=key, value=self.serde.encode(topic.get_topic_name(), record))
-        RECORDS_OUT.labels(PROCESSOR, name).inc()
-        return delivery
+        if outcome.changed:
+            self.table[key] = outcome.record.to_dict()
 
 
 def run(settings: Settings, web_port: int | None = None) -> None:

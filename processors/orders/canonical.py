@@ -144,6 +144,7 @@ from shopstream.schemas.models import (
     OrderUpdated,
     ReleaseOrder,
     ReviewItem,
+    ShipmentDispatched,
     StockAdjusted,
 )
 
@@ -161,6 +162,7 @@ from .mapping import StatusMapping
 from .parking import AnyEvent, ParkedEvent, expired, in_source_order, park
 from .policy import OrdersPolicy, ReturnsPolicy, load_orders_policy, load_returns_policy
 from .record import OrderRecord
+from .reservations import reservation_changes, shipment_reservations
 from .transitions import (
     CANCELLABLE_FULFILLMENT,
     Dimension,
@@ -180,6 +182,7 @@ TOPIC_FULFILLMENT = "commands.fulfillment"
 TOPIC_PAYMENTS = "commands.payments"
 TOPIC_ALERTS = "alerts.anomalies"
 TOPIC_STOCK = "inventory.stock"
+TOPIC_RESERVATIONS = "inventory.reservations"
 
 RULE_PLACED_LATE = "order.placed_after_update"
 RULE_HOLD_CHARGEBACK = "holds.chargeback"
@@ -598,6 +601,13 @@ def _settle(before: OrderRecord, cand: OrderRecord, event: AnyEvent, ctx: Contex
         change = _change(prev, new, event.meta, rule)
         if change is not None:
             run.emit(TOPIC_CHANGES, new.order_id, change)
+        for reservation in reservation_changes(prev, new, event.meta):
+            run.emit(TOPIC_RESERVATIONS, reservation.sku, reservation)
+    if isinstance(event, ShipmentDispatched):
+        # Whether or not the canonical state moved (the shop may have reported the fulfilment first),
+        # a recorded dispatch ships its units; the ATP core ships a reservation once.
+        for reservation in shipment_reservations(event, cand.shop):
+            run.emit(TOPIC_RESERVATIONS, reservation.sku, reservation)
     return _derived_outputs(prev, replace(cand, state=new), event.meta, ctx, run)
 
 

@@ -27,6 +27,7 @@ from shopstream.schemas.models import (
     OrderState,
     OrderStatusChanged,
     ReleaseOrder,
+    ReservationChanged,
     ReviewItem,
     StockAdjusted,
 )
@@ -462,8 +463,13 @@ def test_the_in_order_story_is_what_the_property_compares_against() -> None:
         "return_requested", "partially_refunded", "delivered", "partially_returned")
     assert (state.captured, state.refunded) == (money("15"), money("2.50"))
     assert [type(r).__name__ for r in (o.record for out in outs for o in out.outputs)
-            if not isinstance(r, OrderState | OrderStatusChanged)] == [
+            if not isinstance(r, OrderState | OrderStatusChanged | ReservationChanged)] == [
         "ReleaseOrder", "CreateInvoice", "CreateReturnLabel", "StockAdjusted", "IssueRefund"]
+    # stock: reserved when placed, each parcel ships its own units (keyed by SKU, for inventory)
+    assert [(o.topic, o.key, o.record.action, o.record.quantity) for out in outs for o in out.outputs
+            if isinstance(o.record, ReservationChanged)] == [
+        ("inventory.reservations", "SKU-l1", "reserve", 2), ("inventory.reservations", "SKU-l2", "reserve", 1),
+        ("inventory.reservations", "SKU-l1", "ship", 2), ("inventory.reservations", "SKU-l2", "ship", 1)]
     assert state.lines == LINES
 
 
