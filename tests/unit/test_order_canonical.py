@@ -486,3 +486,15 @@ def test_waiting_names_the_records_the_sweep_must_visit() -> None:
     assert record is not None and not waiting(record)
     record, _ = feed(return_inspected(2 * DAY), record=record)
     assert record is not None and not waiting(record)
+
+
+def test_cancel_before_its_order_is_parked_then_applied_once() -> None:
+    """A cancel delivered before its order waits for it; redelivered after the creation it is a duplicate."""
+    cancel = cancelled(5)
+    first = apply(None, cancel, CTX)
+    assert first.parked and first.state is None
+    record, outs = feed(placed("pending"), record=first.record)
+    assert record is not None and record.state is not None and record.state.status == "cancelled"
+    again = apply(record, cancel, CTX)
+    assert again.duplicate and not again.changed and again.outputs == ()
+    assert [type(r).__name__ for r in records_of(outs, CancelFulfillment)] == ["CancelFulfillment"]

@@ -566,7 +566,8 @@ def _scenarios(draw: st.DrawFn) -> tuple[list[OrderEvent], list[int]]:
             draw(_MINUTES), key=f"c{k}",
             financial=draw(st.sampled_from([None, "voided", "refunded", "partially_refunded"])),
             lines=draw(st.one_of(st.just([]), _line_sets()))))
-    # The first delivered event creates the order (see test_cancel_redelivered_after_creation below).
+    # The first delivered event creates the order: a cancel before its order is parked by the canonical
+    # core, not by the lifecycle (test_order_canonical.py::test_cancel_before_its_order_is_parked_then_applied_once).
     creators = [i for i, e in enumerate(events)
                 if not isinstance(e, OrderCancelled) and e.source_financial_status != "expired"]
     if not creators:
@@ -624,10 +625,3 @@ def test_duplicates_and_redelivery_do_not_change_the_outcome(scenario: tuple[lis
     events, script = scenario
     oracle = _deliver(events, list(dict.fromkeys(script)))  # each event once, in first-delivery order
     assert _deliver(events, script) == oracle
-
-
-@pytest.mark.xfail(strict=True, reason="a cancel that arrives before its order is rejected, not parked, "
-                                       "so a redelivery after creation applies it (parking: later issue)")
-def test_cancel_redelivered_after_creation() -> None:
-    events: list[OrderEvent] = [cancelled(5), placed("pending")]
-    assert _deliver(events, [0, 1, 0]) == _deliver(events, [0, 1])
