@@ -5,6 +5,16 @@ Endpoints:
                                 400 {"error", "reason"} for a malformed id,
                                 404 {"error": "order not found", "order_id"},
                                 503 {"error": "order view unavailable"} when Redis does not answer
+    GET /v1/orders/{order_id}/history
+                                200 {"order_id", "changes": [entries oldest first]} — the order's
+                                OrderStatusChanged trail ordered by order version (see
+                                shopstream.views.history); `?limit=N` (1..1000): the newest N, still
+                                oldest first; "changes" is [] for an order the order view knows but
+                                without recorded changes,
+                                400 {"error", "reason"} for a malformed id or limit,
+                                404 {"error": "order not found", "order_id", "reason"} when there is
+                                neither a history nor an order document,
+                                503 {"error": "order history unavailable"} when Redis does not answer
     GET /v1/atp/{sku}           200 the SKU's ATP document (see shopstream.views.atp): sku, on_hand,
                                 reserved, safety_stock, incoming, available, version, updated_at
                                 (ISO-8601), locations [{location, on_hand, reserved, safety_stock,
@@ -24,16 +34,19 @@ Endpoints:
                                 Kafka answers a metadata request; else 503 with "failed": [names]
     GET /metrics                Prometheus text format
 
-The order and ATP documents are stored as JSON by the view sink and passed through unchanged (no
-decode and re-encode per request; the batch answer is assembled from the stored texts). Both views
-share one Redis client (pool). Requests are counted in `shopstream_api_requests_total` by route
-template (not raw path, to keep label cardinality bounded), method and status.
+The order, history and ATP documents are stored as JSON by the view sink and passed through unchanged
+(no decode and re-encode per request; the batch and history answers are assembled from the stored
+texts). All views share one Redis client (pool); the lookups of one entity share one handler
+(`_lookup`: id check -> 400, Redis away -> 503, nothing stored -> 404, else the stored body).
+Requests are counted in `shopstream_api_requests_total` by route template (not raw path, to keep
+label cardinality bounded), method and status.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -45,6 +58,7 @@ from shopstream.config import Settings
 from shopstream.health import healthz, readiness
 from shopstream.metrics import metrics_handler
 from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
+from shopstream.views.history import AsyncHistoryView, history_limit
 from shopstream.views.orders import AsyncOrderView
 
 API_REQUESTS = Counter(
@@ -61,6 +75,7 @@ _ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 VIEW_KEY: web.AppKey[AsyncOrderView] = web.AppKey("order_view", AsyncOrderView)
 ATP_KEY: web.AppKey[AsyncAtpView] = web.AppKey("atp_view", AsyncAtpView)
+HISTORY_KEY: web.AppKey[AsyncHistoryView] = web.AppKey("history_view", AsyncHistoryView)
 #: How long a request waits for Redis before answering 503.
 REDIS_TIMEOUT_S = 2.0
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -95,32 +110,47 @@ async def _count_requests(request: web.Request, handler: Handler) -> web.StreamR
         API_REQUESTS.labels(route, request.method, str(status)).inc()
 
 
-async def get_order(request: web.Request) -> web.Response:
-    order_id = request.match_info["order_id"]
-    problem = order_id_problem(order_id)
+async def _lookup(request: web.Request, param: str, problem_of: Callable[[str], str | None],
+                  fetch: Callable[[str], Awaitable[bytes | None]], *, entity: str, view: str,
+                  not_found: dict[str, Any] | None = None) -> web.Response:
+    """One entity from a Redis view by the path parameter `param`: 400 {"error": "invalid <param>",
+    "reason"} when `problem_of` refuses it, 503 {"error": "<view> unavailable"} when Redis does not
+    answer, 404 {"error": "<entity> not found", <param>, **not_found} when `fetch` finds nothing, else
+    the fetched JSON body as-is."""
+    value = request.match_info[param]
+    problem = problem_of(value)
     if problem:
-        return web.json_response({"error": "invalid order_id", "reason": problem}, status=400)
+        return web.json_response({"error": f"invalid {param}", "reason": problem}, status=400)
     try:
-        raw = await request.app[VIEW_KEY].get_order_json(order_id)
+        raw = await fetch(value)
     except _REDIS_DOWN:
-        return web.json_response({"error": "order view unavailable"}, status=503)
+        return web.json_response({"error": f"{view} unavailable"}, status=503)
     if raw is None:
-        return web.json_response({"error": "order not found", "order_id": order_id}, status=404)
+        return web.json_response({"error": f"{entity} not found", param: value, **(not_found or {})}, status=404)
     return web.Response(body=raw, content_type="application/json", charset="utf-8")
+
+
+async def get_order(request: web.Request) -> web.Response:
+    return await _lookup(request, "order_id", order_id_problem, request.app[VIEW_KEY].get_order_json,
+                         entity="order", view="order view")
+
+
+#: The 404 reason of a history lookup: both places an order can be known from are empty.
+HISTORY_NOT_FOUND = "no status change and no order document recorded for this order_id"
+
+
+async def get_order_history(request: web.Request) -> web.Response:
+    try:
+        limit = history_limit(request.query.get("limit"))
+    except ValueError as exc:
+        return web.json_response({"error": "invalid request", "reason": str(exc)}, status=400)
+    history = request.app[HISTORY_KEY]
+    return await _lookup(request, "order_id", order_id_problem, lambda order_id: history.get_body(order_id, limit),
+                         entity="order", view="order history", not_found={"reason": HISTORY_NOT_FOUND})
 
 
 async def get_atp(request: web.Request) -> web.Response:
-    sku = request.match_info["sku"]
-    problem = sku_problem(sku)
-    if problem:
-        return web.json_response({"error": "invalid sku", "reason": problem}, status=400)
-    try:
-        raw = await request.app[ATP_KEY].get_json(sku)
-    except _REDIS_DOWN:
-        return web.json_response({"error": "atp view unavailable"}, status=503)
-    if raw is None:
-        return web.json_response({"error": "sku not found", "sku": sku}, status=404)
-    return web.Response(body=raw, content_type="application/json", charset="utf-8")
+    return await _lookup(request, "sku", sku_problem, request.app[ATP_KEY].get_json, entity="sku", view="atp view")
 
 
 async def get_atp_batch(request: web.Request) -> web.Response:
@@ -149,12 +179,14 @@ def make_app(settings: Settings) -> web.Application:
                                          socket_connect_timeout=REDIS_TIMEOUT_S)
         app[VIEW_KEY] = AsyncOrderView(client, settings.redis_key_prefix)
         app[ATP_KEY] = AsyncAtpView(client, settings.redis_key_prefix)
+        app[HISTORY_KEY] = AsyncHistoryView(client, settings.redis_key_prefix)
         yield
         await client.aclose()
 
     app.cleanup_ctx.append(views)
     app.cleanup_ctx.append(backlog_refresher(settings))
     app.router.add_get("/v1/orders/{order_id}", get_order)
+    app.router.add_get("/v1/orders/{order_id}/history", get_order_history)
     app.router.add_get("/v1/atp", get_atp_batch)
     app.router.add_get("/v1/atp/{sku:.+}", get_atp)
     app.router.add_get("/healthz", healthz)

@@ -1,14 +1,18 @@
-"""The view sink (`shopstream worker views`): `orders.state` and `inventory.atp` -> Redis, at least once.
+"""The view sink (`shopstream worker views`): `orders.state`, `inventory.atp`, `orders.status-changes` -> Redis.
 
-One consumer in group `views` subscribes to both compacted topics and feeds each record to the
-*route* of its topic (`ViewRoute`: decode, build the view entry, write a batch, delete):
+At least once. One consumer in group `views` subscribes to the three topics and feeds each record to
+the *route* of its topic (`ViewRoute`: decode, build the view entry, write a batch, delete):
 - `orders.state` -> `OrderRoute`: AvroSerde.decode to an OrderState model, the order document
   (`shopstream.views.orders`), `{prefix}order:{order_id}`;
 - `inventory.atp` -> `AtpRoute`: AvroSerde.decode_datum to a plain dict (no pydantic model: a bulk ERP
   snapshot brings a million AtpLevel records and the model would cost more than everything else),
-  the ATP document formatted straight from it (`shopstream.views.atp`), `{prefix}atp:{sku}`.
-Both views write through the same version guard (`shopstream.views.guard`), so the sink is
-idempotent: equal and older versions are ignored.
+  the ATP document formatted straight from it (`shopstream.views.atp`), `{prefix}atp:{sku}`;
+- `orders.status-changes` -> `HistoryRoute`: AvroSerde.decode to an OrderStatusChanged model, one
+  history entry per change (`shopstream.views.history`) in the sorted set
+  `{prefix}order-history:{order_id}`, ordered by order version.
+The two state views write through the same version guard (`shopstream.views.guard`): equal and older
+versions are ignored. The history adds an entry only when its (version, event id) is not stored yet.
+So the sink is idempotent under redelivery and replay.
 
 Loop (one thread, plain confluent-kafka consumer, no Faust: the per-message cost of Faust is not
 needed for a sink that writes in batches):
@@ -26,9 +30,11 @@ record twice). Redis is written through the sync client: the loop is synchronous
 
 Failure classes:
 - **Permanent** (`SerdeError`: not framed, unknown schema id, undecodable body, a record of another
-  type than the topic carries; a record whose entry cannot be built, e.g. an AtpLevel whose Kafka
-  key is not its SKU): the original bytes go to `<topic>.dlq` (`orders.state.dlq`,
-  `inventory.atp.dlq`) via `DeadLetterWriter` (stage `deserialize` or `sink`), and the sink goes on.
+  type than the topic carries, a null value on `orders.status-changes`; a record whose entry cannot
+  be built, e.g. an AtpLevel whose Kafka key is not its SKU or an OrderStatusChanged whose key is not
+  its order id): the original bytes go to `<topic>.dlq` (`orders.state.dlq`, `inventory.atp.dlq`,
+  `orders.status-changes.dlq`) via `DeadLetterWriter` (stage `deserialize` or `sink`), and the sink
+  goes on.
 - **Transient** (Redis connection/timeout/read-only/OOM errors, `RegistryUnavailable`, a DLQ
   write the broker did not confirm): retried in place with exponential backoff and full jitter
   (`shopstream.processing`: the same policy and classification as every consumer),
@@ -39,7 +45,9 @@ Failure classes:
   the batch's first offset, commits nothing, and polls again — so it never commits past an
   unwritten record, keeps its group membership, and resumes by itself once Redis is back.
 - A tombstone (null value) on a compacted topic deletes the entity's view document (after the
-  batch's earlier writes of that topic, so the order of the log holds).
+  batch's earlier writes of that topic, so the order of the log holds). Routes that take no
+  tombstones (`tombstones = False`: the audit trail, which a null value must never erase) treat a
+  null value as an undecodable record.
 - Anything else is a bug: the exception ends `run_sink` without committing the batch.
 
 Throughput (scripts/bench_views_sink.py, 100k AtpLevel records already on the embedded broker, real
@@ -65,6 +73,7 @@ from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import start_http_server
+from pydantic import BaseModel
 
 from shopstream.config import ConfigError, Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
@@ -72,21 +81,24 @@ from shopstream.kafka import AsyncProducer, DeliveryError, make_consumer, poll_b
 from shopstream.metrics import RECORDS_IN, RETRIES
 from shopstream.processing import RetryPolicy
 from shopstream.processing import is_transient as shared_is_transient
-from shopstream.schemas.models import AtpLevel, OrderState
+from shopstream.schemas.models import AtpLevel, OrderState, OrderStatusChanged
 from shopstream.serde import AvroSerde, SerdeError, make_registry_client
 from shopstream.views.atp import AtpView
 from shopstream.views.guard import Entry
+from shopstream.views.history import HistoryEntry, HistoryView
 from shopstream.views.orders import OrderView, order_document
 
 PROCESSOR = "views"
 GROUP_ID = "views"
 ORDERS_TOPIC = "orders.state"
 ATP_TOPIC = "inventory.atp"
-SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC)
+CHANGES_TOPIC = "orders.status-changes"
+SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC, CHANGES_TOPIC)
 SOURCE_TOPIC = ORDERS_TOPIC  # the order view's topic, under the name callers of the one-view sink used
 
 log = logging.getLogger("shopstream.views.sink")
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -95,7 +107,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class UnexpectedRecord(SerdeError):
-    """A well-formed record of another type landed on orders.state."""
+    """A well-formed record of another type than its topic carries (e.g. not an OrderState on orders.state)."""
+
+
+def decode_as(serde: AvroSerde, value: bytes | None, model: type[M]) -> M:
+    """The record of framed Avro bytes, which must be a `model` (UnexpectedRecord otherwise)."""
+    record = serde.decode(value)
+    if not isinstance(record, model):
+        raise UnexpectedRecord(f"{type(record).__name__} is not an {model.__name__}")
+    return record
 
 
 class ViewRoute(Protocol):
@@ -104,12 +124,14 @@ class ViewRoute(Protocol):
     `decode` raises SerdeError for bytes that are not this topic's record (parked, stage
     `deserialize`) and a transient error when the registry is away (retried); `entry` raises
     ValueError/TypeError/KeyError/AttributeError for a record that cannot be stored (parked, stage
-    `sink`); `put_many` writes a batch through the version guard and returns one "written" flag per
-    entry; `delete` handles a tombstone (the record key as text)."""
+    `sink`); `put_many` writes a batch idempotently and returns one "written" flag per entry;
+    `delete` handles a tombstone (the record key as text) when `tombstones` is true — otherwise a null
+    value goes to `decode` like any other value (and is parked as not Avro)."""
 
     topic: str  # the physical topic name (with SHOPSTREAM_TOPIC_PREFIX)
+    tombstones: bool  # a null value deletes the entity's view entry (compacted topics)
 
-    def decode(self, value: bytes) -> Any: ...
+    def decode(self, value: bytes | None) -> Any: ...
 
     def entry(self, decoded: Any, key: bytes | None) -> Any: ...
 
@@ -123,16 +145,15 @@ class ViewRoute(Protocol):
 class OrderRoute:
     """`orders.state` -> the order view: OrderState models, one document per order."""
 
+    tombstones = True
+
     def __init__(self, topic: str, serde: AvroSerde, view: OrderView) -> None:
         self.topic = topic
         self.serde = serde
         self.view = view
 
-    def decode(self, value: bytes) -> OrderState:
-        state = self.serde.decode(value)
-        if not isinstance(state, OrderState):
-            raise UnexpectedRecord(f"{type(state).__name__} is not an OrderState")
-        return state
+    def decode(self, value: bytes | None) -> OrderState:
+        return decode_as(self.serde, value, OrderState)
 
     def entry(self, decoded: OrderState, key: bytes | None) -> dict[str, Any]:
         return order_document(decoded)
@@ -150,12 +171,14 @@ class OrderRoute:
 class AtpRoute:
     """`inventory.atp` -> the ATP view: AtpLevel records decoded to plain dicts (the bulk hot path)."""
 
+    tombstones = True
+
     def __init__(self, topic: str, serde: AvroSerde, view: AtpView) -> None:
         self.topic = topic
         self.serde = serde
         self.view = view
 
-    def decode(self, value: bytes) -> dict[str, Any]:
+    def decode(self, value: bytes | None) -> dict[str, Any]:
         return self.serde.decode_datum(value, AtpLevel.AVRO_NAME)
 
     def entry(self, decoded: dict[str, Any], key: bytes | None) -> Entry:
@@ -166,6 +189,34 @@ class AtpRoute:
 
     def delete(self, key: str) -> bool:
         return self.view.delete(key)
+
+    def close(self) -> None:
+        self.view.close()
+
+
+class HistoryRoute:
+    """`orders.status-changes` -> the history view: OrderStatusChanged models, one entry per change.
+
+    Not compacted and an audit trail: a null value is parked, never taken as "erase this order"."""
+
+    tombstones = False
+
+    def __init__(self, topic: str, serde: AvroSerde, view: HistoryView) -> None:
+        self.topic = topic
+        self.serde = serde
+        self.view = view
+
+    def decode(self, value: bytes | None) -> OrderStatusChanged:
+        return decode_as(self.serde, value, OrderStatusChanged)
+
+    def entry(self, decoded: OrderStatusChanged, key: bytes | None) -> HistoryEntry:
+        return self.view.entry(decoded, key)
+
+    def put_many(self, entries: list[HistoryEntry]) -> list[bool]:
+        return self.view.put_many(entries)
+
+    def delete(self, key: str) -> bool:  # never called: tombstones is False
+        raise TypeError(f"{self.topic} takes no tombstones")
 
     def close(self) -> None:
         self.view.close()
@@ -292,7 +343,7 @@ class ViewSink:
             topic = msg.topic() or ""
             route = self.routes[topic]  # KeyError: a topic we did not subscribe to, i.e. a bug
             value = msg.value()
-            if value is None:
+            if value is None and route.tombstones:
                 # Keep order: earlier versions in this batch land before the tombstone removes them.
                 self._flush(route, pending.pop(topic, []), result)
                 self._tombstone(route, msg, result)
@@ -389,8 +440,8 @@ class ViewSink:
     @classmethod
     def create(cls, settings: Settings, *, stop: threading.Event | None = None,
                batch_size: int = BATCH_SIZE, retry: RetryPolicy | None = None) -> ViewSink:
-        """Build the consumer, serde, both Redis views and the DLQ writer from settings (and subscribe
-        to `orders.state` and `inventory.atp`)."""
+        """Build the consumer, serde, the Redis views and the DLQ writer from settings (and subscribe
+        to `orders.state`, `inventory.atp` and `orders.status-changes`)."""
         if not settings.schema_registry_url:
             raise ConfigError("SCHEMA_REGISTRY_URL: required by the view sink")
         if not settings.kafka_bootstrap_servers:
@@ -400,6 +451,8 @@ class ViewSink:
             OrderRoute(settings.topic(ORDERS_TOPIC), serde,
                        OrderView.from_url(settings.redis_url, settings.redis_key_prefix)),
             AtpRoute(settings.topic(ATP_TOPIC), serde, AtpView.from_url(settings.redis_url, settings.redis_key_prefix)),
+            HistoryRoute(settings.topic(CHANGES_TOPIC), serde,
+                         HistoryView.from_url(settings.redis_url, settings.redis_key_prefix)),
         ]
         consumer = make_consumer(settings, GROUP_ID)
         consumer.subscribe([route.topic for route in routes])
@@ -423,7 +476,7 @@ class ViewSink:
 def run_sink(settings: Settings, stop: threading.Event | None = None, *,
              metrics_port: int | None = None, batch_size: int = BATCH_SIZE,
              retry: RetryPolicy | None = None) -> None:
-    """Run the view sink (order and ATP views) until `stop` is set (or SIGTERM/SIGINT in the main thread).
+    """Run the view sink (order, ATP and history views) until `stop` is set (or SIGTERM/SIGINT in the main thread).
 
     `metrics_port`: where `/metrics` is served on `settings.http_host`; None means
     `settings.worker_web_port`, 0 means no metrics server (e.g. tests sharing a process).
