@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
+from shopstream.bench import add_bench_parser
 from shopstream.config import ConfigError, Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -94,26 +95,6 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.runtime import run_dev
 
     return run_dev(settings, demo=args.command == "demo")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    if args.scenario == "atp-snapshot":
-        from shopstream.bench_atp import run_atp_bench
-
-        return run_atp_bench(args.skus, args.runs, args.timeout, args.single_record_batches)
-    from shopstream.bench import run_bench
-
-    return run_bench(args.scenario, settings, orders=args.orders, runs=args.runs, pace_per_s=args.pace)
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
@@ -257,19 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dlq_parser(sub)
     _add_ingest_parser(sub)
 
-    p = sub.add_parser("bench", help="measure throughput and latency (prints events/s and percentiles)")
-    p.add_argument("scenario", choices=["webhook-latency", "atp-snapshot"],
-                   help="webhook-latency: webhook → readable order; atp-snapshot: ERP file → ATP in Redis + shop "
-                        "commands")
-    p.add_argument("--orders", type=int, default=300, help="webhook-latency: orders per run")
-    p.add_argument("--skus", type=_positive_int, default=1_000_000, help="atp-snapshot: SKUs in the export")
-    p.add_argument("--timeout", type=float, default=900.0, help="atp-snapshot: give up a run after this many s")
-    p.add_argument("--single-record-batches", action="store_true",
-                   help="atp-snapshot: keep the embedded broker's one-record-per-batch workaround on (the dev "
-                        "default; it makes every produced record its own request, see README)")
-    p.add_argument("--runs", type=int, default=3, help="runs (the median is reported)")
-    p.add_argument("--pace", type=float, default=100.0, help="webhooks per second offered")
-    p.set_defaults(func=cmd_bench)
+    add_bench_parser(sub)
     return parser
 
 

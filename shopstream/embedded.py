@@ -56,6 +56,17 @@ def tansu_binary() -> str:
     )
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM a child process if it still runs; SIGKILL it if it has not exited after `timeout_s`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class EmbeddedBroker:
     """A running Tansu process listening on 127.0.0.1:`port`."""
@@ -71,13 +82,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate the broker and wait for it to exit."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s)
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
 

@@ -22,7 +22,14 @@ from pathlib import Path
 import redis
 
 from shopstream.config import Settings, load_settings
-from shopstream.embedded import EmbeddedBroker, EmbeddedBrokerError, free_port, start_tansu, wait_for_port
+from shopstream.embedded import (
+    EmbeddedBroker,
+    EmbeddedBrokerError,
+    free_port,
+    start_tansu,
+    stop_process,
+    wait_for_port,
+)
 
 DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
@@ -232,13 +239,7 @@ class DevProcess:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s)
 
 
 def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:

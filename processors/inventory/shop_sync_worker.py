@@ -11,7 +11,7 @@ means 1M AtpLevels, and Faust costs 100-250 µs per message here):
 2. decode each value with fastavro straight to plain values — the writer schema comes from the
    registry by the id in the Confluent frame, with its logical types dropped, read into a projection
    of the fields used, so no datetime/UUID/pydantic objects are built per record (measured: ~42,000
-   records/s against ~11,000/s through the pydantic model, scripts/bench_shop_sync.py) — and `offer`
+   records/s against ~11,000/s through the pydantic model, `shopstream bench shop-sync`) — and `offer`
    it to the coalescer with the local monotonic clock (windows are processing time, so a replayed
    backlog is coalesced like live traffic); records it cannot use go to the DLQ;
 3. send the commands of the windows that ended (`due(now)`, at most `batch_size` per step so a slow

@@ -50,7 +50,7 @@ Failure classes:
   null value as an undecodable record.
 - Anything else is a bug: the exception ends `run_sink` without committing the batch.
 
-Throughput (scripts/bench_views_sink.py, 100k AtpLevel records already on the embedded broker, real
+Throughput (`shopstream bench views-sink`, 100k AtpLevel records already on the embedded broker, real
 Redis, this 2-core machine): see the README's performance section.
 
 `run_sink` serves Prometheus `/metrics` on `metrics_port` (default `SHOPSTREAM_WORKER_PORT`,

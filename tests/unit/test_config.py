@@ -46,6 +46,9 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "faust_store": ("rocksdb://", "rocksdb://"),
     "log_level": ("DEBUG", "DEBUG"),
     "shop_sync_window_ms": ("750", 750),
+    "orders_policy": ("/etc/shopstream/orders_policy.yaml", "/etc/shopstream/orders_policy.yaml"),
+    "returns_policy": ("/etc/shopstream/returns_policy.yaml", "/etc/shopstream/returns_policy.yaml"),
+    "orders_sweep_interval_s": ("15", 15.0),
 }
 
 SECRETS = {"kafka_sasl_password": "sasl-pw-s3cr3t", "shopify_secret": "shpss-s3cr3t",

@@ -22,12 +22,9 @@ it makes every record Faust produces its own produce request (measured: 170 SKUs
 from __future__ import annotations
 
 import json
-import os
 import re
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -37,7 +34,7 @@ from pathlib import Path
 
 import redis
 
-from shopstream.runtime import DevProcess, spawn_dev
+from shopstream.bench.common import BenchError, DevProcess, median, spawn_dev, work_dir
 
 _SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
 
@@ -114,7 +111,7 @@ def _one_run(stack: _Stack, export: Path, skus: int, run: int, timeout_s: float)
                              "--as-of", as_of], env=stack.dev.client_env(), capture_output=True, text=True)
     ingest_s = time.perf_counter() - started
     if ingest.returncode != 0:
-        raise RuntimeError(f"ingest failed ({ingest.returncode}): {ingest.stderr.strip()[-2000:]}")
+        raise BenchError(f"ingest failed ({ingest.returncode}): {ingest.stderr.strip()[-2000:]}")
     done: dict[str, float] = {}
     deadline = started + timeout_s
     while len(done) < 3:
@@ -124,7 +121,7 @@ def _one_run(stack: _Stack, export: Path, skus: int, run: int, timeout_s: float)
             if name not in done and value >= skus:
                 done[name] = now
         if time.perf_counter() > deadline:
-            raise RuntimeError(f"run {run}: not done after {timeout_s:.0f} s: {done} (atp {atp - atp0:.0f}, "
+            raise BenchError(f"run {run}: not done after {timeout_s:.0f} s: {done} (atp {atp - atp0:.0f}, "
                                f"redis {written - redis0:.0f}, shop {shop - shop0:.0f} of {skus})")
         time.sleep(0.2)
     return Stages(ingest_s, done["atp"], done["redis"], done["shop"])
@@ -179,17 +176,17 @@ def peak_memory_mb(root_pid: int) -> dict[str, float]:
 def run_atp_bench(skus: int, runs: int, timeout_s: float, single_record_batches: bool = False) -> int:
     """Run the atp-snapshot benchmark and print its figures; returns the exit code."""
     failed = 0
-    with tempfile.TemporaryDirectory(prefix="shopstream-bench-atp-") as tmp:
+    with work_dir("shopstream-bench-atp-") as tmp:
         token = uuid.uuid4().hex[:8]
         prefix = f"bench:{token}:"
-        dev = spawn_dev(Path(tmp), SHOPSTREAM_TOPIC_PREFIX=f"bench{token}.", SHOPSTREAM_REDIS_PREFIX=prefix,
+        dev = spawn_dev(tmp, SHOPSTREAM_TOPIC_PREFIX=f"bench{token}.", SHOPSTREAM_REDIS_PREFIX=prefix,
                         SHOPSTREAM_LOG_LEVEL="WARNING",
                         SHOPSTREAM_SINGLE_RECORD_BATCHES=str(single_record_batches).lower())
         results: list[Stages] = []
         try:
             dev.wait_ready()
             stack = _Stack(dev)
-            export = Path(tmp) / "stock.csv"
+            export = tmp / "stock.csv"
             print(f"SHOPSTREAM_SINGLE_RECORD_BATCHES={str(single_record_batches).lower()}; "
                   "warming up (consumer groups join, schemas register) …", flush=True)
             _one_run(stack, export, 100, 0, timeout_s)
@@ -205,17 +202,13 @@ def run_atp_bench(skus: int, runs: int, timeout_s: float, single_record_batches:
             memory = peak_memory_mb(dev.process.pid)
         finally:
             dev.stop()
-    total = statistics.median(r.total_s for r in results)
-    ingest = statistics.median(r.ingest_s for r in results)
+    total = median(results, lambda r: r.total_s)
+    ingest = median(results, lambda r: r.ingest_s)
     print(f"median of {runs} runs: end to end {total:.1f} s ({skus / total:,.0f} SKUs/s); "
           f"baseline file→Kafka (ingest) {ingest:.1f} s (ratio {total / ingest:.1f}x); "
-          f"ATP {statistics.median(r.atp_s for r in results):.1f} s, "
-          f"Redis {statistics.median(r.redis_s for r in results):.1f} s, "
-          f"shop {statistics.median(r.shop_s for r in results):.1f} s")
+          f"ATP {median(results, lambda r: r.atp_s):.1f} s, "
+          f"Redis {median(results, lambda r: r.redis_s):.1f} s, "
+          f"shop {median(results, lambda r: r.shop_s):.1f} s")
     print("peak memory (VmHWM): " + json.dumps({k: round(v) for k, v in sorted(memory.items())}) + " MB")
     return 1 if failed else 0
 
-
-if __name__ == "__main__":  # pragma: no cover - `shopstream bench atp-snapshot` is the entry point
-    raise SystemExit(run_atp_bench(int(os.environ.get("SKUS", "10000")), 1, 600,
-                                   os.environ.get("SINGLE", "false") == "true"))

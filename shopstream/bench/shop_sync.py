@@ -1,0 +1,179 @@
+"""`shopstream bench shop-sync`: throughput of the shop stock sync worker (measured, never asserted).
+
+Per run: a fresh embedded Tansu broker and registry (unless KAFKA_BOOTSTRAP_SERVERS names a broker),
+the topology under a fresh prefix, N AtpLevel records pre-loaded on `inventory.atp` (4 partitions,
+encoded before the clock starts), then the real `ShopSync` loop in this process reads them, decodes,
+coalesces, produces SyncShopStock commands, waits for the broker's confirmation and commits. Two
+scenarios:
+
+- `distinct`: N different SKUs, one change each — an ERP snapshot: every record becomes a command;
+- `burst`:    N changes over N/100 SKUs (100 changes each) — coalescing: ~N/100 commands.
+
+Printed per run: records/s from the end of the first batch read to the last record read (consume +
+decode + coalesce, and the commands sent meanwhile; the first batch's records are not counted, and
+with `--records` at most one batch of 5,000 there is no interval: `nan`), the time from the first
+record read to the last command confirmed (this includes the final window), and the decode cost
+per record of the worker's fastavro-to-tuple path against the pydantic model path
+(`AvroSerde.decode`, the baseline; the ratio is printed). Median over runs.
+
+    shopstream bench shop-sync --records 100000 --runs 3
+    shopstream bench shop-sync --single-record-batches   # as `shopstream dev` produces
+
+The preload producer pipelines with large batches (unless `--preload-single`); with single-record
+batches a large preload outlives librdkafka's 30 s message timeout and silently loses records.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import struct
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+from shopstream import schemas
+from shopstream.bench.common import (
+    BenchError,
+    atp_level_datum,
+    broker_and_registry,
+    fresh_settings,
+    median,
+    produce_all,
+    repeat,
+    work_dir,
+)
+from shopstream.config import Settings
+from shopstream.kafka import make_producer
+from shopstream.processors.inventory.shop_sync_worker import AtpDecoder, ShopSync
+from shopstream.serde import AvroSerde, make_registry_client
+
+SCENARIOS = ("distinct", "burst", "both")
+
+T0_MS = 1_793_577_600_000
+
+
+def atp_value(header: bytes, sku: str, available: int, version: int) -> bytes:
+    """A framed AtpLevel as the inventory worker writes it (one location)."""
+    record = atp_level_datum(sku, available + 2, 2, version=version, at_ms=T0_MS, location="default",
+                             causation_id=str(uuid.uuid4()))
+    buf = io.BytesIO()
+    buf.write(header)
+    fastavro.schemaless_writer(buf, schemas.parsed_schema("AtpLevel"), record)
+    return buf.getvalue()
+
+
+def changes(scenario: str, n: int) -> list[tuple[str, int, int]]:
+    if scenario == "distinct":
+        return [(f"SKU-{i:07d}", (i * 7) % 50, 1) for i in range(n)]
+    skus = max(1, n // 100)
+    return [(f"HOT-{i % skus:05d}", (i * 13) % 40 - 3, i // skus + 1) for i in range(n)]
+
+
+def decode_rates(serde: AvroSerde, registry_url: str, values: list[bytes]) -> dict[str, float]:
+    decoder = AtpDecoder(make_registry_client(registry_url))
+    out = {}
+    for label, fn in (("pydantic", serde.decode), ("fastavro", decoder.decode)):
+        fn(values[0])
+        started = time.perf_counter()
+        for v in values:
+            fn(v)
+        out[label] = len(values) / (time.perf_counter() - started)
+    return out
+
+
+def run_loop(settings: Settings, n: int, breakdown: bool) -> dict[str, Any]:
+    sync = ShopSync.create(settings, batch_size=5000)
+    spent: defaultdict[str, float] = defaultdict(float)
+    if breakdown:
+        for name in ("poll_batch", "offer_all", "send_due", "commit"):
+            original = getattr(sync, name)
+
+            def timed(*args: Any, _f: Any = original, _n: str = name) -> Any:
+                started = time.perf_counter()
+                try:
+                    return _f(*args)
+                finally:
+                    spent[_n] += time.perf_counter() - started
+            setattr(sync, name, timed)
+    read = sent = first_batch = 0
+    first = last_read = None
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            result = sync.step()
+            if result.read:
+                if first is None:  # the clock starts after the first batch: its records are not counted
+                    first, first_batch = time.perf_counter(), result.read
+                last_read = time.perf_counter()
+            read += result.read
+            sent += result.sent
+            if read >= n and sync.coalescer.pending_count() == 0:
+                break
+        done = time.perf_counter()
+    finally:
+        sync.close()
+        del sync
+        gc.collect()  # the worker's clients sit in reference cycles: free them before the broker stops
+    if first is None or last_read is None or read < n:
+        raise BenchError(f"read only {read} of {n} records")
+    # All records in one batch (n <= batch size): no interval to measure a read rate over.
+    read_rate = (n - first_batch) / (last_read - first) if last_read > first and n > first_batch else float("nan")
+    return {"read_rate": read_rate, "total_s": done - first, "commands": sent,
+            "breakdown": {k: round(v, 2) for k, v in spent.items()}}
+
+
+def one_run(base: Settings, work: Path, scenario: str, records: int, *, window_ms: int, single_record_batches: bool,
+            preload_single: bool, breakdown: bool) -> dict[str, Any]:
+    with broker_and_registry(work, base.kafka_bootstrap_servers) as (bootstrap, registry_url):
+        settings = fresh_settings(bootstrap, registry_url, single_record_batches=single_record_batches,
+                                  shop_sync_window_ms=window_ms)
+        serde = AvroSerde(make_registry_client(registry_url))
+        topic = settings.topic("inventory.atp")
+        header = struct.pack(">bI", 0, serde.schema_id(topic, "io.shopstream.events.AtpLevel"))
+        values = [(sku.encode(), atp_value(header, sku, a, v)) for sku, a, v in changes(scenario, records)]
+        producer = make_producer(settings, **({"batch.num.messages": 1, "message.timeout.ms": 600_000}
+                                              if preload_single else
+                                              {"linger.ms": 50, "batch.num.messages": 10000}))
+        produce_all(producer, topic, values, timeout_s=900)
+        del producer  # freed before the broker stops, or librdkafka keeps reconnecting to it
+        rates = decode_rates(serde, registry_url, [v for _, v in values[:20_000]])
+        return {**run_loop(settings, records, breakdown), **rates}
+
+
+def _bench_scenario(base: Settings, work: Path, name: str, records: int, runs: int, **options: Any) -> None:
+    """`runs` runs of one scenario, a line each, then the medians and the decode ratio against pydantic."""
+    def line(n: int, r: dict[str, Any]) -> str:
+        return (f"{name} run {n}: {r['read_rate']:>9,.0f} records/s read->coalesced, "
+                f"{r['total_s']:.2f} s first read -> last command confirmed ({r['commands']} commands), "
+                f"decode {r['fastavro']:,.0f}/s fastavro vs {r['pydantic']:,.0f}/s pydantic"
+                + (f", {r['breakdown']}" if options["breakdown"] else ""))
+
+    results = repeat(runs, lambda _: one_run(base, work, name, records, **options), line)
+    fastavro_rate = median(results, lambda r: r["fastavro"])
+    pydantic_rate = median(results, lambda r: r["pydantic"])
+    print(f"{name} median of {runs}: {median(results, lambda r: r['read_rate']):,.0f} records/s, "
+          f"{median(results, lambda r: r['total_s']):.2f} s to the last command; "
+          f"decode fastavro {fastavro_rate:,.0f}/s, baseline pydantic {pydantic_rate:,.0f}/s "
+          f"(ratio {fastavro_rate / pydantic_rate:.1f}x)", flush=True)
+
+
+def run_shop_sync_bench(base: Settings, records: int, runs: int, *, window_ms: int = 2000, scenario: str = "both",
+                        single_record_batches: bool = False, preload_single: bool = False,
+                        breakdown: bool = False) -> int:
+    """Run the shop-sync benchmark and print its figures; returns the exit code.
+
+    `base` names the broker (KAFKA_BOOTSTRAP_SERVERS; empty: a fresh embedded Tansu per run).
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}")
+    with work_dir("bench-shop-sync-") as work:
+        for name in ["distinct", "burst"] if scenario == "both" else [scenario]:
+            _bench_scenario(base, work, name, records, runs, window_ms=window_ms,
+                            single_record_batches=single_record_batches, preload_single=preload_single,
+                            breakdown=breakdown)
+    return 0

@@ -1,0 +1,63 @@
+"""`shopstream bench <scenario>` argument checking: a bad argument exits 2 with a message naming it.
+
+Only parsing is exercised: no scenario runs, no broker, no timing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from shopstream.bench import cmd_bench
+from shopstream.cli import build_parser, main
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["webhook-latency", "--runs", "0"], "argument --runs: must be at least 1, got 0"),
+    (["atp-snapshot", "--runs", "-2"], "argument --runs: must be at least 1, got -2"),
+    (["reservations", "--runs", "0"], "argument --runs: must be at least 1, got 0"),
+    (["shop-sync", "--runs", "0"], "argument --runs: must be at least 1, got 0"),
+    (["views-sink", "--runs", "three"], "argument --runs: not a whole number: 'three'"),
+    (["webhook-latency", "--orders", "0"], "argument --orders: must be at least 1, got 0"),
+    (["webhook-latency", "--pace", "0"], "argument --pace: must be a finite number above 0, got 0"),
+    (["webhook-latency", "--pace", "nan"], "argument --pace: must be a finite number above 0, got nan"),
+    (["webhook-latency", "--pace", "fast"], "argument --pace: not a number: 'fast'"),
+    (["atp-snapshot", "--skus", "-1"], "argument --skus: must be at least 1, got -1"),
+    (["atp-snapshot", "--timeout", "-5"], "argument --timeout: must be a finite number above 0, got -5"),
+    (["reservations", "--orders", "-200"], "argument --orders: must be at least 1, got -200"),
+    (["reservations", "--skus", "0"], "argument --skus: must be at least 1, got 0"),
+    (["reservations", "--orders", "1.5"], "argument --orders: not a whole number: '1.5'"),
+    (["reservations", "--without-reservations", "--with-baseline"],
+     "argument --with-baseline: not allowed with argument --without-reservations"),
+    (["shop-sync", "--records", "-1"], "argument --records: must be at least 1, got -1"),
+    (["shop-sync", "--window-ms", "-1"], "argument --window-ms: must not be negative, got -1"),
+    (["shop-sync", "--scenario", "all"], "argument --scenario: invalid choice: 'all'"),
+    (["views-sink", "--records", "0"], "argument --records: must be at least 1, got 0"),
+    (["views-sink", "--batch-size", "-10"], "argument --batch-size: must be at least 1, got -10"),
+    (["atp-snapshot", "--orders", "5"], "unrecognized arguments: --orders 5"),
+    (["no-such-scenario"], "argument SCENARIO: invalid choice: 'no-such-scenario'"),
+    ([], "the following arguments are required: SCENARIO"),
+])
+def test_bad_argument_exits_2_naming_it(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *argv])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert message in err
+    assert out == ""
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["webhook-latency"], {"orders": 300, "runs": 3, "pace": 100.0}),
+    (["atp-snapshot", "--skus", "20000", "--runs", "1", "--timeout", "60", "--single-record-batches"],
+     {"skus": 20000, "runs": 1, "timeout": 60.0, "single_record_batches": True}),
+    (["reservations", "--orders", "200", "--runs", "1"],
+     {"orders": 200, "runs": 1, "skus": 2000, "without_reservations": False, "with_baseline": False}),
+    (["shop-sync", "--window-ms", "0", "--scenario", "burst"],
+     {"records": 100_000, "runs": 3, "window_ms": 0, "scenario_kind": "burst", "single_record_batches": False}),
+    (["views-sink", "--records", "1000", "--batch-size", "1"], {"records": 1000, "batch_size": 1, "runs": 3}),
+])
+def test_good_arguments_parse_to_the_scenario(argv: list[str], expected: dict[str, object]) -> None:
+    args = build_parser().parse_args(["bench", *argv])
+    assert args.func is cmd_bench
+    assert args.scenario == argv[0]
+    assert {k: getattr(args, k) for k in expected} == expected
