@@ -162,7 +162,7 @@ from .mapping import StatusMapping
 from .parking import AnyEvent, ParkedEvent, expired, in_source_order, park
 from .policy import OrdersPolicy, ReturnsPolicy, load_orders_policy, load_returns_policy
 from .record import OrderRecord
-from .reservations import reservation_changes, shipment_reservations
+from .reservations import fulfilled_reservations, reservation_changes, shipment_reservations
 from .transitions import (
     CANCELLABLE_FULFILLMENT,
     Dimension,
@@ -200,13 +200,20 @@ class Context:
     mapping_for: Callable[[str], StatusMapping]
     policy: OrdersPolicy = field(default_factory=OrdersPolicy)
     returns_policy: ReturnsPolicy = field(default_factory=ReturnsPolicy)
+    stock_locations: frozenset[str] = frozenset()  # ERP location codes a ship may name (reservations)
 
     @classmethod
     def from_files(cls, mapping_for: Callable[[str], StatusMapping], orders_policy: Path | str | None = None,
                    returns_policy: Path | str | None = None) -> Context:
-        """A context with the policies read from their files (default: the shipped ones; I/O, for adapters)."""
+        """A context with the policies read from their files (default: the shipped ones; I/O, for adapters).
+
+        The stock locations are the inventory policy's online locations (topology/inventory.yaml),
+        the ones the ATP worker sums."""
+        from shopstream.processors.inventory.config import load_inventory_config
+
         return cls(mapping_for=mapping_for, policy=load_orders_policy(orders_policy),
-                   returns_policy=load_returns_policy(returns_policy))
+                   returns_policy=load_returns_policy(returns_policy),
+                   stock_locations=frozenset(load_inventory_config().online_locations))
 
 
 @dataclass(frozen=True)
@@ -603,10 +610,13 @@ def _settle(before: OrderRecord, cand: OrderRecord, event: AnyEvent, ctx: Contex
             run.emit(TOPIC_CHANGES, new.order_id, change)
         for reservation in reservation_changes(prev, new, event.meta):
             run.emit(TOPIC_RESERVATIONS, reservation.sku, reservation)
+        if not isinstance(event, ShipmentDispatched):
+            for reservation in fulfilled_reservations(prev, new, event.meta):
+                run.emit(TOPIC_RESERVATIONS, reservation.sku, reservation)
     if isinstance(event, ShipmentDispatched):
         # Whether or not the canonical state moved (the shop may have reported the fulfilment first),
         # a recorded dispatch ships its units; the ATP core ships a reservation once.
-        for reservation in shipment_reservations(event, cand.shop):
+        for reservation in shipment_reservations(event, cand.shop, ctx.stock_locations):
             run.emit(TOPIC_RESERVATIONS, reservation.sku, reservation)
     return _derived_outputs(prev, replace(cand, state=new), event.meta, ctx, run)
 

@@ -59,24 +59,39 @@ re-processing the same event (after a crash, or a replay) re-emits byte-identica
 `source` is `shopstream.orders`, `causation_id` the cause event id, `correlation_id` and
 `recorded_at` the cause's. Records come sorted by SKU.
 
-Shipments (`shipment_reservations`, NOT WIRED YET)
---------------------------------------------------
-`shipment_reservations(event, order)` turns a ShipmentDispatched into one `ship` per SKU of its
-lines (quantity: the units of that SKU in the shipment; location: the dispatching warehouse;
-`meta.occurred_at`: `dispatched_at`; same id scheme with the dispatch's event id). A dispatch without
-lines (carrier scans rarely carry item detail) ships the whole order: the SKU totals of `order`'s
-lines. Nothing calls it yet: `fulfillment.shipments` is not consumed by the orders processor; a later
-change routes shipment events there and emits these records next to the order's. Notes for that
-change: the ATP core ships a reservation once (a second `ship` for the same order and SKU is
-ignored, and units not shipped stop being reserved), so split shipments of one SKU need the core to
-learn partial shipping first; and after a ship, line changes of the order still emit `adjust`,
-which the core ignores for a shipped reservation.
+Shipments (`shipment_reservations`)
+-----------------------------------
+`shipment_reservations(event, order, stock_locations)` turns a ShipmentDispatched into one `ship`
+per SKU of its lines (quantity: the units of that SKU in the shipment; `meta.occurred_at`:
+`dispatched_at`; same id scheme with the dispatch's event id). A dispatch without lines (carrier
+scans rarely carry item detail) ships the whole order: the SKU totals of `order`'s lines.
+`canonical` emits them for every dispatch it records, whether or not the canonical state moved
+(the shop may have reported the fulfilment first).
+Location: the ATP core counts a shipped reservation by the next ERP snapshot of *its* location at
+or after the dispatch, so the location must be an ERP location code. A carrier reports where it
+scanned the parcel ("Hamburg, DE") and Shopify its own numeric location id; neither is one. The
+shipment's location is therefore used only when it is one of the deployment's stock locations
+(`stock_locations`: the inventory policy's online locations, passed by the orders processor);
+otherwise the ship is unlocated and a snapshot of any location at or after the dispatch counts it
+(exact for a single warehouse; with several, one counted earlier than the others frees its units
+until then only if it was not the dispatching one's count).
+Shipped without a dispatch event: `fulfilled_reservations(before, after, cause)` ships the whole
+order (SKU totals of its lines, unlocated, at the cause's `occurred_at`) when another event moved
+the canonical fulfillment to shipped or delivered — a shop that reports fulfilment itself
+(WooCommerce `completed`, a Shopify order updated to `fulfilled`) or a delivery scan without a
+dispatch scan. Without it the units of such an order would stay reserved forever. Its ids carry
+the part `ship` (a creation already fulfilled reserves and ships with one cause). Should the real
+dispatch arrive later, its `ship` is ignored by the core (already shipped).
+The ATP core ships a reservation once (a second `ship` for the same order and SKU is ignored, and
+units not shipped stop being reserved), so split shipments of one SKU need the core to learn
+partial shipping first; and after a ship, line changes of the order still emit `adjust`, which the
+core ignores for a shipped reservation.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from shopstream.processors.orders.lifecycle import (
@@ -99,6 +114,8 @@ from shopstream.schemas.models import (
 
 RECORD = "ReservationChanged"
 REASON_DISPATCHED = "shipment.dispatched"
+REASON_FULFILLED = "order.fulfilled"
+SHIPPED = frozenset({"shipped", "delivered"})
 
 
 def sku_totals(lines: Iterable[OrderLine]) -> dict[str, int]:
@@ -110,9 +127,20 @@ def sku_totals(lines: Iterable[OrderLine]) -> dict[str, int]:
     return totals
 
 
-def reservation_event_id(cause_event_id: str, sku: str) -> str:
+def reservation_event_id(cause_event_id: str, sku: str, part: str = "") -> str:
     """The deterministic id of the reservation record one cause event produces for one SKU."""
-    return str(uuid.uuid5(ORDERS_NAMESPACE, f"{RECORD}:{cause_event_id}:{sku}"))
+    return str(uuid.uuid5(ORDERS_NAMESPACE, f"{RECORD}:{cause_event_id}:{sku}" + (f":{part}" if part else "")))
+
+
+def fulfilled_reservations(before: OrderState | None, after: OrderState, cause: EventMeta) -> list[ReservationChanged]:
+    """`ship` per SKU of the whole order when a non-dispatch event made it shipped (see the module docstring)."""
+    if (before is not None and before.fulfillment_status in SHIPPED) or after.fulfillment_status not in SHIPPED:
+        return []
+    at = cause.occurred_at
+    return [ReservationChanged(meta=_meta(cause, sku, at, part="ship"), sku=sku, order_id=after.order_id,
+                               action="ship", quantity=qty, delta=None, location=None, line_id=None,
+                               reason=REASON_FULFILLED)
+            for sku, qty in sorted(sku_totals(after.lines).items())]
 
 
 def reservation_changes(before: OrderState | None, after: OrderState | None,
@@ -154,11 +182,14 @@ def reservation_changes(before: OrderState | None, after: OrderState | None,
             for sku in changed]
 
 
-def shipment_reservations(event: ShipmentDispatched, order: OrderState | None = None) -> list[ReservationChanged]:
-    """`ship` per SKU of a dispatched shipment (not wired yet; see the module docstring).
+def shipment_reservations(event: ShipmentDispatched, order: OrderState | None = None,
+                          stock_locations: Collection[str] = ()) -> list[ReservationChanged]:
+    """`ship` per SKU of a dispatched shipment (see the module docstring).
 
     A dispatch that names no lines is the whole order (as `shipments` reads an unlined shipment):
-    then the SKU totals of `order`'s lines are shipped, and nothing without the order."""
+    then the SKU totals of `order`'s lines are shipped, and nothing without the order. The
+    shipment's location is the reservation's only when it is one of `stock_locations`."""
+    location = event.location if event.location in stock_locations else None
     units: dict[str, int] = {}
     for line in event.lines:
         if line.quantity > 0:
@@ -168,7 +199,7 @@ def shipment_reservations(event: ShipmentDispatched, order: OrderState | None = 
             raise ValueError(f"shipment of order {event.order_id!r} with the state of order {order.order_id!r}")
         units = sku_totals(order.lines)
     return [ReservationChanged(meta=_meta(event.meta, sku, event.dispatched_at), sku=sku, order_id=event.order_id,
-                               action="ship", quantity=qty, delta=None, location=event.location, line_id=None,
+                               action="ship", quantity=qty, delta=None, location=location, line_id=None,
                                reason=REASON_DISPATCHED)
             for sku, qty in sorted(units.items())]
 
@@ -184,8 +215,8 @@ def _source_time(state: OrderState) -> datetime:
     return at
 
 
-def _meta(cause: EventMeta, sku: str, at: datetime) -> EventMeta:
-    return EventMeta(event_id=reservation_event_id(cause.event_id, sku), event_type=RECORD, occurred_at=at,
+def _meta(cause: EventMeta, sku: str, at: datetime, part: str = "") -> EventMeta:
+    return EventMeta(event_id=reservation_event_id(cause.event_id, sku, part), event_type=RECORD, occurred_at=at,
                      recorded_at=cause.recorded_at, source=OUTPUT_SOURCE, source_event_id=None,
                      correlation_id=cause.correlation_id, causation_id=cause.event_id)
 

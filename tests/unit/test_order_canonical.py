@@ -498,3 +498,28 @@ def test_cancel_before_its_order_is_parked_then_applied_once() -> None:
     again = apply(record, cancel, CTX)
     assert again.duplicate and not again.changed and again.outputs == ()
     assert [type(r).__name__ for r in records_of(outs, CancelFulfillment)] == ["CancelFulfillment"]
+
+
+def _ships(outs: list[RecordOutcome]) -> list[tuple[str, int, str | None]]:
+    return [(o.record.sku, o.record.quantity, o.record.reason) for out in outs for o in out.outputs
+            if isinstance(o.record, ReservationChanged) and o.record.action == "ship"]
+
+
+def test_an_order_the_shop_reports_fulfilled_ships_its_reservations() -> None:
+    """No dispatch event (a shop without carrier webhooks): the units still stop being reserved."""
+    _, outs = feed(placed("paid"), updated(20, fulfillment="fulfilled"))
+    assert _ships(outs) == [("SKU-l1", 2, "order.fulfilled"), ("SKU-l2", 1, "order.fulfilled")]
+
+
+def test_a_delivery_without_a_dispatch_ships_once_and_a_late_dispatch_adds_its_own_idempotent_ship() -> None:
+    _, outs = feed(placed("paid"), delivered(30), dispatched(10))
+    ships = _ships(outs)
+    assert ships[:2] == [("SKU-l1", 2, "order.fulfilled"), ("SKU-l2", 1, "order.fulfilled")]
+    # The late dispatch's ship is ignored by the ATP core (already shipped); ids never collide.
+    ids = [o.record.meta.event_id for out in outs for o in out.outputs if isinstance(o.record, ReservationChanged)]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_dispatch_ships_once_and_the_shipped_transition_adds_nothing() -> None:
+    _, outs = feed(placed("paid"), dispatched(10))
+    assert _ships(outs) == [("SKU-l1", 2, "shipment.dispatched"), ("SKU-l2", 1, "shipment.dispatched")]

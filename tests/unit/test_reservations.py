@@ -255,7 +255,7 @@ def test_sku_totals_ignores_non_positive_lines() -> None:
     assert sku_totals(lines(("a", "X", 2), ("b", "X", 0), ("c", "Y", 0), ("d", "X", 1))) == {"X": 3}
 
 
-# --- ship (not wired yet) -----------------------------------------------------------------------
+# --- ship -----------------------------------------------------------------------------------
 
 
 def test_shipment_dispatched_ships_each_sku_at_dispatch_time() -> None:
@@ -264,11 +264,11 @@ def test_shipment_dispatched_ships_each_sku_at_dispatch_time() -> None:
         location="default", dispatched_at=at(29),
         lines=[ShipmentLine(sku="SKU-B", quantity=1), ShipmentLine(sku="SKU-A", quantity=1),
                ShipmentLine(sku="SKU-A", quantity=1), ShipmentLine(sku="SKU-C", quantity=0)])
-    records = shipment_reservations(event)
+    records = shipment_reservations(event, stock_locations={"default"})
     assert [(r.sku, r.action, r.quantity, r.location, r.meta.occurred_at, r.reason) for r in records] == [
         ("SKU-A", "ship", 2, "default", at(29), "shipment.dispatched"),
         ("SKU-B", "ship", 1, "default", at(29), "shipment.dispatched")]
-    assert records == shipment_reservations(event)
+    assert records == shipment_reservations(event, stock_locations={"default"})
     assert {r.meta.causation_id for r in records} == {event.meta.event_id}
     assert records[0].meta.event_id == reservation_event_id(event.meta.event_id, "SKU-A")
     # Folded into the ATP core after the order's reserve, the units are shipped (still deducted).
@@ -346,3 +346,19 @@ def test_reserved_units_follow_the_final_order(events: list[OrderEvent]) -> None
         assert levels(state, POLICY.online_locations).reserved == expected.get(sku, 0)
         # Re-emitting everything (a replay of the input) changes nothing.
         assert fold(state, mine) == state
+
+
+@pytest.mark.parametrize("location", ["Hamburg, DE", "72718327905", None])
+def test_a_ship_names_only_a_stock_location(location: str | None) -> None:
+    """A carrier's scan place or a shop's location id is not an ERP location: the ship is unlocated.
+
+    Located there, the ATP core would move the reservation out of the online sum and sell the
+    shipped units again before the ERP counted them."""
+    event = ShipmentDispatched(meta=_meta("ShipmentDispatched", "s3", 30), order_id=ORDER, shipment_id="sh-3",
+                               carrier="dhl", location=location, dispatched_at=at(29),
+                               lines=[ShipmentLine(sku="SKU-A", quantity=2)])
+    (record,) = shipment_reservations(event, stock_locations={"default", "WH-BER"})
+    assert record.location is None
+    _, (reserved,) = run([placed(0)])
+    state = fold(new_state("SKU-A"), [r for r in reserved if r.sku == "SKU-A"] + [record])
+    assert levels(state, POLICY.online_locations).reserved == 2
