@@ -15,7 +15,13 @@ from confluent_kafka import Message
 from shopstream.runtime import DevProcess, spawn_dev
 from tests.kafka_read import read_all
 
-SECRET = "e2e-shopify-secret"
+# The webhook secrets the stack runs with (one per source; the tests sign with the same values).
+SHOPIFY_SECRET = "e2e-shopify-secret"
+SECRET = SHOPIFY_SECRET  # the name the first e2e tests import
+STRIPE_SECRET = "whsec_e2e_stripe_secret"
+WOOCOMMERCE_SECRET = "e2e-woocommerce-secret"
+CARRIER_SECRET = "e2e-carrier-secret"
+RETURNS_SECRET = "e2e-returns-secret"
 
 
 @dataclass
@@ -63,7 +69,10 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
     dev = spawn_dev(tmp_path_factory.mktemp("dev"), KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
                     SHOPSTREAM_MAPPINGS_DIR=str(mappings),
                     SHOPSTREAM_TOPIC_PREFIX=prefix, SHOPSTREAM_REDIS_PREFIX=f"test:e2e{token}:",
-                    REDIS_URL=redis_url, SHOPSTREAM_SHOPIFY_SECRET=SECRET, KAFKA_SESSION_TIMEOUT_S="6",
+                    REDIS_URL=redis_url, SHOPSTREAM_SHOPIFY_SECRET=SHOPIFY_SECRET,
+                    SHOPSTREAM_STRIPE_SECRET=STRIPE_SECRET, SHOPSTREAM_WOOCOMMERCE_SECRET=WOOCOMMERCE_SECRET,
+                    SHOPSTREAM_CARRIER_SECRET=CARRIER_SECRET, SHOPSTREAM_RETURNS_SECRET=RETURNS_SECRET,
+                    KAFKA_SESSION_TIMEOUT_S="6",
                     SHOPSTREAM_SINGLE_RECORD_BATCHES="true",
                     SCHEMA_REGISTRY_URL="")
     dev.wait_ready()
