@@ -47,7 +47,14 @@ there and lose an update. The table is written only after the broker confirmed e
 the orders processor), so the changelog never claims an event whose output was lost; after a crash
 the uncommitted tail is read again and the core treats it as duplicates.
 
-Not done here yet (issue 3, part 4): SyncShopStock towards the shop, coalesced per SKU.
+Bounded state: with `keep_finished_reservations` in the policy (shipped: 30 d, longer than
+`inventory.reservations` and its DLQ keep records), each applied reservation event forgets the SKU's
+released and counted reservations that finished longer ago (`atp.prune`), so a best-selling SKU's
+state — written whole to the changelog on every change — does not grow with every order it was in.
+
+SyncShopStock towards the shop is not sent here: `worker shop-sync` (`shop_sync_worker.py`) reads
+`inventory.atp` and coalesces per SKU, so this worker's per-event cost stays independent of the
+shop's rate limits.
 """
 
 from __future__ import annotations

@@ -91,7 +91,13 @@ Every input is made a no-op on its second arrival by the state itself, whatever 
     moves forward and the terminal states (released, counted) are kept, so a redelivered reserve,
     ship or commit finds its reservation at or past the state it would move to.
 Released and counted reservations are kept as tombstones for that; `prune()` drops those older than
-a horizon beyond the replay window, so per-SKU state stays bounded.
+a horizon beyond the replay window, so per-SKU state stays bounded: with `Policy.keep_finished` set
+(the inventory policy's `keep_finished_reservations`), every applied reservation event prunes what
+finished more than that before its own time, and a reservation event older than the horizon for an
+order the state no longer knows is stale (counted, not applied). Without it a SKU's state, and so
+every changelog write of it, would grow with every order it was ever in. Within the horizon the
+interleaving independence below holds as before; events further apart than the horizon are, by
+that policy, too late to matter.
 Hence, because absorption by a snapshot depends only on the largest `as_of` seen per location, the
 figures after any sequence with duplicates equal those after the de-duplicated sequence
 (tests/unit/test_atp.py checks this against an oracle as a property).
@@ -101,7 +107,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeAlias
 
 from shopstream.schemas.models import ReservationAction
@@ -119,6 +125,7 @@ class Policy:
     online_locations: frozenset[str]
     include_incoming: bool = False
     reorder_point: int | None = None
+    keep_finished: timedelta | None = None  # released/counted reservations older than this are forgotten
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,7 @@ class SkuState:
     below_reorder: bool = False
     locations: Mapping[str, LocationStock] = field(default_factory=dict)
     reservations: Mapping[str, Reservation] = field(default_factory=dict)  # order id -> reservation
+    forgotten_before: datetime | None = None  # finished reservations older than this were pruned
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (times as ISO 8601 strings)."""
@@ -183,6 +191,7 @@ class SkuState:
                       "reserved_at": _iso(r.reserved_at), "dispatched_at": _iso(r.dispatched_at)}
                 for oid, r in sorted(self.reservations.items())
             },
+            "forgotten_before": _iso(self.forgotten_before),
         }
 
     @classmethod
@@ -207,6 +216,7 @@ class SkuState:
                                  dispatched_at=_parse(r["dispatched_at"]))
                 for oid, r in data["reservations"].items()
             },
+            forgotten_before=_parse(data.get("forgotten_before")),
         )
 
 
@@ -280,7 +290,8 @@ def apply_snapshot(state: SkuState, policy: Policy, *, location: str, on_hand: i
     locations = {**state.locations, location: stock}
     reservations = {oid: _absorb(r, locations) for oid, r in state.reservations.items()}
     after = SkuState(sku=state.sku, version=state.version, updated_at=state.updated_at,
-                     below_reorder=state.below_reorder, locations=locations, reservations=reservations)
+                     below_reorder=state.below_reorder, locations=locations, reservations=reservations,
+                     forgotten_before=state.forgotten_before)
     return _finish(state, after, policy, as_of)
 
 
@@ -310,12 +321,20 @@ def apply_reservation(state: SkuState, policy: Policy, *, order_id: str, action:
     """A ReservationChanged for (order_id, this SKU); `at` is the event's source time."""
     _non_negative(quantity=quantity)
     current = state.reservations.get(order_id)
+    if current is None and state.forgotten_before is not None and at < state.forgotten_before:
+        # Its reservation may have finished and been forgotten: reviving it would reserve units of an
+        # order long gone, so anything this old for an unknown order is stale.
+        return _unchanged(state, policy, stale=True,
+                          note=f"reservation {order_id}: {action} at {at.isoformat()} is older than the "
+                               f"forgotten horizon {state.forgotten_before.isoformat()}")
     new = _next_reservation(current, action, quantity, at, location)
     if new is None or new == current:
         return _unchanged(state, policy, note=f"reservation {order_id}: {action} is a duplicate or out of date")
     new = _absorb(new, state.locations)
-    reservations = {**state.reservations, order_id: new}
-    return _finish(state, replace(state, reservations=reservations), policy, at)
+    after = replace(state, reservations={**state.reservations, order_id: new})
+    if policy.keep_finished is not None:
+        after = prune(after, at - policy.keep_finished)
+    return _finish(state, after, policy, at)
 
 
 def levels(state: SkuState, online_locations: Iterable[str], include_incoming: bool = False) -> Levels:
@@ -360,10 +379,14 @@ def prune(state: SkuState, before: datetime) -> SkuState:
 
     They no longer count, and are kept only so that a redelivered event for them stays a no-op; so
     `before` must lie further back than any redelivery or replay can reach (e.g. the newest event
-    time minus the retention of `inventory.reservations`). Figures and version are unchanged."""
+    time minus the retention of `inventory.reservations`). The horizon is remembered
+    (`forgotten_before`, only moving forward): a reservation event older than it for an order the
+    state does not know is stale. Figures and version are unchanged."""
+    if state.forgotten_before is not None and before <= state.forgotten_before:
+        return state
     keep = {oid: r for oid, r in state.reservations.items()
             if r.status not in ("released", "counted") or r.at >= before}
-    return state if len(keep) == len(state.reservations) else replace(state, reservations=keep)
+    return replace(state, reservations=keep, forgotten_before=before)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -467,7 +490,8 @@ def _finish(before: SkuState, after: SkuState, policy: Policy, at: datetime) -> 
     if (version, updated_at, below) != (after.version, after.updated_at, after.below_reorder):
         # built directly: dataclasses.replace costs more than the arithmetic on the bulk snapshot path
         after = SkuState(sku=after.sku, version=version, updated_at=updated_at, below_reorder=below,
-                         locations=after.locations, reservations=after.reservations)
+                         locations=after.locations, reservations=after.reservations,
+                         forgotten_before=after.forgotten_before)
     oversold: tuple[str, ...] = ()
     if new.available < 0 and new.available < old_available:
         oversold = _oversold_orders(after, online, -new.available)

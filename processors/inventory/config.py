@@ -7,17 +7,22 @@ File format (validated; unknown keys are errors)::
     reorder_points:
       default: 5                     # reorder point of every SKU (null: none)
       skus: {SKU-1: 20}              # per-SKU overrides (null: none for that SKU)
+    keep_finished_reservations: 30d  # forget released/counted reservations this old (null: never);
+                                     # longer than inventory.reservations and its DLQ keep records
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
 from shopstream.processors.inventory.atp import Policy
+from shopstream.topology.topics import parse_duration_ms
 
 
 class InventoryConfigError(ValueError):
@@ -41,13 +46,24 @@ class InventoryConfig(BaseModel):
     online_locations: tuple[str, ...] = Field(min_length=1)
     include_incoming: bool = False
     reorder_points: ReorderPoints = ReorderPoints()
+    keep_finished_reservations: timedelta | None = None
+
+    @field_validator("keep_finished_reservations", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None or isinstance(value, timedelta):
+            return value
+        millis = parse_duration_ms(value)
+        if millis <= 0:
+            raise ValueError(f"keep_finished_reservations must be a positive duration, got {value!r}")
+        return timedelta(milliseconds=millis)
 
     def policy(self, sku: str) -> Policy:
         """The ATP policy of one SKU."""
         points = self.reorder_points
         point = points.skus.get(sku, points.default)
         return Policy(online_locations=frozenset(self.online_locations), include_incoming=self.include_incoming,
-                      reorder_point=point)
+                      reorder_point=point, keep_finished=self.keep_finished_reservations)
 
 
 def default_config_path() -> Path:

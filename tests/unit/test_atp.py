@@ -281,6 +281,36 @@ def test_prune_forgets_only_finished_reservations_older_than_the_horizon() -> No
     assert sorted(pruned.reservations) == ["o3", "o4"]
     assert levels(pruned, ONLINE) == levels(state, ONLINE)
     assert prune(pruned, t(5)) is pruned
+    assert pruned.forgotten_before == t(5) and prune(pruned, t(4)) is pruned  # the horizon only moves forward
+
+
+KEEP = Policy(online_locations=ONLINE, keep_finished=timedelta(minutes=10))
+
+
+def test_reservation_events_prune_what_finished_longer_ago_than_the_policy_keeps() -> None:
+    events: list[Event] = [Snap("A", 0, 10), Res("o1", "reserve", 2, 1), Res("o1", "release", 0, 2),
+                           Res("o2", "reserve", 1, 3), Res("o2", "ship", 1, 4), Snap("A", 5, 9),
+                           Res("o3", "reserve", 3, 6), Res("o4", "reserve", 1, 20)]
+    state, _ = run(events, KEEP)
+    # At t(20) the horizon is t(10): o1 (released at 2) and o2 (counted since 4) are gone, o3 is open.
+    assert sorted(state.reservations) == ["o3", "o4"]
+    assert state.forgotten_before == t(10)
+    unpruned, _ = run(events)
+    assert len(unpruned.reservations) == 4
+    assert levels(state, ONLINE) == levels(unpruned, ONLINE)  # same figures, same version
+    assert (levels(state, ONLINE).reserved, levels(state, ONLINE).available) == (4, 5)
+    assert SkuState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_a_late_event_of_a_forgotten_reservation_cannot_revive_it() -> None:
+    state, _ = run([Snap("A", 0, 10), Res("o1", "reserve", 2, 1), Res("o1", "release", 0, 2),
+                    Res("o9", "reserve", 1, 20)], KEEP)
+    assert "o1" not in state.reservations
+    out = apply_event(state, Res("o1", "reserve", 2, 1), KEEP)  # a replay from far back
+    assert out.stale and not out.changed and out.state.reservations == state.reservations
+    # a new order, even one whose reservation is older than anything pruned so far, is still taken
+    out = apply_event(state, Res("o5", "reserve", 1, 15), KEEP)
+    assert out.changed and "o5" in out.state.reservations
 
 
 def test_state_round_trips_through_json() -> None:

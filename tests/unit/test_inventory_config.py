@@ -45,3 +45,24 @@ def test_invalid_files_are_errors(tmp_path: Path, text: str) -> None:
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(InventoryConfigError):
         load_inventory_config(tmp_path / "nope.yaml")
+
+
+def test_shipped_keep_outlasts_every_redelivery_and_replay_of_reservations() -> None:
+    """Forgetting a finished reservation is safe only when no record of it can still arrive."""
+    from shopstream.topology import load_topology
+
+    keep = load_inventory_config().keep_finished_reservations
+    assert keep is not None
+    topics = {t.name: t for t in load_topology().topics}
+    for name in ("inventory.reservations", "inventory.reservations.dlq"):
+        retention_ms = topics[name].retention_ms
+        assert retention_ms != -1, f"{name} keeps records forever: nothing may be forgotten"
+        assert keep.total_seconds() * 1000 > retention_ms, f"{name} keeps records longer than {keep}"
+
+
+@pytest.mark.parametrize("value", ["0s", "-5d", "soon"])
+def test_keep_finished_reservations_must_be_a_positive_duration(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(f"online_locations: [default]\nkeep_finished_reservations: {value}\n")
+    with pytest.raises(InventoryConfigError, match="keep_finished_reservations"):
+        load_inventory_config(path)
