@@ -62,7 +62,9 @@ class AvroSerde:
         self._registry = registry
         self._ids: dict[tuple[str, str], int] = {}
         self._writers: dict[int, tuple[str, Any]] = {}
-        self._plain: dict[tuple[int, str], tuple[Any, Any]] = {}  # decode_datum: plain (writer, reader|None)
+        # decode_datum, by (schema id, name as given, id(projection or None)): the plain (writer, reader|None)
+        # pair, and the projection itself, held so that its id stays unique while the entry lives.
+        self._plain: dict[tuple[int, str, int], tuple[Any, Any, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
 
     def schema_id(self, topic: str, record_name: str) -> int:
@@ -114,11 +116,12 @@ class AvroSerde:
             raise RegistryUnavailable(str(exc)) from exc
         except Exception as exc:
             raise RegistryUnavailable(f"schema registry unreachable: {exc}") from exc
-        raw = json.loads(registered.schema_str or "null")
-        name = raw.get("name", "") if isinstance(raw, dict) else ""
-        if "." not in name and isinstance(raw, dict) and raw.get("namespace"):
-            name = f"{raw['namespace']}.{name}"
-        parsed = fastavro.parse_schema(raw)
+        try:
+            raw = json.loads(registered.schema_str or "null")
+            name = _record_name(raw)
+            parsed = fastavro.parse_schema(raw, named_schemas={})
+        except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as exc:
+            raise InvalidRecord(f"schema id {schema_id} does not parse: {exc}") from exc
         with self._lock:
             self._writers[schema_id] = (name, parsed)
         return name, parsed
@@ -141,7 +144,7 @@ class AvroSerde:
                 fastavro.read.SchemaResolutionError) as exc:
             raise InvalidRecord(f"{name} (schema id {schema_id}) does not decode: {exc}") from exc
 
-    def decode_datum(self, data: bytes | None, name: str) -> dict[str, Any]:
+    def decode_datum(self, data: bytes | None, name: str, reader: dict[str, Any] | None = None) -> dict[str, Any]:
         """The plain dict of framed Avro bytes that must hold record `name`, without building the model.
 
         For hot paths where the pydantic model costs more than the rest of the work (the Redis sink
@@ -149,31 +152,70 @@ class AvroSerde:
         `decode`, but not validated by the model, and logical types are left as their Avro primitives:
         timestamp-millis as epoch milliseconds (int), uuid as str, decimal as bytes — that halves
         fastavro's cost. `encode_datum` accepts such a dict back. Raises like `decode`, and
-        UnknownRecord when the writer's record is not `name`."""
+        UnknownRecord when the writer's record is not `name`.
+
+        `reader`: a projection, a plain Avro record schema named `name` with a subset of its fields
+        (and defaults for fields an older writer may lack); the record is resolved into it instead,
+        so fastavro skips the other fields without building them (the shop sync reads 6 fields of an
+        AtpLevel this way). Pass one constant dict: it is parsed once per schema id and kept (by
+        identity, so do not change it afterwards). ValueError when it does not fit `name`."""
         if not data or len(data) < _HEADER.size:
             raise NotAvroFramed("empty or truncated value")
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise NotAvroFramed(f"first byte is {magic}, not the Confluent magic byte 0")
-        full = schemas.fullname(name)
-        plain = self._plain.get((schema_id, full))
+        key = (schema_id, name, id(reader))
+        plain = self._plain.get(key)
         if plain is None:
-            writer_name, writer = self._writer(schema_id)
-            if writer_name != full:
-                raise UnknownRecord(f"schema id {schema_id} is {writer_name or 'not a record'}, not {full}")
-            plain_writer, plain_reader = _plain_schema(writer), _plain_schema(schemas.parsed_schema(full))
-            plain = (fastavro.parse_schema(plain_writer),
-                     None if plain_writer == plain_reader else fastavro.parse_schema(plain_reader))
+            plain = self._plain_pair(schema_id, name, reader)
             with self._lock:
-                self._plain[(schema_id, full)] = plain
+                if len(self._plain) >= _PLAIN_CACHE_MAX:  # only when callers pass a new projection each time
+                    self._plain.clear()
+                self._plain[key] = plain
         try:
-            datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), *plain)
+            datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), plain[0], plain[1])
         except (ValueError, EOFError, TypeError, KeyError, IndexError,
                 fastavro.read.SchemaResolutionError) as exc:
-            raise InvalidRecord(f"{full} (schema id {schema_id}) does not decode: {exc}") from exc
+            raise InvalidRecord(f"{schemas.fullname(name)} (schema id {schema_id}) does not decode: {exc}") from exc
         if not isinstance(datum, dict):
-            raise InvalidRecord(f"{full} (schema id {schema_id}) did not decode to a record")
+            raise InvalidRecord(f"{schemas.fullname(name)} (schema id {schema_id}) did not decode to a record")
         return datum
+
+    def _plain_pair(self, schema_id: int, name: str,
+                    reader: dict[str, Any] | None) -> tuple[Any, Any, dict[str, Any] | None]:
+        """decode_datum's (writer, reader or None, projection) for a schema id, all without logical types."""
+        full = schemas.fullname(name)
+        writer_name, writer = self._writer(schema_id)
+        if writer_name != full:
+            raise UnknownRecord(f"schema id {schema_id} is {writer_name or 'not a record'}, not {full}")
+        if reader is None:
+            plain_reader = _plain_schema(schemas.parsed_schema(full))
+        else:
+            plain_reader = _plain_schema(reader)
+            if _record_name(plain_reader) != full:
+                raise ValueError(f"projection names {_record_name(plain_reader) or 'no record'}, not {full}")
+            known = {f["name"] for f in schemas.schema_for(full)["fields"]}
+            unknown = [f.get("name") for f in plain_reader.get("fields", []) if f.get("name") not in known]
+            if unknown:
+                raise ValueError(f"projection of {full} names fields it does not have: {unknown}")
+        plain_writer = _plain_schema(writer)
+        return (fastavro.parse_schema(plain_writer, named_schemas={}),
+                None if plain_writer == plain_reader else fastavro.parse_schema(plain_reader, named_schemas={}),
+                reader)
+
+
+#: decode_datum's cache holds (schema id, name, projection) combinations; this many means misuse.
+_PLAIN_CACHE_MAX = 1024
+
+
+def _record_name(raw: Any) -> str:
+    """The full name of a record schema (JSON or parsed); "" when it is not a named type."""
+    if not isinstance(raw, dict):
+        return ""
+    name = str(raw.get("name", ""))
+    if "." not in name and raw.get("namespace"):
+        name = f"{raw['namespace']}.{name}"
+    return name
 
 
 def _plain_schema(node: Any) -> Any:

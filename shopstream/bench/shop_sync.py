@@ -74,8 +74,8 @@ def changes(scenario: str, n: int) -> list[tuple[str, int, int]]:
     return [(f"HOT-{i % skus:05d}", (i * 13) % 40 - 3, i // skus + 1) for i in range(n)]
 
 
-def decode_rates(serde: AvroSerde, registry_url: str, values: list[bytes]) -> dict[str, float]:
-    decoder = AtpDecoder(make_registry_client(registry_url))
+def decode_rates(serde: AvroSerde, values: list[bytes]) -> dict[str, float]:
+    decoder = AtpDecoder(serde)
     out = {}
     for label, fn in (("pydantic", serde.decode), ("fastavro", decoder.decode)):
         fn(values[0])
@@ -141,7 +141,7 @@ def one_run(base: Settings, work: Path, scenario: str, records: int, *, window_m
                                               {"linger.ms": 50, "batch.num.messages": 10000}))
         produce_all(producer, topic, values, timeout_s=900)
         del producer  # freed before the broker stops, or librdkafka keeps reconnecting to it
-        rates = decode_rates(serde, registry_url, [v for _, v in values[:20_000]])
+        rates = decode_rates(serde, [v for _, v in values[:20_000]])
         return {**run_loop(settings, records, breakdown), **rates}
 
 

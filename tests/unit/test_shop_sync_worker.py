@@ -33,11 +33,10 @@ from shopstream.processors.inventory.shop_sync_worker import (
     OutRecord,
     ProducerPublisher,
     ShopSync,
-    UnexpectedRecord,
     command_event_id,
 )
 from shopstream.schemas.models import AtpLevel, AtpLocation, EventMeta, SyncShopStock
-from shopstream.serde import AvroSerde, InvalidRecord, NotAvroFramed, UnknownSchemaId
+from shopstream.serde import AvroSerde, InvalidRecord, NotAvroFramed, UnknownRecord, UnknownSchemaId
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 ATP_ID, SYNC_ID, OTHER_ID = 11, 12, 13
@@ -84,8 +83,12 @@ def atp_bytes(sku: str, available: int, version: int, schema_id: int = ATP_ID) -
 # -------------------------------------------------------------------------------- decode / encode
 
 
+def decoder() -> AtpDecoder:
+    return AtpDecoder(AvroSerde(FakeRegistry()))  # type: ignore[arg-type]
+
+
 def test_decoder_reads_the_fields_as_plain_values() -> None:
-    change = AtpDecoder(FakeRegistry()).decode(atp_bytes("SKU-1", -4, 9))  # type: ignore[arg-type]
+    change = decoder().decode(atp_bytes("SKU-1", -4, 9))
     assert (change.sku, change.available, change.version) == ("SKU-1", -4, 9)
     assert change.updated_at_ms == int(T0.timestamp() * 1000)
     assert isinstance(change.event_id, str) and change.correlation_id == "corr-1"
@@ -99,12 +102,12 @@ def test_decoder_reads_the_fields_as_plain_values() -> None:
 ])
 def test_decoder_refuses_what_is_not_an_atp_level(data: bytes, error: type[Exception]) -> None:
     with pytest.raises(error):
-        AtpDecoder(FakeRegistry()).decode(data)  # type: ignore[arg-type]
+        decoder().decode(data)
 
 
 def test_decoder_refuses_another_record_type() -> None:
-    with pytest.raises(UnexpectedRecord):
-        AtpDecoder(FakeRegistry()).decode(atp_bytes("SKU-1", 1, 1, schema_id=OTHER_ID))  # type: ignore[arg-type]
+    with pytest.raises(UnknownRecord):
+        decoder().decode(atp_bytes("SKU-1", 1, 1, schema_id=OTHER_ID))
 
 
 @pytest.mark.parametrize("direct", [True, False])
@@ -217,7 +220,8 @@ def make_sync(window_ms: int = 2000, retry: RetryPolicy | None = None) -> tuple[
     registry = FakeRegistry()
     consumer, producer, clock = FakeConsumer(), FakeProducer(), Clock()
     dlq = DeadLetterWriter(ProducerPublisher(producer), processor="shop-sync")  # type: ignore[arg-type]
-    sync = ShopSync(consumer, producer, AtpDecoder(registry), CommandEncoder(AvroSerde(registry), "commands.shop"),  # type: ignore[arg-type]
+    serde = AvroSerde(registry)  # type: ignore[arg-type]
+    sync = ShopSync(consumer, producer, AtpDecoder(serde), CommandEncoder(serde, "commands.shop"),  # type: ignore[arg-type]
                     dlq, command_topic="commands.shop", window_ms=window_ms, source_topic="inventory.atp",
                     clock=clock, retry=retry or RetryPolicy(initial_s=0.001, max_backoff_s=0.001, max_elapsed_s=5))
     return sync, consumer, producer, clock
@@ -272,6 +276,7 @@ def test_undecodable_and_misplaced_records_go_to_the_dlq_and_do_not_block() -> N
     assert [(r[0], r[1]) for r in producer.sent] == [("inventory.atp.dlq", b"A"), ("inventory.atp.dlq", b"not-B")]
     headers = dict(producer.sent[0][3] or [])
     assert headers["shopstream.dlq.stage"] == b"deserialize"
+    assert headers["shopstream.dlq.error.class"].endswith(b"NotAvroFramed")
     assert dict(producer.sent[1][3] or [])["shopstream.dlq.error.class"].endswith(b"MisplacedRecord")
     assert consumer.commits[-1] == {0: 3}
 
