@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from shopstream.config import Settings
 from shopstream.embedded import free_port
+
+T = TypeVar("T")
 
 
 def start_worker(processor: str, settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -32,3 +37,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_for(check: Callable[[], T], timeout_s: float = 60.0, log: Path | Sequence[Path] = (),
+             what: str = "condition", *, interval_s: float = 0.3) -> T:
+    """Poll `check` until it returns something truthy and return that; on timeout fail with the logs' tails."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval_s)
+    logs = [log] if isinstance(log, Path) else list(log)
+    tails = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f"; logs:{tails}" if tails else ""))

@@ -10,7 +10,6 @@ the same run, keeps serving the order view from `orders.state`.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,17 +28,9 @@ from shopstream.views.sink import ATP_TOPIC, GROUP_ID, ORDERS_TOPIC, run_sink
 from tests.integration.test_order_view import make_state
 from tests.kafka_read import read_all
 from tests.unit.test_atp_view import make_level
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.broker
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

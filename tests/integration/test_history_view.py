@@ -32,9 +32,9 @@ from shopstream.views.history import HistoryView, history_document, history_key,
 from shopstream.views.orders import OrderView, order_document
 from shopstream.views.sink import CHANGES_TOPIC, GROUP_ID, PROCESSOR, run_sink
 from tests.integration.test_order_view import make_state
-from tests.integration.test_view_sink import wait_for
 from tests.kafka_read import read_all
 from tests.unit.test_history_view import make_change, snap
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.broker
 

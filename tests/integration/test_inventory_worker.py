@@ -13,7 +13,6 @@ outcomes call for; nothing lands on the DLQs.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -50,7 +49,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
-from tests.workers import start_worker, stop
+from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -127,16 +126,6 @@ def _levels_by_sku(settings: Settings, serde: AvroSerde) -> dict[str, list[AtpLe
     return out
 
 
-def _wait_for(predicate, timeout_s: float, log: Path):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError("timed out; worker log tail:\n" + log.read_text(errors="replace")[-3000:])
-
-
 def _phases() -> list[dict[str, list[Event]]]:
     """Events per SKU in phases that alternate between the two input topics.
 
@@ -202,7 +191,7 @@ def test_atp_levels_equal_the_core_and_duplicates_emit_nothing(settings: Setting
             rounds = max(len(evs) for evs in phase.values())
             produce([phase[sku][i] for i in range(rounds) for sku in phase if i < len(phase[sku])])
             expected = {sku: oracle(evs, config.policy(sku)) for sku, evs in history.items()}
-            got = _wait_for(lambda e=expected: caught_up(e), 120, log)  # type: ignore[misc]
+            got = wait_for(lambda e=expected: caught_up(e), 120, log)  # type: ignore[misc]
         skus = sorted(history)
         for sku in skus:
             state, changes = expected[sku]
@@ -224,7 +213,7 @@ def test_atp_levels_equal_the_core_and_duplicates_emit_nothing(settings: Setting
         before = len(got[sku])
         assert changes == before + 1  # only the marker changes a figure
 
-        got = _wait_for(lambda: caught_up({sku: (state, changes)}), 60, log)
+        got = wait_for(lambda: caught_up({sku: (state, changes)}), 60, log)
         assert [lv.version for lv in got[sku]] == list(range(1, changes + 1))
         assert_matches(got[sku][-1], state, policy)
         assert got[sku][-1].on_hand - got[sku][-2].on_hand == 4
@@ -241,7 +230,7 @@ def test_atp_levels_equal_the_core_and_duplicates_emit_nothing(settings: Setting
         producer.produce(stock, key=b"SKU-0", value=b"\x00\x00not avro")
         producer.produce(stock, key=b"SKU-1", value=serde.encode(stock, wrong))
         assert producer.flush(10) == 0
-        parked = _wait_for(lambda: (lambda r: r if len(r) == 2 else None)(read_all(
+        parked = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(read_all(
             settings.kafka_bootstrap_servers, settings.topic("inventory.stock.dlq"), partitions=1, idle_s=0.3)),
             30, log)
         stages = {m.key(): dict(m.headers() or [])["shopstream.dlq.stage"] for m in parked}
@@ -271,7 +260,7 @@ def _assert_derived_outputs(settings: Settings, serde: AvroSerde, results: dict[
         got = read("commands.erp"), read("alerts.anomalies"), read("review.queue")
         return got if tuple(map(len, got)) == (len(reorders), len(alerts), len(reviews)) else None
 
-    erp, anomalies, queue = _wait_for(complete, 30, log)
+    erp, anomalies, queue = wait_for(complete, 30, log)
     assert all(isinstance(r, ReorderRequest) for r in erp)
     assert {(r.sku, r.available, r.incoming) for r in erp} == reorders
     for r in erp:
@@ -330,7 +319,7 @@ def test_snapshot_batches_apply_like_one_snapshot_per_line(settings: Settings, t
             done = all(sku in got and got[sku][-1].version == st.version for sku, (st, _) in expected.items())
             return got if done else None
 
-        got = _wait_for(caught_up, 120, log)
+        got = wait_for(caught_up, 120, log)
         for sku, (_, changes) in expected.items():
             assert [lv.version for lv in got[sku]] == list(range(1, changes + 1)), sku
             # The last AtpLevel shows the state of the last change (a repeated figure only moves as_of).
@@ -341,7 +330,7 @@ def test_snapshot_batches_apply_like_one_snapshot_per_line(settings: Settings, t
         p0, p1 = sorted(by_partition)[:2]
         send_batch(p0, [(by_partition[p0][0], 999), (by_partition[p1][0], 999)], 5)
         assert producer.flush(10) == 0
-        parked = _wait_for(lambda: read_all(settings.kafka_bootstrap_servers, settings.topic("inventory.stock.dlq"),
+        parked = wait_for(lambda: read_all(settings.kafka_bootstrap_servers, settings.topic("inventory.stock.dlq"),
                                             partitions=1, idle_s=0.3), 30, log)
         assert len(parked) == 1
         headers = dict(parked[0].headers() or [])

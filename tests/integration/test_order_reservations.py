@@ -11,7 +11,6 @@ gives their units back to `available`. Nothing lands on a DLQ.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -41,7 +40,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
-from tests.workers import start_worker, stop
+from tests.workers import start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(420)]
 
@@ -68,17 +67,6 @@ def eur(amount: int) -> Money:
 def order_lines(q1: int, q2: int) -> list[OrderLine]:
     return [OrderLine(line_id="l1", sku=SKU_1, quantity=q1, unit_price=eur(10)),
             OrderLine(line_id="l2", sku=SKU_2, quantity=q2, unit_price=eur(4))]
-
-
-def wait_for(predicate: Callable[[], T | None], timeout_s: float, logs: list[Path]) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-2500:]}" for log in logs if log.exists())
-    raise AssertionError("timed out; worker logs:\n" + tails)
 
 
 def test_order_reserves_adjusts_and_releases_stock(settings: Settings, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import latest_order_states, read_all
-from tests.workers import start_worker, stop
+from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -69,16 +69,6 @@ def _states(settings: Settings, serde: AvroSerde) -> dict[str, OrderState]:
     return latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"), serde)
 
 
-def _wait_for(predicate, timeout_s: float, log: Path):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError("timed out; worker log tail:\n" + log.read_text(errors="replace")[-3000:])
-
-
 def test_poison_records_are_parked_and_the_partition_moves_on(settings: Settings, tmp_path: Path) -> None:
     settings = settings.model_copy(update={"single_record_batches": True})
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
@@ -100,12 +90,12 @@ def test_poison_records_are_parked_and_the_partition_moves_on(settings: Settings
     log = tmp_path / "worker.log"
     worker = start_worker("orders", settings, log, SHOPSTREAM_MAPPINGS_DIR=str(mappings))
     try:
-        states = _wait_for(lambda: (lambda s: s if a in s and s[a].version == 2 and b in s else None)(
+        states = wait_for(lambda: (lambda s: s if a in s and s[a].version == 2 and b in s else None)(
             _states(settings, serde)), 120, log)
         assert states[a].payment_status == "paid"
         assert c not in states
 
-        parked = _wait_for(lambda: (lambda r: r if len(r) == 2 else None)(
+        parked = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(
             read_all(settings.kafka_bootstrap_servers, settings.topic("shop.orders.dlq"), partitions=1, idle_s=0.5)),
             30, log)
         by_key = {m.key(): m for m in parked}
@@ -135,7 +125,7 @@ def test_poison_records_are_parked_and_the_partition_moves_on(settings: Settings
         assert _cli(["dlq", "replay", "shop.orders.dlq", "--fingerprint", acme_fp], replay_env) == 0
 
         expected = apply(None, from_acme, load_mapping("acme", mappings)).state
-        states = _wait_for(lambda: (lambda s: s if c in s else None)(_states(settings, serde)), 60, log)
+        states = wait_for(lambda: (lambda s: s if c in s else None)(_states(settings, serde)), 60, log)
         assert states[c] == expected
 
         # Replaying again sends nothing and changes nothing.

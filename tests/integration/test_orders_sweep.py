@@ -23,7 +23,7 @@ from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import latest_order_states, read_all
 from tests.unit.order_events import captured, placed
-from tests.workers import start_worker, stop
+from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -42,16 +42,6 @@ def _reviews(settings: Settings, serde: AvroSerde) -> list[ReviewItem]:
     return [i for i in items if isinstance(i, ReviewItem)]
 
 
-def _wait(check, timeout_s: float, log: Path, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; worker log tail:\n" + log.read_text(errors="replace")[-3000:])
-
-
 def test_parked_payment_of_a_missing_order_expires_to_review(settings: Settings, tmp_path: Path) -> None:
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
@@ -67,16 +57,16 @@ def test_parked_payment_of_a_missing_order_expires_to_review(settings: Settings,
     env = {"SHOPSTREAM_ORDERS_POLICY": str(_policy(tmp_path)), "SHOPSTREAM_ORDERS_SWEEP_INTERVAL_S": "1"}
     worker = start_worker("orders", settings, log, **env)
     try:
-        states = _wait(lambda: latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"),
+        states = wait_for(lambda: latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"),
                                                    serde).get("1001"), 90, log, "order 1001")
         assert states.order_id == "1001"
-        reviews = _wait(lambda: [r for r in _reviews(settings, serde) if r.kind == "parked_expired"], 60, log,
+        reviews = wait_for(lambda: [r for r in _reviews(settings, serde) if r.kind == "parked_expired"], 60, log,
                         "the expired payment on review.queue")
         assert [(r.order_id, r.event_id, r.event_type) for r in reviews] == [
             ("sweep-orphan", orphan.meta.event_id, "PaymentCaptured")]
         assert "did not arrive within" in reviews[0].reason
         # The matched payment was applied (the order is paid), not reviewed.
-        paid = _wait(lambda: latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"),
+        paid = wait_for(lambda: latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"),
                                                  serde)["1001"].payment_status == "paid", 30, log, "1001 paid")
         assert paid
     finally:
@@ -91,7 +81,7 @@ def test_parked_payment_of_a_missing_order_expires_to_review(settings: Settings,
         name = settings.topic("shop.orders")
         producer.produce(name, key=b"1002", value=serde.encode(name, later))
         assert producer.flush(30) == 0
-        _wait(lambda: "1002" in latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"),
+        wait_for(lambda: "1002" in latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"),
                                                     serde), 90, log, "order 1002 after the restart")
         time.sleep(4)
         assert worker.poll() is None, log.read_text(errors="replace")[-3000:]

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -31,7 +29,7 @@ from shopstream.schemas.models import AtpLevel, EventMeta, SyncShopStock
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
-from tests.workers import start_worker, stop
+from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -70,17 +68,6 @@ class Topic:
 
     def close(self) -> None:
         self.consumer.close()
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float, log: Path, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; worker log tail:\n"
-                         + log.read_text(errors="replace")[-3000:])
 
 
 def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> dict[int, int]:

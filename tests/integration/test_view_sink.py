@@ -25,6 +25,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.views.orders import OrderView
 from shopstream.views.sink import GROUP_ID, PROCESSOR, SOURCE_TOPIC, RetryPolicy, ViewSink, run_sink
 from tests.integration.test_order_view import make_state
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -65,15 +66,6 @@ def produce(settings: Settings,
 
 def state_bytes(serde: AvroSerde, settings: Settings, order_id: str, version: int, **kw: Any) -> bytes:
     return serde.encode(settings.topic(SOURCE_TOPIC), make_state(order_id, version, **kw))
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def versions(view: OrderView, expected: dict[str, int | None]) -> Callable[[], bool]:
