@@ -7,7 +7,8 @@ safety_stock and incoming as the last ingest published for that SKU and location
 Layout: one hash per location, `{SHOPSTREAM_REDIS_PREFIX}erp-stock:last:{location}`, field = SKU,
 value = `"on_hand,safety_stock,incoming"` (a figure the file did not report is empty). Rows are
 remembered only after the broker confirmed their batch, so a failed or interrupted ingest never
-marks a row as published. One pipeline round trip per chunk of rows each way.
+marks a row as published. One pipeline round trip per chunk of rows each way, one command per
+location in it.
 
 Why unchanged rows are still published by default: a snapshot also moves the SKU's `as_of`, which is
 what lets the ATP processor stop deducting shipments the ERP count already reflects (see
@@ -43,10 +44,19 @@ class PublishedDigest:
 
     async def unchanged(self, rows: Sequence[Row]) -> list[bool]:
         """Per row: were these exactly the figures last published for its SKU and location?"""
+        # One HMGET per location, not one HGET per row: per-command packing and parsing in redis-py
+        # was 60% of a 100k-row ingest (cProfile).
+        positions: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            positions.setdefault(row.location, []).append(i)
         pipe = self._redis.pipeline(transaction=False)
-        for row in rows:
-            pipe.hget(self.key(row.location), row.sku)
-        stored = await pipe.execute()
+        for location, indexes in positions.items():
+            pipe.hmget(self.key(location), [rows[i].sku for i in indexes])
+        answers = await pipe.execute()
+        stored: list[bytes | None] = [None] * len(rows)
+        for indexes, values in zip(positions.values(), answers, strict=True):
+            for i, value in zip(indexes, values, strict=True):
+                stored[i] = value
         return [value is not None and value == figures(row) for row, value in zip(rows, stored, strict=True)]
 
     async def remember(self, rows: Sequence[Row]) -> None:
