@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TypeVar
+
+from aiohttp.test_utils import TestClient, TestServer
 
 from shopstream.config import Settings
 from shopstream.embedded import free_port
@@ -51,3 +55,39 @@ def wait_for(check: Callable[[], T], timeout_s: float = 60.0, log: Path | Sequen
     logs = [log] if isinstance(log, Path) else list(log)
     tails = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f"; logs:{tails}" if tails else ""))
+
+
+@contextmanager
+def running_sink(settings: Settings, batch_size: int) -> Iterator[None]:
+    """`run_sink` (the views worker) in a thread for the block; its crash fails the test at the end."""
+    from shopstream.views.sink import run_sink
+
+    stop_event = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run_sink(settings, stop_event, metrics_port=0, batch_size=batch_size)
+        except BaseException as exc:  # surface the worker's crash in the test
+            errors.append(exc)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    yield
+    stop_event.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert not errors, errors
+
+
+@asynccontextmanager
+async def api_client(settings: Settings) -> AsyncIterator[TestClient]:
+    """The read API app in an aiohttp test server for the block."""
+    from shopstream.api.app import make_app
+
+    client = TestClient(TestServer(make_app(settings)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -9,7 +9,6 @@ the same run, keeps serving the order view from `orders.state`.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,11 +23,11 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
 from shopstream.views.atp import AtpView
 from shopstream.views.orders import OrderView
-from shopstream.views.sink import ATP_TOPIC, GROUP_ID, ORDERS_TOPIC, run_sink
+from shopstream.views.sink import ATP_TOPIC, GROUP_ID, ORDERS_TOPIC
 from tests.integration.test_order_view import make_state
 from tests.kafka_read import read_all
 from tests.unit.test_atp_view import make_level
-from tests.workers import wait_for
+from tests.workers import running_sink, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -41,22 +40,8 @@ def topics(settings: Settings) -> Settings:
 
 @pytest.fixture
 def sink(topics: Settings) -> Iterator[None]:
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            run_sink(topics, stop, metrics_port=0, batch_size=50)
-        except BaseException as exc:  # surface the worker's crash in the test
-            errors.append(exc)
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    yield
-    stop.set()
-    worker.join(timeout=30)
-    assert not worker.is_alive()
-    assert not errors, errors
+    with running_sink(topics, batch_size=50):
+        yield
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:

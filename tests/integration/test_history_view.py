@@ -11,16 +11,15 @@ script on its own against real Redis: the per-order bound and the order of equal
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import redis
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from confluent_kafka.admin import NewTopic
 
-from shopstream.api.app import HISTORY_NOT_FOUND, make_app
+from shopstream.api.app import HISTORY_NOT_FOUND
 from shopstream.config import Settings
 from shopstream.dlq import dlq_topic, header_map
 from shopstream.kafka import make_admin, make_producer
@@ -30,11 +29,11 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import load_topology
 from shopstream.views.history import HistoryView, history_document, history_key, in_history_order
 from shopstream.views.orders import OrderView, order_document
-from shopstream.views.sink import CHANGES_TOPIC, GROUP_ID, PROCESSOR, run_sink
+from shopstream.views.sink import CHANGES_TOPIC, GROUP_ID, PROCESSOR
 from tests.integration.test_order_view import make_state
 from tests.kafka_read import read_all
 from tests.unit.test_history_view import make_change, snap
-from tests.workers import wait_for
+from tests.workers import api_client, running_sink, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -72,32 +71,14 @@ def topics(settings: Settings) -> Settings:
 
 @pytest.fixture
 def sink(topics: Settings) -> Iterator[None]:
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            run_sink(topics, stop, metrics_port=0, batch_size=5)
-        except BaseException as exc:  # surface the worker's crash in the test
-            errors.append(exc)
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    yield
-    stop.set()
-    worker.join(timeout=30)
-    assert not worker.is_alive()
-    assert not errors, errors
+    with running_sink(topics, batch_size=5):
+        yield
 
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(make_app(settings)))
-    await client.start_server()
-    try:
+    async with api_client(settings) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def produce(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> None:

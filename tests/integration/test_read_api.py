@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from shopstream.api.app import make_app
 from shopstream.config import Settings
 from shopstream.views.orders import OrderView, order_document
 from tests.integration.test_order_view import make_state
+from tests.workers import api_client
 
 ClientFactory = Callable[[Settings], AbstractAsyncContextManager[TestClient]]
 
@@ -24,15 +24,7 @@ def settings(kafka_bootstrap: str, redis_url: str, redis_prefix: str) -> Setting
 
 @pytest.fixture
 def api() -> ClientFactory:
-    @asynccontextmanager
-    async def start(settings: Settings) -> AsyncIterator[TestClient]:
-        client = TestClient(TestServer(make_app(settings)))
-        await client.start_server()
-        try:
-            yield client
-        finally:
-            await client.close()
-    return start
+    return api_client
 
 
 @pytest.fixture

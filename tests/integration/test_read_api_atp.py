@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 import pytest
 import redis
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from shopstream.api.app import make_app
 from shopstream.config import Settings
 from shopstream.schemas.models import AtpLocation
 from shopstream.views.atp import MAX_BATCH, AtpView, atp_key
 from shopstream.views.guard import CHUNK
 from tests.unit.test_atp_view import make_level
+from tests.workers import api_client
 
 ClientFactory = Callable[[Settings], AbstractAsyncContextManager[TestClient]]
 STORED = ["A-1", "B/2", "Ü 3"]
@@ -30,15 +30,7 @@ def settings(kafka_bootstrap: str, redis_url: str, redis_prefix: str) -> Setting
 
 @pytest.fixture
 def api() -> ClientFactory:
-    @asynccontextmanager
-    async def start(settings: Settings) -> AsyncIterator[TestClient]:
-        client = TestClient(TestServer(make_app(settings)))
-        await client.start_server()
-        try:
-            yield client
-        finally:
-            await client.close()
-    return start
+    return api_client
 
 
 @pytest.fixture
