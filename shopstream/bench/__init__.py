@@ -52,6 +52,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def percentage(text: str) -> float:
+    """argparse type: a share in percent, above 0 and at most 100."""
+    value = positive_float(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be at most 100, got {text}")
+    return value
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -87,6 +95,9 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="SKUs in the export (default 1,000,000)")
     p.add_argument("--timeout", type=positive_float, default=900.0, metavar="S",
                    help="give up a run after this many seconds (default 900)")
+    p.add_argument("--changed-pct", type=percentage, default=100.0, metavar="P",
+                   help="per run, only this share of the lines changed since the previous file (ingested with "
+                        "--changed-only, after an untimed-in-the-median first load); default 100: every line")
     p.add_argument("--single-record-batches", action="store_true",
                    help="keep the embedded broker's one-record-per-batch workaround on (the dev default; it "
                         "makes every produced record its own request, see README)")
@@ -113,6 +124,9 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="coalescing window (SHOPSTREAM_SHOP_SYNC_WINDOW_MS; default 2000)")
     p.add_argument("--scenario", dest="scenario_kind", choices=["distinct", "burst", "both"], default="both",
                    help="distinct: N SKUs, one change each; burst: N/100 SKUs, 100 changes each (default both)")
+    p.add_argument("--changed-pct", type=percentage, default=100.0, metavar="P",
+                   help="per run, only this share of the lines changed since the previous file (ingested with "
+                        "--changed-only, after an untimed-in-the-median first load); default 100: every line")
     p.add_argument("--single-record-batches", action="store_true",
                    help="the worker produces one record per batch (SHOPSTREAM_SINGLE_RECORD_BATCHES, as "
                         "`shopstream dev`)")
@@ -125,6 +139,9 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="AtpLevel records per run (default 100,000)")
     p.add_argument("--batch-size", type=positive_int, default=1000, metavar="N",
                    help="the sink's batch size (default 1000)")
+    p.add_argument("--changed-pct", type=percentage, default=100.0, metavar="P",
+                   help="per run, only this share of the lines changed since the previous file (ingested with "
+                        "--changed-only, after an untimed-in-the-median first load); default 100: every line")
     p.add_argument("--single-record-batches", action="store_true",
                    help="produce one record per broker batch (the dev stack's Tansu workaround)")
 
@@ -150,7 +167,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.scenario == "atp-snapshot":
         from shopstream.bench.atp import run_atp_bench
 
-        return run_atp_bench(args.skus, args.runs, args.timeout, args.single_record_batches)
+        return run_atp_bench(args.skus, args.runs, args.timeout, args.single_record_batches, args.changed_pct)
     if args.scenario == "reservations":
         from shopstream.bench.reservations import run_reservations_bench
 

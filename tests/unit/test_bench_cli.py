@@ -23,6 +23,8 @@ from shopstream.cli import build_parser, main
     (["webhook-latency", "--pace", "fast"], "argument --pace: not a number: 'fast'"),
     (["atp-snapshot", "--skus", "-1"], "argument --skus: must be at least 1, got -1"),
     (["atp-snapshot", "--timeout", "-5"], "argument --timeout: must be a finite number above 0, got -5"),
+    (["atp-snapshot", "--changed-pct", "0"], "argument --changed-pct: must be a finite number above 0, got 0"),
+    (["atp-snapshot", "--changed-pct", "150"], "argument --changed-pct: must be at most 100, got 150"),
     (["reservations", "--orders", "-200"], "argument --orders: must be at least 1, got -200"),
     (["reservations", "--skus", "0"], "argument --skus: must be at least 1, got 0"),
     (["reservations", "--orders", "1.5"], "argument --orders: not a whole number: '1.5'"),
@@ -49,7 +51,8 @@ def test_bad_argument_exits_2_naming_it(argv: list[str], message: str, capsys: p
 @pytest.mark.parametrize(("argv", "expected"), [
     (["webhook-latency"], {"orders": 300, "runs": 3, "pace": 100.0}),
     (["atp-snapshot", "--skus", "20000", "--runs", "1", "--timeout", "60", "--single-record-batches"],
-     {"skus": 20000, "runs": 1, "timeout": 60.0, "single_record_batches": True}),
+     {"skus": 20000, "runs": 1, "timeout": 60.0, "single_record_batches": True, "changed_pct": 100.0}),
+    (["atp-snapshot", "--changed-pct", "2"], {"skus": 1_000_000, "changed_pct": 2.0}),
     (["reservations", "--orders", "200", "--runs", "1"],
      {"orders": 200, "runs": 1, "skus": 2000, "without_reservations": False, "with_baseline": False}),
     (["shop-sync", "--window-ms", "0", "--scenario", "burst"],
@@ -61,3 +64,17 @@ def test_good_arguments_parse_to_the_scenario(argv: list[str], expected: dict[st
     assert args.func is cmd_bench
     assert args.scenario == argv[0]
     assert {k: getattr(args, k) for k in expected} == expected
+
+
+def test_changed_pct_exports_change_one_residue_class_per_run() -> None:
+    """The daily-case export: each run changes exactly the lines it says, the others keep their figure."""
+    from shopstream.bench.atp import changed_lines, expected_available, last_change
+
+    skus, every = 1000, 50
+    assert changed_lines(skus, 0, every) == skus
+    for run in range(1, 120):
+        moved = [i for i in range(skus) if last_change(i, run, every) != last_change(i, run - 1, every)]
+        assert len(moved) == changed_lines(skus, run, every) == 20
+        assert all(last_change(i, run, every) == run for i in moved)
+        assert all(expected_available(i, run, every) > 0 for i in range(skus))
+    assert [last_change(7, run) for run in range(4)] == [0, 1, 2, 3]  # every line changes by default
