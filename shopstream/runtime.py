@@ -26,6 +26,7 @@ from shopstream.embedded import (
     EmbeddedBroker,
     EmbeddedBrokerError,
     free_port,
+    free_port_block,
     start_tansu,
     stop_process,
     wait_for_port,
@@ -34,6 +35,8 @@ from shopstream.embedded import (
 DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
+
+WORKER_PORTS = 4  # orders, views, inventory, shop-sync: SHOPSTREAM_WORKER_PORT + 0..3
 
 
 @dataclass
@@ -168,6 +171,7 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
     print(report.render(), flush=True)
     stack.spawn("connectors", "connectors", "serve")
     stack.spawn("api", "api", "serve")
+    # WORKER_PORTS web ports from SHOPSTREAM_WORKER_PORT on, one per worker, in this order.
     stack.spawn("worker-orders", "worker", "orders", "--port", str(effective.worker_web_port))
     stack.spawn("worker-views", "worker", "views", "--port", str(effective.worker_web_port + 1))
     stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
@@ -250,7 +254,7 @@ def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
         "SHOPSTREAM_CONNECTORS_PORT": str(free_port()),
         "SHOPSTREAM_API_PORT": str(free_port()),
         "SHOPSTREAM_REGISTRY_PORT": str(free_port()),
-        "SHOPSTREAM_WORKER_PORT": str(free_port()),
+        "SHOPSTREAM_WORKER_PORT": str(free_port_block(WORKER_PORTS)),
         "SHOPSTREAM_REGISTRY_STORAGE": str(state_dir / "registry.json"),
         "SHOPSTREAM_STATE_DIR": str(state_dir),
         **overrides,
