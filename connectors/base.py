@@ -111,3 +111,19 @@ def make_meta(*, source: str, event_type: str, identity: str, occurred_at: datet
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Header names are case-insensitive on the wire; connectors look them up in lower case."""
     return {k.lower(): v for k, v in headers.items()}
+
+
+@runtime_checkable
+class LinksPayments(Protocol):
+    """A connector some of whose events name their order only through a payment seen before.
+
+    The webhook front looks the payment up (`connectors.payment_links`) before translating and
+    passes what it found as `linked_order`; after publishing it remembers the (payment id, order id)
+    of every record on `payments`."""
+
+    def unlinked_payment(self, body: bytes) -> str | None:
+        """The payment id to look up when the delivery names no order itself; None otherwise."""
+
+    def translate_linked(self, headers: Mapping[str, str], body: bytes, received_at: datetime,
+                         linked_order: str | None) -> list[Outgoing]:
+        """`translate`, with the order a previous event linked the payment to (None: unknown)."""

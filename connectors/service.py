@@ -18,6 +18,7 @@ from shopstream.config import Settings
 from shopstream.connectors import carrier, erp_webhook, returns
 from shopstream.connectors.base import SourceConnector
 from shopstream.connectors.dedupe import DeliveryDedupe
+from shopstream.connectors.payment_links import PaymentLinks
 from shopstream.connectors.shopify import ShopifyConnector
 from shopstream.connectors.stripe import StripeConnector
 from shopstream.connectors.webhook import WebhookFront
@@ -60,7 +61,8 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
         app[REDIS] = client
         app[FRONT] = WebhookFront(settings, producer, serde,
                                   DeliveryDedupe(client, settings.redis_key_prefix, settings.webhook_dedupe_ttl_s),
-                                  DeadLetterWriter(producer, "connectors"))
+                                  DeadLetterWriter(producer, "connectors"),
+                                  PaymentLinks(client, settings.redis_key_prefix))
         yield
         await asyncio.get_running_loop().run_in_executor(None, producer.close)
         await client.aclose()

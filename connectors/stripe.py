@@ -20,7 +20,10 @@
     charge.refunded                           -> RefundIssued (see "refunds" below)
     charge.dispute.created                    -> ChargebackOpened (dispute amount, reason, due_by)
   Other types are acknowledged and counted by the front (`translate` returns []).
-- Order: `data.object.metadata.order_id`. An event without it is not dropped: it becomes a
+- Order: `data.object.metadata.order_id`; when absent (Stripe disputes carry no order metadata),
+  the order an earlier event of the same payment was published for (the webhook front remembers
+  payment id → order id in Redis, `connectors/payment_links.py`). An event with neither is not
+  dropped: it becomes a
   ReviewItem (kind `unmatched_payment`) on `review.queue`, keyed by the payment id (the payment
   intent id, else the charge id; for a dispute the disputed payment's), so every item of one
   payment lands on one partition in order. Its `order_id` is "" (unknown), `event_type`/`event_id`
@@ -233,7 +236,22 @@ class StripeConnector:
         event_id = data.get("id") if isinstance(data, dict) else None
         return event_id if isinstance(event_id, str) and event_id else None
 
+    def unlinked_payment(self, body: bytes) -> str | None:
+        """The payment id of a handled event without `metadata.order_id` (a dispute, usually)."""
+        try:
+            event = parse_event(body)
+            if event.type not in EVENT_TYPES or _order_id(event.obj) is not None:
+                return None
+            return self._payment_id(event)
+        except PayloadError:
+            return None  # translate reports it
+
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
+        return self.translate_linked(headers, body, received_at, None)
+
+    def translate_linked(self, headers: Mapping[str, str], body: bytes, received_at: datetime,
+                         linked_order: str | None) -> list[Outgoing]:
+        """`translate`; an event without `metadata.order_id` goes to the order its payment was linked to."""
         event = parse_event(body)
         record_type = EVENT_TYPES.get(event.type)
         if record_type is None:
@@ -246,7 +264,7 @@ class StripeConnector:
             "ChargebackOpened": self._dispute,
         }[record_type]
         payment_id = self._payment_id(event)
-        order_id = _order_id(event.obj)
+        order_id = _order_id(event.obj) or linked_order
         meta = self._meta(record_type, event, received_at, payment_id)
         try:
             record = build(event, meta, order_id or "", payment_id)

@@ -8,6 +8,10 @@ For each `POST /webhooks/<source>`:
    and the raw body parked on `connectors.dlq` with the request context (so nothing is lost);
 4. publish → 200 only after Kafka confirmed every event; 503 if the broker or registry is away
    (the source retries; the dedupe claim is released).
+For connectors whose events may name their order only through an earlier payment (`LinksPayments`:
+Stripe disputes), the payment's order is looked up before step 3 (503 while Redis is unreachable) and
+every published `payments` record's payment id → order id is remembered after step 4
+(`connectors/payment_links.py`).
 Unknown source topics are acknowledged (200 `{"status": "ignored"}`) and counted.
 """
 
@@ -22,8 +26,9 @@ import redis
 from aiohttp import web
 
 from shopstream.config import Settings
-from shopstream.connectors.base import DeliveryIdFromBody, PayloadError, SourceConnector
+from shopstream.connectors.base import DeliveryIdFromBody, LinksPayments, Outgoing, PayloadError, SourceConnector
 from shopstream.connectors.dedupe import Claim, DeliveryDedupe
+from shopstream.connectors.payment_links import PaymentLinks
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import DeliveryError, Publisher
 from shopstream.metrics import PROCESSING_SECONDS, RECORDS_OUT, WEBHOOK_REQUESTS
@@ -35,6 +40,7 @@ MAX_BODY = 5 * 1024 * 1024
 #: Request headers kept with a parked body (never the signature: it is a credential-derived value).
 _KEPT_HEADERS = ("content-type", "user-agent")
 CONNECTOR_DLQ = "connectors.dlq"
+PAYMENTS_TOPIC = "payments"
 
 
 def _json(code: int, **body: object) -> web.Response:
@@ -45,12 +51,13 @@ class WebhookFront:
     """Verifies, dedupes, translates, publishes and acknowledges webhook deliveries."""
 
     def __init__(self, settings: Settings, publisher: Publisher, serde: AvroSerde, dedupe: DeliveryDedupe,
-                 dlq: DeadLetterWriter) -> None:
+                 dlq: DeadLetterWriter, links: PaymentLinks | None = None) -> None:
         self._settings = settings
         self._publisher = publisher
         self._serde = serde
         self._dedupe = dedupe
         self._dlq = dlq
+        self._links = links
 
     async def handle(self, connector: SourceConnector, request: web.Request) -> web.Response:
         """Process one delivery for `connector`; the response code tells the source what happened."""
@@ -102,8 +109,20 @@ class WebhookFront:
     async def _translate_and_publish(self, connector: SourceConnector, headers: Mapping[str, str], body: bytes,
                                      delivery_id: str | None) -> web.Response:
         received_at = datetime.now(UTC)
+        linking = self._links is not None and isinstance(connector, LinksPayments)
         try:
-            outgoing = connector.translate(headers, body, received_at)
+            if linking:
+                assert self._links is not None and isinstance(connector, LinksPayments)
+                payment = connector.unlinked_payment(body)
+                try:
+                    linked = await self._links.order_of(connector.name, payment) if payment else None
+                except redis.RedisError as exc:
+                    log.warning("payment links unavailable, asking %s to retry: %s", connector.name,
+                                type(exc).__name__)
+                    return _json(503, error="payment link store unavailable, retry later")
+                outgoing = connector.translate_linked(headers, body, received_at, linked)
+            else:
+                outgoing = connector.translate(headers, body, received_at)
         except PayloadError as exc:
             try:
                 await self._park(connector, headers, body, delivery_id, exc)
@@ -126,7 +145,23 @@ class WebhookFront:
         except SerdeError as exc:
             await self._park(connector, headers, body, delivery_id, exc)
             return _json(422, error=str(exc))
+        if linking:
+            await self._remember_links(connector.name, outgoing)
         return _json(200, status="accepted", events=[o.event_id for o in outgoing])
+
+    async def _remember_links(self, source: str, outgoing: list[Outgoing]) -> None:
+        assert self._links is not None
+        links = [(str(payment_id), str(order_id)) for out in outgoing if out.topic == PAYMENTS_TOPIC
+                 for payment_id, order_id in [(getattr(out.record, "payment_id", None),
+                                               getattr(out.record, "order_id", None))]
+                 if payment_id and order_id]
+        if not links:
+            return
+        try:
+            await self._links.remember(source, links)
+        except redis.RedisError as exc:
+            # The events are on Kafka; a later event of the payment that names no order goes to review.
+            log.warning("payment links not stored (%s): %s", source, type(exc).__name__)
 
     async def _park(self, connector: SourceConnector, headers: Mapping[str, str], body: bytes,
                     delivery_id: str | None, exc: Exception) -> None:

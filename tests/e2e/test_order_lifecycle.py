@@ -172,7 +172,8 @@ def dispute(order_id: int, amount: Decimal) -> dict[str, Any]:
         "status": "needs_response", "is_charge_refundable": False, "livemode": False,
         "evidence_details": {"due_by": now + 7 * 86400, "has_evidence": False, "past_due": False,
                              "submission_count": 0},
-        "metadata": {"order_id": str(order_id)},
+        # As Stripe sends disputes: no order metadata; shopstream finds the order through the payment.
+        "metadata": {},
         "payment_method_details": {"card": {"brand": "visa", "network_reason_code": "10.4"}, "type": "card"},
     }
 

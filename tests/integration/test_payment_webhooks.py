@@ -157,6 +157,42 @@ async def test_stripe_event_without_order_goes_to_review_and_unknown_types_are_i
     assert read_topic(s, "payments", partitions=partitions_of("payments"), want=0, settle_s=0.5) == []
 
 
+def stripe_dispute(event_id: str, payment_intent: str) -> bytes:
+    """charge.dispute.created as Stripe sends it: the dispute names the payment, not the order."""
+    return json.dumps({
+        "id": event_id, "object": "event", "api_version": "2024-04-10", "created": int(time.time()) - 5,
+        "type": "charge.dispute.created", "livemode": False, "pending_webhooks": 1,
+        "data": {"object": {
+            "id": f"dp_{uuid.uuid4().hex[:20]}", "object": "dispute", "amount": 5430, "currency": "eur",
+            "charge": f"ch_{uuid.uuid4().hex[:20]}", "payment_intent": payment_intent, "created": int(time.time()) - 60,
+            "reason": "fraudulent", "status": "needs_response", "metadata": {},
+            "evidence_details": {"due_by": int(time.time()) + 7 * 86400, "has_evidence": False},
+        }},
+    }).encode()
+
+
+async def test_a_dispute_without_order_metadata_reaches_the_order_of_its_payment(pay_settings: Settings) -> None:
+    s = pay_settings
+    payment = f"pi_{uuid.uuid4().hex[:20]}"
+    capture = json.loads(stripe_event(f"evt_{uuid.uuid4().hex}", "990021"))
+    capture["data"]["object"]["id"] = payment
+    capture_body = json.dumps(capture).encode()
+    dispute = stripe_dispute(f"evt_{uuid.uuid4().hex}", payment)
+    stranger = stripe_dispute(f"evt_{uuid.uuid4().hex}", f"pi_{uuid.uuid4().hex[:20]}")  # payment never seen
+    async with client_for(s) as client:
+        for body in (capture_body, dispute, stranger):
+            resp = await client.post("/webhooks/stripe", data=body, headers=stripe_headers(body))
+            assert resp.status == 200, await resp.text()
+
+    serde = AvroSerde(make_registry_client(s.schema_registry_url))
+    records = read_topic(s, "payments", partitions=partitions_of("payments"), want=2)
+    decoded = sorted((type(serde.decode(m.value())).__name__, m.key()) for m in records)
+    assert decoded == [("ChargebackOpened", b"990021"), ("PaymentCaptured", b"990021")]
+    (review,) = read_topic(s, "review.queue", partitions=partitions_of("review.queue"), want=1)
+    item = serde.decode(review.value())
+    assert type(item) is ReviewItem and item.kind == "unmatched_payment" and item.event_type == "ChargebackOpened"
+
+
 def woo_order(order_id: int) -> bytes:
     return json.dumps({
         "id": order_id, "number": str(order_id), "status": "processing", "currency": "EUR",

@@ -462,3 +462,36 @@ def test_bad_payload_is_a_payload_error_with_a_readable_reason(connector: Stripe
     message = str(info.value)
     assert reason in message
     assert "Traceback" not in message and len(message) < 600
+
+
+def test_a_dispute_without_order_metadata_asks_for_its_payment_and_goes_to_the_linked_order(
+        connector: StripeConnector) -> None:
+    from shopstream.connectors.base import LinksPayments
+
+    assert isinstance(connector, LinksPayments)
+    body = event("charge.dispute.created", dispute(order_id=None))
+    assert connector.unlinked_payment(body) == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
+    (out,) = connector.translate_linked(headers(body), body, RECEIVED, "1001")
+    assert (out.topic, out.key, type(out.record).__name__, out.record.order_id) == (
+        "payments", "1001", "ChargebackOpened", "1001")
+    # the same event translated with the order in its metadata is the same record (same id)
+    (direct,) = connector.translate(headers(body), event("charge.dispute.created", dispute()), RECEIVED)
+    assert direct.record == out.record
+    # no link known: unmatched, as before
+    (unmatched,) = connector.translate_linked(headers(body), body, RECEIVED, None)
+    assert unmatched.topic == "review.queue"
+
+
+@pytest.mark.parametrize("body", [
+    event("payment_intent.succeeded", payment_intent()),          # names its order itself
+    event("customer.created", {"id": "cus_1", "object": "customer"}),  # not handled
+    b"not json",                                                   # translate reports it
+])
+def test_only_handled_events_without_an_order_ask_for_a_link(connector: StripeConnector, body: bytes) -> None:
+    assert connector.unlinked_payment(body) is None
+
+
+def test_metadata_wins_over_a_link(connector: StripeConnector) -> None:
+    body = event("payment_intent.succeeded", payment_intent(order_id="1001"))
+    (out,) = connector.translate_linked(headers(body), body, RECEIVED, "9999")
+    assert out.key == "1001"
