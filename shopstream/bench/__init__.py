@@ -124,9 +124,6 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="coalescing window (SHOPSTREAM_SHOP_SYNC_WINDOW_MS; default 2000)")
     p.add_argument("--scenario", dest="scenario_kind", choices=["distinct", "burst", "both"], default="both",
                    help="distinct: N SKUs, one change each; burst: N/100 SKUs, 100 changes each (default both)")
-    p.add_argument("--changed-pct", type=percentage, default=100.0, metavar="P",
-                   help="per run, only this share of the lines changed since the previous file (ingested with "
-                        "--changed-only, after an untimed-in-the-median first load); default 100: every line")
     p.add_argument("--single-record-batches", action="store_true",
                    help="the worker produces one record per batch (SHOPSTREAM_SINGLE_RECORD_BATCHES, as "
                         "`shopstream dev`)")
@@ -139,9 +136,6 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="AtpLevel records per run (default 100,000)")
     p.add_argument("--batch-size", type=positive_int, default=1000, metavar="N",
                    help="the sink's batch size (default 1000)")
-    p.add_argument("--changed-pct", type=percentage, default=100.0, metavar="P",
-                   help="per run, only this share of the lines changed since the previous file (ingested with "
-                        "--changed-only, after an untimed-in-the-median first load); default 100: every line")
     p.add_argument("--single-record-batches", action="store_true",
                    help="produce one record per broker batch (the dev stack's Tansu workaround)")
 

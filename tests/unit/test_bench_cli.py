@@ -78,3 +78,10 @@ def test_changed_pct_exports_change_one_residue_class_per_run() -> None:
         assert all(last_change(i, run, every) == run for i in moved)
         assert all(expected_available(i, run, every) > 0 for i in range(skus))
     assert [last_change(7, run) for run in range(4)] == [0, 1, 2, 3]  # every line changes by default
+
+
+@pytest.mark.parametrize("scenario", ["shop-sync", "views-sink", "reservations", "webhook-latency"])
+def test_changed_pct_belongs_to_atp_snapshot_only(scenario: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", scenario, "--changed-pct", "5"])
+    assert "unrecognized arguments: --changed-pct 5" in capsys.readouterr().err
