@@ -31,7 +31,9 @@ The sweep: every `SHOPSTREAM_ORDERS_SWEEP_INTERVAL_S` a timer visits the entries
 this worker owns for which `canonical.waiting` holds (parked events; return requests waiting for a
 delivery; inspections without a request) and applies `canonical.expire` with the wall clock, so an
 order that never arrives, or a return that can never be decided, reaches `review.queue` without
-another event for it. The sweep and the agent take the same lock, so an entry is never
+another event for it. Those keys are kept in a set that every table write updates and one scan
+rebuilds after each rebalance (the table is then refilled from the changelog), so a sweep parses
+only waiting entries, not every order. The sweep and the agent take the same lock, so an entry is never
 read-modified-written by both at once. The table partitions its changelog with the producer's
 murmur2 partitioner (`use_partitioner`): the same partition as the order's input records, which is
 what lets the timer write outside stream iteration.
@@ -103,6 +105,11 @@ class OrdersProcessor:
                                     use_partitioner=True)
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
         self._lock = asyncio.Lock()
+        # Keys of owned entries `canonical.waiting` holds for, so a sweep parses only those, not every order.
+        self._waiting: set[bytes] = set()
+        self._waiting_for: frozenset[int] | None = None
+        self._rescan = True
+        self.app.on_rebalance_complete.connect(self._after_rebalance)  # type: ignore[arg-type]
         self.app.agent(self.input_topic, name="orders.lifecycle")(self._agent)
         self.app.timer(settings.orders_sweep_interval_s, name="orders.sweep")(self._sweep)
 
@@ -137,11 +144,17 @@ class OrdersProcessor:
 
     async def _sweep(self) -> None:
         """Expire what waits too long on the partitions this worker owns (see the module docstring)."""
-        owned = {tp.partition for tp in self.app.assignor.assigned_actives()
-                 if tp.topic == self.settings.topic(INPUT)}
+        owned = frozenset(tp.partition for tp in self.app.assignor.assigned_actives()
+                          if tp.topic == self.settings.topic(INPUT))
+        if self._rescan or owned != self._waiting_for:
+            # After a rebalance the table was (re)filled from the changelog, not through _commit: find
+            # the waiting entries once; from then on _commit keeps the set current.
+            self._rescan = False
+            self._waiting = {k for k in list(self.table.keys()) if partition_for(k, TABLE_PARTITIONS) in owned
+                             and (record := self._load(k)) is not None and waiting(record)}
+            self._waiting_for = owned
         now = datetime.now(UTC)
-        for key in [k for k in list(self.table.keys())
-                    if partition_for(k, TABLE_PARTITIONS) in owned]:
+        for key in sorted(k for k in self._waiting if partition_for(k, TABLE_PARTITIONS) in owned):
             async with self._lock:
                 record = self._load(key)
                 if record is None or not waiting(record):
@@ -151,6 +164,10 @@ class OrdersProcessor:
                     log.info("orders sweep: order %s: %d record(s) to review", record.order_id,
                              len(outcome.outputs))
                 await self._commit(key, outcome)
+
+    async def _after_rebalance(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Faust recovered the tables of a new assignment: the next sweep rebuilds its set of waiting keys."""
+        self._rescan = True
 
     def _load(self, key: bytes) -> OrderRecord | None:
         stored = self.table.get(key)
@@ -170,6 +187,10 @@ class OrdersProcessor:
             await delivery
         if outcome.changed:
             self.table[key] = outcome.record.to_dict()
+            if waiting(outcome.record):
+                self._waiting.add(key)
+            else:
+                self._waiting.discard(key)
 
 
 def run(settings: Settings, web_port: int | None = None) -> None:
