@@ -32,6 +32,13 @@ from shopstream.connectors.payment_links import PaymentLinks
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import DeliveryError, Publisher
 from shopstream.metrics import PROCESSING_SECONDS, RECORDS_OUT, WEBHOOK_REQUESTS
+from shopstream.schemas.models import (
+    ChargebackOpened,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    RefundIssued,
+)
 from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError
 
 log = logging.getLogger("shopstream.connectors")
@@ -40,7 +47,8 @@ MAX_BODY = 5 * 1024 * 1024
 #: Request headers kept with a parked body (never the signature: it is a credential-derived value).
 _KEPT_HEADERS = ("content-type", "user-agent")
 CONNECTOR_DLQ = "connectors.dlq"
-PAYMENTS_TOPIC = "payments"
+# The records of the `payments` topic: each names its payment and its order.
+PAYMENT_RECORDS = (PaymentAuthorized, PaymentCaptured, PaymentFailed, RefundIssued, ChargebackOpened)
 
 
 def _json(code: int, **body: object) -> web.Response:
@@ -151,10 +159,8 @@ class WebhookFront:
 
     async def _remember_links(self, source: str, outgoing: list[Outgoing]) -> None:
         assert self._links is not None
-        links = [(str(payment_id), str(order_id)) for out in outgoing if out.topic == PAYMENTS_TOPIC
-                 for payment_id, order_id in [(getattr(out.record, "payment_id", None),
-                                               getattr(out.record, "order_id", None))]
-                 if payment_id and order_id]
+        links = [(out.record.payment_id, out.record.order_id) for out in outgoing
+                 if isinstance(out.record, PAYMENT_RECORDS) and out.record.order_id]
         if not links:
             return
         try:
