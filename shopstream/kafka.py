@@ -105,6 +105,7 @@ class AsyncProducer:
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self._producer = make_producer(settings, **overrides)
+        self._queued_failure: DeliveryError | None = None  # set from the poll thread, read after a flush
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
         self._thread.start()
@@ -141,6 +142,37 @@ class AsyncProducer:
             except KafkaException as exc:
                 raise DeliveryError(topic, exc.args[0]) from exc
         await done
+
+    async def produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        """Queue one record without waiting for the broker; `confirm` waits for all queued so far.
+
+        For bulk paths: a future per record (as `publish` makes) costs more than the produce itself."""
+        while True:
+            try:
+                if partition is None:
+                    self._producer.produce(topic, key=key, value=value, on_delivery=self._on_queued_delivery)
+                else:
+                    self._producer.produce(topic, key=key, value=value, partition=partition,
+                                           on_delivery=self._on_queued_delivery)
+                return
+            except BufferError:
+                await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
+            except KafkaException as exc:
+                raise DeliveryError(topic, exc.args[0]) from exc
+
+    def _on_queued_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None and self._queued_failure is None:
+            self._queued_failure = DeliveryError(str(msg.topic()), err)
+
+    async def confirm(self, timeout_s: float = 30.0) -> None:
+        """Wait until the broker confirmed every record `produce` queued; raise DeliveryError for the first
+        it refused, TimeoutError (transient) when some are still unconfirmed after `timeout_s`."""
+        left = await asyncio.to_thread(self._producer.flush, timeout_s)
+        failure, self._queued_failure = self._queued_failure, None
+        if failure is not None:
+            raise failure
+        if left:
+            raise TimeoutError(f"{left} records not confirmed by the broker within {timeout_s:.0f} s")
 
     def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
         """The topic's partition count as the broker reports it (DeliveryError when it is unknown)."""

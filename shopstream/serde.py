@@ -126,6 +126,15 @@ class AvroSerde:
             self._writers[schema_id] = (name, parsed)
         return name, parsed
 
+    def record_name(self, data: bytes | None) -> str:
+        """The full name of the record framed Avro bytes hold, from their schema id (nothing decoded)."""
+        if not data or len(data) < _HEADER.size:
+            raise NotAvroFramed("empty or truncated value")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise NotAvroFramed(f"first byte is {magic}, not the Confluent magic byte 0")
+        return self._writer(schema_id)[0]
+
     def decode(self, data: bytes | None) -> BaseModel:
         """The event model for framed Avro bytes; SerdeError when they are not a known record."""
         if not data or len(data) < _HEADER.size:

@@ -118,7 +118,7 @@ _RANK: dict[ReservationStatus, int] = {"open": 0, "shipped": 1, "committed": 2, 
 _DEDUCTED: frozenset[ReservationStatus] = frozenset({"open", "shipped"})  # in `reserved`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Per-deployment / per-SKU parameters (data from topology/, never hard-coded here)."""
 
@@ -128,7 +128,7 @@ class Policy:
     keep_finished: timedelta | None = None  # released/counted reservations older than this are forgotten
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Adjustment:
     """A stock delta newer than the location's last snapshot (kept until a snapshot absorbs it)."""
 
@@ -137,7 +137,7 @@ class Adjustment:
     at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocationStock:
     """ERP figures of one location: the last applied snapshot plus the deltas since."""
 
@@ -148,7 +148,7 @@ class LocationStock:
     pending: Mapping[str, Adjustment] = field(default_factory=dict)  # event id -> adjustment
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reservation:
     """The reservation of one order for this SKU."""
 
@@ -160,7 +160,7 @@ class Reservation:
     dispatched_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SkuState:
     """Everything the processor keeps per SKU; plain values, see `to_dict`/`from_dict`."""
 
@@ -220,7 +220,7 @@ class SkuState:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocationLevel:
     """Figures of one location (see the module docstring)."""
 
@@ -233,7 +233,7 @@ class LocationLevel:
     as_of: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Levels:
     """The SKU's figures over the online locations, plus every known location's own figures."""
 
@@ -248,18 +248,30 @@ class Levels:
     locations: tuple[LocationLevel, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
-    """What applying one input did (see the module docstring)."""
+    """What applying one input did (see the module docstring).
+
+    A result, not state, so not frozen: one is built per line of a bulk export, and a frozen
+    dataclass costs several times as much to build."""
 
     state: SkuState
-    levels: Levels
+    policy: Policy = field(repr=False)
     changed: bool = False
     available_changed: bool = False
     stale: bool = False
     reorder_crossed: bool = False
     oversold_orders: tuple[str, ...] = ()
     note: str | None = None
+    computed_levels: Levels | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def levels(self) -> Levels:
+        """The SKU's figures after the input; computed on first use, since most snapshot lines of a bulk
+        export change nothing and their figures are never read."""
+        if self.computed_levels is None:
+            self.computed_levels = levels(self.state, self.policy.online_locations, self.policy.include_incoming)
+        return self.computed_levels
 
 
 def new_state(sku: str) -> SkuState:
@@ -285,6 +297,17 @@ def apply_snapshot(state: SkuState, policy: Policy, *, location: str, on_hand: i
             return _unchanged(state, policy, stale=not same,
                               note="duplicate snapshot" if same else
                               f"conflicting snapshot for as_of {as_of.isoformat()}: first one applied wins")
+    if location in state.locations and figures == (current.on_hand, current.safety_stock, current.incoming):
+        recount = _recount(state, policy, location, current, as_of)
+        if recount is not None:
+            return recount
+    return _count(state, policy, location, current, figures, as_of)
+
+
+def _count(state: SkuState, policy: Policy, location: str, current: LocationStock, figures: tuple[int, int, int],
+           as_of: datetime) -> Outcome:
+    """apply_snapshot's general path: a snapshot newer than the location's last one replaces its figures."""
+    on_hand = figures[0]
     stock = LocationStock(on_hand=on_hand, safety_stock=figures[1], incoming=figures[2], as_of=as_of,
                           pending={eid: a for eid, a in current.pending.items() if a.at > as_of})
     locations = {**state.locations, location: stock}
@@ -364,6 +387,23 @@ def _levels(state: SkuState, computed: _PerLocation, online: frozenset[str], inc
                   updated_at=state.updated_at if updated_at is None else updated_at, locations=rows)
 
 
+def _available_of(state: SkuState, online: frozenset[str], include_incoming: bool) -> int:
+    """`levels(state, ...).available` straight from the state (no per-location tables)."""
+    total = 0
+    for loc, s in state.locations.items():
+        if loc in online:
+            total += s.on_hand - s.safety_stock
+            if s.pending:
+                total += sum(a.delta for a in s.pending.values())
+            if include_incoming:
+                total += max(0, s.incoming + sum(a.incoming_delta for a in s.pending.values()))
+    for r in state.reservations.values():
+        # open/shipped units are reserved, committed ones left on_hand: either way not available
+        if r.status in ("open", "shipped", "committed") and (r.location is None or r.location in online):
+            total -= r.quantity
+    return total
+
+
 def _available(computed: _PerLocation, online: frozenset[str], include_incoming: bool) -> int:
     """`_levels(...).available` without building the rows."""
     per, unlocated_reserved, unlocated_committed = computed
@@ -422,6 +462,30 @@ def _next_reservation(current: Reservation | None, action: ReservationAction, qu
     units = current.quantity if current.status == "shipped" else quantity
     return replace(current, quantity=units, status="committed", at=at, location=loc,
                    dispatched_at=current.dispatched_at or at)
+
+
+def _recount(state: SkuState, policy: Policy, location: str, current: LocationStock,
+             as_of: datetime) -> Outcome | None:
+    """A newer snapshot repeating the location's figures that absorbs nothing: only `as_of` moves.
+
+    The common line of a daily full export, so it skips the general path (same result, a tenth of
+    the cost); None when the snapshot does absorb a pending delta or a shipped reservation, or may
+    move the reorder flag (the general path decides those)."""
+    if any(a.at <= as_of for a in current.pending.values()):
+        return None
+    stock = LocationStock(on_hand=current.on_hand, safety_stock=current.safety_stock, incoming=current.incoming,
+                          as_of=as_of, pending=current.pending)
+    locations = {**state.locations, location: stock}
+    for r in state.reservations.values():
+        if r.status in ("shipped", "committed") and _absorb(r, locations) is not r:
+            return None
+    if policy.reorder_point is not None and state.below_reorder != (
+            _available_of(state, policy.online_locations, policy.include_incoming) <= policy.reorder_point):
+        return None
+    after = SkuState(sku=state.sku, version=state.version, updated_at=state.updated_at,
+                     below_reorder=state.below_reorder, locations=locations, reservations=state.reservations,
+                     forgotten_before=state.forgotten_before)
+    return Outcome(state=after, policy=policy)
 
 
 def _absorb(r: Reservation, locations: Mapping[str, LocationStock]) -> Reservation:
@@ -495,8 +559,8 @@ def _finish(before: SkuState, after: SkuState, policy: Policy, at: datetime) -> 
     oversold: tuple[str, ...] = ()
     if new.available < 0 and new.available < old_available:
         oversold = _oversold_orders(after, online, -new.available)
-    return Outcome(state=after, levels=new, changed=changed, available_changed=new.available != old_available,
-                   reorder_crossed=crossed, oversold_orders=oversold)
+    return Outcome(state=after, policy=policy, changed=changed, available_changed=new.available != old_available,
+                   reorder_crossed=crossed, oversold_orders=oversold, computed_levels=new)
 
 
 def _oversold_orders(state: SkuState, online: frozenset[str], deficit: int) -> tuple[str, ...]:
@@ -513,8 +577,7 @@ def _oversold_orders(state: SkuState, online: frozenset[str], deficit: int) -> t
 
 
 def _unchanged(state: SkuState, policy: Policy, *, stale: bool = False, note: str | None = None) -> Outcome:
-    return Outcome(state=state, levels=levels(state, policy.online_locations, policy.include_incoming),
-                   stale=stale, note=note)
+    return Outcome(state=state, policy=policy, stale=stale, note=note)
 
 
 def _non_negative(**values: int) -> None:

@@ -14,6 +14,7 @@ File format (validated; unknown keys are errors)::
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,23 @@ class InventoryConfig(BaseModel):
             raise ValueError(f"keep_finished_reservations must be a positive duration, got {value!r}")
         return timedelta(milliseconds=millis)
 
+    @cached_property
+    def policies_by_reorder_point(self) -> dict[int | None, Policy]:
+        """`policy`'s cache (a plain attribute once filled: a pydantic private attribute costs a
+        __getattr__ per line)."""
+        return {}
+
     def policy(self, sku: str) -> Policy:
         """The ATP policy of one SKU."""
         points = self.reorder_points
         point = points.skus.get(sku, points.default)
-        return Policy(online_locations=frozenset(self.online_locations), include_incoming=self.include_incoming,
-                      reorder_point=point, keep_finished=self.keep_finished_reservations)
+        # One Policy per reorder point, built once: the bulk snapshot path asks for every line.
+        policy = self.policies_by_reorder_point.get(point)
+        if policy is None:
+            policy = self.policies_by_reorder_point[point] = Policy(
+                online_locations=frozenset(self.online_locations), include_incoming=self.include_incoming,
+                reorder_point=point, keep_finished=self.keep_finished_reservations)
+        return policy
 
 
 def default_config_path() -> Path:

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from shopstream.processors.inventory import atp
+from shopstream.processors.inventory.app import SkuStateCodec
 from shopstream.processors.inventory.atp import (
     Outcome,
     Policy,
@@ -320,6 +322,9 @@ def test_state_round_trips_through_json() -> None:
     data = json.loads(json.dumps(state.to_dict()))
     assert SkuState.from_dict(data) == state
     assert SkuState.from_dict(data).to_dict() == state.to_dict()
+    # The changelog codec writes the dataclass with orjson: the very same JSON document.
+    assert json.loads(SkuStateCodec().dumps(state)) == state.to_dict()
+    assert SkuStateCodec().loads(SkuStateCodec().dumps(state)) == state
 
 
 # --- properties -------------------------------------------------------------------------------------
@@ -521,3 +526,43 @@ def test_redelivery_gives_the_same_state_as_the_deduplicated_sequence(events: li
     with_dups, _ = run(events)
     without, _ = run(first_delivery)
     assert levels(with_dups, ONLINE) == levels(without, ONLINE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=deliveries(), loc=st.sampled_from(LOCS), later=st.integers(0, 40),
+       reorder_point=st.none() | st.integers(-3, 6))
+def test_a_snapshot_repeating_the_figures_takes_the_short_path_with_the_general_result(
+        events: list[Event], loc: str, later: int, reorder_point: int | None) -> None:
+    """A daily export mostly repeats each SKU's figures: apply_snapshot then only moves `as_of` (no
+    version, nothing to emit) unless the count absorbs something; either way the outcome is exactly
+    what the general path computes."""
+    policy = Policy(ONLINE, reorder_point=reorder_point)
+    state, _ = run(events, policy)
+    current = state.locations.get(loc)
+    if current is None or current.as_of is None:
+        return
+    as_of = current.as_of + timedelta(minutes=later + 1)
+    figures = (current.on_hand, current.safety_stock, current.incoming)
+    fast = apply_snapshot(state, policy, location=loc, on_hand=figures[0], safety_stock=figures[1],
+                          incoming=figures[2], as_of=as_of)
+    general = atp._count(state, policy, loc, current, figures, as_of)
+    assert fast.state == general.state
+    assert fast.levels == general.levels
+    assert (fast.changed, fast.available_changed, fast.stale, fast.reorder_crossed, fast.oversold_orders) == (
+        general.changed, general.available_changed, general.stale, general.reorder_crossed, general.oversold_orders)
+    assert fast.state.locations[loc].as_of == as_of
+
+
+def test_a_repeating_snapshot_that_absorbs_a_shipment_still_changes_the_figures() -> None:
+    state, _ = run([Snap("A", 0, 10), Res("o1", "reserve", 3, 1, "A"), Res("o1", "ship", 3, 2, "A")])
+    assert levels(state, ONLINE).available == 7
+    out = apply_event(state, Snap("A", 5, 10))  # same figures, but the count is after the dispatch
+    assert out.changed and out.levels.available == 10 and out.state.version == state.version + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=deliveries(), include_incoming=st.booleans())
+def test_available_straight_from_the_state_equals_the_levels(events: list[Event], include_incoming: bool) -> None:
+    policy = Policy(ONLINE, include_incoming=include_incoming)
+    state, _ = run(events, policy)
+    assert atp._available_of(state, ONLINE, include_incoming) == levels(state, ONLINE, include_incoming).available
