@@ -96,8 +96,10 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--timeout", type=positive_float, default=900.0, metavar="S",
                    help="give up a run after this many seconds (default 900)")
     p.add_argument("--changed-pct", type=percentage, default=100.0, metavar="P",
-                   help="per run, only this share of the lines changed since the previous file (ingested with "
-                        "--changed-only, after an untimed-in-the-median first load); default 100: every line")
+                   help="per run, only this share of the lines changed since the previous file (after a first "
+                        "load that is not in the median); default 100: every line")
+    p.add_argument("--changed-only", action="store_true",
+                   help="with --changed-pct: ingest with --changed-only, so unchanged lines are not published")
     p.add_argument("--single-record-batches", action="store_true",
                    help="keep the embedded broker's one-record-per-batch workaround on (the dev default; it "
                         "makes every produced record its own request, see README)")
@@ -161,7 +163,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.scenario == "atp-snapshot":
         from shopstream.bench.atp import run_atp_bench
 
-        return run_atp_bench(args.skus, args.runs, args.timeout, args.single_record_batches, args.changed_pct)
+        if args.changed_only and args.changed_pct >= 100:
+            print("shopstream bench atp-snapshot: --changed-only needs --changed-pct below 100 (with every "
+                  "line changed there is nothing to skip)", file=sys.stderr)
+            return 2
+        return run_atp_bench(args.skus, args.runs, args.timeout, args.single_record_batches, args.changed_pct,
+                             args.changed_only)
     if args.scenario == "reservations":
         from shopstream.bench.reservations import run_reservations_bench
 

@@ -15,9 +15,11 @@ Figures are printed, never asserted; the median over the runs is the headline.
 
 `--changed-pct P` measures the daily case instead: after a first load of every SKU (timed, printed,
 not in the median), each run's file is again the full export of every SKU, but only one line in
-round(100/P) differs from the previous file (another residue class each run), and it is ingested
-with `--changed-only`, so only those lines travel (erp_digest.py says when skipping is exact).
-The stage counters then wait for the changed SKUs, and the Redis check still covers every SKU.
+round(100/P) differs from the previous file (another residue class each run). Every line travels
+(the default ingest): the ATP stage then also waits until the inventory worker has counted every
+unchanged line (as `duplicate`: it only moves the SKU's as_of). With `--changed-only` the ingest
+skips the unchanged lines (erp_digest.py says when that is exact). The stage counters wait for the
+changed SKUs, and the Redis check still covers every SKU.
 
 The embedded broker's one-record-per-batch workaround (SHOPSTREAM_SINGLE_RECORD_BATCHES, on in
 `shopstream dev` with Tansu, see config.py) is off here unless `--single-record-batches` is given:
@@ -28,7 +30,9 @@ it makes every record Faust produces its own produce request (measured: 170 SKUs
 from __future__ import annotations
 
 import json
+import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -72,10 +76,11 @@ class Stages:
     atp_s: float
     redis_s: float
     shop_s: float
+    ingest_cpu_s: float = 0.0
 
     @property
     def total_s(self) -> float:
-        return max(self.redis_s, self.shop_s)
+        return max(self.atp_s, self.redis_s, self.shop_s)
 
 
 def last_change(i: int, run: int, every: int = 1) -> int:
@@ -115,43 +120,54 @@ class _Stack:
         self.inventory = f"http://127.0.0.1:{port + 2}/metrics"
         self.shop_sync = f"http://127.0.0.1:{port + 3}/metrics"
 
-    def counts(self) -> tuple[float, float, float]:
-        atp = metric_total(_scrape(self.inventory), "shopstream_records_out_total", topic="inventory.atp")
+    def counts(self) -> tuple[float, float, float, float]:
+        """AtpLevels emitted, written to Redis, shop commands sent, snapshot lines that changed nothing."""
+        inventory = _scrape(self.inventory)
+        atp = metric_total(inventory, "shopstream_records_out_total", topic="inventory.atp")
+        unchanged = metric_total(inventory, "shopstream_records_in_total", topic="inventory.stock",
+                                 outcome="duplicate")
         views = _scrape(self.views)
         written = sum(metric_total(views, "shopstream_records_in_total", topic=topic, outcome=outcome)
                       for topic in ("inventory.atp", self.dev.env["SHOPSTREAM_TOPIC_PREFIX"] + "inventory.atp")
                       for outcome in ("ok", "duplicate"))
         shop = metric_total(_scrape(self.shop_sync), "shopstream_shop_sync_commands_total")
-        return atp, written, shop
+        return atp, written, shop, unchanged
 
 
 def _one_run(stack: _Stack, export: Path, skus: int, run: int, timeout_s: float, every: int = 1,
-             name: str = "SKU") -> Stages:
+             name: str = "SKU", changed_only: bool = False) -> Stages:
     write_export(export, skus, run, every, name)
     expected = changed_lines(skus, run, every)
+    # Lines the worker must still get through that emit nothing (unchanged, published anyway).
+    repeated = 0 if changed_only else skus - expected
     as_of = (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=run)).isoformat()
-    atp0, redis0, shop0 = stack.counts()
+    atp0, redis0, shop0, same0 = stack.counts()
     started = time.perf_counter()
-    changed_only = ["--changed-only"] if every > 1 else []
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    skip = ["--changed-only"] if changed_only else []
     ingest = subprocess.run([sys.executable, "-m", "shopstream.cli", "ingest", "erp-stock", str(export),
-                             "--as-of", as_of, *changed_only], env=stack.dev.client_env(), capture_output=True,
-                            text=True)
+                             "--as-of", as_of, *skip], env=stack.dev.client_env(), capture_output=True, text=True)
     ingest_s = time.perf_counter() - started
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ingest_cpu_s = used.ru_utime + used.ru_stime - children.ru_utime - children.ru_stime
     if ingest.returncode != 0:
         raise BenchError(f"ingest failed ({ingest.returncode}): {ingest.stderr.strip()[-2000:]}")
     done: dict[str, float] = {}
     deadline = started + timeout_s
     while len(done) < 3:
-        atp, written, shop = stack.counts()
+        atp, written, shop, same = stack.counts()
         now = time.perf_counter() - started
-        for name, value in (("atp", atp - atp0), ("redis", written - redis0), ("shop", shop - shop0)):
+        if "atp" not in done and atp - atp0 >= expected and same - same0 >= repeated:
+            done["atp"] = now
+        for name, value in (("redis", written - redis0), ("shop", shop - shop0)):
             if name not in done and value >= expected:
                 done[name] = now
         if time.perf_counter() > deadline:
             raise BenchError(f"run {run}: not done after {timeout_s:.0f} s: {done} (atp {atp - atp0:.0f}, "
-                               f"redis {written - redis0:.0f}, shop {shop - shop0:.0f} of {expected})")
+                             f"redis {written - redis0:.0f}, shop {shop - shop0:.0f} of {expected}; "
+                             f"unchanged lines {same - same0:.0f} of {repeated})")
         time.sleep(0.2)
-    return Stages(ingest_s, done["atp"], done["redis"], done["shop"])
+    return Stages(ingest_s, done["atp"], done["redis"], done["shop"], ingest_cpu_s)
 
 
 def check_view(redis_url: str, prefix: str, skus: int, run: int, every: int = 1) -> int:
@@ -171,8 +187,8 @@ def check_view(redis_url: str, prefix: str, skus: int, run: int, every: int = 1)
     return wrong
 
 
-def peak_memory_mb(root_pid: int) -> dict[str, float]:
-    """VmHWM (peak RSS, MB) of every process below `root_pid`, by command line."""
+def _processes(root_pid: int) -> dict[int, str]:
+    """Every process below `root_pid`: pid -> a short name from its command line."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -181,27 +197,52 @@ def peak_memory_mb(root_pid: int) -> dict[str, float]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    out: dict[str, float] = {}
+    out: dict[int, str] = {}
     todo = list(children.get(root_pid, []))
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        words = [c.decode(errors="replace") for c in cmd if c]
+        out[pid] = " ".join(words[3:6]) if len(words) > 3 and words[1:3] == ["-m", "shopstream.cli"] else (
+            Path(words[0]).name if words else str(pid))
+    return out
+
+
+def peak_memory_mb(root_pid: int) -> dict[str, float]:
+    """VmHWM (peak RSS, MB) of every process below `root_pid`, by command line."""
+    out: dict[str, float] = {}
+    for pid, name in _processes(root_pid).items():
+        try:
+            match = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+        except OSError:
+            continue
         if match:
-            words = [c.decode(errors="replace") for c in cmd if c]
-            name = " ".join(words[3:6]) if len(words) > 3 and words[1:3] == ["-m", "shopstream.cli"] else (
-                Path(words[0]).name if words else str(pid))
             out[name] = int(match[1]) / 1024
     return out
 
 
+def cpu_seconds(root_pid: int) -> dict[str, float]:
+    """User + system CPU seconds each process below `root_pid` has used so far, by command line.
+
+    On a shared 2-core machine wall times move with the load; a process's CPU time per run moves much
+    less, so it says which stage costs what."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid, name in _processes(root_pid).items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def run_atp_bench(skus: int, runs: int, timeout_s: float, single_record_batches: bool = False,
-                  changed_pct: float = 100.0) -> int:
+                  changed_pct: float = 100.0, changed_only: bool = False) -> int:
     """Run the atp-snapshot benchmark and print its figures; returns the exit code."""
     failed = 0
     every = max(1, round(100 / changed_pct))
@@ -233,13 +274,20 @@ def run_atp_bench(skus: int, runs: int, timeout_s: float, single_record_batches:
                       f"view check {status}", flush=True)
 
             if every > 1:
+                how = "only they are published (--changed-only)" if changed_only else "every line is published"
                 print(f"first load of all {skus} SKUs (not in the median; later files change 1 line in {every}, "
-                      "ingested with --changed-only) …", flush=True)
+                      f"{how}) …", flush=True)
                 report("first load", _one_run(stack, export, skus, 0, timeout_s, every), 0)
             for run in range(1, runs + 1):
-                r = _one_run(stack, export, skus, run, timeout_s, every)
+                before = cpu_seconds(dev.process.pid)
+                r = _one_run(stack, export, skus, run, timeout_s, every, changed_only=changed_only)
+                after = cpu_seconds(dev.process.pid)
                 results.append(r)
                 report(f"run {run}", r, run)
+                used = {name: after[name] - before.get(name, 0.0) for name in sorted(after)}
+                used["ingest"] = r.ingest_cpu_s
+                print(f"  CPU s in run {run}: " + json.dumps({k: round(v, 1) for k, v in used.items() if v >= 0.05}),
+                      flush=True)
             memory = peak_memory_mb(dev.process.pid)
         finally:
             dev.stop()

@@ -52,7 +52,8 @@ def test_bad_argument_exits_2_naming_it(argv: list[str], message: str, capsys: p
     (["webhook-latency"], {"orders": 300, "runs": 3, "pace": 100.0}),
     (["atp-snapshot", "--skus", "20000", "--runs", "1", "--timeout", "60", "--single-record-batches"],
      {"skus": 20000, "runs": 1, "timeout": 60.0, "single_record_batches": True, "changed_pct": 100.0}),
-    (["atp-snapshot", "--changed-pct", "2"], {"skus": 1_000_000, "changed_pct": 2.0}),
+    (["atp-snapshot", "--changed-pct", "2"], {"skus": 1_000_000, "changed_pct": 2.0, "changed_only": False}),
+    (["atp-snapshot", "--changed-pct", "2", "--changed-only"], {"changed_pct": 2.0, "changed_only": True}),
     (["reservations", "--orders", "200", "--runs", "1"],
      {"orders": 200, "runs": 1, "skus": 2000, "without_reservations": False, "with_baseline": False}),
     (["shop-sync", "--window-ms", "0", "--scenario", "burst"],
@@ -85,3 +86,8 @@ def test_changed_pct_belongs_to_atp_snapshot_only(scenario: str, capsys: pytest.
     with pytest.raises(SystemExit):
         main(["bench", scenario, "--changed-pct", "5"])
     assert "unrecognized arguments: --changed-pct 5" in capsys.readouterr().err
+
+
+def test_changed_only_without_changed_pct_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "atp-snapshot", "--changed-only"]) == 2
+    assert "--changed-only needs --changed-pct below 100" in capsys.readouterr().err
