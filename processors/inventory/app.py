@@ -31,10 +31,11 @@ Outputs, per event, from the core's `Outcome`:
   (`oversold_orders`): an AnomalyAlert `oversold` on `alerts.anomalies` (subject and key: the SKU;
   evidence: available, version and the orders) and one ReviewItem `oversold` per order on
   `review.queue` (keyed by order id).
-AtpLevel records are written from plain dicts (`atp_level_datum`), not pydantic models: on the bulk
-path the model costs more than the arithmetic. Every output's event id is derived from SKU and
-version (and order), so a re-emission after a
-crash carries the same id. Duplicates and stale events change nothing and emit nothing; they are
+AtpLevel records are written field by field (`atp_level_codec.AtpLevelEncoder`, the same bytes as
+fastavro writes for `atp_level_datum`, which stays the reference), not from pydantic models: on the
+bulk path the model, and even fastavro's generic writer, cost more than the arithmetic. Every
+output's event id is derived from SKU and version (and order), so a re-emission after a crash
+carries the same id. Duplicates and stale events change nothing and emit nothing; they are
 counted in `shopstream_records_in_total` with outcome `duplicate` / `stale` (an event that only
 updates bookkeeping, e.g. a repeated snapshot with a newer `as_of`, counts as `duplicate` too).
 Undecodable records, records of the wrong type, records not keyed by their SKU (their state would
@@ -93,6 +94,7 @@ from shopstream.processors.inventory.atp import (
     apply_snapshot,
     new_state,
 )
+from shopstream.processors.inventory.atp_level_codec import AtpLevelEncoder
 from shopstream.processors.inventory.config import InventoryConfig, load_inventory_config
 from shopstream.schemas.models import (
     AnomalyAlert,
@@ -234,6 +236,7 @@ class InventoryProcessor:
         self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
         self.sender = AsyncProducer(settings)
+        self._atp_encoder: AtpLevelEncoder | None = None
         self.app.agent(self.input_topics, name="inventory.atp")(self._agent)
         self._skipped = {(label, kind): RECORDS_IN.labels(PROCESSOR, label, kind)
                          for label in (STOCK, RESERVATIONS) for kind in ("stale", "duplicate")}
@@ -321,8 +324,7 @@ class InventoryProcessor:
             return outputs  # its figures are never computed
         levels = outcome.levels
         if outcome.changed:
-            outputs.append((OUTPUT, key, self.serde.encode_datum(self._topic_names[OUTPUT], AtpLevel.AVRO_NAME,
-                                                                 atp_level_datum(levels, cause))))
+            outputs.append((OUTPUT, key, self._atp_level_encoder().encode(levels, cause)))
         else:
             self._skipped[(label, "stale" if outcome.stale else "duplicate")].inc()
         point = outcome.policy.reorder_point
@@ -332,6 +334,13 @@ class InventoryProcessor:
             outputs.extend((name, out_key, self._encode(name, out))
                            for name, out_key, out in oversold(levels, outcome.oversold_orders, cause))
         return outputs
+
+    def _atp_level_encoder(self) -> AtpLevelEncoder:
+        """The AtpLevel writer, built on first use: it needs the schema id from the registry."""
+        if self._atp_encoder is None:
+            schema_id = self.serde.schema_id(self._topic_names[OUTPUT], AtpLevel.AVRO_NAME)
+            self._atp_encoder = AtpLevelEncoder(schema_id, event_ns=ATP_NS, never_counted=NEVER_COUNTED)
+        return self._atp_encoder
 
     def _encode(self, name: str, record: Any) -> bytes:
         return self.serde.encode(self._topic_names[name], record)
