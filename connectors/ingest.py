@@ -15,10 +15,11 @@
   `shopstream.ingest.line` (line number, header = 1), `shopstream.ingest.header` (the header line, so
   the raw row can be read) and `shopstream.ingest.as_of` (ISO-8601 UTC).
 - "Unchanged" rows: valid rows whose figures equal those the last ingest published for the SKU and
-  location (connectors/erp_digest.py, in Redis, updated once a batch is confirmed). They are published
-  anyway (a snapshot also moves the SKU's as_of, see erp_digest.py) unless `--changed-only` is given,
-  which skips them. Redis unreachable: without --changed-only the ingest goes on and says it could
-  not count them; with it the run stops before publishing (it could not know what to skip).
+  location (connectors/erp_digest.py, in Redis; once a batch is confirmed its changed rows are
+  recorded there, its unchanged ones need no write). They are published anyway (a snapshot also
+  moves the SKU's as_of, see erp_digest.py) unless `--changed-only` is given, which skips them.
+  Redis unreachable: without --changed-only the ingest goes on and says it could not count them;
+  with it the run stops before publishing (it could not know what to skip).
   The summary says read / published / unchanged / rejected (and failed, when the broker did not
   confirm writes).
 - Exit codes (cli.py): 0 every row published; 1 a row was rejected or a write not confirmed (valid
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -51,9 +52,11 @@ from shopstream.connectors.erp_stock import (
     RowError,
     SnapshotBatcher,
     StockExport,
+    encode_batch,
 )
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import AsyncProducer, DeliveryError
+from shopstream.schemas.models import StockSnapshotBatch
 from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError, make_registry_client
 
 CONNECTOR_DLQ = "connectors.dlq"
@@ -123,6 +126,7 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
                        progress: Callable[[IngestReport], None] | None, batch_lines: int,
                        changed_only: bool) -> None:
     topic = settings.topic(STOCK_TOPIC)
+    record_name = str(StockSnapshotBatch.AVRO_NAME)
     dlq = settings.topic(CONNECTOR_DLQ)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     producer = AsyncProducer(settings)
@@ -131,9 +135,12 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
     file_headers = [(HEADER_PREFIX + "file", report.file.encode()),
                     (HEADER_PREFIX + "as_of", export.as_of.isoformat().encode())]
 
+    def write(datum: dict[str, Any]) -> bytes:
+        return serde.encode_datum(topic, record_name, datum)
+
     async def publish(batch: Batch) -> tuple[str, int]:
         try:
-            value = serde.encode_datum(topic, batch.record_name, batch.datum)
+            value = encode_batch(batch, write)
         except RegistryUnavailable as exc:
             raise IngestAborted(f"schema registry unavailable: {exc}") from exc
         except SerdeError as exc:  # rows are validated first, so this is a bug or a registry refusal
@@ -146,9 +153,9 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
             await producer.publish(topic, batch.key, value, headers)
         except DeliveryError:
             return "failed", len(batch.rows)
-        if digest is not None:
+        if digest is not None and batch.changed:
             try:
-                await digest.remember(batch.rows)
+                await digest.remember(batch.changed)
             except RedisError as exc:
                 lost_digest(exc)
         return "published", len(batch.rows)
@@ -198,6 +205,7 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
 
     async def classify() -> None:
         """Count (and with --changed-only drop) the unchanged rows of the chunk, batch the rest."""
+        report.read += len(chunk)
         flags = [False] * len(chunk)
         if digest is not None:
             try:
@@ -210,26 +218,31 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
             if unchanged and changed_only:
                 report.skipped += 1
                 continue
-            for batch in batcher.add(row):
+            for batch in batcher.add(row, changed=not unchanged):
                 in_flight.add(asyncio.create_task(publish(batch)))
         chunk.clear()
 
+    async def make_room() -> None:
+        while len(in_flight) >= WINDOW:
+            await settle(wait_for_all=False)
+        if progress is not None:
+            progress(report)
+
     try:
+        # Per valid row only what it needs: rows are counted, classified and batched per chunk.
         for item in export:
-            report.read += 1
             if isinstance(item, Row):
                 chunk.append(item)
                 if len(chunk) >= batch_lines:
                     await classify()
-            if isinstance(item, RowError):
-                report.rejected += 1
-                if len(report.errors) < SHOWN_ERRORS:
-                    report.errors.append(item)
-                in_flight.add(asyncio.create_task(park(item)))
-            while len(in_flight) >= WINDOW:
-                await settle(wait_for_all=False)
-            if progress is not None:
-                progress(report)
+                    await make_room()
+                continue
+            report.read += 1
+            report.rejected += 1
+            if len(report.errors) < SHOWN_ERRORS:
+                report.errors.append(item)
+            in_flight.add(asyncio.create_task(park(item)))
+            await make_room()
         await classify()
         for batch in batcher.flush():
             in_flight.add(asyncio.create_task(publish(batch)))

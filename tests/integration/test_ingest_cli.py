@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 from confluent_kafka import Message
 
 from shopstream.cli import main
@@ -193,3 +194,36 @@ def test_changed_only_publishes_the_rows_that_changed(
     tuesday = [(line.sku, line.on_hand, line.safety_stock) for batch in decode_batches(env)
                if batch.as_of == datetime(2026, 11, 24, 6, 0, tzinfo=UTC) for line in batch.lines]
     assert sorted(tuesday) == [("SKU-3", 30, 1), ("SKU-7", 7, 0), ("SKU-NEW", 5, 1)]
+
+
+def test_unchanged_rows_are_published_but_not_written_to_the_digest_again(
+        env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = tmp_path / "monday.csv"
+    first.write_text("sku;on_hand;location;incoming\n" + "".join(
+        f"SKU-{i};{i};{'WH1' if i % 2 else 'WH2'};\n" for i in range(20)) + '"SKU\nWRAPPED";7;WH3;1\n')
+    code, out, _ = run(capsys, str(first), "--as-of", "2026-11-23T06:00:00Z")
+    assert code == 0 and out.strip().endswith("read 21, published 21, unchanged 0, rejected 0")
+
+    client = redis.Redis.from_url(env.redis_url)
+    wh1, wh2, wh3 = (f"{env.redis_key_prefix}erp-stock:last:{loc}" for loc in ("WH1", "WH2", "WH3"))
+    assert client.hget(wh2, "SKU-4") == b"4,," and client.hget(wh3, "SKU\nWRAPPED") == b"7,,1"
+    # WATCH fails the transaction below when anything wrote the key meanwhile, even a HSET of the
+    # value it already held: so it sees whether the unchanged rows were written again.
+    watch = client.pipeline()
+    watch.watch(wh1, wh3)
+
+    second = tmp_path / "tuesday.csv"  # every WH1 and WH3 row as on Monday; SKU-4 at WH2 changed
+    second.write_text(first.read_text().replace("SKU-4;4;WH2;", "SKU-4;40;WH2;5"))
+    code, out, _ = run(capsys, str(second), "--as-of", "2026-11-24T06:00:00Z")
+    assert code == 0
+    assert out.strip().splitlines()[-1] == f"erp-stock {second}: read 21, published 21, unchanged 20, rejected 0"
+    tuesday = [line.sku for batch in decode_batches(env) if batch.as_of == datetime(2026, 11, 24, 6, tzinfo=UTC)
+               for line in batch.lines]
+    assert len(tuesday) == 21  # unchanged rows are still published
+
+    watch.multi()
+    watch.hlen(wh1)
+    assert watch.execute() == [10]  # raises WatchError had WH1 or WH3 been written
+    assert client.hget(wh2, "SKU-4") == b"40,,5"  # the changed row is remembered
+    assert client.hget(wh2, "SKU-6") == b"6,,"
+    client.close()

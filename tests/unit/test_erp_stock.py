@@ -253,3 +253,22 @@ def test_parse_as_of() -> None:
         parse_as_of("2026-11-23T06:00:00")
     with pytest.raises(ValueError, match="not an ISO-8601 time"):
         parse_as_of("yesterday")
+
+
+def test_plain_quoted_and_non_ascii_lines_read_alike() -> None:
+    # Plain ASCII lines take a short path, lines with quotes go through csv.reader, non-ASCII ones
+    # through the full checks: the same rules either way, duplicates found across them.
+    items = parse('sku,on_hand,location,safety_stock,incoming\n'
+                  'A, 1 ,W,2,\n'            # 2
+                  '"B",2,W,,"3"\n'          # 3
+                  'Ä,3, W ,,\n'             # 4
+                  'A,9,"W",,\n'             # 5 duplicate of line 2
+                  '"Ä",4,W,,\n'             # 6 duplicate of line 4
+                  'C,1.5,W,,\n'             # 7 not a whole number
+                  ' ,,,,\n'                 # 8 blank
+                  'D,0012,,+1,\n')          # 9 leading zeros and a plus sign (full checks)
+    assert figures(items) == [("A", "W", 1, 2, None), ("B", "W", 2, None, 3), ("Ä", "W", 3, None, None),
+                              ("D", DEFAULT_LOCATION, 12, 1, None)]
+    assert [(e.line_number, e.kind) for e in errors(items)] == [(5, DuplicateRow), (6, DuplicateRow),
+                                                                 (7, BadQuantity)]
+    assert "first seen on line 2" in errors(items)[0].reason and "first seen on line 4" in errors(items)[1].reason
