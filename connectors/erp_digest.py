@@ -21,7 +21,8 @@ what lets the ATP processor stop deducting shipments the ERP count already refle
 processors/inventory/atp.py). Skipping an unchanged row is exact when the ERP and shopstream saw the
 same movements since the last count; otherwise a shipment stays deducted until the next snapshot that
 changes the SKU (the shop under-promises for a while, never over-promises). That is why skipping is
-an explicit option for frequent full exports, not the default.
+an explicit option, not the default; publishing them costs little, since the inventory worker takes
+a short path for a line that repeats its SKU's figures (README, performance).
 """
 
 from __future__ import annotations

@@ -48,9 +48,9 @@ there and lose an update. The table is written only after the broker confirmed e
 the orders processor), so the changelog never claims an event whose output was lost; after a crash
 the uncommitted tail is read again and the core treats it as duplicates. Outputs and changelog
 records go through a librdkafka producer (`shopstream.kafka.AsyncProducer`, the one producer
-factory), queued without a future per record and confirmed per event (a batch: per 1,000 lines): the
-outputs first, then the changelog, then the table, and only then is the event acknowledged (Faust
-commits acknowledged offsets and flushes only its own producer before it does).
+factory), queued without a future per record: an event's (a batch's) outputs are confirmed before
+its changelog records are queued, and every changelog record is confirmed before Faust commits an
+offset past its event (the worker wraps Faust's pre-commit flush, `_confirm_before_commit`).
 
 Bulk speed: a batch is decoded to plain values (no pydantic model per line), a line that repeats the
 SKU's figures takes the core's short path (only `as_of` moves) and emits nothing, metrics are counted
@@ -242,6 +242,7 @@ class InventoryProcessor:
                          for label in (STOCK, RESERVATIONS) for kind in ("stale", "duplicate")}
 
     async def _agent(self, stream: faust.StreamT[Any]) -> None:
+        self._confirm_before_commit()
         async for event in stream.events():
             msg = event.message
             record = FailedRecord(topic=msg.topic, key=msg.key, value=msg.value, headers=list(msg.headers or []),
@@ -353,10 +354,11 @@ class InventoryProcessor:
         for name, key, value in outputs:
             await sender.produce(self._topic_names[name], key, value)
             self._sent[name].inc()
-        # Outputs are confirmed before the changelog moves on, the changelog before the table and
-        # before this event is acknowledged (Faust commits offsets only for acknowledged events, and
-        # flushes only its own producer first). A crash or a failed write in between re-reads the event
-        # and re-emits the same outputs (same versions, same event ids) against the unchanged state.
+        # Outputs are confirmed before the changelog records are queued: a crash in between re-reads
+        # the event against the unchanged state and re-emits the same outputs (same versions, same
+        # event ids). The changelog is confirmed before any offset is committed (`_confirm_before_commit`),
+        # not here: a daily export's batches emit nothing but changelog records, and a wait per batch
+        # idled the worker for a fifth of the run.
         if outputs:
             await sender.confirm()
         if not states:
@@ -366,12 +368,27 @@ class InventoryProcessor:
         # machinery cost as much as the rest of a bulk line (py-spy). Bookkeeping-only changes (a
         # newer as_of) are written too: they decide what later events count.
         changelog = self.table.changelog_topic.get_topic_name()
-        for key, state in states.items():
-            await sender.produce(changelog, key, _CODEC.dumps(state), partition)
-        await sender.confirm()
         data = self.table.data
         for key, state in states.items():
+            await sender.produce(changelog, key, _CODEC.dumps(state), partition)
             data[key] = state
+
+    def _confirm_before_commit(self) -> None:
+        """Make Faust's flush before every offset commit (and before a rebalance) confirm our producer too.
+
+        Faust commits the offsets of acknowledged events after `app.producer.flush()`, which knows only
+        its own producer; this worker's changelog records go through `self.sender`. Wrapping the flush
+        keeps the rule that no offset is committed past an event whose changelog record is unconfirmed.
+        A record the broker refused raises there: the worker stops and, restarted, re-reads from the
+        last committed offset (the refused state is applied again)."""
+        producer = self.app.producer
+        faust_flush = producer.flush
+
+        async def flush() -> None:
+            await self.sender.confirm()
+            await faust_flush()
+
+        producer.flush = flush  # type: ignore[method-assign]
 
 
 def _from_millis(millis: int) -> datetime:
