@@ -287,7 +287,10 @@ class InventoryProcessor:
         cause = EventMeta.model_validate({**meta, "occurred_at": _from_millis(meta["occurred_at"]),
                                           "recorded_at": _from_millis(meta["recorded_at"])})
         location, as_of = batch["location"], _from_millis(batch["as_of"])
-        policy, stored = self.config.policy, self.table.data
+        stored = self.table.data
+        # One policy for every line unless reorder points are set per SKU.
+        same = None if self.config.reorder_points.skus else self.config.policy("")
+        policy = self.config.policy
         states: dict[bytes, SkuState] = {}
         outputs: list[tuple[str, bytes, bytes]] = []
         quiet = {"stale": 0, "duplicate": 0}  # lines that changed no figure, counted once per batch
@@ -295,7 +298,7 @@ class InventoryProcessor:
             sku = line["sku"]
             key = sku.encode()
             state = states.get(key) or self._state(key, sku, stored)
-            outcome = apply_snapshot(state, policy(sku), location=location, on_hand=line["on_hand"],
+            outcome = apply_snapshot(state, same or policy(sku), location=location, on_hand=line["on_hand"],
                                      safety_stock=line["safety_stock"], incoming=line["incoming"], as_of=as_of)
             if outcome.changed or outcome.reorder_crossed or outcome.oversold_orders:
                 outputs.extend(self._outputs(key, outcome, cause, STOCK))

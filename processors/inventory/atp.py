@@ -285,7 +285,8 @@ def new_state(sku: str) -> SkuState:
 def apply_snapshot(state: SkuState, policy: Policy, *, location: str, on_hand: int, safety_stock: int | None,
                    incoming: int | None, as_of: datetime) -> Outcome:
     """An ERP count (StockSnapshot) of one location as of `as_of`."""
-    _non_negative(on_hand=on_hand, safety_stock=safety_stock or 0, incoming=incoming or 0)
+    if on_hand < 0 or (safety_stock or 0) < 0 or (incoming or 0) < 0:  # checked inline: once per bulk line
+        _non_negative(on_hand=on_hand, safety_stock=safety_stock or 0, incoming=incoming or 0)
     current = state.locations.get(location, LocationStock())
     figures = (on_hand, safety_stock or 0, incoming or 0)
     if current.as_of is not None:

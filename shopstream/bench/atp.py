@@ -241,6 +241,13 @@ def cpu_seconds(root_pid: int) -> dict[str, float]:
     return out
 
 
+def print_cpu(label: str, before: dict[str, float], after: dict[str, float], r: Stages) -> None:
+    """The CPU seconds each process spent between `before` and `after`, and the ingest's."""
+    used = {name: after[name] - before.get(name, 0.0) for name in sorted(after)}
+    used["ingest"] = r.ingest_cpu_s
+    print(f"  CPU s in {label}: " + json.dumps({k: round(v, 1) for k, v in used.items() if v >= 0.05}), flush=True)
+
+
 def run_atp_bench(skus: int, runs: int, timeout_s: float, single_record_batches: bool = False,
                   changed_pct: float = 100.0, changed_only: bool = False) -> int:
     """Run the atp-snapshot benchmark and print its figures; returns the exit code."""
@@ -277,17 +284,16 @@ def run_atp_bench(skus: int, runs: int, timeout_s: float, single_record_batches:
                 how = "only they are published (--changed-only)" if changed_only else "every line is published"
                 print(f"first load of all {skus} SKUs (not in the median; later files change 1 line in {every}, "
                       f"{how}) …", flush=True)
-                report("first load", _one_run(stack, export, skus, 0, timeout_s, every), 0)
+                before = cpu_seconds(dev.process.pid)
+                r = _one_run(stack, export, skus, 0, timeout_s, every)
+                report("first load", r, 0)
+                print_cpu("first load", before, cpu_seconds(dev.process.pid), r)
             for run in range(1, runs + 1):
                 before = cpu_seconds(dev.process.pid)
                 r = _one_run(stack, export, skus, run, timeout_s, every, changed_only=changed_only)
-                after = cpu_seconds(dev.process.pid)
                 results.append(r)
                 report(f"run {run}", r, run)
-                used = {name: after[name] - before.get(name, 0.0) for name in sorted(after)}
-                used["ingest"] = r.ingest_cpu_s
-                print(f"  CPU s in run {run}: " + json.dumps({k: round(v, 1) for k, v in used.items() if v >= 0.05}),
-                      flush=True)
+                print_cpu(f"run {run}", before, cpu_seconds(dev.process.pid), r)
             memory = peak_memory_mb(dev.process.pid)
         finally:
             dev.stop()
