@@ -566,3 +566,15 @@ def test_available_straight_from_the_state_equals_the_levels(events: list[Event]
     policy = Policy(ONLINE, include_incoming=include_incoming)
     state, _ = run(events, policy)
     assert atp._available_of(state, ONLINE, include_incoming) == levels(state, ONLINE, include_incoming).available
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=deliveries(), extra=deliveries())
+def test_applying_an_event_never_changes_the_state_it_was_given(events: list[Event], extra: list[Event]) -> None:
+    """States are plain (not frozen) dataclasses for speed: this is what keeps them values."""
+    state, _ = run(events)
+    for ev in extra:
+        before = state.to_dict()
+        out = apply_event(state, ev)
+        assert state.to_dict() == before
+        state = out.state
