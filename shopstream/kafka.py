@@ -103,7 +103,13 @@ class AsyncProducer:
     report back to the event loop; a webhook is then acknowledged only after Kafka confirmed.
     """
 
-    def __init__(self, settings: Settings, **overrides: Any) -> None:
+    def __init__(self, settings: Settings, *, queued_only: bool = False, **overrides: Any) -> None:
+        """`queued_only`: for `produce`/`confirm` alone (no `publish`): librdkafka then reports only
+        failed deliveries, so a bulk writer takes no Python callback (and no GIL hand-over to the
+        poll thread) per confirmed record; `confirm` still waits for every one of them."""
+        self._queued_only = queued_only
+        if queued_only:
+            overrides = {"delivery.report.only.error": True, **overrides}
         self._producer = make_producer(settings, **overrides)
         self._queued_failure: DeliveryError | None = None  # set from the poll thread, read after a flush
         self._stop = threading.Event()
@@ -117,6 +123,8 @@ class AsyncProducer:
     async def publish(self, topic: str, key: bytes | None, value: bytes | None,
                       headers: Headers | None = None) -> None:
         """Write one record; raise DeliveryError if the broker does not confirm it."""
+        if self._queued_only:
+            raise TypeError("a queued_only AsyncProducer hears only of failures: use produce and confirm")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 

@@ -235,7 +235,7 @@ class InventoryProcessor:
         # its own attribute to every changelog send, the store its own when recovering: set both.
         self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
-        self.sender = AsyncProducer(settings)
+        self.sender = AsyncProducer(settings, queued_only=True)
         self._atp_encoder: AtpLevelEncoder | None = None
         self.app.agent(self.input_topics, name="inventory.atp")(self._agent)
         self._skipped = {(label, kind): RECORDS_IN.labels(PROCESSOR, label, kind)
