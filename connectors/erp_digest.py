@@ -139,12 +139,13 @@ class PublishedDigest:
     def key(self, location: str) -> str:
         return f"{self._prefix}erp-stock:last:{location}"
 
-    async def unchanged(self, rows: Sequence[Row]) -> list[bool]:
-        """Per row: were these exactly the figures last published for its SKU and location?"""
-        flags = [False] * len(rows)
+    def _script_arguments(self, rows: Sequence[Row]) -> tuple[list[str], list[str], list[int],
+                                                               list[tuple[str, _Location]]]:
+        """The scripts' keys and arguments per location, the row positions they answer for (in order),
+        and the locations that must go as plain commands (a SKU holding a line break)."""
         keys: list[str] = []
         args: list[str] = []
-        positions: list[int] = []  # of the rows the script answers for, in its order
+        positions: list[int] = []
         plain: list[tuple[str, _Location]] = []
         for location, group in _by_location(rows).items():
             joined = group.joined()
@@ -154,6 +155,12 @@ class PublishedDigest:
             keys.append(self.key(location))
             args.extend(joined)
             positions.extend(group.positions)
+        return keys, args, positions, plain
+
+    async def unchanged(self, rows: Sequence[Row]) -> list[bool]:
+        """Per row: were these exactly the figures last published for its SKU and location?"""
+        flags = [False] * len(rows)
+        keys, args, positions, plain = self._script_arguments(rows)
         if keys:
             answer = await self._compare(keys=keys, args=args)
             if isinstance(answer, str):  # a client made with decode_responses=True
@@ -173,16 +180,7 @@ class PublishedDigest:
         """Record rows whose batch the broker confirmed (the caller leaves out the unchanged ones)."""
         if not rows:
             return
-        keys: list[str] = []
-        args: list[str] = []
-        plain: list[tuple[str, _Location]] = []
-        for location, group in _by_location(rows).items():
-            joined = group.joined()
-            if joined is None:
-                plain.append((location, group))
-                continue
-            keys.append(self.key(location))
-            args.extend(joined)
+        keys, args, _, plain = self._script_arguments(rows)
         if keys:
             await self._store(keys=keys, args=args)
         if plain:

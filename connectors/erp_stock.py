@@ -61,6 +61,7 @@ from shopstream import schemas
 from shopstream.connectors.base import PayloadError, make_meta
 from shopstream.kafka import partition_for
 from shopstream.schemas.models import StockSnapshot, StockSnapshotBatch
+from shopstream.serde import avro_long
 
 SOURCE = "erp"
 STOCK_TOPIC = "inventory.stock"
@@ -427,36 +428,27 @@ class SnapshotBatcher:
 # found them equal on sample batches; after a schema change not carried over here it falls back.
 
 
-def _avro_long(n: int) -> bytes:
-    """Avro int/long: zig-zag, then base-128 varint."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
-_SMALL_LONGS = [_avro_long(i) for i in range(1024)]  # string lengths and line counts
+_SMALL_LONGS = [avro_long(i) for i in range(1024)]  # string lengths and line counts
 
 
 @functools.lru_cache(maxsize=65536)  # stock figures repeat a lot across an export
 def _avro_figures(on_hand: int, safety_stock: int | None, incoming: int | None) -> bytes:
     """on_hand (int), safety_stock and incoming (["null", "int"] unions: branch index, then the value)."""
-    return b"".join((_avro_long(on_hand),
-                     b"\x00" if safety_stock is None else b"\x02" + _avro_long(safety_stock),
-                     b"\x00" if incoming is None else b"\x02" + _avro_long(incoming)))
+    return b"".join((avro_long(on_hand),
+                     b"\x00" if safety_stock is None else b"\x02" + avro_long(safety_stock),
+                     b"\x00" if incoming is None else b"\x02" + avro_long(incoming)))
 
 
 def _avro_lines(rows: Sequence[Row]) -> bytes:
     """The `lines` array as fastavro writes it: one block (item count, items), then the 0 that ends it."""
     small = _SMALL_LONGS
-    parts = [small[len(rows)] if len(rows) < len(small) else _avro_long(len(rows))]
+    parts = [small[len(rows)] if len(rows) < len(small) else avro_long(len(rows))]
     append = parts.append
     for row in rows:
         sku = row.sku.encode()
-        append(small[len(sku)] if len(sku) < len(small) else _avro_long(len(sku)))
+        append(small[len(sku)] if len(sku) < len(small) else avro_long(len(sku)))
         append(sku)
         append(_avro_figures(row.on_hand, row.safety_stock, row.incoming))
     append(b"\x00")

@@ -128,25 +128,16 @@ class AvroSerde:
 
     def record_name(self, data: bytes | None) -> str:
         """The full name of the record framed Avro bytes hold, from their schema id (nothing decoded)."""
-        if not data or len(data) < _HEADER.size:
-            raise NotAvroFramed("empty or truncated value")
-        magic, schema_id = _HEADER.unpack_from(data)
-        if magic != MAGIC:
-            raise NotAvroFramed(f"first byte is {magic}, not the Confluent magic byte 0")
-        return self._writer(schema_id)[0]
+        return self._writer(unframe(data)[0])[0]
 
     def decode(self, data: bytes | None) -> BaseModel:
         """The event model for framed Avro bytes; SerdeError when they are not a known record."""
-        if not data or len(data) < _HEADER.size:
-            raise NotAvroFramed("empty or truncated value")
-        magic, schema_id = _HEADER.unpack_from(data)
-        if magic != MAGIC:
-            raise NotAvroFramed(f"first byte is {magic}, not the Confluent magic byte 0")
+        schema_id, body_bytes = unframe(data)
         name, writer = self._writer(schema_id)
         if name not in RECORDS:
             raise UnknownRecord(f"schema id {schema_id} is {name or 'not a record'}; no model for it")
         try:
-            body = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), writer,
+            body = fastavro.schemaless_reader(io.BytesIO(body_bytes), writer,
                                               schemas.parsed_schema(name))
             return schemas.from_avro(name, body)  # type: ignore[arg-type]
         except (ValidationError, ValueError, EOFError, TypeError, KeyError, IndexError,
@@ -168,11 +159,7 @@ class AvroSerde:
         so fastavro skips the other fields without building them (the shop sync reads 6 fields of an
         AtpLevel this way). Pass one constant dict: it is parsed once per schema id and kept (by
         identity, so do not change it afterwards). ValueError when it does not fit `name`."""
-        if not data or len(data) < _HEADER.size:
-            raise NotAvroFramed("empty or truncated value")
-        magic, schema_id = _HEADER.unpack_from(data)
-        if magic != MAGIC:
-            raise NotAvroFramed(f"first byte is {magic}, not the Confluent magic byte 0")
+        schema_id, body_bytes = unframe(data)
         key = (schema_id, name, id(reader))
         plain = self._plain.get(key)
         if plain is None:
@@ -182,7 +169,7 @@ class AvroSerde:
                     self._plain.clear()
                 self._plain[key] = plain
         try:
-            datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), plain[0], plain[1])
+            datum = fastavro.schemaless_reader(io.BytesIO(body_bytes), plain[0], plain[1])
         except (ValueError, EOFError, TypeError, KeyError, IndexError,
                 fastavro.read.SchemaResolutionError) as exc:
             raise InvalidRecord(f"{schemas.fullname(name)} (schema id {schema_id}) does not decode: {exc}") from exc
@@ -211,6 +198,27 @@ class AvroSerde:
         return (fastavro.parse_schema(plain_writer, named_schemas={}),
                 None if plain_writer == plain_reader else fastavro.parse_schema(plain_reader, named_schemas={}),
                 reader)
+
+
+def unframe(data: bytes | None) -> tuple[int, bytes]:
+    """(schema id, Avro body) of Confluent-framed bytes; NotAvroFramed when they are not framed."""
+    if not data or len(data) < _HEADER.size:
+        raise NotAvroFramed("empty or truncated value")
+    magic, schema_id = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise NotAvroFramed(f"first byte is {magic}, not the Confluent magic byte 0")
+    return int(schema_id), data[_HEADER.size:]
+
+
+def avro_long(n: int) -> bytes:
+    """Avro int/long on the wire: zig-zag, then base-128 varint (for writers that skip fastavro)."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 #: decode_datum's cache holds (schema id, name, projection) combinations; this many means misuse.

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from shopstream import schemas
 from shopstream.schemas.models import AtpLevel
+from shopstream.serde import avro_long
 
 if TYPE_CHECKING:
     from shopstream.processors.inventory.atp import Levels
@@ -66,19 +67,10 @@ _LONG_MIN: Final = -(2**63)
 _LONG_MAX: Final = 2**63 - 1
 
 
-def _zigzag_varint(n: int) -> bytes:
-    """The Avro encoding of a long `n` already checked to be in range: zigzag, then 7 bits a byte."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
 
 
 #: precomputed encodings of the small values most figures are: 1 byte for -64..63, 2 for -8192..8191
-_SMALL: Final[dict[int, bytes]] = {n: _zigzag_varint(n) for n in range(-8192, 8192)}
+_SMALL: Final[dict[int, bytes]] = {n: avro_long(n) for n in range(-8192, 8192)}
 
 
 def _int(n: int) -> bytes:
@@ -88,7 +80,7 @@ def _int(n: int) -> bytes:
         return b
     if not _INT_MIN <= n <= _INT_MAX:
         raise ValueError(f"{n} is outside the Avro int range")
-    return _zigzag_varint(n)
+    return avro_long(n)
 
 
 def _long(n: int) -> bytes:
@@ -98,7 +90,7 @@ def _long(n: int) -> bytes:
         return b
     if not _LONG_MIN <= n <= _LONG_MAX:
         raise ValueError(f"{n} is outside the Avro long range")
-    return _zigzag_varint(n)
+    return avro_long(n)
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -97,6 +97,7 @@ from shopstream.serde import (
     AvroSerde,
     RegistryUnavailable,
     SerdeError,
+    avro_long,
     make_registry_client,
 )
 
@@ -192,22 +193,13 @@ def command_event_id(sku: str, atp_version: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _varint(n: int) -> bytes:
-    """Avro int/long: zig-zag, then base-128 varint."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
-_SMALL_LONGS = [_varint(i) for i in range(8192)]  # stock figures, versions and lengths are mostly small
+_SMALL_LONGS = [avro_long(i) for i in range(8192)]  # stock figures, versions and lengths are mostly small
 
 
 def _avro_long(n: int) -> bytes:
-    return _SMALL_LONGS[n] if 0 <= n < 8192 else _varint(n)
+    return _SMALL_LONGS[n] if 0 <= n < 8192 else avro_long(n)
 
 
 def _avro_string(text: str) -> bytes:
