@@ -269,7 +269,9 @@ class InventoryProcessor:
             raise ValueError(f"record key {record.key!r} is not the event's SKU {event.sku!r}")
         state = self._state(key, event.sku)
         outcome = apply_event(state, self.config, event)
-        outputs = self._outputs(key, outcome, event.meta, label)
+        outputs = self._outputs(key, outcome, event.meta)
+        if not outcome.changed:
+            self._skipped[(label, "stale" if outcome.stale else "duplicate")].inc()
         await self._emit(outputs, {key: outcome.state} if outcome.state != state else {}, record.partition)
 
     async def _handle_batch(self, record: FailedRecord, batch: dict[str, Any]) -> None:
@@ -300,9 +302,8 @@ class InventoryProcessor:
             state = states.get(key) or self._state(key, sku, stored)
             outcome = apply_snapshot(state, same or policy(sku), location=location, on_hand=line["on_hand"],
                                      safety_stock=line["safety_stock"], incoming=line["incoming"], as_of=as_of)
-            if outcome.changed or outcome.reorder_crossed or outcome.oversold_orders:
-                outputs.extend(self._outputs(key, outcome, cause, STOCK))
-            else:
+            outputs.extend(self._outputs(key, outcome, cause))
+            if not outcome.changed:
                 quiet["stale" if outcome.stale else "duplicate"] += 1
             if outcome.state is not state:
                 states[key] = outcome.state
@@ -320,17 +321,14 @@ class InventoryProcessor:
             return stored
         return SkuState.from_dict(json.loads(stored) if isinstance(stored, str | bytes) else stored)
 
-    def _outputs(self, key: bytes, outcome: Outcome, cause: EventMeta, label: str) -> list[tuple[str, bytes, bytes]]:
-        """(output, key, encoded value) for what the outcome says; counts events that changed nothing."""
+    def _outputs(self, key: bytes, outcome: Outcome, cause: EventMeta) -> list[tuple[str, bytes, bytes]]:
+        """(output, key, encoded value) for what the outcome says (callers count events that changed nothing)."""
         outputs: list[tuple[str, bytes, bytes]] = []
         if not (outcome.changed or outcome.reorder_crossed or outcome.oversold_orders):
-            self._skipped[(label, "stale" if outcome.stale else "duplicate")].inc()
             return outputs  # its figures are never computed
         levels = outcome.levels
         if outcome.changed:
             outputs.append((OUTPUT, key, self._atp_level_encoder().encode(levels, cause)))
-        else:
-            self._skipped[(label, "stale" if outcome.stale else "duplicate")].inc()
         point = outcome.policy.reorder_point
         if outcome.reorder_crossed and point is not None:
             outputs.append(("commands.erp", key, self._encode("commands.erp", reorder_request(levels, point, cause))))
