@@ -132,6 +132,11 @@ class Settings(BaseSettings):
 
     # Workers
     state_dir: str = Field(".shopstream", validation_alias=AliasChoices("SHOPSTREAM_STATE_DIR"))
+    dev_log_dir: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_DEV_LOG_DIR"),
+        description="`shopstream dev`: write each service's output to DIR/<service>.log instead of the "
+                    "terminal (tests and benchmarks set it, so a stalled service is found by its own log).",
+    )
     faust_store: str = Field(
         "memory://", validation_alias=AliasChoices("SHOPSTREAM_FAUST_STORE"),
         description="Faust table store; tables are rebuilt from their changelog topics on start.",

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shopstream.children import spawn, stop
+
 
 class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be found or did not start."""
@@ -80,17 +82,6 @@ def tansu_binary() -> str:
     )
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM a child process if it still runs; SIGKILL it if it has not exited after `timeout_s`."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @dataclass
 class EmbeddedBroker:
     """A running Tansu process listening on 127.0.0.1:`port`."""
@@ -106,7 +97,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate the broker and wait for it to exit."""
-        stop_process(self.process, timeout_s)
+        stop(self.process, timeout_s)
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
 
@@ -116,12 +107,12 @@ def start_tansu(port: int | None = None, log_path: Path | None = None, timeout_s
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - kept open for the child
-    proc = subprocess.Popen(
+    # Its own group: stopped by its owner after the clients, not by the terminal's Ctrl-C (children.py).
+    proc = spawn(
         [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
          "--storage-engine", "memory://tansu/"],
         stdout=log, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
         env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-        start_new_session=True,  # stopped by its owner after the clients, not by the terminal's Ctrl-C
     )
     broker = EmbeddedBroker(port=port, process=proc, log_path=log_path,
                             _log=log if log_path else None)

@@ -97,7 +97,25 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, *
     async def _metrics(_view: Any, request: web.Request) -> web.Response:
         return await metrics_handler(request)
 
+    @app.page("/readyz")  # type: ignore[arg-type]
+    async def _readyz(_view: Any, _request: web.Request) -> web.Response:
+        body, status = faust_readiness(app)
+        return web.json_response(body, status=status)
+
     return app
+
+
+def faust_readiness(app: faust.App) -> tuple[dict[str, Any], int]:
+    """(body, status) of `/readyz`: 200 once the worker holds partitions, its tables are recovered and no
+    rebalance is under way; 503 naming what is missing otherwise (e.g. still joining its group)."""
+    try:
+        assigned = len(app.consumer.assignment())
+    except Exception:  # the consumer has not started yet
+        assigned = 0
+    recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]  # TableManager, not its ABC
+    checks = {"assigned_partitions": assigned, "tables_recovered": recovered, "rebalancing": bool(app.rebalancing)}
+    ready = assigned > 0 and recovered and not app.rebalancing
+    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
 
 
 class FaustPublisher:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import redis
 
+from shopstream.children import signal_group, spawn, stop
 from shopstream.config import Settings, load_settings
 from shopstream.embedded import (
     EmbeddedBroker,
@@ -28,7 +29,6 @@ from shopstream.embedded import (
     free_port,
     free_port_block,
     start_tansu,
-    stop_process,
     wait_for_port,
 )
 
@@ -37,6 +37,13 @@ REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 
               "--appendonly no\nor point REDIS_URL at a running server")
 
 WORKER_PORTS = 4  # orders, views, inventory, shop-sync: SHOPSTREAM_WORKER_PORT + 0..3
+FAUST_WORKER_PORT_OFFSETS = (0, 2)  # orders and inventory serve /readyz (faust_app.faust_readiness)
+
+
+# How long a stage of `Stack.stop` waits for its processes before killing them; `DevProcess.stop`
+# waits longer than the whole stop (services, registry, broker), so dev is never killed mid-stop.
+STOP_STAGE_S = 15.0
+DEV_STOP_S = 3 * STOP_STAGE_S + 15.0
 
 
 @dataclass
@@ -44,19 +51,25 @@ class Stack:
     """The processes `shopstream dev` owns."""
 
     env: dict[str, str]
+    log_dir: Path | None = None
     broker: EmbeddedBroker | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def spawn(self, name: str, *args: str) -> None:
-        # Own session: a terminal's Ctrl-C reaches only `shopstream dev`, which then stops the services
-        # first and the broker last, instead of everything at once (clients shouting at a dead broker).
-        self.children[name] = subprocess.Popen([sys.executable, "-m", "shopstream.cli", *args], env=self.env,
-                                               start_new_session=True)
+        # Own group (children.spawn): a terminal's Ctrl-C reaches only `shopstream dev`, which then stops the
+        # services first and the broker last, instead of everything at once (clients shouting at a dead
+        # broker); and if dev itself is killed, the kernel stops its children (PR_SET_PDEATHSIG).
+        out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None  # noqa: SIM115 - child owns it
+        try:
+            self.children[name] = spawn([sys.executable, "-m", "shopstream.cli", *args], env=self.env,
+                                        stdout=out, stderr=subprocess.STDOUT if out else None)
+        finally:
+            if out is not None:
+                out.close()
 
     def stop(self) -> None:
         """Stop the services and workers, then the registry, then the broker."""
-        ordered = [p for n, p in self.children.items() if n != "registry"]
-        self._stop(ordered)
+        self._stop([p for n, p in self.children.items() if n != "registry"])
         self._stop([p for n, p in self.children.items() if n == "registry"])
         if self.broker is not None:
             self.broker.stop()
@@ -65,13 +78,13 @@ class Stack:
     def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
         for proc in procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
+                signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_STAGE_S
         for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                signal_group(proc, signal.SIGKILL)
                 proc.wait()
 
 
@@ -128,7 +141,10 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
         print(f"shopstream dev: port in use: {', '.join(busy)}; set the variable to a free port", file=sys.stderr)
         return 2
     Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
-    stack = Stack(env=dict(os.environ))
+    log_dir = Path(settings.dev_log_dir) if settings.dev_log_dir else None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(env=dict(os.environ), log_dir=log_dir)
     if not settings.shopify_secret.get_secret_value():
         # Local only: without a secret every webhook would be refused; production must set its own.
         stack.env["SHOPSTREAM_SHOPIFY_SECRET"] = DEV_SHOPIFY_SECRET
@@ -219,14 +235,22 @@ class DevProcess:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.env['SHOPSTREAM_API_PORT']}"
 
+    @property
+    def readiness_urls(self) -> list[str]:
+        """What `wait_ready` polls: both HTTP services' /healthz and each Faust worker's /readyz (joined its
+        group, holds partitions, tables recovered)."""
+        workers = int(self.env["SHOPSTREAM_WORKER_PORT"])
+        return [f"{self.connectors_url}/healthz", f"{self.api_url}/healthz",
+                *(f"http://127.0.0.1:{workers + offset}/readyz" for offset in FAUST_WORKER_PORT_OFFSETS)]
+
     def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Block until both HTTP services answer /healthz; raise with the log tail if dev died."""
+        """Block until every service says it is ready; stop dev and raise with the logs' tails if not."""
         deadline = time.monotonic() + timeout_s
-        for url in (self.connectors_url, self.api_url):
-            while not _wait_http(f"{url}/healthz", 0.5):
+        for url in self.readiness_urls:
+            while not _wait_http(url, 0.5):
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"shopstream dev did not become ready:\n{self.log_tail()}")
+                    raise RuntimeError(f"shopstream dev did not become ready ({url}):\n{self.log_tail()}")
 
     def client_env(self) -> dict[str, str]:
         """The environment for a CLI command against this stack: its broker and registry as dev printed them."""
@@ -239,11 +263,28 @@ class DevProcess:
                 env[variable] = match[1]
         return env
 
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+    def log_tail(self, chars: int = 2500) -> str:
+        """The tail of dev's log and of each service's, with how long ago each was last written.
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        stop_process(self.process, timeout_s)
+        A service that stopped progressing shows as the one whose log went quiet first."""
+        now = time.time()
+        parts = []
+        for name, path in self.service_logs().items():
+            if path.exists():
+                age = now - path.stat().st_mtime
+                parts.append(f"--- {name} (last written {age:.0f} s ago)\n{path.read_text(errors='replace')[-chars:]}")
+        return "\n".join(parts)
+
+    def service_logs(self) -> dict[str, Path]:
+        """Dev's log and each service's own (under SHOPSTREAM_DEV_LOG_DIR, which `spawn_dev` sets)."""
+        logs = {"dev": self.log_path}
+        log_dir = self.env.get("SHOPSTREAM_DEV_LOG_DIR")
+        if log_dir:
+            logs.update({p.stem: p for p in sorted(Path(log_dir).glob("*.log"))})
+        return logs
+
+    def stop(self, timeout_s: float = DEV_STOP_S) -> None:
+        stop(self.process, timeout_s)
 
 
 def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
@@ -257,10 +298,10 @@ def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
         "SHOPSTREAM_WORKER_PORT": str(free_port_block(WORKER_PORTS)),
         "SHOPSTREAM_REGISTRY_STORAGE": str(state_dir / "registry.json"),
         "SHOPSTREAM_STATE_DIR": str(state_dir),
+        "SHOPSTREAM_DEV_LOG_DIR": str(state_dir / "logs"),
         **overrides,
     }
     log_path = state_dir / "dev.log"
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "shopstream.cli", "dev"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = spawn([sys.executable, "-m", "shopstream.cli", "dev"], env=env, stdout=out, stderr=subprocess.STDOUT)
     return DevProcess(process=proc, env=env, log_path=log_path)

@@ -14,8 +14,11 @@ from typing import TypeVar
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from shopstream import children
+from shopstream.children import spawn
 from shopstream.config import Settings
 from shopstream.embedded import free_port
+from tests import processes
 
 T = TypeVar("T")
 
@@ -27,20 +30,15 @@ def start_worker(processor: str, settings: Settings, log: Path, **env: str) -> s
                 "REDIS_URL": settings.redis_url, "SHOPSTREAM_REDIS_PREFIX": settings.redis_key_prefix,
                 "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "INFO",
                 "SHOPSTREAM_STATE_DIR": str(log.parent), "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true", **env}
+    processes.track(f"worker {processor}", log)
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "shopstream.cli", "worker", processor, "--port",
-                                 str(free_port())], env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        return spawn([sys.executable, "-m", "shopstream.cli", "worker", processor, "--port", str(free_port())],
+                     env=full_env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it does not exit within 20 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """SIGTERM its process group, then SIGKILL if it does not exit within 20 s."""
+    children.stop(proc, 20)
 
 
 def wait_for(check: Callable[[], T], timeout_s: float = 60.0, log: Path | Sequence[Path] = (),

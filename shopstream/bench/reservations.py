@@ -32,8 +32,9 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from shopstream.bench.common import BenchError, broker_and_registry, fresh_settings, median, produce_all, work_dir
+from shopstream.children import spawn, stop
 from shopstream.config import Settings
-from shopstream.embedded import free_port, stop_process
+from shopstream.embedded import free_port
 from shopstream.kafka import make_producer
 from shopstream.schemas.models import EventMeta, Money, OrderLine, OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client
@@ -103,7 +104,7 @@ def start_worker(settings: Settings, log: Path, stubbed: bool) -> subprocess.Pop
     cmd = ([sys.executable, "-c", STUBBED.format(port=port)] if stubbed
            else [sys.executable, "-m", "shopstream.cli", "worker", "orders", "--port", str(port)])
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return spawn(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: i
         finally:
             reader.stopped.set()
             reader.join(timeout=5)
-            stop_process(worker, 20)
+            stop(worker, 20)
 
 
 def run_reservations_bench(base: Settings, orders_n: int, runs: int, skus: int, without_reservations: bool = False,

@@ -26,7 +26,7 @@ def _poll_order(stack: RunningStack, order_id: int, until: str | None = None, ti
         if code == 200 and (until is None or body["status"] == until):
             return body
         time.sleep(0.3)
-    raise AssertionError(f"order {order_id} not readable (last: {body}); log:\n{stack.log_tail()}")
+    raise AssertionError(f"order {order_id} not readable (last: {body}; the service logs follow in the report)")
 
 
 def _records_with_key(stack: RunningStack, topic: str, key: int) -> list:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from shopstream.children import spawn
 from shopstream.config import Settings
 from shopstream.embedded import free_port, wait_for_port
 from shopstream.kafka import make_producer
@@ -45,7 +46,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

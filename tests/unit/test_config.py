@@ -43,6 +43,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "stripe_secret": ("whsec_abc", SecretStr("whsec_abc")),
     "woocommerce_secret": ("wc_abc", SecretStr("wc_abc")),
     "state_dir": ("/data/state", "/data/state"),
+    "dev_log_dir": ("/tmp/dev-logs", "/tmp/dev-logs"),
     "faust_store": ("rocksdb://", "rocksdb://"),
     "log_level": ("DEBUG", "DEBUG"),
     "shop_sync_window_ms": ("750", 750),
