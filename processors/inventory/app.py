@@ -1,9 +1,10 @@
 """Inventory processor (`shopstream worker inventory`): the Faust adapter around the pure ATP core.
 
 Consumes `inventory.stock` (StockSnapshot / StockSnapshotBatch / StockAdjusted / GoodsReceived) and
-`inventory.reservations` (ReservationChanged), both keyed by SKU and co-partitioned (4 partitions),
-keeps one `SkuState` per SKU in the Faust table `atp` (key: the SKU, value: `SkuState.to_dict()` as
-JSON in the changelog, the `SkuState` itself in memory) and feeds every event through the matching `apply_*` of
+`inventory.reservations` (ReservationChanged), both keyed by SKU and co-partitioned (copartition group
+`sku`; the table has that group's partition count, from the topology), keeps one `SkuState` per SKU in
+the Faust table `atp` (key: the SKU, value: `SkuState.to_dict()` as JSON in the changelog, the
+`SkuState` itself in memory) and feeds every event through the matching `apply_*` of
 `shopstream.processors.inventory.atp`, which holds all of the arithmetic and the idempotence rules:
 - a StockSnapshot is the ERP count of one location as of `as_of`; an older one is stale and
   ignored, one repeating the current figures is a duplicate;
@@ -109,11 +110,13 @@ from shopstream.schemas.models import (
     StockSnapshotBatch,
 )
 from shopstream.serde import AvroSerde, make_registry_client
+from shopstream.topology import Topology, load_topology_for
 
 PROCESSOR = "inventory"
 STOCK = "inventory.stock"
 RESERVATIONS = "inventory.reservations"
 OUTPUT = "inventory.atp"
+TABLE = "atp"
 ATP_NS = uuid.UUID("5d0c7a8e-2b1f-4f3e-9a51-8e4b6c2d7f30")
 # AtpLocation.as_of is required; a location that no ERP snapshot has counted yet (known only from
 # adjustments or reservations) reports the epoch: "never counted".
@@ -216,10 +219,15 @@ class InventoryProcessor:
     """Holds the Faust app, topics and table of the inventory worker."""
 
     def __init__(self, settings: Settings, web_port: int | None = None,
-                 config: InventoryConfig | None = None) -> None:
+                 config: InventoryConfig | None = None, topology: Topology | None = None) -> None:
         self.settings = settings
         self.config = config or load_inventory_config()
-        self.app = make_faust_app(settings, PROCESSOR, web_port=web_port)
+        self.topology = topology or load_topology_for(settings)
+        # The table is partitioned like the `sku` co-partition group of its inputs (so a bulk snapshot's
+        # lines share the partition they arrive on), with the changelog declared in the topology.
+        self.changelog = self.topology.table_changelog(PROCESSOR, TABLE, (STOCK, RESERVATIONS))
+        self.partitions = self.changelog.partitions
+        self.app = make_faust_app(settings, PROCESSOR, web_port=web_port, topology=self.topology)
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
         self.input_topics = self.app.topic(settings.topic(STOCK), settings.topic(RESERVATIONS),
@@ -230,7 +238,8 @@ class InventoryProcessor:
         self._sent = {name: RECORDS_OUT.labels(PROCESSOR, name) for name in self.out_topics}
         self._labels = {settings.topic(STOCK): STOCK, settings.topic(RESERVATIONS): RESERVATIONS}
         # Keys raw bytes (the SKU); values SkuState, JSON of SkuState.to_dict() in the changelog.
-        self.table = self.app.Table("atp", default=None, partitions=4, key_type=bytes)
+        self.table = self.app.Table(TABLE, default=None, partitions=self.partitions, key_type=bytes,
+                                    extra_topic_configs=self.changelog.kafka_configs())
         # Faust derives the codec from value_type (a faust.Record) in the constructor; the table passes
         # its own attribute to every changelog send, the store its own when recovering: set both.
         self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
@@ -278,7 +287,7 @@ class InventoryProcessor:
         """Each line like a StockSnapshot of its SKU; states written once every output is confirmed.
 
         `batch` is the plain StockSnapshotBatch datum (`AvroSerde.decode_datum`: times as epoch ms)."""
-        partitions = self.table.partitions or 4
+        partitions = self.partitions
         lines = batch["lines"]
         if record.partition is not None:
             for line in lines:
