@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .topics import (
+    CONNECTORS_DLQ,
     DEFAULT_TOPOLOGY_PATH,
     PRODUCTION_OVERLAY_PATH,
     Topic,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .admin import ApplyReport, Drift, Unverified, apply
 
 __all__ = [
+    "CONNECTORS_DLQ",
     "DEFAULT_TOPOLOGY_PATH",
     "PRODUCTION_OVERLAY_PATH",
     "ApplyReport",

@@ -66,8 +66,11 @@ PRODUCTION_MIN_INSYNC = 2
 #: Cleanup policies Kafka knows (normalised: parts sorted, joined by a comma).
 CLEANUP_POLICIES = frozenset({"delete", "compact", "compact,delete"})
 
-#: `dlq: auto` names the companion `<topic>` + this suffix.
+#: `dlq: auto` names the companion `<topic>` + this suffix (the only place a DLQ name is derived).
 DLQ_SUFFIX = ".dlq"
+
+#: The DLQ no topic owns: raw webhook/file bodies a connector could not parse (declared in topics.yaml).
+CONNECTORS_DLQ = "connectors.dlq"
 
 TopicKind = Literal["input", "derived", "internal", "dlq"]
 

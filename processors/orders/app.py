@@ -109,7 +109,8 @@ class OrdersProcessor:
         # Keys raw bytes (the order id), values OrderRecord.to_dict() as JSON (Faust's default value codec).
         self.table = self.app.Table(TABLE, default=None, partitions=self.partitions, key_type=bytes,
                                     use_partitioner=True, extra_topic_configs=self.changelog.kafka_configs())
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
+        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR,
+                                    self.topology.dlq_routes(settings.topic_prefix))
         self._lock = asyncio.Lock()
         # Keys of owned entries `canonical.waiting` holds for, so a sweep parses only those, not every order.
         self._waiting: set[bytes] = set()
