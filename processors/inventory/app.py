@@ -110,12 +110,12 @@ from shopstream.schemas.models import (
     StockSnapshotBatch,
 )
 from shopstream.serde import AvroSerde, make_registry_client
-from shopstream.topology import Topology, load_topology_for
+from shopstream.topology import Topology, load_topology_for, names
 
 PROCESSOR = "inventory"
-STOCK = "inventory.stock"
-RESERVATIONS = "inventory.reservations"
-OUTPUT = "inventory.atp"
+STOCK = names.INVENTORY_STOCK
+RESERVATIONS = names.INVENTORY_RESERVATIONS
+OUTPUT = names.INVENTORY_ATP
 TABLE = "atp"
 ATP_NS = uuid.UUID("5d0c7a8e-2b1f-4f3e-9a51-8e4b6c2d7f30")
 # AtpLocation.as_of is required; a location that no ERP snapshot has counted yet (known only from
@@ -188,14 +188,14 @@ def oversold(levels: Levels, orders: tuple[str, ...], cause: EventMeta) -> list[
     alert = AnomalyAlert(meta=_meta("oversold", "AnomalyAlert", levels, cause), kind="oversold", subject=levels.sku,
                          severity="critical", summary=f"{levels.sku} oversold: available {levels.available}",
                          evidence=evidence, detected_at=levels.updated_at or cause.occurred_at)
-    out: list[tuple[str, bytes, Any]] = [("alerts.anomalies", levels.sku.encode(), alert)]
+    out: list[tuple[str, bytes, Any]] = [(names.ALERTS_ANOMALIES, levels.sku.encode(), alert)]
     for order_id in orders:
         item = ReviewItem(meta=_meta("oversold", "ReviewItem", levels, cause, order_id), order_id=order_id,
                           kind="oversold", reason=f"{levels.sku} oversold: available {levels.available}",
                           details={"sku": levels.sku, "available": str(levels.available),
                                    "atp_version": str(levels.version)},
                           event_id=cause.event_id, event_type=cause.event_type, rule=None)
-        out.append(("review.queue", order_id.encode(), item))
+        out.append((names.REVIEW_QUEUE, order_id.encode(), item))
     return out
 
 
@@ -233,7 +233,7 @@ class InventoryProcessor:
         self.input_topics = self.app.topic(settings.topic(STOCK), settings.topic(RESERVATIONS),
                                            **raw)  # type: ignore[arg-type]
         self.out_topics = {name: self.app.topic(settings.topic(name), **raw)  # type: ignore[arg-type]
-                           for name in (OUTPUT, "commands.erp", "alerts.anomalies", "review.queue")}
+                           for name in (OUTPUT, names.COMMANDS_ERP, names.ALERTS_ANOMALIES, names.REVIEW_QUEUE)}
         self._topic_names = {name: topic.get_topic_name() for name, topic in self.out_topics.items()}
         self._sent = {name: RECORDS_OUT.labels(PROCESSOR, name) for name in self.out_topics}
         self._labels = {settings.topic(STOCK): STOCK, settings.topic(RESERVATIONS): RESERVATIONS}
@@ -341,7 +341,8 @@ class InventoryProcessor:
             outputs.append((OUTPUT, key, self._atp_level_encoder().encode(levels, cause)))
         point = outcome.policy.reorder_point
         if outcome.reorder_crossed and point is not None:
-            outputs.append(("commands.erp", key, self._encode("commands.erp", reorder_request(levels, point, cause))))
+            outputs.append((names.COMMANDS_ERP, key,
+                            self._encode(names.COMMANDS_ERP, reorder_request(levels, point, cause))))
         if outcome.oversold_orders:
             outputs.extend((name, out_key, self._encode(name, out))
                            for name, out_key, out in oversold(levels, outcome.oversold_orders, cause))

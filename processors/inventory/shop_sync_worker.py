@@ -100,12 +100,12 @@ from shopstream.serde import (
     avro_long,
     make_registry_client,
 )
-from shopstream.topology import load_topology_for
+from shopstream.topology import load_topology_for, names
 
 PROCESSOR = "shop-sync"
 GROUP_ID = "shop-sync"
-SOURCE_TOPIC = "inventory.atp"
-COMMAND_TOPIC = "commands.shop"
+SOURCE_TOPIC = names.INVENTORY_ATP
+COMMAND_TOPIC = names.COMMANDS_SHOP
 ATP_LEVEL = "io.shopstream.events.AtpLevel"
 SYNC_SHOP_STOCK = "io.shopstream.events.SyncShopStock"
 SOURCE = "shopstream.shop-sync"

@@ -69,21 +69,22 @@ from shopstream.processors.orders.parking import AnyEvent
 from shopstream.processors.orders.record import OrderRecord
 from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated
 from shopstream.serde import AvroSerde, make_registry_client
-from shopstream.topology import Topology, load_topology_for
+from shopstream.topology import Topology, load_topology_for, names
 
 log = logging.getLogger(__name__)
 
 PROCESSOR = "orders"
-INPUT = "shop.orders"
+INPUT = names.SHOP_ORDERS
 # Each input topic and the records that belong on it (anything else is parked on its DLQ).
 INPUTS: dict[str, tuple[type[BaseModel], ...]] = {
     INPUT: (OrderPlaced, OrderUpdated, OrderCancelled),
-    "payments": payments.PAYMENT_EVENTS,
-    "fulfillment.shipments": shipments.SHIPMENT_EVENTS,
-    "returns": returns.RETURN_EVENTS,
+    names.PAYMENTS: payments.PAYMENT_EVENTS,
+    names.FULFILLMENT_SHIPMENTS: shipments.SHIPMENT_EVENTS,
+    names.RETURNS: returns.RETURN_EVENTS,
 }
-OUTPUTS = ("orders.state", "orders.status-changes", "review.queue", "commands.fulfillment", "commands.erp",
-           "commands.payments", "alerts.anomalies", "inventory.stock", "inventory.reservations")
+OUTPUTS = (names.ORDERS_STATE, names.ORDERS_STATUS_CHANGES, names.REVIEW_QUEUE, names.COMMANDS_FULFILLMENT,
+           names.COMMANDS_ERP, names.COMMANDS_PAYMENTS, names.ALERTS_ANOMALIES, names.INVENTORY_STOCK,
+           names.INVENTORY_RESERVATIONS)
 TABLE = "orders"
 
 

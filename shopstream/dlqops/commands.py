@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from shopstream.config import Settings
 from shopstream.kafka import make_producer
 from shopstream.metrics import DLQ_BACKLOG
-from shopstream.topology import Topic, Topology
+from shopstream.topology import Topic, Topology, names
 
 from .filters import (
     DeadLetter,
@@ -39,7 +39,7 @@ from .filters import (
 from .scan import TopicMissing, broker_topics, read_log, scan
 
 #: Logical name of the replay log (topology/topics.yaml).
-REPLAY_LOG = "dlq.replay-log"
+REPLAY_LOG = names.DLQ_REPLAY_LOG
 SHOW_LIMIT = 20
 EXAMPLE_CHARS = 100
 

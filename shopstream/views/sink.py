@@ -83,7 +83,7 @@ from shopstream.processing import RetryPolicy
 from shopstream.processing import is_transient as shared_is_transient
 from shopstream.schemas.models import AtpLevel, OrderState, OrderStatusChanged
 from shopstream.serde import AvroSerde, SerdeError, make_registry_client
-from shopstream.topology import load_topology_for
+from shopstream.topology import load_topology_for, names
 from shopstream.views.atp import AtpView
 from shopstream.views.guard import Entry
 from shopstream.views.history import HistoryEntry, HistoryView
@@ -91,9 +91,9 @@ from shopstream.views.orders import OrderView, order_document
 
 PROCESSOR = "views"
 GROUP_ID = "views"
-ORDERS_TOPIC = "orders.state"
-ATP_TOPIC = "inventory.atp"
-CHANGES_TOPIC = "orders.status-changes"
+ORDERS_TOPIC = names.ORDERS_STATE
+ATP_TOPIC = names.INVENTORY_ATP
+CHANGES_TOPIC = names.ORDERS_STATUS_CHANGES
 SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC, CHANGES_TOPIC)
 SOURCE_TOPIC = ORDERS_TOPIC  # the order view's topic, under the name callers of the one-view sink used
 
