@@ -213,3 +213,17 @@ def test_cli_apply_dry_run_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_apply_without_dry_run_still_needs_a_broker(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["topics", "apply"]) == 2
     assert "KAFKA_BOOTSTRAP_SERVERS" in capsys.readouterr().err
+
+
+def test_changelogs_are_no_replay_target() -> None:
+    """Replaying dead letters into a Faust changelog would write foreign records into table state."""
+    from shopstream.dlqops.commands import resolve_target
+    from shopstream.dlqops.filters import UsageError
+
+    topology = load_topology()
+    assert resolve_target(topology, "inventory.reservations", "t1.") == "t1.inventory.reservations"
+    with pytest.raises(UsageError, match="internal topic"):
+        resolve_target(topology, "orders-orders-changelog")
+    with pytest.raises(UsageError) as unknown:
+        resolve_target(topology, "nope")
+    assert "orders-orders-changelog" not in str(unknown.value) and "shop.orders" in str(unknown.value)
