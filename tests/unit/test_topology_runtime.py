@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -131,7 +133,9 @@ def test_overlay_setting_reaches_every_reader(tmp_path: Path) -> None:
 
 def test_production_overlay_is_package_data_and_consistent() -> None:
     assert PRODUCTION_OVERLAY_PATH.is_file()
-    assert PRODUCTION_OVERLAY_PATH.parent.name == "overlays"
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["shopstream.topology"]
+    assert any(fnmatch("overlays/production.yaml", p) for p in patterns)  # shipped in the wheel, too
     production = load_topology(overlay=PRODUCTION_OVERLAY_PATH)
     assert check(production, known_records=known_record_names()) == []
     assert check_production(production) == []
