@@ -65,9 +65,10 @@ from shopstream.schemas.models import (
     ShipmentException,
     ShipmentLine,
 )
+from shopstream.topology import names
 
 SOURCE = "carrier"
-SHIPMENTS_TOPIC = "fulfillment.shipments"
+SHIPMENTS_TOPIC = names.FULFILLMENT_SHIPMENTS
 SIGNATURE_HEADER = "x-shopstream-signature"
 DELIVERY_ID_HEADER = "x-shopstream-delivery-id"
 

@@ -62,9 +62,10 @@ from shopstream.connectors.base import PayloadError, make_meta
 from shopstream.kafka import partition_for
 from shopstream.schemas.models import StockSnapshot, StockSnapshotBatch
 from shopstream.serde import avro_long
+from shopstream.topology import names
 
 SOURCE = "erp"
-STOCK_TOPIC = "inventory.stock"
+STOCK_TOPIC = names.INVENTORY_STOCK
 DEFAULT_LOCATION = "default"
 REQUIRED_COLUMNS = ("sku", "on_hand")
 OPTIONAL_COLUMNS = ("location", "safety_stock", "incoming")

@@ -58,8 +58,8 @@ from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import AsyncProducer, DeliveryError
 from shopstream.schemas.models import StockSnapshotBatch
 from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError, make_registry_client
+from shopstream.topology import CONNECTORS_DLQ, load_topology_for
 
-CONNECTOR_DLQ = "connectors.dlq"
 ORIGINAL_TOPIC = "file:erp-stock"
 DLQ_KEY = b"erp-stock"
 PROCESSOR = "ingest:erp-stock"
@@ -127,10 +127,11 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
                        changed_only: bool) -> None:
     topic = settings.topic(STOCK_TOPIC)
     record_name = str(StockSnapshotBatch.AVRO_NAME)
-    dlq = settings.topic(CONNECTOR_DLQ)
+    dlq = settings.topic(CONNECTORS_DLQ)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     producer = AsyncProducer(settings)
-    writer = DeadLetterWriter(producer, settings.topic(PROCESSOR))
+    writer = DeadLetterWriter(producer, settings.topic(PROCESSOR),
+                              load_topology_for(settings).dlq_routes(settings.topic_prefix))
     in_flight: set[asyncio.Task[tuple[str, int]]] = set()
     file_headers = [(HEADER_PREFIX + "file", report.file.encode()),
                     (HEADER_PREFIX + "as_of", export.as_of.isoformat().encode())]
@@ -315,6 +316,6 @@ def run_erp_stock(settings: Settings, path: str, as_of_text: str | None, changed
         print(f"{path}:{error.line_number}: {error.reason}", file=sys.stderr)
     if report.rejected > len(report.errors):
         print(f"... and {report.rejected - len(report.errors)} more rejected row(s), "
-              f"all on {settings.topic(CONNECTOR_DLQ)}", file=sys.stderr)
+              f"all on {settings.topic(CONNECTORS_DLQ)}", file=sys.stderr)
     print(report.summary())
     return report.exit_code

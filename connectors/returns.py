@@ -49,9 +49,10 @@ from shopstream.connectors.carrier import (
     validation_reasons,
 )
 from shopstream.schemas.models import ConditionGrade, ReturnInspected, ReturnLine, ReturnReceived, ReturnRequested
+from shopstream.topology import names
 
 SOURCE = "returns"
-RETURNS_TOPIC = "returns"
+RETURNS_TOPIC = names.RETURNS
 
 ReturnType = Literal["requested", "received", "inspected"]
 EVENT_TYPES: dict[str, str] = {"requested": "ReturnRequested", "received": "ReturnReceived",

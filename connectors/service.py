@@ -28,6 +28,7 @@ from shopstream.health import healthz, readiness
 from shopstream.kafka import AsyncProducer
 from shopstream.metrics import metrics_handler
 from shopstream.serde import AvroSerde, make_registry_client
+from shopstream.topology import load_topology_for
 
 FRONT = web.AppKey("front", WebhookFront)
 SETTINGS = web.AppKey("settings", Settings)
@@ -61,7 +62,8 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
         app[REDIS] = client
         app[FRONT] = WebhookFront(settings, producer, serde,
                                   DeliveryDedupe(client, settings.redis_key_prefix, settings.webhook_dedupe_ttl_s),
-                                  DeadLetterWriter(producer, "connectors"),
+                                  DeadLetterWriter(producer, "connectors",
+                                                   load_topology_for(settings).dlq_routes(settings.topic_prefix)),
                                   PaymentLinks(client, settings.redis_key_prefix))
         yield
         await asyncio.get_running_loop().run_in_executor(None, producer.close)

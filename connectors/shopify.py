@@ -108,13 +108,14 @@ from shopstream.schemas.models import (
     ShipmentException,
     ShipmentLine,
 )
+from shopstream.topology import names
 
 SOURCE = "shopify"
-ORDERS_TOPIC = "shop.orders"
+ORDERS_TOPIC = names.SHOP_ORDERS
 ORDER_TOPICS = {"orders/create": "OrderPlaced", "orders/updated": "OrderUpdated",
                 "orders/cancelled": "OrderCancelled"}
-PAYMENTS_TOPIC = "payments"
-SHIPMENTS_TOPIC = "fulfillment.shipments"
+PAYMENTS_TOPIC = names.PAYMENTS
+SHIPMENTS_TOPIC = names.FULFILLMENT_SHIPMENTS
 REFUND_TOPIC = "refunds/create"
 FULFILLMENT_TOPICS = ("fulfillments/create", "fulfillments/update")
 

@@ -67,10 +67,11 @@ from shopstream.schemas.models import (
     RefundIssued,
     ReviewItem,
 )
+from shopstream.topology import names
 
 SOURCE = "stripe"
-PAYMENTS_TOPIC = "payments"
-REVIEW_TOPIC = "review.queue"
+PAYMENTS_TOPIC = names.PAYMENTS
+REVIEW_TOPIC = names.REVIEW_QUEUE
 DEFAULT_TOLERANCE_S = 300
 
 #: Stripe event type -> canonical record name.

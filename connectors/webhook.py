@@ -40,13 +40,13 @@ from shopstream.schemas.models import (
     RefundIssued,
 )
 from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError
+from shopstream.topology import CONNECTORS_DLQ
 
 log = logging.getLogger("shopstream.connectors")
 
 MAX_BODY = 5 * 1024 * 1024
 #: Request headers kept with a parked body (never the signature: it is a credential-derived value).
 _KEPT_HEADERS = ("content-type", "user-agent")
-CONNECTOR_DLQ = "connectors.dlq"
 # The records of the `payments` topic: each names its payment and its order.
 PAYMENT_RECORDS = (PaymentAuthorized, PaymentCaptured, PaymentFailed, RefundIssued, ChargebackOpened)
 
@@ -176,4 +176,4 @@ class WebhookFront:
         record = FailedRecord(topic=f"webhook:{connector.name}", key=(delivery_id or connector.name).encode(),
                               value=body, headers=kept, timestamp_ms=int(time.time() * 1000))
         await self._dlq.park(record, Failure(error=exc, stage="connector"),
-                             to_topic=self._settings.topic(CONNECTOR_DLQ))
+                             to_topic=self._settings.topic(CONNECTORS_DLQ))

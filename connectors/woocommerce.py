@@ -65,9 +65,10 @@ from shopstream.schemas.models import (
     OrderPlaced,
     OrderUpdated,
 )
+from shopstream.topology import names
 
 SOURCE = "woocommerce"
-ORDERS_TOPIC = "shop.orders"
+ORDERS_TOPIC = names.SHOP_ORDERS
 ORDER_TOPICS = {"order.created", "order.updated"}
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 TOPIC_HEADER = "x-wc-webhook-topic"

@@ -12,9 +12,14 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shopstream.bench import add_bench_parser
 from shopstream.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from shopstream.topology import Topology
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -28,22 +33,56 @@ def _require(settings: Settings, *fields: str) -> None:
                           "(or use `shopstream dev`, which starts the embedded broker and registry)")
 
 
-def cmd_topics_check(args: argparse.Namespace, settings: Settings) -> int:
-    from shopstream.topology import check, known_record_names, load_topology
+def _topology(args: argparse.Namespace, settings: Settings) -> Topology:
+    """The topology of a `topics` command: --file (or the shipped one) + --overlay (or the setting)."""
+    from shopstream.topology import load_topology_for
 
-    problems = check(load_topology(args.file) if args.file else load_topology(), known_records=known_record_names())
+    return load_topology_for(settings, Path(args.file) if args.file else None,
+                             overlay=Path(args.overlay) if args.overlay else None)
+
+
+def cmd_topics_check(args: argparse.Namespace, settings: Settings) -> int:
+    from shopstream.topology import TopologyError, check, check_production, known_record_names
+
+    try:
+        topology = _topology(args, settings)
+    except TopologyError as exc:
+        print(f"shopstream topics check: {exc}", file=sys.stderr)
+        return 2
+    problems = check(topology, known_records=known_record_names())
+    if args.production:
+        problems += check_production(topology)
     for p in problems:
         print(f"problem: {p}")
-    print("topology ok" if not problems else f"{len(problems)} problem(s)")
+    print(f"topology ok ({topology.source})" if not problems else f"{len(problems)} problem(s) in {topology.source}")
     return 1 if problems else 0
 
 
 def cmd_topics_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from shopstream.topology import apply, load_topology
+    from shopstream.topology import TopologyError, apply, check
 
+    try:
+        topology = _topology(args, settings)
+    except TopologyError as exc:
+        print(f"shopstream topics apply: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        # The plan from the topology alone: reviewable (e.g. in CI, or before a production change)
+        # without a broker, and nothing is contacted or created.
+        problems = check(topology)
+        for p in problems:
+            print(f"problem: {p}")
+        if args.json:
+            print(json.dumps({"dry_run": True, "source": topology.source, "prefix": settings.topic_prefix,
+                              "topics": [{"name": t.physical_name(settings.topic_prefix), "kind": t.kind,
+                                          "partitions": t.partitions, "replication_factor": t.replication_factor,
+                                          "configs": t.kafka_configs()} for t in topology.topics],
+                              "problems": problems}, indent=2))
+        else:
+            print(topology.render_plan(settings.topic_prefix))
+        return 1 if problems else 0
     _require(settings, "kafka_bootstrap_servers")
-    report = apply(load_topology(args.file) if args.file else load_topology(), settings.kafka_client_config(),
-                   prefix=settings.topic_prefix, dry_run=args.dry_run)
+    report = apply(topology, settings.kafka_client_config(), prefix=settings.topic_prefix)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.render())
     return int(report.exit_code)
 
@@ -104,14 +143,14 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.dlqops import commands
     from shopstream.dlqops.filters import Selection, UsageError, parse_time
     from shopstream.dlqops.scan import ScanError, TopicMissing
-    from shopstream.topology import TopologyError, load_topology
+    from shopstream.topology import TopologyError, load_topology_for
 
     _require(settings, "kafka_bootstrap_servers")
     if logging.getLogger().level > logging.DEBUG:  # the registry client logs every request at INFO
         for noisy in ("httpx", "httpx2"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        topology = load_topology()
+        topology = load_topology_for(settings)
         now = commands.now_ms()
         since = parse_time(args.since, now, "--since") if getattr(args, "since", None) else None
         until = parse_time(args.until, now, "--until") if getattr(args, "until", None) else None
@@ -214,13 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="create or validate the topics of topology/topics.yaml")
     tsub = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    overlay_help = ("overlay merged over the topology, e.g. topology/overlays/production.yaml "
+                    "(default: SHOPSTREAM_TOPOLOGY_OVERLAY, else none)")
     p = tsub.add_parser("apply", help="create missing topics, report drift on existing ones (changes nothing else)")
-    p.add_argument("--dry-run", action="store_true", help="report only, create nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (every topic with partitions, replication, configs) from the topology "
+                        "alone; contacts no broker, creates nothing")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--file", help="topology file (default: the shipped topology/topics.yaml)")
+    p.add_argument("--overlay", metavar="FILE", help=overlay_help)
     p.set_defaults(func=cmd_topics_apply)
     p = tsub.add_parser("check", help="validate the topology file (partitions, DLQs, record names)")
     p.add_argument("--file", help="topology file (default: the shipped topology/topics.yaml)")
+    p.add_argument("--overlay", metavar="FILE", help=overlay_help)
+    p.add_argument("--production", action="store_true",
+                   help="also fail on any topic with replication below 3 or min.insync.replicas below 2")
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")

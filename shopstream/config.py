@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         "", validation_alias=AliasChoices("SHOPSTREAM_TOPIC_PREFIX"),
         description="Prepended to every topic and group name (tests and shared clusters).",
     )
+    topology_overlay: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_TOPOLOGY_OVERLAY"),
+        description="Overlay file merged over topology/topics.yaml by every process (topics apply/check, "
+                    "workers' table partitions and changelogs, dlq tools), e.g. the shipped "
+                    "topology/overlays/production.yaml; empty: the base topology (dev values).",
+    )
 
     # Schema registry
     schema_registry_url: str = Field(

@@ -16,7 +16,11 @@ Spring's `kafka_dlt-*`):
 - `shopstream.dlq.attempts`: how many times handling was tried.
 - `shopstream.dlq.first.failure`, `.last.failure`: ms since epoch.
 
-The DLQ topic of a physical topic `T` is `T.dlq`; connectors write to `connectors.dlq`.
+Where a record goes is the topology's decision, made in one place: the writer is given
+`Topology.dlq_routes(prefix)` (physical topic -> physical DLQ, from each topic's `dlq` entry; `dlq: auto`
+names `<topic>.dlq`), and a topic without a DLQ in the topology cannot be parked silently somewhere
+invented. Connectors name their target explicitly: `connectors.dlq` (`CONNECTORS_DLQ`), the one DLQ
+that no topic owns.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import hashlib
 import logging
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
@@ -65,11 +69,6 @@ class Failure:
     stage: str
     attempts: int = 1
     first_failure_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-
-
-def dlq_topic(topic: str) -> str:
-    """The dead-letter companion of a physical topic name."""
-    return f"{topic}.dlq"
 
 
 def fingerprint(error: BaseException) -> str:
@@ -120,16 +119,31 @@ def header_map(headers: Headers | None) -> dict[str, bytes]:
     return {k: v for k, v in (headers or [])}
 
 
-class DeadLetterWriter:
-    """Parks failed records on their DLQ topic and returns once the broker confirmed the write."""
+class NoDeadLetterTopic(LookupError):
+    """A record's topic has no DLQ in the topology (declare `dlq: auto` on it)."""
 
-    def __init__(self, publisher: Publisher, processor: str) -> None:
+
+class DeadLetterWriter:
+    """Parks failed records on their DLQ topic and returns once the broker confirmed the write.
+
+    `routes`: physical topic -> physical DLQ topic, i.e. `Topology.dlq_routes(settings.topic_prefix)`.
+    """
+
+    def __init__(self, publisher: Publisher, processor: str, routes: Mapping[str, str]) -> None:
         self._publisher = publisher
         self.processor = processor
+        self._routes = dict(routes)
+
+    def dlq_for(self, topic: str) -> str:
+        """The DLQ of physical topic `topic`, as the topology names it; NoDeadLetterTopic if it has none."""
+        try:
+            return self._routes[topic]
+        except KeyError:
+            raise NoDeadLetterTopic(f"topic {topic!r} has no dlq in the topology") from None
 
     async def park(self, record: FailedRecord, failure: Failure, to_topic: str | None = None) -> str:
         """Write `record` with failure context to `to_topic` (default: its DLQ); returns the topic."""
-        target = to_topic or dlq_topic(record.topic)
+        target = to_topic or self.dlq_for(record.topic)
         headers = context_headers(record, failure, self.processor)
         await self._publisher.publish(target, record.key, record.value, headers)
         fp = fingerprint(failure.error)

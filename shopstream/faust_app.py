@@ -5,6 +5,10 @@ Faust flushes its producer before it commits input offsets, so an output is neve
 committed offset. aiokafka partitions keys with murmur2, as `make_producer` does for confluent-kafka.
 The aiokafka idempotent producer is left off: it needs InitProducerId, which Tansu does not serve to
 aiokafka (DESIGN.md); at-least-once plus idempotent state updates give effectively-once instead.
+
+Topic defaults come from the topology (`shopstream.topology`), not constants: topic_partitions and
+topic_replication_factor are those of the app's internal topics (its table changelogs, declared in
+topics.yaml), so a topic Faust declares itself gets the settings `topics apply` would give it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from shopstream.config import Settings
 from shopstream.kafka import Headers
 from shopstream.metrics import metrics_handler
+from shopstream.topology import Topology, TopologyError, load_topology_for
 
 
 def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -63,8 +68,18 @@ class ShopstreamFaustApp(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
-def make_faust_app(settings: Settings, name: str, web_port: int | None = None, **overrides: Any) -> faust.App:
-    """A Faust app named `name` (prefixed), with `/metrics` on its web server."""
+def make_faust_app(settings: Settings, name: str, web_port: int | None = None, topology: Topology | None = None,
+                   **overrides: Any) -> faust.App:
+    """A Faust app named `name` (prefixed), with `/metrics` on its web server.
+
+    `topology` (default: `load_topology_for(settings)`) must declare the app's internal topics (its
+    table changelogs); their partitions and replication become Faust's topic defaults.
+    """
+    topology = topology or load_topology_for(settings)
+    internal = topology.internal_topics(name)
+    if not internal:
+        raise TopologyError(f"{topology.source}: no internal topics declared for Faust app {name!r} "
+                            f"(its table changelogs, named `{name}-<table>-changelog`)")
     conf: dict[str, Any] = dict(
         broker=",".join(f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap_servers.split(",")),
         broker_credentials=faust_credentials(settings),
@@ -79,9 +94,11 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, *
         # output (one AtpLevel and one changelog record per SKU), measured with py-spy.
         producer_linger=0.005,
         producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
-        topic_partitions=4,
-        topic_replication_factor=1,
-        topic_allow_declare=True,   # Faust declares its own table changelog topics
+        topic_partitions=max(t.partitions for t in internal),
+        topic_replication_factor=max(t.replication_factor for t in internal),
+        # Faust creates a changelog only when it is missing (started without `topics apply`), with the
+        # table's partitions and configs from the topology and this replication: the same topic either way.
+        topic_allow_declare=True,
         topic_disable_leader=True,
         web_host=settings.http_host,
         web_port=web_port or settings.worker_web_port,

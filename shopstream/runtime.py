@@ -181,9 +181,9 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
         print(f"embedded schema registry: {url}", flush=True)
     os.environ.update(stack.env)
     effective = load_settings()
-    from shopstream.topology import apply, load_topology
+    from shopstream.topology import apply, load_topology_for
 
-    report = apply(load_topology(), effective.kafka_client_config(), prefix=effective.topic_prefix)
+    report = apply(load_topology_for(effective), effective.kafka_client_config(), prefix=effective.topic_prefix)
     print(report.render(), flush=True)
     stack.spawn("connectors", "connectors", "serve")
     stack.spawn("api", "api", "serve")

@@ -1,6 +1,7 @@
 """Topology as data: topics (`topics.yaml`), status mappings and rules under this folder, with their loaders.
 
-Topics: `load_topology()` reads and validates `topics.yaml` into a `Topology`; `check()` lists its
+Topics: `load_topology()` reads and validates `topics.yaml` (plus an overlay) into a `Topology`;
+`load_topology_for(settings)` is what every process uses (it applies SHOPSTREAM_TOPOLOGY_OVERLAY); `check()` lists its
 inconsistencies; `apply()` (in `shopstream.topology.admin`, imported lazily because it needs
 confluent-kafka) creates missing topics on a broker and reports drift as an `ApplyReport`.
 """
@@ -10,13 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .topics import (
+    CONNECTORS_DLQ,
     DEFAULT_TOPOLOGY_PATH,
+    PRODUCTION_OVERLAY_PATH,
     Topic,
     Topology,
     TopologyError,
+    changelog_name,
     check,
+    check_production,
     known_record_names,
     load_topology,
+    load_topology_for,
     parse_duration_ms,
     parse_topology,
 )
@@ -25,7 +31,9 @@ if TYPE_CHECKING:
     from .admin import ApplyReport, Drift, Unverified, apply
 
 __all__ = [
+    "CONNECTORS_DLQ",
     "DEFAULT_TOPOLOGY_PATH",
+    "PRODUCTION_OVERLAY_PATH",
     "ApplyReport",
     "Drift",
     "Topic",
@@ -33,9 +41,12 @@ __all__ = [
     "TopologyError",
     "Unverified",
     "apply",
+    "changelog_name",
     "check",
+    "check_production",
     "known_record_names",
     "load_topology",
+    "load_topology_for",
     "parse_duration_ms",
     "parse_topology",
 ]

@@ -23,6 +23,18 @@ File shape (see the comments in `topics.yaml`)::
 
 An overlay (a second file, e.g. for production) has the same top-level keys, every one optional, and
 ``topics`` as a mapping ``name -> fields to override``; it is merged over the base before validation.
+The shipped production overlay is `overlays/production.yaml`. Every runtime reader of the topology
+(workers, `topics apply|check`, `dlq`, the read API, `dev`, `bench`) calls `load_topology_for(settings)`,
+so SHOPSTREAM_TOPOLOGY_OVERLAY applies everywhere at once.
+
+The topology is also what the Faust workers read (decided for issue 10): the changelog topics of their
+tables are declared here (kind `internal`, compacted, named as Faust names them,
+`changelog_name(app, table)`), so `topics apply` creates them with the topology's partitions,
+replication and configs; a table's partition count is its changelog's, which `table_changelog()`
+checks against the co-partition group of the processor's inputs; and Faust's own defaults
+(topic_partitions, topic_replication_factor) come from the app's internal topics. Faust still declares a
+missing changelog itself (workers started without `topics apply`, e.g. in tests), but with exactly these
+settings, so whichever creates it, the topic is the same.
 """
 
 from __future__ import annotations
@@ -30,21 +42,35 @@ from __future__ import annotations
 import importlib
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+if TYPE_CHECKING:
+    from shopstream.config import Settings
+
 #: The shipped topology file.
 DEFAULT_TOPOLOGY_PATH = Path(__file__).with_name("topics.yaml")
+
+#: The shipped production overlay (replication 3, min.insync.replicas 2, more partitions).
+PRODUCTION_OVERLAY_PATH = Path(__file__).parent / "overlays" / "production.yaml"
+
+#: What `check_production()` requires of every topic: survive the loss of one broker without losing
+#: an acknowledged write (acks=all with 2 in-sync replicas out of 3).
+PRODUCTION_MIN_REPLICATION = 3
+PRODUCTION_MIN_INSYNC = 2
 
 #: Cleanup policies Kafka knows (normalised: parts sorted, joined by a comma).
 CLEANUP_POLICIES = frozenset({"delete", "compact", "compact,delete"})
 
-#: `dlq: auto` names the companion `<topic>` + this suffix.
+#: `dlq: auto` names the companion `<topic>` + this suffix (the only place a DLQ name is derived).
 DLQ_SUFFIX = ".dlq"
+
+#: The DLQ no topic owns: raw webhook/file bodies a connector could not parse (declared in topics.yaml).
+CONNECTORS_DLQ = "connectors.dlq"
 
 TopicKind = Literal["input", "derived", "internal", "dlq"]
 
@@ -268,6 +294,71 @@ class Topology(BaseModel):
         """Members of a co-partition group."""
         return [t for t in self.topics if t.copartition_group == group]
 
+    def copartition_partitions(self, names: Iterable[str]) -> int:
+        """The partition count shared by the topics `names` (a processor's inputs), via their group.
+
+        Raises TopologyError if they are not all in one co-partition group or if that group's members
+        disagree: a table partitioned differently from its inputs would hold keys on the wrong partition.
+        """
+        topics = [self.topic(n) for n in names]
+        groups = {t.copartition_group for t in topics}
+        if len(groups) != 1 or None in groups:
+            detail = ", ".join(f"{t.name}={t.copartition_group}" for t in topics)
+            raise TopologyError(f"{self.source}: inputs are not one co-partition group ({detail})")
+        (group,) = groups
+        assert group is not None
+        counts = {t.partitions for t in self.group(group)}
+        if len(counts) != 1:
+            raise TopologyError(f"{self.source}: copartition group {group!r} has differing partition counts")
+        return counts.pop()
+
+    def internal_topics(self, app: str) -> list[Topic]:
+        """Internal topics a Faust app `app` (logical app name) creates, e.g. its table changelogs."""
+        return [t for t in self.topics if t.kind == "internal" and t.name.startswith(f"{app}-")]
+
+    def table_changelog(self, app: str, table: str, inputs: Iterable[str]) -> Topic:
+        """The declared changelog of table `table` of app `app`, checked against the app's `inputs`.
+
+        Its partition count is the table's; it must equal the inputs' co-partition group's, so that a
+        key's table entry lives on the partition its input records arrive on. Raises TopologyError when
+        the changelog is not declared or its partitions differ.
+        """
+        name = changelog_name(app, table)
+        try:
+            changelog = self.topic(name)
+        except KeyError:
+            raise TopologyError(f"{self.source}: table {table!r} of {app!r} needs its changelog topic "
+                                f"{name!r} declared (kind internal, compacted)") from None
+        partitions = self.copartition_partitions(inputs)
+        if changelog.partitions != partitions:
+            raise TopologyError(f"{self.source}: changelog {name!r} has {changelog.partitions} partitions, "
+                                f"its table's inputs {partitions}: raise the co-partition group together")
+        return changelog
+
+    def dlq_routes(self, prefix: str = "") -> dict[str, str]:
+        """Physical topic name -> physical name of its dead-letter topic, for every topic that has one."""
+        return {t.physical_name(prefix): f"{prefix}{t.dlq}" for t in self.topics if t.dlq is not None}
+
+    def render_plan(self, prefix: str = "") -> str:
+        """What `topics apply` would create, from the topology alone: one line per topic (physical name)."""
+        lines = [f"plan from {self.source} (nothing contacted, nothing created)"]
+        width = max(len(t.physical_name(prefix)) for t in self.topics)
+        for t in self.topics:
+            configs = ", ".join(f"{k}={v}" for k, v in sorted(t.kafka_configs().items()))
+            lines.append(f"{t.physical_name(prefix):<{width}}  {t.kind:<8}  partitions={t.partitions:<3} "
+                         f"replication_factor={t.replication_factor}  {configs}")
+        lines.append(f"{len(self.topics)} topics")
+        return "\n".join(lines)
+
+
+def changelog_name(app: str, table: str) -> str:
+    """Faust's name for a table's changelog topic: `<app id>-<table>-changelog` (faust.tables.base).
+
+    With the logical app name this is the logical topic name; the physical one adds the topic prefix,
+    exactly as Faust's app id does (`Settings.topic(app)`).
+    """
+    return f"{app}-{table}-changelog"
+
 
 # ------------------------------------------------------------------------------------------- loading
 
@@ -405,7 +496,33 @@ def load_topology(path: Path | None = None, *, overlay: Path | None = None) -> T
     return parse_topology(data, source=source)
 
 
+def load_topology_for(settings: Settings, path: Path | None = None, *, overlay: Path | None = None) -> Topology:
+    """The topology the runtime uses: `path` (default: shipped) with `overlay`, else SHOPSTREAM_TOPOLOGY_OVERLAY.
+
+    The one helper every process reads the topology through, so an overlay cannot reach some readers
+    (topics apply) and miss others (a worker sizing its table).
+    """
+    if overlay is None and settings.topology_overlay:
+        overlay = Path(settings.topology_overlay)
+    return load_topology(path, overlay=overlay)
+
+
 # ------------------------------------------------------------------------------------------- checking
+
+
+def check_production(topology: Topology) -> list[str]:
+    """What keeps `topology` from being production-safe: one line per topic with replication below 3 or
+    min.insync.replicas below 2 (or not set), so one broker lost loses no acknowledged write."""
+    problems: list[str] = []
+    for t in topology.topics:
+        if t.replication_factor < PRODUCTION_MIN_REPLICATION:
+            problems.append(f"topic {t.name!r}: replication_factor {t.replication_factor} < "
+                            f"{PRODUCTION_MIN_REPLICATION} (production)")
+        isr = t.configs.get("min.insync.replicas")
+        if isr is None or not isr.isdigit() or int(isr) < PRODUCTION_MIN_INSYNC:
+            problems.append(f"topic {t.name!r}: min.insync.replicas {isr or 'unset'} < "
+                            f"{PRODUCTION_MIN_INSYNC} (production)")
+    return problems
 
 
 def known_record_names() -> set[str] | None:

@@ -1,9 +1,10 @@
 """Inventory processor (`shopstream worker inventory`): the Faust adapter around the pure ATP core.
 
 Consumes `inventory.stock` (StockSnapshot / StockSnapshotBatch / StockAdjusted / GoodsReceived) and
-`inventory.reservations` (ReservationChanged), both keyed by SKU and co-partitioned (4 partitions),
-keeps one `SkuState` per SKU in the Faust table `atp` (key: the SKU, value: `SkuState.to_dict()` as
-JSON in the changelog, the `SkuState` itself in memory) and feeds every event through the matching `apply_*` of
+`inventory.reservations` (ReservationChanged), both keyed by SKU and co-partitioned (copartition group
+`sku`; the table has that group's partition count, from the topology), keeps one `SkuState` per SKU in
+the Faust table `atp` (key: the SKU, value: `SkuState.to_dict()` as JSON in the changelog, the
+`SkuState` itself in memory) and feeds every event through the matching `apply_*` of
 `shopstream.processors.inventory.atp`, which holds all of the arithmetic and the idempotence rules:
 - a StockSnapshot is the ERP count of one location as of `as_of`; an older one is stale and
   ignored, one repeating the current figures is a duplicate;
@@ -109,11 +110,13 @@ from shopstream.schemas.models import (
     StockSnapshotBatch,
 )
 from shopstream.serde import AvroSerde, make_registry_client
+from shopstream.topology import Topology, load_topology_for, names
 
 PROCESSOR = "inventory"
-STOCK = "inventory.stock"
-RESERVATIONS = "inventory.reservations"
-OUTPUT = "inventory.atp"
+STOCK = names.INVENTORY_STOCK
+RESERVATIONS = names.INVENTORY_RESERVATIONS
+OUTPUT = names.INVENTORY_ATP
+TABLE = "atp"
 ATP_NS = uuid.UUID("5d0c7a8e-2b1f-4f3e-9a51-8e4b6c2d7f30")
 # AtpLocation.as_of is required; a location that no ERP snapshot has counted yet (known only from
 # adjustments or reservations) reports the epoch: "never counted".
@@ -185,14 +188,14 @@ def oversold(levels: Levels, orders: tuple[str, ...], cause: EventMeta) -> list[
     alert = AnomalyAlert(meta=_meta("oversold", "AnomalyAlert", levels, cause), kind="oversold", subject=levels.sku,
                          severity="critical", summary=f"{levels.sku} oversold: available {levels.available}",
                          evidence=evidence, detected_at=levels.updated_at or cause.occurred_at)
-    out: list[tuple[str, bytes, Any]] = [("alerts.anomalies", levels.sku.encode(), alert)]
+    out: list[tuple[str, bytes, Any]] = [(names.ALERTS_ANOMALIES, levels.sku.encode(), alert)]
     for order_id in orders:
         item = ReviewItem(meta=_meta("oversold", "ReviewItem", levels, cause, order_id), order_id=order_id,
                           kind="oversold", reason=f"{levels.sku} oversold: available {levels.available}",
                           details={"sku": levels.sku, "available": str(levels.available),
                                    "atp_version": str(levels.version)},
                           event_id=cause.event_id, event_type=cause.event_type, rule=None)
-        out.append(("review.queue", order_id.encode(), item))
+        out.append((names.REVIEW_QUEUE, order_id.encode(), item))
     return out
 
 
@@ -216,25 +219,32 @@ class InventoryProcessor:
     """Holds the Faust app, topics and table of the inventory worker."""
 
     def __init__(self, settings: Settings, web_port: int | None = None,
-                 config: InventoryConfig | None = None) -> None:
+                 config: InventoryConfig | None = None, topology: Topology | None = None) -> None:
         self.settings = settings
         self.config = config or load_inventory_config()
-        self.app = make_faust_app(settings, PROCESSOR, web_port=web_port)
+        self.topology = topology or load_topology_for(settings)
+        # The table is partitioned like the `sku` co-partition group of its inputs (so a bulk snapshot's
+        # lines share the partition they arrive on), with the changelog declared in the topology.
+        self.changelog = self.topology.table_changelog(PROCESSOR, TABLE, (STOCK, RESERVATIONS))
+        self.partitions = self.changelog.partitions
+        self.app = make_faust_app(settings, PROCESSOR, web_port=web_port, topology=self.topology)
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
         self.input_topics = self.app.topic(settings.topic(STOCK), settings.topic(RESERVATIONS),
                                            **raw)  # type: ignore[arg-type]
         self.out_topics = {name: self.app.topic(settings.topic(name), **raw)  # type: ignore[arg-type]
-                           for name in (OUTPUT, "commands.erp", "alerts.anomalies", "review.queue")}
+                           for name in (OUTPUT, names.COMMANDS_ERP, names.ALERTS_ANOMALIES, names.REVIEW_QUEUE)}
         self._topic_names = {name: topic.get_topic_name() for name, topic in self.out_topics.items()}
         self._sent = {name: RECORDS_OUT.labels(PROCESSOR, name) for name in self.out_topics}
         self._labels = {settings.topic(STOCK): STOCK, settings.topic(RESERVATIONS): RESERVATIONS}
         # Keys raw bytes (the SKU); values SkuState, JSON of SkuState.to_dict() in the changelog.
-        self.table = self.app.Table("atp", default=None, partitions=4, key_type=bytes)
+        self.table = self.app.Table(TABLE, default=None, partitions=self.partitions, key_type=bytes,
+                                    extra_topic_configs=self.changelog.kafka_configs())
         # Faust derives the codec from value_type (a faust.Record) in the constructor; the table passes
         # its own attribute to every changelog send, the store its own when recovering: set both.
         self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
+        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR,
+                                    self.topology.dlq_routes(settings.topic_prefix))
         self.sender = AsyncProducer(settings, queued_only=True)
         self._atp_encoder: AtpLevelEncoder | None = None
         self.app.agent(self.input_topics, name="inventory.atp")(self._agent)
@@ -278,7 +288,7 @@ class InventoryProcessor:
         """Each line like a StockSnapshot of its SKU; states written once every output is confirmed.
 
         `batch` is the plain StockSnapshotBatch datum (`AvroSerde.decode_datum`: times as epoch ms)."""
-        partitions = self.table.partitions or 4
+        partitions = self.partitions
         lines = batch["lines"]
         if record.partition is not None:
             for line in lines:
@@ -331,7 +341,8 @@ class InventoryProcessor:
             outputs.append((OUTPUT, key, self._atp_level_encoder().encode(levels, cause)))
         point = outcome.policy.reorder_point
         if outcome.reorder_crossed and point is not None:
-            outputs.append(("commands.erp", key, self._encode("commands.erp", reorder_request(levels, point, cause))))
+            outputs.append((names.COMMANDS_ERP, key,
+                            self._encode(names.COMMANDS_ERP, reorder_request(levels, point, cause))))
         if outcome.oversold_orders:
             outputs.extend((name, out_key, self._encode(name, out))
                            for name, out_key, out in oversold(levels, outcome.oversold_orders, cause))

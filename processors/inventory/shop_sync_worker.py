@@ -100,11 +100,12 @@ from shopstream.serde import (
     avro_long,
     make_registry_client,
 )
+from shopstream.topology import load_topology_for, names
 
 PROCESSOR = "shop-sync"
 GROUP_ID = "shop-sync"
-SOURCE_TOPIC = "inventory.atp"
-COMMAND_TOPIC = "commands.shop"
+SOURCE_TOPIC = names.INVENTORY_ATP
+COMMAND_TOPIC = names.COMMANDS_SHOP
 ATP_LEVEL = "io.shopstream.events.AtpLevel"
 SYNC_SHOP_STOCK = "io.shopstream.events.SyncShopStock"
 SOURCE = "shopstream.shop-sync"
@@ -630,7 +631,8 @@ class ShopSync:
         command_topic = settings.topic(COMMAND_TOPIC)
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         sync = cls(consumer, producer, AtpDecoder(serde), CommandEncoder(serde, command_topic),
-                   DeadLetterWriter(ProducerPublisher(producer), processor=settings.topic(GROUP_ID)),
+                   DeadLetterWriter(ProducerPublisher(producer), processor=settings.topic(GROUP_ID),
+                                    routes=load_topology_for(settings).dlq_routes(settings.topic_prefix)),
                    command_topic=command_topic, window_ms=settings.shop_sync_window_ms,
                    source_topic=settings.topic(SOURCE_TOPIC), batch_size=batch_size, retry=retry, stop=stop)
         sync._assigned = set()

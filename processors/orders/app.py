@@ -69,29 +69,36 @@ from shopstream.processors.orders.parking import AnyEvent
 from shopstream.processors.orders.record import OrderRecord
 from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated
 from shopstream.serde import AvroSerde, make_registry_client
+from shopstream.topology import Topology, load_topology_for, names
 
 log = logging.getLogger(__name__)
 
 PROCESSOR = "orders"
-INPUT = "shop.orders"
+INPUT = names.SHOP_ORDERS
 # Each input topic and the records that belong on it (anything else is parked on its DLQ).
 INPUTS: dict[str, tuple[type[BaseModel], ...]] = {
     INPUT: (OrderPlaced, OrderUpdated, OrderCancelled),
-    "payments": payments.PAYMENT_EVENTS,
-    "fulfillment.shipments": shipments.SHIPMENT_EVENTS,
-    "returns": returns.RETURN_EVENTS,
+    names.PAYMENTS: payments.PAYMENT_EVENTS,
+    names.FULFILLMENT_SHIPMENTS: shipments.SHIPMENT_EVENTS,
+    names.RETURNS: returns.RETURN_EVENTS,
 }
-OUTPUTS = ("orders.state", "orders.status-changes", "review.queue", "commands.fulfillment", "commands.erp",
-           "commands.payments", "alerts.anomalies", "inventory.stock", "inventory.reservations")
-TABLE_PARTITIONS = 4
+OUTPUTS = (names.ORDERS_STATE, names.ORDERS_STATUS_CHANGES, names.REVIEW_QUEUE, names.COMMANDS_FULFILLMENT,
+           names.COMMANDS_ERP, names.COMMANDS_PAYMENTS, names.ALERTS_ANOMALIES, names.INVENTORY_STOCK,
+           names.INVENTORY_RESERVATIONS)
+TABLE = "orders"
 
 
 class OrdersProcessor:
     """Holds the Faust app, topics and table of the orders worker."""
 
-    def __init__(self, settings: Settings, web_port: int | None = None) -> None:
+    def __init__(self, settings: Settings, web_port: int | None = None, topology: Topology | None = None) -> None:
         self.settings = settings
-        self.app = make_faust_app(settings, PROCESSOR, web_port=web_port)
+        self.topology = topology or load_topology_for(settings)
+        # The table is partitioned like the `order` co-partition group of its inputs, and its changelog
+        # is the one declared in the topology (created by `topics apply`, same settings if Faust does).
+        self.changelog = self.topology.table_changelog(PROCESSOR, TABLE, INPUTS)
+        self.partitions = self.changelog.partitions
+        self.app = make_faust_app(settings, PROCESSOR, web_port=web_port, topology=self.topology)
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         self._mappings: dict[str, StatusMapping] = {}
         self.context = Context.from_files(self.mapping, settings.orders_policy or None,
@@ -101,9 +108,10 @@ class OrdersProcessor:
         self.input_topic = self.app.topic(*self._inputs, **raw)  # type: ignore[arg-type]
         self._outputs = {name: settings.topic(name) for name in OUTPUTS}
         # Keys raw bytes (the order id), values OrderRecord.to_dict() as JSON (Faust's default value codec).
-        self.table = self.app.Table("orders", default=None, partitions=TABLE_PARTITIONS, key_type=bytes,
-                                    use_partitioner=True)
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
+        self.table = self.app.Table(TABLE, default=None, partitions=self.partitions, key_type=bytes,
+                                    use_partitioner=True, extra_topic_configs=self.changelog.kafka_configs())
+        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR,
+                                    self.topology.dlq_routes(settings.topic_prefix))
         self._lock = asyncio.Lock()
         # Keys of owned entries `canonical.waiting` holds for, so a sweep parses only those, not every order.
         self._waiting: set[bytes] = set()
@@ -150,11 +158,11 @@ class OrdersProcessor:
             # After a rebalance the table was (re)filled from the changelog, not through _commit: find
             # the waiting entries once; from then on _commit keeps the set current.
             self._rescan = False
-            self._waiting = {k for k in list(self.table.keys()) if partition_for(k, TABLE_PARTITIONS) in owned
+            self._waiting = {k for k in list(self.table.keys()) if partition_for(k, self.partitions) in owned
                              and (record := self._load(k)) is not None and waiting(record)}
             self._waiting_for = owned
         now = datetime.now(UTC)
-        for key in sorted(k for k in self._waiting if partition_for(k, TABLE_PARTITIONS) in owned):
+        for key in sorted(k for k in self._waiting if partition_for(k, self.partitions) in owned):
             async with self._lock:
                 record = self._load(key)
                 if record is None or not waiting(record):

@@ -147,6 +147,7 @@ from shopstream.schemas.models import (
     ShipmentDispatched,
     StockAdjusted,
 )
+from shopstream.topology import names
 
 from . import lifecycle, payments, returns, shipments
 from .lifecycle import (
@@ -174,15 +175,15 @@ from .transitions import (
     releasable,
 )
 
-TOPIC_STATE = "orders.state"
-TOPIC_CHANGES = "orders.status-changes"
-TOPIC_REVIEW = "review.queue"
-TOPIC_ERP = "commands.erp"
-TOPIC_FULFILLMENT = "commands.fulfillment"
-TOPIC_PAYMENTS = "commands.payments"
-TOPIC_ALERTS = "alerts.anomalies"
-TOPIC_STOCK = "inventory.stock"
-TOPIC_RESERVATIONS = "inventory.reservations"
+TOPIC_STATE = names.ORDERS_STATE
+TOPIC_CHANGES = names.ORDERS_STATUS_CHANGES
+TOPIC_REVIEW = names.REVIEW_QUEUE
+TOPIC_ERP = names.COMMANDS_ERP
+TOPIC_FULFILLMENT = names.COMMANDS_FULFILLMENT
+TOPIC_PAYMENTS = names.COMMANDS_PAYMENTS
+TOPIC_ALERTS = names.ALERTS_ANOMALIES
+TOPIC_STOCK = names.INVENTORY_STOCK
+TOPIC_RESERVATIONS = names.INVENTORY_RESERVATIONS
 
 RULE_PLACED_LATE = "order.placed_after_update"
 RULE_HOLD_CHARGEBACK = "holds.chargeback"

@@ -17,7 +17,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from shopstream.config import Settings
 from shopstream.kafka import make_consumer
 from shopstream.metrics import DLQ_BACKLOG
-from shopstream.topology import load_topology
+from shopstream.topology import load_topology_for
 
 REFRESH_S = 30.0
 log = logging.getLogger("shopstream.api.backlog")
@@ -27,7 +27,7 @@ def count_backlog(settings: Settings, timeout_s: float = 5.0) -> dict[str, int]:
     """Records on every DLQ topic of the topology (physical names); topics that do not exist are skipped."""
     consumer = make_consumer(settings, "shopstream.dlq-backlog")
     try:
-        names = [settings.topic(t.name) for t in load_topology().topics if t.kind == "dlq"]
+        names = [settings.topic(t.name) for t in load_topology_for(settings).topics if t.kind == "dlq"]
         metadata = consumer.list_topics(timeout=timeout_s).topics
         counts: dict[str, int] = {}
         for name in names:

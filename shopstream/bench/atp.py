@@ -45,6 +45,7 @@ from pathlib import Path
 import redis
 
 from shopstream.bench.common import BenchError, DevProcess, median, spawn_dev, work_dir
+from shopstream.topology import names
 
 _SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
 
@@ -123,12 +124,12 @@ class _Stack:
     def counts(self) -> tuple[float, float, float, float]:
         """AtpLevels emitted, written to Redis, shop commands sent, snapshot lines that changed nothing."""
         inventory = _scrape(self.inventory)
-        atp = metric_total(inventory, "shopstream_records_out_total", topic="inventory.atp")
-        unchanged = metric_total(inventory, "shopstream_records_in_total", topic="inventory.stock",
+        atp = metric_total(inventory, "shopstream_records_out_total", topic=names.INVENTORY_ATP)
+        unchanged = metric_total(inventory, "shopstream_records_in_total", topic=names.INVENTORY_STOCK,
                                  outcome="duplicate")
         views = _scrape(self.views)
         written = sum(metric_total(views, "shopstream_records_in_total", topic=topic, outcome=outcome)
-                      for topic in ("inventory.atp", self.dev.env["SHOPSTREAM_TOPIC_PREFIX"] + "inventory.atp")
+                      for topic in (names.INVENTORY_ATP, self.dev.env["SHOPSTREAM_TOPIC_PREFIX"] + names.INVENTORY_ATP)
                       for outcome in ("ok", "duplicate"))
         shop = metric_total(_scrape(self.shop_sync), "shopstream_shop_sync_commands_total")
         return atp, written, shop, unchanged

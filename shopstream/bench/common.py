@@ -30,7 +30,7 @@ from shopstream.registry.service import start_in_thread
 from shopstream.registry.store import SchemaStore
 from shopstream.runtime import DevProcess, spawn_dev
 from shopstream.topology import apply as apply_topology
-from shopstream.topology import load_topology
+from shopstream.topology import load_topology_for
 
 __all__ = ["BenchError", "DevProcess", "atp_level_datum", "broker_and_registry", "fresh_settings", "median",
            "percentile", "produce_all", "repeat", "spawn_dev", "work_dir"]
@@ -102,7 +102,7 @@ def fresh_settings(bootstrap: str, registry_url: str, **overrides: Any) -> Setti
                               "topic_prefix": f"bench{token}.", "redis_key_prefix": f"bench:{token}:",
                               "kafka_session_timeout_s": 6, **overrides}
     settings = load_settings(**values)
-    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    apply_topology(load_topology_for(settings), settings.kafka_client_config(), prefix=settings.topic_prefix)
     return settings
 
 

@@ -38,6 +38,7 @@ from shopstream.embedded import free_port
 from shopstream.kafka import make_producer
 from shopstream.schemas.models import EventMeta, Money, OrderLine, OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client
+from shopstream.topology import names
 
 STUBBED = ("import shopstream.processors.orders.app as app; from shopstream.config import load_settings; "
            "app.reservation_changes = lambda *args: []; app.run(load_settings(), web_port={port})")
@@ -115,7 +116,7 @@ class Variant:
 
     @property
     def topic(self) -> str:
-        return "orders.state" if self.stubbed else "inventory.reservations"
+        return names.ORDERS_STATE if self.stubbed else names.INVENTORY_RESERVATIONS
 
     @property
     def per_order(self) -> int:
@@ -136,7 +137,7 @@ def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: i
     with broker_and_registry(work, base.kafka_bootstrap_servers) as (bootstrap, registry_url):
         settings = fresh_settings(bootstrap, registry_url, single_record_batches=True)
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
-        topic = settings.topic("shop.orders")
+        topic = settings.topic(names.SHOP_ORDERS)
         reader = Reader(bootstrap, settings.topic(variant.topic))
         reader.start()
         log = work / "worker.log"

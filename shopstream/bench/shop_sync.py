@@ -51,6 +51,7 @@ from shopstream.config import Settings
 from shopstream.kafka import make_producer
 from shopstream.processors.inventory.shop_sync_worker import AtpDecoder, ShopSync
 from shopstream.serde import AvroSerde, make_registry_client
+from shopstream.topology import names
 
 SCENARIOS = ("distinct", "burst", "both")
 
@@ -133,7 +134,7 @@ def one_run(base: Settings, work: Path, scenario: str, records: int, *, window_m
         settings = fresh_settings(bootstrap, registry_url, single_record_batches=single_record_batches,
                                   shop_sync_window_ms=window_ms)
         serde = AvroSerde(make_registry_client(registry_url))
-        topic = settings.topic("inventory.atp")
+        topic = settings.topic(names.INVENTORY_ATP)
         header = struct.pack(">bI", 0, serde.schema_id(topic, "io.shopstream.events.AtpLevel"))
         values = [(sku.encode(), atp_value(header, sku, a, v)) for sku, a, v in changes(scenario, records)]
         producer = make_producer(settings, **({"batch.num.messages": 1, "message.timeout.ms": 600_000}

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from shopstream.config import Settings
 from shopstream.kafka import make_producer
 from shopstream.metrics import DLQ_BACKLOG
-from shopstream.topology import Topic, Topology
+from shopstream.topology import Topic, Topology, names
 
 from .filters import (
     DeadLetter,
@@ -39,7 +39,7 @@ from .filters import (
 from .scan import TopicMissing, broker_topics, read_log, scan
 
 #: Logical name of the replay log (topology/topics.yaml).
-REPLAY_LOG = "dlq.replay-log"
+REPLAY_LOG = names.DLQ_REPLAY_LOG
 SHOW_LIMIT = 20
 EXAMPLE_CHARS = 100
 
@@ -80,6 +80,12 @@ def resolve_dlq(topology: Topology, name: str, prefix: str = "") -> Topic:
     raise UsageError(f"unknown topic {name!r}; DLQ topics: {known}")
 
 
+def _replayable(topic: Topic) -> bool:
+    """A DLQ, the replay log or a Faust table changelog (internal, read by no processor as input) is no
+    replay target: records sent there are parked again or corrupt a table's state."""
+    return topic.kind != "dlq" and topic.name != REPLAY_LOG and not (topic.kind == "internal" and not topic.consumed)
+
+
 def resolve_target(topology: Topology, name: str, prefix: str = "") -> str:
     """The physical name of a `--to` topic: a non-DLQ topic of the topology; UsageError otherwise."""
     candidates = [name] + ([name[len(prefix):]] if prefix and name.startswith(prefix) else [])
@@ -91,8 +97,11 @@ def resolve_target(topology: Topology, name: str, prefix: str = "") -> str:
         if topic.kind == "dlq" or topic.name == REPLAY_LOG:
             raise UsageError(f"--to {name}: replaying into {topic.name} would only park the records again; "
                              "name the topic a processor reads")
+        if not _replayable(topic):
+            raise UsageError(f"--to {name}: {topic.name} is a worker's internal topic (a table changelog): "
+                             "replayed records would corrupt its state; name the topic a processor reads")
         return topic.physical_name(prefix)
-    targets = ", ".join(t.name for t in topology.topics if t.kind != "dlq" and t.name != REPLAY_LOG)
+    targets = ", ".join(t.name for t in topology.topics if _replayable(t))
     raise UsageError(f"--to {name}: unknown topic; topics: {targets}")
 
 

@@ -83,6 +83,7 @@ from shopstream.processing import RetryPolicy
 from shopstream.processing import is_transient as shared_is_transient
 from shopstream.schemas.models import AtpLevel, OrderState, OrderStatusChanged
 from shopstream.serde import AvroSerde, SerdeError, make_registry_client
+from shopstream.topology import load_topology_for, names
 from shopstream.views.atp import AtpView
 from shopstream.views.guard import Entry
 from shopstream.views.history import HistoryEntry, HistoryView
@@ -90,9 +91,9 @@ from shopstream.views.orders import OrderView, order_document
 
 PROCESSOR = "views"
 GROUP_ID = "views"
-ORDERS_TOPIC = "orders.state"
-ATP_TOPIC = "inventory.atp"
-CHANGES_TOPIC = "orders.status-changes"
+ORDERS_TOPIC = names.ORDERS_STATE
+ATP_TOPIC = names.INVENTORY_ATP
+CHANGES_TOPIC = names.ORDERS_STATUS_CHANGES
 SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC, CHANGES_TOPIC)
 SOURCE_TOPIC = ORDERS_TOPIC  # the order view's topic, under the name callers of the one-view sink used
 
@@ -457,7 +458,8 @@ class ViewSink:
         consumer = make_consumer(settings, GROUP_ID)
         consumer.subscribe([route.topic for route in routes])
         producer = AsyncProducer(settings)
-        dlq = DeadLetterWriter(producer, processor=settings.topic(GROUP_ID))
+        dlq = DeadLetterWriter(producer, processor=settings.topic(GROUP_ID),
+                               routes=load_topology_for(settings).dlq_routes(settings.topic_prefix))
         return cls(consumer, routes, dlq, asyncio.new_event_loop(), batch_size=batch_size,
                    retry=retry, stop=stop, producer=producer)
 

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from shopstream.api.app import make_app
 from shopstream.config import Settings
-from shopstream.dlq import dlq_topic, header_map
+from shopstream.dlq import header_map
 from shopstream.kafka import make_producer
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
@@ -118,7 +118,8 @@ async def test_atp_records_reach_the_view_and_the_api(topics: Settings, sink: No
     finally:
         await client.close()
 
-    parked = read_all(settings.kafka_bootstrap_servers, dlq_topic(atp), partitions=1, idle_s=0.5)
+    dlqs = load_topology().dlq_routes(settings.topic_prefix)
+    parked = read_all(settings.kafka_bootstrap_servers, dlqs[atp], partitions=1, idle_s=0.5)
     by_key = {m.key(): m for m in parked}
     assert sorted(by_key) == [b"SKU-1", b"SKU-2", b"SKU-3"], [m.key() for m in parked]
     assert by_key[b"SKU-1"].value() == b"definitely not avro"
@@ -129,5 +130,5 @@ async def test_atp_records_reach_the_view_and_the_api(topics: Settings, sink: No
         assert h["shopstream.dlq.stage"] == stage, key
         assert h["shopstream.dlq.error.class"].endswith(error), (key, h["shopstream.dlq.error.class"])
         assert h["shopstream.dlq.processor"] == settings.topic(GROUP_ID).encode()
-    assert read_all(settings.kafka_bootstrap_servers, dlq_topic(settings.topic(ORDERS_TOPIC)), partitions=1,
+    assert read_all(settings.kafka_bootstrap_servers, dlqs[settings.topic(ORDERS_TOPIC)], partitions=1,
                     idle_s=0.5) == []

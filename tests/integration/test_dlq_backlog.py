@@ -18,7 +18,7 @@ async def test_backlog_counts_parked_records(settings: Settings) -> None:
     apply(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     assert count_backlog(settings)[settings.topic("shop.orders.dlq")] == 0
     producer = AsyncProducer(settings)
-    writer = DeadLetterWriter(producer, "test")
+    writer = DeadLetterWriter(producer, "test", load_topology().dlq_routes(settings.topic_prefix))
     for i in range(3):
         record = FailedRecord(topic=settings.topic("shop.orders"), key=f"k{i}".encode(), value=b"x", partition=0,
                               offset=i)

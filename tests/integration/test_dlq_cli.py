@@ -88,7 +88,8 @@ def park(settings: Settings, items: list[tuple[FailedRecord, Failure, str | None
     async def run() -> None:
         producer = AsyncProducer(settings)
         try:
-            writer = DeadLetterWriter(producer, settings.topic("orders-processor"))
+            writer = DeadLetterWriter(producer, settings.topic("orders-processor"),
+                                      load_topology().dlq_routes(settings.topic_prefix))
             for record, failure, to_topic in items:
                 await writer.park(record, failure, to_topic)
         finally:

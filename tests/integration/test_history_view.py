@@ -21,7 +21,7 @@ from confluent_kafka.admin import NewTopic
 
 from shopstream.api.app import HISTORY_NOT_FOUND
 from shopstream.config import Settings
-from shopstream.dlq import dlq_topic, header_map
+from shopstream.dlq import header_map
 from shopstream.kafka import make_admin, make_producer
 from shopstream.metrics import RECORDS_IN
 from shopstream.schemas.models import OrderStatusChanged
@@ -169,7 +169,8 @@ async def test_history_in_order_idempotent_404_and_poison_parked(topics: Setting
     status, body = await history(api, "H-1", limit="0")
     assert status == 400 and body["error"] == "invalid request" and "limit" in body["reason"]
 
-    parked = read_all(settings.kafka_bootstrap_servers, dlq_topic(topic), partitions=1, idle_s=0.5)
+    dlq = load_topology().dlq_routes(settings.topic_prefix)[topic]
+    parked = read_all(settings.kafka_bootstrap_servers, dlq, partitions=1, idle_s=0.5)
     found: dict[tuple[bytes | None, bytes | None], tuple[bytes, bytes]] = {}
     for msg in parked:
         h = header_map(msg.headers())

@@ -15,13 +15,14 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from shopstream.config import Settings
-from shopstream.dlq import dlq_topic, header_map
+from shopstream.dlq import header_map
 from shopstream.embedded import free_port
 from shopstream.kafka import make_admin, make_consumer, make_producer
 from shopstream.metrics import RETRIES
 from shopstream.registry.service import RegistryServer, start_in_thread
 from shopstream.registry.store import SchemaStore
 from shopstream.serde import AvroSerde, make_registry_client
+from shopstream.topology import load_topology
 from shopstream.views.orders import OrderView
 from shopstream.views.sink import GROUP_ID, PROCESSOR, SOURCE_TOPIC, RetryPolicy, ViewSink, run_sink
 from tests.integration.test_order_view import make_state
@@ -48,8 +49,8 @@ def settings(kafka_bootstrap: str, registry: RegistryServer, redis_url: str, red
     topic = s.topic(SOURCE_TOPIC)
     cfg = {"cleanup.policy": "delete", "retention.ms": str(24 * 3600 * 1000)}
     admin = make_admin(s)  # keep a reference: a collected AdminClient fails its futures
-    futures = admin.create_topics([NewTopic(topic, PARTITIONS, 1, config=cfg),
-                                           NewTopic(dlq_topic(topic), 1, 1, config=cfg)])
+    dlq = load_topology().dlq_routes(s.topic_prefix)[topic]
+    futures = admin.create_topics([NewTopic(topic, PARTITIONS, 1, config=cfg), NewTopic(dlq, 1, 1, config=cfg)])
     for f in futures.values():
         f.result(timeout=30)
     return s
@@ -129,7 +130,7 @@ def test_sink_writes_newest_parks_garbage_and_commits(settings: Settings, redis_
         assert a1["total"] == {"amount": "12.50", "currency": "EUR"}
 
         topic = settings.topic(SOURCE_TOPIC)
-        parked = read_all(settings, dlq_topic(topic), 1)
+        parked = read_all(settings, load_topology().dlq_routes(settings.topic_prefix)[topic], 1)
         assert len(parked) == 1
         rec = parked[0]
         assert rec.key() == b"A-1" and rec.value() == b"definitely not avro"

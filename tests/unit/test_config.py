@@ -29,6 +29,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "kafka_fetch_max_wait_ms": ("50", 50),
     "mappings_dir": ("/etc/shopstream/mappings", "/etc/shopstream/mappings"),
     "topic_prefix": ("staging.", "staging."),
+    "topology_overlay": ("/etc/shopstream/production.yaml", "/etc/shopstream/production.yaml"),
     "schema_registry_url": ("https://sr.example:8081/", "https://sr.example:8081"),
     "registry_port": ("18085", 18085),
     "registry_storage": ("/var/lib/sr.json", "/var/lib/sr.json"),

@@ -13,14 +13,16 @@ from shopstream.dlq import (
     MAX_STACK,
     PREFIX,
     SHOPSTREAM_VERSION,
+    DeadLetterWriter,
     FailedRecord,
     Failure,
+    NoDeadLetterTopic,
     context_headers,
-    dlq_topic,
     fingerprint,
     header_map,
 )
 from shopstream.serde import NotAvroFramed
+from shopstream.topology import load_topology
 
 CONTEXT_KEYS = {
     "original.topic", "original.partition", "original.offset", "original.timestamp", "original.key",
@@ -61,8 +63,32 @@ def record(**kw: Any) -> FailedRecord:
     return FailedRecord(**base)
 
 
-def test_dlq_topic_name() -> None:
-    assert dlq_topic("t1.shop.orders") == "t1.shop.orders.dlq"
+class _Collect:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
+        self.sent.append(topic)
+
+
+def test_dlq_names_come_from_the_topology() -> None:
+    writer = DeadLetterWriter(_Collect(), "p", load_topology().dlq_routes("t1."))
+    assert writer.dlq_for("t1.shop.orders") == "t1.shop.orders.dlq"
+    assert writer.dlq_for("t1.inventory.atp") == "t1.inventory.atp.dlq"
+    with pytest.raises(NoDeadLetterTopic, match="has no dlq in the topology"):
+        writer.dlq_for("t1.commands.shop")  # no `dlq` in the topology: nothing invents a name
+
+
+def test_an_explicit_dlq_in_the_topology_is_where_records_go() -> None:
+    """A topology naming another DLQ (e.g. a shared one) redirects parking: one place decides."""
+    from shopstream.topology.topics import DEFAULT_TOPOLOGY_PATH, _read_yaml, parse_topology
+
+    data = _read_yaml(DEFAULT_TOPOLOGY_PATH)
+    for spec in data["topics"]:
+        if spec["name"] == "payments":
+            spec["dlq"] = "connectors.dlq"
+    writer = DeadLetterWriter(_Collect(), "p", parse_topology(data).dlq_routes(""))
+    assert writer.dlq_for("payments") == "connectors.dlq"
 
 
 def test_context_headers_carry_every_field_with_the_right_value() -> None:

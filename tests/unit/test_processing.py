@@ -18,6 +18,7 @@ from shopstream.dlq import PREFIX, DeadLetterWriter, FailedRecord, header_map
 from shopstream.kafka import DeliveryError, Headers
 from shopstream.processing import RetryPolicy, is_transient, process_record
 from shopstream.serde import InvalidRecord, NotAvroFramed, RegistryUnavailable
+from shopstream.topology import load_topology
 
 FAST = RetryPolicy(initial_s=0.001, max_backoff_s=0.01, max_elapsed_s=5.0)
 
@@ -64,7 +65,7 @@ def publisher() -> CollectingPublisher:
 
 @pytest.fixture
 def dlq(publisher: CollectingPublisher) -> DeadLetterWriter:
-    return DeadLetterWriter(publisher, "t1.orders-processor")
+    return DeadLetterWriter(publisher, "t1.orders-processor", load_topology().dlq_routes("t1."))
 
 
 async def test_success_is_ok_and_parks_nothing(publisher: CollectingPublisher, dlq: DeadLetterWriter) -> None:

@@ -37,6 +37,7 @@ from shopstream.processors.inventory.shop_sync_worker import (
 )
 from shopstream.schemas.models import AtpLevel, AtpLocation, EventMeta, SyncShopStock
 from shopstream.serde import AvroSerde, InvalidRecord, NotAvroFramed, UnknownRecord, UnknownSchemaId
+from shopstream.topology import load_topology
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 ATP_ID, SYNC_ID, OTHER_ID = 11, 12, 13
@@ -219,7 +220,8 @@ def make_sync(window_ms: int = 2000, retry: RetryPolicy | None = None) -> tuple[
         ShopSync, FakeConsumer, FakeProducer, Clock]:
     registry = FakeRegistry()
     consumer, producer, clock = FakeConsumer(), FakeProducer(), Clock()
-    dlq = DeadLetterWriter(ProducerPublisher(producer), processor="shop-sync")  # type: ignore[arg-type]
+    dlq = DeadLetterWriter(ProducerPublisher(producer), processor="shop-sync",  # type: ignore[arg-type]
+                           routes=load_topology().dlq_routes())
     serde = AvroSerde(registry)  # type: ignore[arg-type]
     sync = ShopSync(consumer, producer, AtpDecoder(serde), CommandEncoder(serde, "commands.shop"),  # type: ignore[arg-type]
                     dlq, command_topic="commands.shop", window_ms=window_ms, source_topic="inventory.atp",
