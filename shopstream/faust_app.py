@@ -13,7 +13,10 @@ topics.yaml), so a topic Faust declares itself gets the settings `topics apply` 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -24,6 +27,12 @@ from shopstream.config import Settings
 from shopstream.kafka import Headers
 from shopstream.metrics import metrics_handler
 from shopstream.topology import Topology, TopologyError, load_topology_for
+
+log = logging.getLogger(__name__)
+
+# How often the consumer looks for a commit stuck behind records it will never deliver (two looks in a
+# row must agree before it reads them again).
+STALL_CHECK_INTERVAL_S = 5.0
 
 
 def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -50,11 +59,103 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+def split_fetched(records: Mapping[Any, Sequence[Any]], active: Iterable[Any],
+                  buffered: Iterable[Any]) -> tuple[dict[Any, Sequence[Any]], dict[Any, int]]:
+    """(records Faust will deliver, {partition: offset to rewind to}) for a batch the client handed over.
+
+    Faust delivers a fetched record only if its partition is still active (or buffered) when it gets to
+    it, and drops the others silently although the client's position has moved past them. Those
+    partitions are rewound to their first fetched record instead, so a record is delivered or read again,
+    never skipped."""
+    keep_set = set(active) | set(buffered)
+    keep = {tp: recs for tp, recs in records.items() if tp in keep_set}
+    rewind = {tp: recs[0].offset for tp, recs in records.items() if tp not in keep_set and recs}
+    return keep, rewind
+
+
 class _Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stall_suspects: dict[Any, tuple[int, int]] = {}
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         thread = _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
         thread.fetch_max_wait_ms = self.app.conf.shopstream_fetch_max_wait_ms
         return thread
+
+    async def _getmany(self, active_partitions: set[Any] | None, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
+        # Faust hands the client thread its *live* set of active partitions, which the main thread changes
+        # while a fetch waits (recovery pauses the changelog partitions before it resumes the stream ones,
+        # so the set can be empty, and aiokafka reads an empty filter as "every partition"); records of a
+        # partition that is not active when Faust gets to them are dropped although the client's position
+        # moved past them. A snapshot (an empty one fetches nothing) and a rewind close that hole.
+        if active_partitions is None:  # client-only apps: every partition
+            return await super()._getmany(None, timeout)
+        snapshot = set(active_partitions)
+        if not snapshot:
+            await asyncio.sleep(min(timeout, 0.1))
+            return {}
+        records = await super()._getmany(snapshot, timeout)
+        keep, rewind = split_fetched(records, active_partitions, self._buffered_partitions)
+        if rewind:
+            log.info("fetched records of partitions paused meanwhile; read again from %s", rewind)
+            await self._thread.seek_wait(rewind)
+        return keep
+
+
+    def _new_offset(self, tp: Any) -> int | None:
+        # Faust commits past a head gap of exactly one unacked offset (`min(acked) - committed > 1`), so a
+        # single record lost between fetch and stream would be committed past for good. Commit only from
+        # the committed offset on (or through a gap Faust recorded, e.g. compacted offsets).
+        acked = self._acked[tp]
+        committed = self._committed_offset[tp]
+        if acked and committed is not None and min(acked) > committed and not self._gap[tp]:
+            return None
+        return super()._new_offset(tp)
+
+    async def heal_stalled_partitions(self) -> dict[Any, int]:
+        """Seek back every partition whose commit is stuck behind records read but never handed to a stream.
+
+        A partition is stuck when its next offset to commit was read past (later offsets are acked), no
+        message below the first acked one is still being processed, and Faust recorded no gap there — twice
+        in a row, one check interval apart. Faust would never deliver those records again: the commit
+        would wait at the gap for good while the worker idled (the restarted orders worker, 1 CI run in ~8:
+        committed 312, acked 320..595, records 312..318 never applied). Reading again from the committed
+        offset delivers them; the records after them come again as duplicates, which every processor's
+        state update ignores. Returns what was sought."""
+        if self.app.rebalancing or not self.flow_active:
+            self._stall_suspects = {}
+            return {}
+        in_flight = [(m.tp, m.offset) for m in list(self._unacked_messages) if not m.acked]
+        suspects = stalled_partitions(
+            {tp: self._committed_offset.get(tp) for tp in list(self._acked)},
+            {tp: list(offsets) for tp, offsets in list(self._acked.items())},
+            {tp for tp, gap in list(self._gap.items()) if gap}, in_flight)
+        previous, self._stall_suspects = self._stall_suspects, suspects
+        stuck = {tp: at for tp, at in suspects.items() if previous.get(tp) == at}
+        for tp, (committed, first_acked) in stuck.items():
+            log.error("partition %s: records %d..%d were read but never processed; reading again from %d",
+                      tp, committed, first_acked - 1, committed)
+            await self.seek(tp, committed)
+        return {tp: committed for tp, (committed, _) in stuck.items()}
+
+
+def stalled_partitions(committed: Mapping[Any, int | None], acked: Mapping[Any, Sequence[int]],
+                       gapped: set[Any], in_flight: Iterable[tuple[Any, int]]) -> dict[Any, tuple[int, int]]:
+    """{partition: (committed offset, first acked offset)} where the commit waits for records that were
+    read past and are not being processed (see `_Consumer.heal_stalled_partitions`)."""
+    lowest_in_flight: dict[Any, int] = {}
+    for tp, offset in in_flight:
+        lowest_in_flight[tp] = min(offset, lowest_in_flight.get(tp, offset))
+    stuck: dict[Any, tuple[int, int]] = {}
+    for tp, offsets in acked.items():
+        at = committed.get(tp)
+        if at is None or not offsets or tp in gapped:
+            continue
+        first = min(offsets)
+        if first > at and lowest_in_flight.get(tp, first) >= first:
+            stuck[tp] = (at, first)
+    return stuck
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -113,6 +214,12 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, t
     @app.page("/metrics")  # type: ignore[arg-type]  # Faust's web types wrap aiohttp's
     async def _metrics(_view: Any, request: web.Request) -> web.Response:
         return await metrics_handler(request)
+
+    @app.timer(STALL_CHECK_INTERVAL_S, name="shopstream.stall-guard")
+    async def _stall_guard() -> None:
+        consumer = app.consumer
+        if isinstance(consumer, _Consumer):
+            await consumer.heal_stalled_partitions()
 
     @app.page("/readyz")  # type: ignore[arg-type]
     async def _readyz(_view: Any, _request: web.Request) -> web.Response:
