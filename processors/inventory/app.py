@@ -226,6 +226,10 @@ class InventoryProcessor:
         self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
         self.sender = AsyncProducer(settings, queued_only=True)
+        # Built (and so checked against fastavro) here: a writer that disagrees with the schema must stop
+        # the worker at start, not fail every record into the DLQ. The frame's schema id comes from the
+        # registry on first use (`_atp_level_encoder`).
+        self._atp_writer = AtpLevelEncoder(0, event_ns=ATP_NS, never_counted=NEVER_COUNTED)
         self._atp_encoder: AtpLevelEncoder | None = None
         self.app.agent(self.input_topics, name="inventory.atp")(self._agent)
         self._skipped = {(label, kind): RECORDS_IN.labels(PROCESSOR, label, kind)
@@ -331,7 +335,7 @@ class InventoryProcessor:
         """The AtpLevel writer, built on first use: it needs the schema id from the registry."""
         if self._atp_encoder is None:
             schema_id = self.serde.schema_id(self._topic_names[OUTPUT], AtpLevel.AVRO_NAME)
-            self._atp_encoder = AtpLevelEncoder(schema_id, event_ns=ATP_NS, never_counted=NEVER_COUNTED)
+            self._atp_encoder = self._atp_writer.with_schema_id(schema_id)
         return self._atp_encoder
 
     def _encode(self, name: str, record: Any) -> bytes:

@@ -25,6 +25,7 @@ Input: any objects with the attributes of the inventory core's `Levels` / `Locat
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -150,6 +151,15 @@ class AtpLevelEncoder:
                       schemas.parsed_schema(ATP_LEVEL) if schema is None else schema,
                       [(atp_level_datum(lv, c, event_ns=event_ns, never_counted=never_counted),
                         self.encode(lv, c)[head:]) for lv, c in _samples()])
+
+    def with_schema_id(self, schema_id: int) -> AtpLevelEncoder:
+        """This writer framed with another schema id, without checking it again (the id is not in the body).
+
+        Lets a worker build (and so check) the writer at start, before the registry gave the id."""
+        other = copy.copy(self)
+        other._head = frame(schema_id) + avro_long(36)
+        other.schema_id = schema_id
+        return other
 
     def encode(self, levels: LevelsLike, cause: CauseLike) -> bytes:
         """The framed AtpLevel of a SKU's figures after a change caused by `cause` (see the class)."""

@@ -220,3 +220,10 @@ def test_refuses_naive_timestamps() -> None:
 def test_refuses_schema_ids_the_frame_cannot_hold(schema_id: int) -> None:
     with pytest.raises(ValueError, match="schema id"):
         encoder(schema_id)
+
+
+def test_with_schema_id_changes_only_the_frame() -> None:
+    # the worker checks the writer at start and binds the registry's id later
+    assert encoder(0).with_schema_id(77).encode(SIMPLE, SIMPLE_CAUSE) == encoder(77).encode(SIMPLE, SIMPLE_CAUSE)
+    with pytest.raises(ValueError, match="schema id"):
+        encoder(0).with_schema_id(2**32)
