@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from hashlib import sha1
 from typing import Final
 
-__all__ = ["FRAME", "MAGIC", "SMALL", "SMALL_LIMIT", "avro_int", "avro_long", "avro_optional_string",
+__all__ = ["FRAME", "MAGIC", "SMALL", "SMALL_LIMIT", "UUID_VARIANT", "avro_int", "avro_long", "avro_optional_string",
            "avro_string", "event_uuid5", "frame", "timestamp_millis", "zigzag_varint"]
 
 #: Confluent framing: magic byte 0, then the schema id as 4 big-endian unsigned bytes, then the body.
@@ -112,7 +112,7 @@ def frame(schema_id: int) -> bytes:
 
 
 #: the UUID variant nibble (RFC 4122: binary 10xx) for each hex digit the hash may have there
-_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+UUID_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def event_uuid5(namespace: bytes, name: str) -> str:
@@ -122,4 +122,4 @@ def event_uuid5(namespace: bytes, name: str) -> str:
     variant set, in the usual 8-4-4-4-12 groups. Event ids derived this way are the same on every
     re-send, which makes re-emissions after a crash duplicates downstream."""
     x = sha1(namespace + name.encode()).hexdigest()
-    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{UUID_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
