@@ -41,27 +41,24 @@ Cost (a million-row export is the normal case): a line without a quote character
 delimiter directly, which is exactly what csv.reader makes of it, at a fraction of its cost; only
 lines with quotes (and the lines a quoted field spans) go through csv.reader. A row whose fields are
 plain ASCII digits is accepted on a short path; everything else takes the full checks. A batch's
-lines are written in Avro's binary form directly (`encode_batch`), checked against fastavro once.
+lines are written in Avro's binary form directly (`encode_batch`, with `shopstream.codecs.stock_snapshot_batch`,
+which checks itself against fastavro when built and refuses to start on any difference).
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import fastavro
-
-from shopstream import schemas
+from shopstream.codecs.stock_snapshot_batch import StockSnapshotLinesEncoder, snapshot_batch_datum
 from shopstream.connectors.base import PayloadError, make_meta
 from shopstream.kafka import partition_for
 from shopstream.schemas.models import StockSnapshot, StockSnapshotBatch
-from shopstream.serde import avro_long
 from shopstream.topology import names
 
 SOURCE = "erp"
@@ -366,8 +363,7 @@ class Batch:
     @property
     def datum(self) -> dict[str, Any]:
         """The Avro datum of the StockSnapshotBatch (a dict per line: the generic form `encode_batch` avoids)."""
-        return {**self.head, "lines": [{"sku": r.sku, "on_hand": r.on_hand, "safety_stock": r.safety_stock,
-                                        "incoming": r.incoming} for r in self.rows]}
+        return snapshot_batch_datum(self.head, self.rows)
 
     @property
     def head(self) -> dict[str, Any]:
@@ -423,69 +419,10 @@ class SnapshotBatcher:
 
 
 # ------------------------------------------------------------------------------------------ Avro lines
-# fastavro's generic writer took ~5 µs per line (a dict per line, union branches resolved per value);
-# written here directly a line costs well under 1 µs. The bytes must be exactly fastavro's, so
-# `encode_batch` uses the direct form only when `_direct_lines_agree` (checked once per process)
-# found them equal on sample batches; after a schema change not carried over here it falls back.
 
 
-
-
-_SMALL_LONGS = [avro_long(i) for i in range(1024)]  # string lengths and line counts
-
-
-@functools.lru_cache(maxsize=65536)  # stock figures repeat a lot across an export
-def _avro_figures(on_hand: int, safety_stock: int | None, incoming: int | None) -> bytes:
-    """on_hand (int), safety_stock and incoming (["null", "int"] unions: branch index, then the value)."""
-    return b"".join((avro_long(on_hand),
-                     b"\x00" if safety_stock is None else b"\x02" + avro_long(safety_stock),
-                     b"\x00" if incoming is None else b"\x02" + avro_long(incoming)))
-
-
-def _avro_lines(rows: Sequence[Row]) -> bytes:
-    """The `lines` array as fastavro writes it: one block (item count, items), then the 0 that ends it."""
-    small = _SMALL_LONGS
-    parts = [small[len(rows)] if len(rows) < len(small) else avro_long(len(rows))]
-    append = parts.append
-    for row in rows:
-        sku = row.sku.encode()
-        append(small[len(sku)] if len(sku) < len(small) else avro_long(len(sku)))
-        append(sku)
-        append(_avro_figures(row.on_hand, row.safety_stock, row.incoming))
-    append(b"\x00")
-    return b"".join(parts)
-
-
-def _fastavro_body(datum: dict[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, schemas.parsed_schema(str(StockSnapshotBatch.AVRO_NAME)), datum)
-    return buf.getvalue()
-
-
-@functools.cache
-def _direct_lines_agree() -> bool:
-    """Does a datum without lines, its empty array's end byte replaced by `_avro_lines`, give fastavro's bytes?"""
-    as_of = datetime(2026, 11, 23, 6, 0, 0, 123000, tzinfo=UTC)
-    meta = make_meta(source=SOURCE, event_type="StockSnapshotBatch", identity="self-check", occurred_at=as_of,
-                     received_at=as_of, source_event_id=None, correlation_id="c").model_dump(mode="python")
-    samples = [
-        [Row(2, "", "A", "W", 0, None, None)],
-        [Row(2, "", "SKU-0000001", "W", 12, 3, None), Row(3, "", "Größe-XL/ü", "W", MAX_QUANTITY, None, 7),
-         Row(4, "", "X" * 300, "W", 64, 0, MAX_QUANTITY)],
-        [Row(i, "", f"S{i}", "W", i * 977, i if i % 2 else None, i * 31 if i % 3 else None) for i in range(1200)],
-    ]
-    for rows in samples:
-        batch = Batch(partition=0, key=b"", location="W", rows=rows, changed=[], meta=meta, as_of=as_of)
-        head = _fastavro_body(batch.head)
-        if not head.endswith(b"\x00") or head[:-1] + _avro_lines(rows) != _fastavro_body(batch.datum):
-            return False
-    return True
-
-
-def encode_batch(batch: Batch, write: Callable[[dict[str, Any]], bytes]) -> bytes:
+def encode_batch(batch: Batch, write: Callable[[dict[str, Any]], bytes], lines: StockSnapshotLinesEncoder) -> bytes:
     """The batch's record: `write` (a StockSnapshotBatch datum → bytes, e.g. the serde's framed encoder)
-    writes the datum without lines, which ends with the empty array's 0 byte, and the lines written
-    directly take that byte's place. Without the self-check's agreement `write` gets the whole datum."""
-    if not _direct_lines_agree():
-        return write(batch.datum)
-    return write(batch.head)[:-1] + _avro_lines(batch.rows)
+    writes the datum without lines, which ends with the empty array's 0 byte; `lines` (built once, at
+    the ingest's start: it checks itself against fastavro) writes the lines directly in that byte's place."""
+    return lines.splice(write(batch.head), batch.rows)

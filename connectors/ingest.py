@@ -41,6 +41,7 @@ from typing import Any, TextIO
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from shopstream.codecs.stock_snapshot_batch import StockSnapshotLinesEncoder
 from shopstream.config import Settings
 from shopstream.connectors.erp_digest import PublishedDigest
 from shopstream.connectors.erp_stock import (
@@ -125,6 +126,8 @@ def read_input(path: str) -> bytes:
 async def _publish_all(settings: Settings, export: StockExport, report: IngestReport,
                        progress: Callable[[IngestReport], None] | None, batch_lines: int,
                        changed_only: bool) -> None:
+    # Built first: it checks itself against fastavro and refuses (CodecMismatch) before anything is sent.
+    lines = StockSnapshotLinesEncoder()
     topic = settings.topic(STOCK_TOPIC)
     record_name = str(StockSnapshotBatch.AVRO_NAME)
     dlq = settings.topic(CONNECTORS_DLQ)
@@ -141,7 +144,7 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
 
     async def publish(batch: Batch) -> tuple[str, int]:
         try:
-            value = encode_batch(batch, write)
+            value = encode_batch(batch, write, lines)
         except RegistryUnavailable as exc:
             raise IngestAborted(f"schema registry unavailable: {exc}") from exc
         except SerdeError as exc:  # rows are validated first, so this is a bug or a registry refusal

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import threading
 from typing import Any
 
@@ -20,10 +19,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
 from shopstream import schemas
+from shopstream.codecs.avro import FRAME, MAGIC, frame
 from shopstream.schemas.models import RECORDS
-
-MAGIC = 0
-_HEADER = struct.Struct(">bI")
 
 
 class SerdeError(Exception):
@@ -97,7 +94,7 @@ class AvroSerde:
         everything else should encode models."""
         schema_id = self.schema_id(topic, name)
         buf = io.BytesIO()
-        buf.write(_HEADER.pack(MAGIC, schema_id))
+        buf.write(frame(schema_id))
         try:
             fastavro.schemaless_writer(buf, schemas.parsed_schema(name), datum)
         except (ValueError, TypeError, KeyError) as exc:
@@ -202,23 +199,12 @@ class AvroSerde:
 
 def unframe(data: bytes | None) -> tuple[int, bytes]:
     """(schema id, Avro body) of Confluent-framed bytes; NotAvroFramed when they are not framed."""
-    if not data or len(data) < _HEADER.size:
+    if not data or len(data) < FRAME.size:
         raise NotAvroFramed("empty or truncated value")
-    magic, schema_id = _HEADER.unpack_from(data)
+    magic, schema_id = FRAME.unpack_from(data)
     if magic != MAGIC:
         raise NotAvroFramed(f"first byte is {magic}, not the Confluent magic byte 0")
-    return int(schema_id), data[_HEADER.size:]
-
-
-def avro_long(n: int) -> bytes:
-    """Avro int/long on the wire: zig-zag, then base-128 varint (for writers that skip fastavro)."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return int(schema_id), data[FRAME.size:]
 
 
 #: decode_datum's cache holds (schema id, name, projection) combinations; this many means misuse.

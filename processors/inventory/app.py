@@ -32,13 +32,14 @@ Outputs, per event, from the core's `Outcome`:
   (`oversold_orders`): an AnomalyAlert `oversold` on `alerts.anomalies` (subject and key: the SKU;
   evidence: available, version and the orders) and one ReviewItem `oversold` per order on
   `review.queue` (keyed by order id).
-AtpLevel records are written field by field (`atp_level_codec.AtpLevelEncoder`, the same bytes as
-fastavro writes for `atp_level_datum`, which stays the reference), not from pydantic models: on the
-bulk path the model, and even fastavro's generic writer, cost more than the arithmetic. Every
-output's event id is derived from SKU and version (and order), so a re-emission after a crash
-carries the same id. Duplicates and stale events change nothing and emit nothing; they are
-counted in `shopstream_records_in_total` with outcome `duplicate` / `stale` (an event that only
-updates bookkeeping, e.g. a repeated snapshot with a newer `as_of`, counts as `duplicate` too).
+AtpLevel records are written field by field (`shopstream.codecs.atp_level.AtpLevelEncoder`, the same
+bytes as fastavro writes for `atp_level_datum`, which stays the reference; it refuses to start
+otherwise), not from pydantic models: on the bulk path the model, and even fastavro's generic
+writer, cost more than the arithmetic. Every output's event id is derived from SKU and version (and
+order), so a re-emission after a crash carries the same id. Duplicates and stale events change
+nothing and emit nothing; they are counted in `shopstream_records_in_total` with outcome `duplicate`
+/ `stale` (an event that only updates bookkeeping, e.g. a repeated snapshot with a newer `as_of`,
+counts as `duplicate` too).
 Undecodable records, records of the wrong type, records not keyed by their SKU (their state would
 live on another partition) and events the core rejects (negative quantities) go to `<topic>.dlq`;
 transient faults are retried in place (shopstream.processing).
@@ -79,6 +80,8 @@ import faust
 import orjson
 from faust.serializers import codecs
 
+from shopstream.codecs import atp_level as atp_level_codec
+from shopstream.codecs.atp_level import AtpLevelEncoder
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord
 from shopstream.faust_app import FaustPublisher, make_faust_app
@@ -95,7 +98,6 @@ from shopstream.processors.inventory.atp import (
     apply_snapshot,
     new_state,
 )
-from shopstream.processors.inventory.atp_level_codec import AtpLevelEncoder
 from shopstream.processors.inventory.config import InventoryConfig, load_inventory_config
 from shopstream.schemas.models import (
     AnomalyAlert,
@@ -145,19 +147,7 @@ codecs.register(SKU_STATE_CODEC, _CODEC)
 
 def atp_level_datum(levels: Levels, cause: EventMeta) -> dict[str, Any]:
     """The AtpLevel of a SKU's figures (after a change caused by `cause`), as the Avro dict."""
-    updated_at = levels.updated_at or cause.occurred_at
-    return {
-        "meta": {"event_id": str(uuid.uuid5(ATP_NS, f"{levels.sku}:{levels.version}")), "event_type": "AtpLevel",
-                 "occurred_at": updated_at, "recorded_at": cause.recorded_at, "source": "shopstream.inventory",
-                 "source_event_id": None, "correlation_id": cause.correlation_id, "causation_id": cause.event_id},
-        "sku": levels.sku, "on_hand": levels.on_hand, "reserved": levels.reserved,
-        "safety_stock": levels.safety_stock, "incoming": levels.incoming, "available": levels.available,
-        "version": levels.version, "updated_at": updated_at,
-        "locations": [{"location": loc.location, "on_hand": loc.on_hand, "reserved": loc.reserved,
-                       "safety_stock": loc.safety_stock, "incoming": loc.incoming,
-                       "as_of": loc.as_of or NEVER_COUNTED}
-                      for loc in levels.locations],
-    }
+    return atp_level_codec.atp_level_datum(levels, cause, event_ns=ATP_NS, never_counted=NEVER_COUNTED)
 
 
 def atp_level(levels: Levels, cause: EventMeta) -> AtpLevel:
@@ -246,6 +236,10 @@ class InventoryProcessor:
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR,
                                     self.topology.dlq_routes(settings.topic_prefix))
         self.sender = AsyncProducer(settings, queued_only=True)
+        # Built (and so checked against fastavro) here: a writer that disagrees with the schema must stop
+        # the worker at start, not fail every record into the DLQ. The frame's schema id comes from the
+        # registry on first use (`_atp_level_encoder`).
+        self._atp_writer = AtpLevelEncoder(0, event_ns=ATP_NS, never_counted=NEVER_COUNTED)
         self._atp_encoder: AtpLevelEncoder | None = None
         self.app.agent(self.input_topics, name="inventory.atp")(self._agent)
         self._skipped = {(label, kind): RECORDS_IN.labels(PROCESSOR, label, kind)
@@ -352,7 +346,7 @@ class InventoryProcessor:
         """The AtpLevel writer, built on first use: it needs the schema id from the registry."""
         if self._atp_encoder is None:
             schema_id = self.serde.schema_id(self._topic_names[OUTPUT], AtpLevel.AVRO_NAME)
-            self._atp_encoder = AtpLevelEncoder(schema_id, event_ns=ATP_NS, never_counted=NEVER_COUNTED)
+            self._atp_encoder = self._atp_writer.with_schema_id(schema_id)
         return self._atp_encoder
 
     def _encode(self, name: str, record: Any) -> bytes:

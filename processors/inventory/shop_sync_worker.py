@@ -68,11 +68,8 @@ their window, or `unchanged` — the shop already shows that figure), `shopstrea
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
 import logging
 import signal
-import struct
 import threading
 import time
 from collections import deque
@@ -82,24 +79,18 @@ from functools import partial
 from types import FrameType
 from typing import Any, NamedTuple, TypeVar
 
-import fastavro
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, start_http_server
 
-from shopstream import schemas
+from shopstream.codecs.avro import event_uuid5, frame
+from shopstream.codecs.sync_shop_stock import SyncShopStockEncoder
 from shopstream.config import ConfigError, Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import DeliveryError, Headers, make_consumer, make_producer, poll_batch
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT, RETRIES
 from shopstream.processing import RetryPolicy, is_transient
 from shopstream.processors.inventory.shop_sync import Offer, ShopStockCommand, ShopSyncCoalescer
-from shopstream.serde import (
-    AvroSerde,
-    RegistryUnavailable,
-    SerdeError,
-    avro_long,
-    make_registry_client,
-)
+from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError, make_registry_client
 from shopstream.topology import load_topology_for, names
 
 PROCESSOR = "shop-sync"
@@ -122,7 +113,6 @@ PENDING = Gauge("shopstream_shop_sync_pending", "SKUs with an open coalescing wi
 
 log = logging.getLogger("shopstream.processors.inventory.shop_sync_worker")
 T = TypeVar("T")
-_FRAME = struct.Struct(">bI")
 #: (topic, key, value, headers) of a record to produce.
 OutRecord = tuple[str, bytes, bytes | None, Headers | None]
 
@@ -186,57 +176,28 @@ class AtpDecoder:
 
 
 def command_event_id(sku: str, atp_version: int) -> str:
-    """uuid5(COMMAND_NS, "<sku>:<atp_version>") as text (inlined: this runs once per command)."""
-    digest = bytearray(hashlib.sha1(COMMAND_NS + f"{sku}:{atp_version}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-
-
-_SMALL_LONGS = [avro_long(i) for i in range(8192)]  # stock figures, versions and lengths are mostly small
-
-
-def _avro_long(n: int) -> bytes:
-    return _SMALL_LONGS[n] if 0 <= n < 8192 else avro_long(n)
-
-
-def _avro_string(text: str) -> bytes:
-    data = text.encode()
-    return _avro_long(len(data)) + data
-
-
-def _avro_optional_string(text: str | None) -> bytes:
-    """A ["null", "string"] union: branch index, then the value."""
-    return b"\x00" if text is None else b"\x02" + _avro_string(text)
+    """uuid5(COMMAND_NS, "<sku>:<atp_version>") as text: the same id on every re-send of that figure."""
+    return event_uuid5(COMMAND_NS, f"{sku}:{atp_version}")
 
 
 class CommandEncoder:
-    """SyncShopStock as framed Avro, written field by field (no model, no dict per command).
+    """SyncShopStock as framed Avro: the frame from the registry, the body from the field-by-field writer.
 
-    The direct writer is ~3x cheaper than fastavro's generic one per command; it must produce the
-    bytes of the current `SyncShopStock.avsc` exactly, so the encoder checks itself against fastavro
-    on sample commands when built and falls back to fastavro (with a warning) if they ever differ,
-    e.g. after a schema change that was not carried over here.
+    The writer (`shopstream.codecs.sync_shop_stock`) checks itself against fastavro when built and
+    raises CodecMismatch on any difference, so a schema change not carried over there stops the
+    worker at start instead of sending commands the shop side cannot read.
     """
 
     def __init__(self, serde: AvroSerde, topic: str) -> None:
         self._serde = serde
         self._topic = topic
-        self._schema = schemas.parsed_schema(SYNC_SHOP_STOCK)
         self._header: bytes | None = None
-        self._constant = _avro_string("SyncShopStock")  # meta.event_type
-        self._source = _avro_string(SOURCE) + b"\x00"   # meta.source, meta.source_event_id = null
-        self.direct = all(self._direct(c, t) == self._generic(c, t) for c, t in _SELF_CHECK)
-        if not self.direct:
-            log.warning("SyncShopStock direct encoder disagrees with the schema; using fastavro's writer")
+        self._writer = SyncShopStockEncoder(source=SOURCE, event_ns=COMMAND_NS)
 
     def header(self) -> bytes:
         """Magic byte + schema id (registers the schema on first use; RegistryUnavailable is transient)."""
         if self._header is None:
-            self._header = _FRAME.pack(0, self._serde.schema_id(self._topic, SYNC_SHOP_STOCK))
+            self._header = frame(self._serde.schema_id(self._topic, SYNC_SHOP_STOCK))
         return self._header
 
     def encode(self, command: ShopStockCommand[AtpChange], recorded_at_ms: int) -> bytes:
@@ -245,52 +206,7 @@ class CommandEncoder:
 
     def encode_all(self, commands: Sequence[ShopStockCommand[AtpChange]], recorded_at_ms: int) -> list[bytes]:
         """`encode` for a batch (the parts every command of the batch shares are computed once)."""
-        header = self.header()
-        if not self.direct:
-            return [header + self._generic(c, recorded_at_ms) for c in commands]
-        recorded = _avro_long(recorded_at_ms)
-        return [header + self._direct(c, recorded_at_ms, recorded) for c in commands]
-
-    def _direct(self, command: ShopStockCommand[AtpChange], recorded_at_ms: int, recorded: bytes = b"") -> bytes:
-        cause = command.cause
-        return b"".join((
-            _avro_string(command_event_id(command.sku, command.atp_version)),
-            self._constant,
-            _avro_long(cause.updated_at_ms if cause else recorded_at_ms),
-            recorded or _avro_long(recorded_at_ms),
-            self._source,
-            _avro_optional_string(cause.correlation_id if cause else None),
-            _avro_optional_string(cause.event_id if cause else None),
-            _avro_string(command.sku),
-            _avro_long(command.available),
-            b"\x02", _avro_long(command.atp_version),  # atp_version: ["null", "long"], never null here
-        ))
-
-    def _generic(self, command: ShopStockCommand[AtpChange], recorded_at_ms: int) -> bytes:
-        cause = command.cause
-        meta = {
-            "event_id": command_event_id(command.sku, command.atp_version),
-            "event_type": "SyncShopStock",
-            "occurred_at": cause.updated_at_ms if cause else recorded_at_ms,
-            "recorded_at": recorded_at_ms,
-            "source": SOURCE,
-            "source_event_id": None,
-            "correlation_id": cause.correlation_id if cause else None,
-            "causation_id": cause.event_id if cause else None,
-        }
-        buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, self._schema, {
-            "meta": meta, "sku": command.sku, "available": command.available, "atp_version": command.atp_version})
-        return buf.getvalue()
-
-
-_SELF_CHECK: list[tuple[ShopStockCommand[AtpChange], int]] = [
-    (ShopStockCommand("SKU-1", 0, 1, None), 0),
-    (ShopStockCommand("sku-ÄÖ ü/ 7", 2**31 - 1, 2**62, AtpChange(
-        "sku-ÄÖ ü/ 7", 5, 2**62, 1_793_577_600_123, "0b6f4c1e-3c1a-4d7e-9a51-8e4b6c2d7f30", "corr-ß")),
-     1_793_577_600_999),
-    (ShopStockCommand("X" * 200, 64, 63, AtpChange("X" * 200, -1, 63, -1, "e", None)), 2**40),
-]
+        return self._writer.encode_all(self.header(), commands, recorded_at_ms)
 
 
 class ConfirmingProducer:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gc
 import io
-import struct
 import time
 import uuid
 from collections import defaultdict
@@ -47,6 +46,7 @@ from shopstream.bench.common import (
     repeat,
     work_dir,
 )
+from shopstream.codecs.avro import frame
 from shopstream.config import Settings
 from shopstream.kafka import make_producer
 from shopstream.processors.inventory.shop_sync_worker import AtpDecoder, ShopSync
@@ -135,7 +135,7 @@ def one_run(base: Settings, work: Path, scenario: str, records: int, *, window_m
                                   shop_sync_window_ms=window_ms)
         serde = AvroSerde(make_registry_client(registry_url))
         topic = settings.topic(names.INVENTORY_ATP)
-        header = struct.pack(">bI", 0, serde.schema_id(topic, "io.shopstream.events.AtpLevel"))
+        header = frame(serde.schema_id(topic, "io.shopstream.events.AtpLevel"))
         values = [(sku.encode(), atp_value(header, sku, a, v)) for sku, a, v in changes(scenario, records)]
         producer = make_producer(settings, **({"batch.num.messages": 1, "message.timeout.ms": 600_000}
                                               if preload_single else
