@@ -58,6 +58,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     message = f"processes started by this test run were still alive at its end (now killed):\n{listing}"
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_line(message, red=True)
     else:
         print(message)
