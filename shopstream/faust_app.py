@@ -78,6 +78,7 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, *
         # Up to 5 ms for more records to join a produce request: per-request overhead dominated bulk
         # output (one AtpLevel and one changelog record per SKU), measured with py-spy.
         producer_linger=0.005,
+        producer_request_timeout=settings.kafka_producer_timeout_s,
         producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
         topic_partitions=4,
         topic_replication_factor=1,

@@ -88,7 +88,7 @@ from shopstream.faust_app import FaustPublisher, make_faust_app
 from shopstream.halt import MustRestart, halt
 from shopstream.kafka import AsyncProducer, partition_for
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
-from shopstream.processing import process_record
+from shopstream.processing import RetryPolicy, process_record
 from shopstream.processors.inventory.atp import (
     Levels,
     Outcome,
@@ -240,6 +240,7 @@ class InventoryProcessor:
         # its own attribute to every changelog send, the store its own when recovering: set both.
         self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
+        self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
         self.sender = AsyncProducer(settings, queued_only=True)
         self._atp_encoder: AtpLevelEncoder | None = None
         self.app.agent(self.input_topics, name="inventory.atp")(self._agent)
@@ -253,7 +254,7 @@ class InventoryProcessor:
             record = FailedRecord(topic=msg.topic, key=msg.key, value=msg.value, headers=list(msg.headers or []),
                                   partition=msg.partition, offset=msg.offset,
                                   timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None)
-            await process_record(record, lambda r=record: self.handle(r), self.dlq,  # type: ignore[misc]
+            await process_record(record, lambda r=record: self.handle(r), self.dlq, self.retry,  # type: ignore[misc]
                                  topic_label=self._labels.get(msg.topic, msg.topic))
 
     async def handle(self, record: FailedRecord) -> None:

@@ -61,7 +61,7 @@ from shopstream.dlq import DeadLetterWriter, FailedRecord
 from shopstream.faust_app import FaustPublisher, make_faust_app
 from shopstream.kafka import partition_for
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
-from shopstream.processing import process_record
+from shopstream.processing import RetryPolicy, process_record
 from shopstream.processors.orders import payments, returns, shipments
 from shopstream.processors.orders.canonical import Context, RecordOutcome, apply, expire, waiting
 from shopstream.processors.orders.mapping import StatusMapping, load_mapping
@@ -104,6 +104,7 @@ class OrdersProcessor:
         self.table = self.app.Table("orders", default=None, partitions=TABLE_PARTITIONS, key_type=bytes,
                                     use_partitioner=True)
         self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
+        self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
         self._lock = asyncio.Lock()
         # Keys of owned entries `canonical.waiting` holds for, so a sweep parses only those, not every order.
         self._waiting: set[bytes] = set()
@@ -126,7 +127,8 @@ class OrdersProcessor:
                                   partition=msg.partition, offset=msg.offset,
                                   timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None)
             label = self._inputs.get(msg.topic, msg.topic)
-            await process_record(record, lambda r=record: self.handle(r), self.dlq, topic_label=label)  # type: ignore[misc]
+            await process_record(record, lambda r=record: self.handle(r), self.dlq, self.retry,  # type: ignore[misc]
+                                 topic_label=label)
 
     async def handle(self, record: FailedRecord) -> None:
         """Decode, apply to the order's table entry, emit outputs; raises on failure (the caller classifies)."""

@@ -1,0 +1,164 @@
+"""Fault injection between Kafka clients and a real broker: a TCP proxy that can stall, cut and heal.
+
+`BrokerProxy` forwards bytes between 127.0.0.1:`port` and an upstream broker, on an asyncio loop in
+a daemon thread, so a (synchronous) test drives it with plain calls:
+- `stall()`: keep every connection open but hold the bytes in both directions (a hung broker or a
+  congested network: requests time out, nothing is refused);
+- `cut()`: close every connection and stop listening, so new connections are refused (a broker
+  that went away);
+- `heal()`: listen again on the same port and let bytes flow.
+
+Kafka clients connect to the bootstrap address only once: afterwards they use the addresses the
+broker advertises in its metadata. A proxy in front of the session broker (tests/conftest.py,
+whose Tansu advertises its own port) would therefore be bypassed after the first metadata answer.
+`proxied_tansu` starts a dedicated Tansu whose advertised listener *is* the proxy's port, so every
+connection of every client (consumer, producer, group coordinator) goes through the proxy. It runs
+the same Tansu command line as `shopstream.embedded.start_tansu` except for the advertised URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from confluent_kafka.admin import AdminClient
+
+from shopstream.embedded import EmbeddedBroker, free_port, stop_process, tansu_binary, wait_for_port
+
+T = TypeVar("T")
+_CHUNK = 64 * 1024
+
+
+class BrokerProxy:
+    """A TCP proxy on 127.0.0.1:`port` towards `upstream` ("host:port"); see the module docstring."""
+
+    def __init__(self, upstream: str, port: int | None = None) -> None:
+        host, _, up_port = upstream.rpartition(":")
+        self.upstream = (host, int(up_port))
+        self.port = port or free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="broker-proxy", daemon=True)
+        self._server: asyncio.Server | None = None
+        self._flowing: asyncio.Event | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    def start(self) -> BrokerProxy:
+        self._thread.start()
+        self._call(self._start())
+        return self
+
+    async def _start(self) -> None:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        await self._listen()
+
+    async def _listen(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            client_w.close()
+            return
+        self._writers |= {client_w, up_w}
+        for task in (asyncio.create_task(self._pump(client_r, up_w)), asyncio.create_task(self._pump(up_r, client_w))):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._flowing is not None
+        try:
+            while data := await reader.read(_CHUNK):
+                await self._flowing.wait()  # stalled: hold the bytes (the connection stays open)
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            # One side ended: end the other too, as a real broker connection would.
+            writer.close()
+            self._writers.discard(writer)
+
+    def stall(self) -> None:
+        """Hold every byte from now on, in both directions, on open and new connections."""
+        assert self._flowing is not None
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def cut(self) -> None:
+        """Close every connection and refuse new ones until `heal`."""
+        self._call(self._cut())
+
+    async def _cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    def heal(self) -> None:
+        """Listen again (after `cut`) and let bytes flow (after `stall`)."""
+        self._call(self._heal())
+
+    async def _heal(self) -> None:
+        await self._listen()
+        assert self._flowing is not None
+        self._flowing.set()
+
+    def close(self) -> None:
+        self._call(self._cut())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+def _metadata_ready(bootstrap: str, timeout_s: float) -> bool:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=2)
+            return True
+        except Exception:
+            time.sleep(0.2)
+    return False
+
+
+@contextmanager
+def proxied_tansu(log_path: Path, timeout_s: float = 20.0) -> Iterator[BrokerProxy]:
+    """A dedicated in-memory Tansu reachable only through a `BrokerProxy` (its advertised listener)."""
+    broker_port = free_port()
+    proxy = BrokerProxy(f"127.0.0.1:{broker_port}").start()
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{broker_port}",
+             "--advertised-listener-url", f"tcp://127.0.0.1:{proxy.port}", "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            start_new_session=True)
+    broker = EmbeddedBroker(port=broker_port, process=proc, log_path=log_path)
+    try:
+        if not wait_for_port("127.0.0.1", broker_port, timeout_s) or not _metadata_ready(proxy.bootstrap, timeout_s):
+            raise RuntimeError(f"Tansu behind the proxy did not start (exit code {proc.poll()})")
+        yield proxy
+    finally:
+        proxy.close()
+        stop_process(broker.process, 5.0)
