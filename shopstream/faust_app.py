@@ -9,9 +9,12 @@ aiokafka (DESIGN.md); at-least-once plus idempotent state updates give effective
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
+import aiokafka.errors
 import faust
 from aiohttp import web
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -101,15 +104,40 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, *
     return app
 
 
-class FaustPublisher:
-    """`Publisher` over a Faust app's producer, for DLQ writes from inside agents."""
+async def wait_confirmed(deliveries: Sequence[Awaitable[Any]], timeout_s: float) -> None:
+    """Wait until the broker confirmed every send of Faust's producer; aiokafka's KafkaTimeoutError
+    (transient, `shopstream.processing`) for those still unconfirmed after `timeout_s`.
 
-    def __init__(self, app: faust.App) -> None:
+    aiokafka expires a queued batch only while its partition has no leader: with the leader known but
+    unreachable (a cut connection, a hung broker) the delivery future never resolves, whatever
+    `producer_request_timeout` says, and an agent awaiting it would hang instead of retrying,
+    parking, or stopping. The futures are not cancelled: a late confirmation stays harmless (a retry
+    re-sends the same deterministic records, which consumers treat as duplicates)."""
+    if not deliveries:
+        return
+    futures = [asyncio.ensure_future(d) for d in deliveries]
+    _done, pending = await asyncio.wait(futures, timeout=timeout_s)
+    if pending:
+        raise aiokafka.errors.KafkaTimeoutError(
+            f"{len(pending)} of {len(futures)} sends not confirmed by the broker within {timeout_s:g} s")
+    for fut in futures:
+        fut.result()  # the first refused send raises its error
+
+
+class FaustPublisher:
+    """`Publisher` over a Faust app's producer, for DLQ writes from inside agents; a write not confirmed
+    within `timeout_s` raises KafkaTimeoutError (see `wait_confirmed`)."""
+
+    def __init__(self, app: faust.App, timeout_s: float = 30.0) -> None:
         self._app = app
+        self._timeout_s = timeout_s
 
     async def publish(self, topic: str, key: bytes | None, value: bytes | None,
                       headers: Headers | None = None) -> None:
-        await self._app.producer.send_and_wait(topic, key, value, None, None, list(headers or []))
+        # The enqueue itself may wait for metadata; bound it too.
+        delivery = await asyncio.wait_for(
+            self._app.producer.send(topic, key, value, None, None, list(headers or [])), self._timeout_s)
+        await wait_confirmed([delivery], self._timeout_s)
 
 
 _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}

@@ -6,7 +6,16 @@ a daemon thread, so a (synchronous) test drives it with plain calls:
   congested network: requests time out, nothing is refused);
 - `cut()`: close every connection and stop listening, so new connections are refused (a broker
   that went away);
-- `heal()`: listen again on the same port and let bytes flow.
+- `fail_produce(client_id)`: close any connection as soon as a Produce request of a client whose id
+  starts with `client_id` (all clients: "") arrives on it, and let every other request through:
+  writes (outputs, changelogs, DLQ) fail while fetches, offset commits and group membership keep
+  working (a broker whose log cannot take writes). This is the fault that exposes an acknowledgement
+  of a record that was neither applied nor parked: the consumer keeps reading and committing while
+  every write fails;
+- `heal()`: listen again on the same port, let bytes flow and Produce requests through.
+
+Client-to-broker bytes are forwarded one Kafka request at a time (4-byte size, then the request,
+whose first two bytes are its api key), so a request is either forwarded whole or not at all.
 
 Kafka clients connect to the bootstrap address only once: afterwards they use the addresses the
 broker advertises in its metadata. A proxy in front of the session broker (tests/conftest.py,
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import subprocess
 import threading
 import time
@@ -34,6 +44,8 @@ from shopstream.embedded import EmbeddedBroker, free_port, stop_process, tansu_b
 
 T = TypeVar("T")
 _CHUNK = 64 * 1024
+_SIZE = struct.Struct(">i")
+PRODUCE_API_KEY = 0
 
 
 class BrokerProxy:
@@ -47,6 +59,7 @@ class BrokerProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="broker-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._flowing: asyncio.Event | None = None
+        self._refuse_produce: str | None = None  # client id prefix whose Produce requests are refused
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -78,7 +91,8 @@ class BrokerProxy:
             client_w.close()
             return
         self._writers |= {client_w, up_w}
-        for task in (asyncio.create_task(self._pump(client_r, up_w)), asyncio.create_task(self._pump(up_r, client_w))):
+        for task in (asyncio.create_task(self._pump_requests(client_r, up_w, client_w)),
+                     asyncio.create_task(self._pump(up_r, client_w))):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -95,6 +109,32 @@ class BrokerProxy:
             # One side ended: end the other too, as a real broker connection would.
             writer.close()
             self._writers.discard(writer)
+
+    async def _pump_requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                             client: asyncio.StreamWriter) -> None:
+        """Client to broker, framed per request so that Produce requests can be refused."""
+        assert self._flowing is not None
+        try:
+            while True:
+                head = await reader.readexactly(_SIZE.size)
+                body = await reader.readexactly(_SIZE.unpack(head)[0])
+                if self._refuse_produce is not None and body[:2] == PRODUCE_API_KEY.to_bytes(2, "big") \
+                        and _client_id(body).startswith(self._refuse_produce):
+                    client.close()  # the request is dropped with its connection: the client sees a broken link
+                    break
+                await self._flowing.wait()
+                writer.write(head + body)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+            self._writers.discard(writer)
+
+    def fail_produce(self, client_id: str = "") -> None:
+        """From now on, drop the connection of every Produce request from clients whose id starts with
+        `client_id` (until `heal`): e.g. "faust" fails a Faust worker's writes, not the test's producer."""
+        self._loop.call_soon_threadsafe(setattr, self, "_refuse_produce", client_id)
 
     def stall(self) -> None:
         """Hold every byte from now on, in both directions, on open and new connections."""
@@ -123,12 +163,19 @@ class BrokerProxy:
     async def _heal(self) -> None:
         await self._listen()
         assert self._flowing is not None
+        self._refuse_produce = None
         self._flowing.set()
 
     def close(self) -> None:
         self._call(self._cut())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+
+def _client_id(request: bytes) -> str:
+    """The client id of a request (header v1+: api key, version, correlation id, then an int16-sized string)."""
+    size = int.from_bytes(request[8:10], "big", signed=True)
+    return request[10:10 + size].decode(errors="replace") if size > 0 else ""
 
 
 def _metadata_ready(bootstrap: str, timeout_s: float) -> bool:

@@ -239,7 +239,7 @@ class InventoryProcessor:
         # Faust derives the codec from value_type (a faust.Record) in the constructor; the table passes
         # its own attribute to every changelog send, the store its own when recovering: set both.
         self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
+        self.dlq = DeadLetterWriter(FaustPublisher(self.app, settings.kafka_producer_timeout_s), PROCESSOR)
         self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
         self.sender = AsyncProducer(settings, queued_only=True)
         self._atp_encoder: AtpLevelEncoder | None = None

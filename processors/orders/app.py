@@ -58,7 +58,7 @@ from pydantic import BaseModel
 
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord
-from shopstream.faust_app import FaustPublisher, make_faust_app
+from shopstream.faust_app import FaustPublisher, make_faust_app, wait_confirmed
 from shopstream.kafka import partition_for
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
 from shopstream.processing import RetryPolicy, process_record
@@ -103,7 +103,7 @@ class OrdersProcessor:
         # Keys raw bytes (the order id), values OrderRecord.to_dict() as JSON (Faust's default value codec).
         self.table = self.app.Table("orders", default=None, partitions=TABLE_PARTITIONS, key_type=bytes,
                                     use_partitioner=True)
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR)
+        self.dlq = DeadLetterWriter(FaustPublisher(self.app, settings.kafka_producer_timeout_s), PROCESSOR)
         self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
         self._lock = asyncio.Lock()
         # Keys of owned entries `canonical.waiting` holds for, so a sweep parses only those, not every order.
@@ -185,8 +185,7 @@ class OrdersProcessor:
             value = self.serde.encode(topic, out.record)
             pending.append(await self.app.producer.send(topic, out.key.encode(), value, None, None, None))
             RECORDS_OUT.labels(PROCESSOR, out.topic).inc()
-        for delivery in pending:
-            await delivery
+        await wait_confirmed(pending, self.settings.kafka_producer_timeout_s)
         if outcome.changed:
             self.table[key] = outcome.record.to_dict()
             if waiting(outcome.record):
