@@ -69,6 +69,10 @@ def is_transient(exc: BaseException) -> bool:
         return exc.retriable
     if isinstance(exc, aiokafka.errors.KafkaError):
         return bool(exc.retriable) or isinstance(exc, _TRANSIENT_AIOKAFKA)
+    if type(exc).__module__ == "faust.exceptions" and type(exc).__name__ == "ProducerSendError":
+        # Faust's producer wraps aiokafka's error (raise ... from exc); matched by name so that this
+        # kernel module does not import Faust for the non-Faust consumers.
+        return exc.__cause__ is not None and is_transient(exc.__cause__)
     if isinstance(exc, redis.ResponseError):
         return str(exc).upper().startswith(_TRANSIENT_REDIS_REPLIES)
     return isinstance(exc, RegistryUnavailable | redis.ConnectionError | redis.TimeoutError

@@ -190,6 +190,19 @@ def test_aiokafka_broker_blips_are_transient(error: Exception) -> None:
     assert is_transient(error)
 
 
+def test_faust_send_error_is_classified_by_its_cause() -> None:
+    from faust.exceptions import ProducerSendError
+
+    def wrapped(cause: Exception) -> ProducerSendError:
+        try:
+            raise ProducerSendError(f"Error while sending: {cause!r}") from cause
+        except ProducerSendError as exc:
+            return exc
+
+    assert is_transient(wrapped(aiokafka.errors.KafkaTimeoutError()))
+    assert not is_transient(wrapped(aiokafka.errors.MessageSizeTooLargeError()))
+
+
 @pytest.mark.parametrize("error", [
     aiokafka.errors.MessageSizeTooLargeError(), aiokafka.errors.TopicAuthorizationFailedError(),
     aiokafka.errors.ProducerClosed(), aiokafka.errors.UnsupportedVersionError(),
