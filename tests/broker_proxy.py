@@ -6,8 +6,9 @@ a daemon thread, so a (synchronous) test drives it with plain calls:
   congested network: requests time out, nothing is refused);
 - `cut()`: close every connection and stop listening, so new connections are refused (a broker
   that went away);
-- `fail_produce(client_id)`: close any connection as soon as a Produce request of a client whose id
-  starts with `client_id` (all clients: "") arrives on it, and let every other request through:
+- `fail_produce(client_id, topic)`: close any connection as soon as a Produce request arrives on it
+  from a client whose id starts with `client_id` to a topic whose name contains `topic` (both "":
+  every write), and let every other request through:
   writes (outputs, changelogs, DLQ) fail while fetches, offset commits and group membership keep
   working (a broker whose log cannot take writes). This is the fault that exposes an acknowledgement
   of a record that was neither applied nor parked: the consumer keeps reading and committing while
@@ -59,7 +60,8 @@ class BrokerProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="broker-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._flowing: asyncio.Event | None = None
-        self._refuse_produce: str | None = None  # client id prefix whose Produce requests are refused
+        # (client id prefix, topic name bytes) of the Produce requests to refuse; None: refuse none.
+        self._refuse_produce: tuple[str, bytes] | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -119,7 +121,7 @@ class BrokerProxy:
                 head = await reader.readexactly(_SIZE.size)
                 body = await reader.readexactly(_SIZE.unpack(head)[0])
                 if self._refuse_produce is not None and body[:2] == PRODUCE_API_KEY.to_bytes(2, "big") \
-                        and _client_id(body).startswith(self._refuse_produce):
+                        and _client_id(body).startswith(self._refuse_produce[0]) and self._refuse_produce[1] in body:
                     client.close()  # the request is dropped with its connection: the client sees a broken link
                     break
                 await self._flowing.wait()
@@ -131,10 +133,12 @@ class BrokerProxy:
             writer.close()
             self._writers.discard(writer)
 
-    def fail_produce(self, client_id: str = "") -> None:
+    def fail_produce(self, client_id: str = "", topic: str = "") -> None:
         """From now on, drop the connection of every Produce request from clients whose id starts with
-        `client_id` (until `heal`): e.g. "faust" fails a Faust worker's writes, not the test's producer."""
-        self._loop.call_soon_threadsafe(setattr, self, "_refuse_produce", client_id)
+        `client_id` and that writes to a topic whose name contains `topic` (until `heal`): e.g. client
+        "faust" fails a Faust worker's writes but not the test's producer; topic "-changelog" fails only
+        table changelog writes. (The topic is matched as bytes anywhere in the request: fine for tests.)"""
+        self._loop.call_soon_threadsafe(setattr, self, "_refuse_produce", (client_id, topic.encode()))
 
     def stall(self) -> None:
         """Hold every byte from now on, in both directions, on open and new connections."""

@@ -13,20 +13,31 @@ anyway.) Checked:
 every input below the group's committed offset has its state on `orders.state` (nothing committed
 past an unapplied record); after the fault heals and the worker is started again, every order is
 applied or parked.
+
+Inventory: once a first lot of reservations is applied and committed, the broker stops taking the
+worker's table changelog writes only (its AtpLevel outputs still go out) and a second lot arrives.
+The refused changelog record latches the worker's producer and the worker must stop with exit code
+76 before any commit (librdkafka gives up on the record after `message.timeout.ms`, 30 s). After a
+restart and a third lot, no SKU's ATP state went back: every (SKU, version) on `inventory.atp`
+carries one set of figures (a rolled-back state would re-use versions for other figures), and each
+SKU ends at the version and reservation count of all its events.
 """
 
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from shopstream.config import Settings, load_settings
-from shopstream.halt import EXIT_PARK_FAILED
+from shopstream.halt import EXIT_DELIVERY_FAILED, EXIT_PARK_FAILED
 from shopstream.kafka import make_producer
+from shopstream.schemas.models import AtpLevel, EventMeta, ReservationChanged
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
@@ -135,6 +146,83 @@ def test_orders_worker_never_commits_past_a_record_it_could_neither_apply_nor_pa
         except AssertionError as exc:
             raise AssertionError(f"{len(missing)} orders neither applied nor parked, e.g. {sorted(missing)[:5]} "
                                  f"at {sorted(k for k, v in where.items() if v in missing)[:5]}") from exc
+    finally:
+        stop(worker)
+        if restarted is not None:
+            stop(restarted)
+
+
+SKUS = 8
+LOT = 3  # reservations per SKU and lot
+
+
+def _reservation(sku: str, n: int) -> ReservationChanged:
+    at = datetime(2026, 11, 2, 8, 0, tzinfo=UTC) + timedelta(seconds=n)
+    return ReservationChanged(
+        meta=EventMeta(event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{sku}/{n}")), event_type="ReservationChanged",
+                       occurred_at=at, recorded_at=at, source="shopstream.orders"),
+        sku=sku, order_id=f"O-{sku}-{n}", action="reserve", quantity=1)
+
+
+def test_inventory_worker_halts_on_a_refused_changelog_record_and_no_version_goes_back(
+        faulty_settings: Settings, proxy: BrokerProxy, tmp_path: Path) -> None:
+    settings = faulty_settings
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+    topic = settings.topic("inventory.reservations")
+    skus = [f"F-{i}" for i in range(SKUS)]
+    producer = make_producer(settings)
+
+    def produce(lot: int) -> None:
+        for sku in skus:
+            for n in range(lot * LOT, (lot + 1) * LOT):
+                producer.produce(topic, key=sku.encode(), value=serde.encode(topic, _reservation(sku, n)))
+        assert producer.flush(30) == 0
+
+    def levels() -> list[AtpLevel]:
+        out = []
+        for msg in read_all(settings.kafka_bootstrap_servers, settings.topic("inventory.atp"), idle_s=0.3):
+            level = serde.decode(msg.value())
+            assert isinstance(level, AtpLevel)
+            out.append(level)
+        return out
+
+    latest: dict[str, int] = {}
+
+    def at_version(version: int) -> bool:
+        latest.clear()
+        for level in levels():
+            latest[level.sku] = max(latest.get(level.sku, 0), level.version)
+        return all(latest.get(sku) == version for sku in skus)
+
+    group, log = settings.topic("inventory"), tmp_path / "worker.log"
+    produce(0)
+    worker = start_worker("inventory", settings, log)
+    restarted: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(lambda: at_version(LOT), 120, log, "the first lot applied")
+        wait_for(lambda: sum(max(0, o) for o in _committed(settings, group, topic).values()) == SKUS * LOT,
+                 30, log, "the first lot committed")
+        proxy.fail_produce(topic="-atp-changelog")  # outputs pass, the table's changelog records do not
+        produce(1)
+        code = wait_for(lambda: worker.poll(), 120, log, "the worker to stop on the refused changelog record")
+        assert code == EXIT_DELIVERY_FAILED, log.read_text(errors="replace")[-3000:]
+        proxy.heal()
+        restarted = start_worker("inventory", settings, log)
+        produce(2)
+        try:
+            wait_for(lambda: at_version(3 * LOT), 120, log, "every lot applied after the restart")
+        except AssertionError as exc:
+            raise AssertionError(f"latest versions {latest}, committed {_committed(settings, group, topic)}") from exc
+
+        figures: dict[tuple[str, int], set[tuple[int, int]]] = {}
+        for level in levels():
+            figures.setdefault((level.sku, level.version), set()).add((level.reserved, level.available))
+        rolled_back = {key: seen for key, seen in figures.items() if len(seen) > 1}
+        assert not rolled_back, rolled_back
+        for sku in skus:
+            assert figures[(sku, 3 * LOT)] == {(3 * LOT, -3 * LOT)} or \
+                {reserved for reserved, _ in figures[(sku, 3 * LOT)]} == {3 * LOT}, figures[(sku, 3 * LOT)]
     finally:
         stop(worker)
         if restarted is not None:
