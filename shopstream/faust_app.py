@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
+import aiokafka.errors
 import faust
 from aiohttp import web
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -194,6 +195,7 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, t
         # Up to 5 ms for more records to join a produce request: per-request overhead dominated bulk
         # output (one AtpLevel and one changelog record per SKU), measured with py-spy.
         producer_linger=0.005,
+        producer_request_timeout=settings.kafka_producer_timeout_s,
         producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
         topic_partitions=max(t.partitions for t in internal),
         topic_replication_factor=max(t.replication_factor for t in internal),
@@ -242,15 +244,40 @@ def faust_readiness(app: faust.App) -> tuple[dict[str, Any], int]:
     return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
 
 
-class FaustPublisher:
-    """`Publisher` over a Faust app's producer, for DLQ writes from inside agents."""
+async def wait_confirmed(deliveries: Sequence[Awaitable[Any]], timeout_s: float) -> None:
+    """Wait until the broker confirmed every send of Faust's producer; aiokafka's KafkaTimeoutError
+    (transient, `shopstream.processing`) for those still unconfirmed after `timeout_s`.
 
-    def __init__(self, app: faust.App) -> None:
+    aiokafka expires a queued batch only while its partition has no leader: with the leader known but
+    unreachable (a cut connection, a hung broker) the delivery future never resolves, whatever
+    `producer_request_timeout` says, and an agent awaiting it would hang instead of retrying,
+    parking, or stopping. The futures are not cancelled: a late confirmation stays harmless (a retry
+    re-sends the same deterministic records, which consumers treat as duplicates)."""
+    if not deliveries:
+        return
+    futures = [asyncio.ensure_future(d) for d in deliveries]
+    _done, pending = await asyncio.wait(futures, timeout=timeout_s)
+    if pending:
+        raise aiokafka.errors.KafkaTimeoutError(
+            f"{len(pending)} of {len(futures)} sends not confirmed by the broker within {timeout_s:g} s")
+    for fut in futures:
+        fut.result()  # the first refused send raises its error
+
+
+class FaustPublisher:
+    """`Publisher` over a Faust app's producer, for DLQ writes from inside agents; a write not confirmed
+    within `timeout_s` raises KafkaTimeoutError (see `wait_confirmed`)."""
+
+    def __init__(self, app: faust.App, timeout_s: float = 30.0) -> None:
         self._app = app
+        self._timeout_s = timeout_s
 
     async def publish(self, topic: str, key: bytes | None, value: bytes | None,
                       headers: Headers | None = None) -> None:
-        await self._app.producer.send_and_wait(topic, key, value, None, None, list(headers or []))
+        # The enqueue itself may wait for metadata; bound it too.
+        delivery = await asyncio.wait_for(
+            self._app.producer.send(topic, key, value, None, None, list(headers or [])), self._timeout_s)
+        await wait_confirmed([delivery], self._timeout_s)
 
 
 _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}

@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from shopstream.config import Settings
+from shopstream.halt import EXIT_DELIVERY_FAILED, MustRestart
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -67,6 +68,13 @@ class DeliveryError(Exception):
         self.retriable = bool(isinstance(error, KafkaError) and error.retriable())
 
 
+class DeliveryLatched(DeliveryError, MustRestart):
+    """A queued record was refused earlier; which input it belonged to is unknown, so nothing may be
+    acknowledged any more and the process must restart (re-reading from its last commit)."""
+
+    exit_code = EXIT_DELIVERY_FAILED
+
+
 class Publisher(Protocol):
     """Anything that writes a record and returns once the broker confirmed it."""
 
@@ -101,6 +109,14 @@ class AsyncProducer:
 
     librdkafka runs delivery callbacks from `poll()`, so a daemon thread polls and hands each
     report back to the event loop; a webhook is then acknowledged only after Kafka confirmed.
+
+    A failed `produce`d record latches the producer: from then on `produce` and `confirm` raise
+    `DeliveryLatched` every time, for the life of the object. A report names only the record, not
+    the input it came from, and the failed record may be a changelog write of an event acknowledged
+    long ago; handing the error to the next caller once (as it was) blamed an innocent event and then
+    let the pre-commit flush succeed, committing past a state that was never stored. `DeliveryLatched`
+    is a `MustRestart`: consumers halt on it without committing (`shopstream.halt`). `publish` is not
+    latched: its caller hears of its own record's failure and decides.
     """
 
     def __init__(self, settings: Settings, *, queued_only: bool = False, **overrides: Any) -> None:
@@ -111,7 +127,8 @@ class AsyncProducer:
         if queued_only:
             overrides = {"delivery.report.only.error": True, **overrides}
         self._producer = make_producer(settings, **overrides)
-        self._queued_failure: DeliveryError | None = None  # set from the poll thread, read after a flush
+        # The first refused queued record, set from the poll thread and never cleared (the latch).
+        self._queued_failure: DeliveryLatched | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
         self._thread.start()
@@ -154,7 +171,10 @@ class AsyncProducer:
     async def produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
         """Queue one record without waiting for the broker; `confirm` waits for all queued so far.
 
-        For bulk paths: a future per record (as `publish` makes) costs more than the produce itself."""
+        For bulk paths: a future per record (as `publish` makes) costs more than the produce itself.
+        Raises `DeliveryLatched` once any queued record failed (nothing more is worth writing)."""
+        if self._queued_failure is not None:
+            raise self._queued_failure
         while True:
             try:
                 if partition is None:
@@ -170,15 +190,20 @@ class AsyncProducer:
 
     def _on_queued_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None and self._queued_failure is None:
-            self._queued_failure = DeliveryError(str(msg.topic()), err)
+            self._queued_failure = DeliveryLatched(str(msg.topic()), err)
+
+    @property
+    def latched(self) -> bool:
+        """True once a queued record failed: `produce` and `confirm` raise from then on."""
+        return self._queued_failure is not None
 
     async def confirm(self, timeout_s: float = 30.0) -> None:
-        """Wait until the broker confirmed every record `produce` queued; raise DeliveryError for the first
-        it refused, TimeoutError (transient) when some are still unconfirmed after `timeout_s`."""
+        """Wait until the broker confirmed every record `produce` queued; raise `DeliveryLatched` if any
+        queued record ever failed (every call, see the class docstring), TimeoutError (transient) when
+        some are still unconfirmed after `timeout_s`."""
         left = await asyncio.to_thread(self._producer.flush, timeout_s)
-        failure, self._queued_failure = self._queued_failure, None
-        if failure is not None:
-            raise failure
+        if self._queued_failure is not None:
+            raise self._queued_failure
         if left:
             raise TimeoutError(f"{left} records not confirmed by the broker within {timeout_s:.0f} s")
 

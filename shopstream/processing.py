@@ -5,25 +5,40 @@
   order holds and no offset is committed past the record. Still failing after that: parked.
 - Permanent (undecodable bytes, unknown schema, validation error, a bug raising in the handler):
   parked on the DLQ at once; the partition moves on. A poison record never blocks its partition.
+- Broker faults count as transient when the client says they may heal: confluent-kafka's
+  `DeliveryError.retriable`, and aiokafka's (Faust's producer) errors whose class is `retriable`
+  (NodeNotReady, RequestTimedOut, NotLeaderForPartition, KafkaConnectionError, ...) plus
+  KafkaTimeoutError, BrokerNotAvailable and KafkaUnavailable, which aiokafka raises when a send
+  or a metadata wait ran out of time. Parking those would break per-key order over a blip.
+- Parking itself failing (the DLQ write was not confirmed): `process_record` never returns then, so
+  the record is never acknowledged. A transient DLQ fault is retried in place with the same policy;
+  a permanent one, or one still failing after `max_elapsed_s` (counted from the first park
+  attempt), stops the process without committing (`shopstream.halt`, exit code 75): a restart reads
+  the record again. The same holds for `MustRestart` raised by the handler (the worker's producer
+  lost a record it cannot attribute): the process halts at once (exit code 76), nothing is parked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import aiokafka.errors
 import redis
 
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
+from shopstream.halt import EXIT_PARK_FAILED, MustRestart, halt
 from shopstream.kafka import DeliveryError
 from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RETRIES
 from shopstream.serde import RegistryUnavailable, SerdeError
 
 Outcome = Literal["ok", "dlq"]
+log = logging.getLogger("shopstream.processing")
 
 
 @dataclass(frozen=True)
@@ -42,12 +57,22 @@ class RetryPolicy:
 
 # Redis replies that mean "not now" rather than "never" (failover, loading, memory pressure).
 _TRANSIENT_REDIS_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY")
+# aiokafka errors not flagged `retriable` that still mean "the broker is not reachable right now":
+# a send whose request or metadata wait timed out, or no broker answering at all.
+_TRANSIENT_AIOKAFKA = (aiokafka.errors.KafkaTimeoutError, aiokafka.errors.BrokerNotAvailableError,
+                       aiokafka.errors.KafkaUnavailableError)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Faults expected to heal by themselves: worth a retry, not a dead letter."""
     if isinstance(exc, DeliveryError):
         return exc.retriable
+    if isinstance(exc, aiokafka.errors.KafkaError):
+        return bool(exc.retriable) or isinstance(exc, _TRANSIENT_AIOKAFKA)
+    if type(exc).__module__ == "faust.exceptions" and type(exc).__name__ == "ProducerSendError":
+        # Faust's producer wraps aiokafka's error (raise ... from exc); matched by name so that this
+        # kernel module does not import Faust for the non-Faust consumers.
+        return exc.__cause__ is not None and is_transient(exc.__cause__)
     if isinstance(exc, redis.ResponseError):
         return str(exc).upper().startswith(_TRANSIENT_REDIS_REPLIES)
     return isinstance(exc, RegistryUnavailable | redis.ConnectionError | redis.TimeoutError
@@ -68,6 +93,8 @@ async def process_record(record: FailedRecord, handler: Callable[[], Awaitable[N
             RECORDS_IN.labels(dlq.processor, label, "ok").inc()
             PROCESSING_SECONDS.labels(dlq.processor).observe(time.monotonic() - started)
             return "ok"
+        except MustRestart as exc:
+            halt(f"{dlq.processor}: {record.topic}[{record.partition}]@{record.offset}: {exc}", exc.exit_code)
         except Exception as exc:
             transient = is_transient(exc)
             if transient and time.monotonic() - started < policy.max_elapsed_s:
@@ -75,6 +102,33 @@ async def process_record(record: FailedRecord, handler: Callable[[], Awaitable[N
                 await asyncio.sleep(policy.backoff(attempts))
                 continue
             stage = "retry-exhausted" if transient else "deserialize" if isinstance(exc, SerdeError) else "process"
-            await dlq.park(record, Failure(error=exc, stage=stage, attempts=attempts, first_failure_ms=first_ms))
+            await park_or_halt(record, Failure(error=exc, stage=stage, attempts=attempts, first_failure_ms=first_ms),
+                               dlq, policy)
             RECORDS_IN.labels(dlq.processor, label, "dlq").inc()
             return "dlq"
+
+
+async def park_or_halt(record: FailedRecord, failure: Failure, dlq: DeadLetterWriter,
+                       policy: RetryPolicy = RetryPolicy()) -> None:
+    """Park `record`, retrying a transient DLQ fault in place; returns only once the broker confirmed it.
+
+    A permanent DLQ fault, or a transient one outlasting `policy.max_elapsed_s`, halts the process
+    (exit code 75) so that the record is never acknowledged: see the module docstring."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await dlq.park(record, failure)
+            return
+        except Exception as exc:
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            if is_transient(exc) and time.monotonic() - started < policy.max_elapsed_s:
+                RETRIES.labels(dlq.processor, "dlq").inc()
+                log.warning("dlq write failed, retrying", extra={
+                    "processor": dlq.processor, "record": where, "attempt": attempt,
+                    "error_class": type(exc).__name__})
+                await asyncio.sleep(policy.backoff(attempt))
+                continue
+            halt(f"{dlq.processor}: {where} could be neither applied nor parked: "
+                 f"{type(exc).__name__}: {exc}", EXIT_PARK_FAILED)

@@ -53,6 +53,10 @@ records go through a librdkafka producer (`shopstream.kafka.AsyncProducer`, the 
 factory), queued without a future per record: an event's (a batch's) outputs are confirmed before
 its changelog records are queued, and every changelog record is confirmed before Faust commits an
 offset past its event (the worker wraps Faust's pre-commit flush, `_confirm_before_commit`).
+A refused output or changelog record cannot be pinned on one event (the producer reports only
+failures, by record): it latches the producer, and the worker halts without committing (exit code
+76) as soon as it next queues, confirms or flushes, so a restart re-reads every event whose state
+may be missing from the changelog instead of rolling a SKU back a version.
 
 Bulk speed: a batch is decoded to plain values (no pydantic model per line), a line that repeats the
 SKU's figures takes the core's short path (only `as_of` moves) and emits nothing, metrics are counted
@@ -85,9 +89,10 @@ from shopstream.codecs.atp_level import AtpLevelEncoder
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord
 from shopstream.faust_app import FaustPublisher, make_faust_app
+from shopstream.halt import MustRestart, halt
 from shopstream.kafka import AsyncProducer, partition_for
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
-from shopstream.processing import process_record
+from shopstream.processing import RetryPolicy, process_record
 from shopstream.processors.inventory.atp import (
     Levels,
     Outcome,
@@ -233,8 +238,9 @@ class InventoryProcessor:
         # Faust derives the codec from value_type (a faust.Record) in the constructor; the table passes
         # its own attribute to every changelog send, the store its own when recovering: set both.
         self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR,
+        self.dlq = DeadLetterWriter(FaustPublisher(self.app, settings.kafka_producer_timeout_s), PROCESSOR,
                                     self.topology.dlq_routes(settings.topic_prefix))
+        self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
         self.sender = AsyncProducer(settings, queued_only=True)
         # Built (and so checked against fastavro) here: a writer that disagrees with the schema must stop
         # the worker at start, not fail every record into the DLQ. The frame's schema id comes from the
@@ -252,7 +258,7 @@ class InventoryProcessor:
             record = FailedRecord(topic=msg.topic, key=msg.key, value=msg.value, headers=list(msg.headers or []),
                                   partition=msg.partition, offset=msg.offset,
                                   timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None)
-            await process_record(record, lambda r=record: self.handle(r), self.dlq,  # type: ignore[misc]
+            await process_record(record, lambda r=record: self.handle(r), self.dlq, self.retry,  # type: ignore[misc]
                                  topic_label=self._labels.get(msg.topic, msg.topic))
 
     async def handle(self, record: FailedRecord) -> None:
@@ -385,13 +391,18 @@ class InventoryProcessor:
         Faust commits the offsets of acknowledged events after `app.producer.flush()`, which knows only
         its own producer; this worker's changelog records go through `self.sender`. Wrapping the flush
         keeps the rule that no offset is committed past an event whose changelog record is unconfirmed.
-        A record the broker refused raises there: the worker stops and, restarted, re-reads from the
-        last committed offset (the refused state is applied again)."""
+        A record the broker refused latches `self.sender` (`AsyncProducer`): every later flush would
+        raise, but Faust's shutdown paths must not get the chance to commit anyway, so the worker halts
+        here at once without committing (exit code 76, `shopstream.halt`) and, restarted, re-reads from
+        the last committed offset: the refused state is applied again, and no SKU's version goes back."""
         producer = self.app.producer
         faust_flush = producer.flush
 
         async def flush() -> None:
-            await self.sender.confirm()
+            try:
+                await self.sender.confirm()
+            except MustRestart as exc:
+                halt(f"{PROCESSOR}: a record written before this commit was refused: {exc}", exc.exit_code)
             await faust_flush()
 
         producer.flush = flush  # type: ignore[method-assign]

@@ -24,6 +24,13 @@ clock steps back), so `oldest_open()` — the sequence number of the oldest wind
 an adapter which input it may acknowledge: every offer made before that window opened is settled
 (sent, superseded or unchanged). Sequence numbers start at 1 and increase by one per window.
 
+Sending is two-phase, so that nothing counts as sent before the broker confirmed it: `take_due(now)`
+closes the ended windows and hands out their commands *in flight*; `confirm(commands)` records them
+as sent once the caller's delivery reports confirmed them. An in-flight command holds `oldest_open()`
+back like an open window (the input behind it must not be acknowledged), and `unconfirmed()` lists
+the in-flight commands to send again (e.g. before giving partitions up). `due(now)` is both steps at
+once, for callers without a broker in between.
+
 What is remembered (in memory, per SKU): the newest version offered and the figure last sent.
 `forget()` drops everything (e.g. when a consumer loses its partitions); after that, the first
 change of each SKU is sent again even if the shop already has that figure — a redundant command,
@@ -37,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
 
@@ -61,6 +68,7 @@ class ShopStockCommand(Generic[Cause]):
     available: int
     atp_version: int
     cause: Cause | None = None  # whatever the caller passed with the offer that carried this value
+    seq: int = field(default=0, compare=False)  # its window's sequence number (for `confirm`)
 
 
 @dataclass(slots=True)
@@ -98,6 +106,7 @@ class ShopSyncCoalescer(Generic[Cause]):
         self._sent: dict[str, int] = {}        # sku -> shop-visible figure of the last command
         self._pending: dict[str, _Pending[Cause]] = {}
         self._windows: deque[tuple[int, int, str]] = deque()  # (deadline, seq, sku), in opening order
+        self._inflight: dict[int, ShopStockCommand[Cause]] = {}  # seq -> command handed out, not confirmed
         self._next_seq = 1
         self._last_deadline = -math.inf
 
@@ -130,31 +139,49 @@ class ShopSyncCoalescer(Generic[Cause]):
         self._next_seq += 1
         return Offer.OPENED
 
-    def due(self, now_ms: float, limit: int | None = None) -> list[ShopStockCommand[Cause]]:
-        """Close the windows that ended at or before `now_ms`; the commands to send, in window order.
+    def take_due(self, now_ms: float, limit: int | None = None) -> list[ShopStockCommand[Cause]]:
+        """Close the windows that ended at or before `now_ms`; their commands, in window order, in flight.
 
         `limit` caps how many windows are closed in this call (the rest stay due for the next one),
-        so a caller can interleave sending with other work. The figures are recorded as sent right
-        away: the caller sends them (or, if it cannot, must not acknowledge the input behind them,
-        and should `forget()` before reading it again).
+        so a caller can interleave sending with other work. Nothing is recorded as sent until
+        `confirm`; until then each command holds `oldest_open()` back.
         """
         out: list[ShopStockCommand[Cause]] = []
         windows, pending_by_sku, sent, stats = self._windows, self._pending, self._sent, self.stats
+        inflight = self._inflight
         budget = len(windows) if limit is None else limit
         while budget > 0 and windows and windows[0][0] <= now_ms:
             budget -= 1
-            _, _, sku = windows.popleft()
+            _, seq, sku = windows.popleft()
             pending = pending_by_sku.pop(sku)
             if sent.get(sku) == pending.visible:  # the burst came back to what the shop shows
                 stats.unchanged += 1
                 continue
-            sent[sku] = pending.visible
-            stats.sent += 1
-            out.append(ShopStockCommand(sku, pending.visible, pending.version, pending.cause))
+            command = ShopStockCommand(sku, pending.visible, pending.version, pending.cause, seq)
+            inflight[seq] = command
+            out.append(command)
+        return out
+
+    def confirm(self, commands: list[ShopStockCommand[Cause]]) -> None:
+        """The broker confirmed these commands (from `take_due` or `unconfirmed`): record them as sent."""
+        inflight, sent, stats = self._inflight, self._sent, self.stats
+        for command in commands:
+            if inflight.pop(command.seq, None) is not None:
+                sent[command.sku] = command.available
+                stats.sent += 1
+
+    def unconfirmed(self) -> list[ShopStockCommand[Cause]]:
+        """Commands handed out by `take_due` and not confirmed yet, in window order (to send again)."""
+        return [self._inflight[seq] for seq in sorted(self._inflight)]
+
+    def due(self, now_ms: float, limit: int | None = None) -> list[ShopStockCommand[Cause]]:
+        """`take_due` and `confirm` at once: for callers that have no delivery to wait for."""
+        out = self.take_due(now_ms, limit)
+        self.confirm(out)
         return out
 
     def drain(self) -> list[ShopStockCommand[Cause]]:
-        """Close every open window now (before giving up partitions or stopping)."""
+        """Close every open window now and confirm at once (see `due`)."""
         return self.due(math.inf)
 
     def next_deadline(self) -> int | None:
@@ -164,9 +191,13 @@ class ShopSyncCoalescer(Generic[Cause]):
     def oldest_open(self) -> int:
         """Sequence number of the oldest open window; when none is open, the number the next one gets.
 
-        Every offer made before the window with this number was opened is settled.
+        Every offer made before the window with this number was opened is settled. A command in flight
+        (taken, not confirmed) counts as open: its input is not settled until the broker confirmed it.
         """
-        return self._windows[0][1] if self._windows else self._next_seq
+        oldest = self._windows[0][1] if self._windows else self._next_seq
+        if self._inflight:
+            oldest = min(oldest, min(self._inflight))
+        return oldest
 
     @property
     def next_seq(self) -> int:
@@ -187,4 +218,5 @@ class ShopSyncCoalescer(Generic[Cause]):
         self._sent.clear()
         self._pending.clear()
         self._windows.clear()
+        self._inflight.clear()
         self._last_deadline = -math.inf

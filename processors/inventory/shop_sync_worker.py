@@ -20,8 +20,11 @@ means 1M AtpLevels, and Faust costs 100-250 µs per message here):
    producer factory (`make_producer`: murmur2, idempotent, acks=all), and wait until the broker
    confirmed all of them;
 4. commit, per partition, the offset of the oldest record whose change is still in an open window
-   (or everything read, when none is): only input whose commands were confirmed — or that needed no
-   command (stale, unchanged, superseded by a confirmed command, parked) — is ever committed.
+   or in a command not confirmed yet (or everything read, when none is): only input whose commands
+   were confirmed — or that needed no command (stale, unchanged, superseded by a confirmed command,
+   parked) — is ever committed. A figure counts as sent (`ShopSyncCoalescer.confirm`) only once the
+   broker confirmed its command: a command that failed stays in flight, so a revoke or a stop that
+   follows re-sends it before committing, and commits nothing past it if that fails too.
 
 The producer honours `SHOPSTREAM_SINGLE_RECORD_BATCHES` like every producer from `make_producer`;
 with it on (`shopstream dev` on Tansu) the broker confirms only ~2,800 commands/s here, against a
@@ -69,6 +72,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import threading
 import time
@@ -382,6 +386,8 @@ class ShopSync:
             (topic, c.sku.encode(), value, None)
             for c, value in zip(commands, self.encoder.encode_all(commands, recorded), strict=True)]
         self._send_confirmed(records, "commands")
+        # Only now are the figures "sent": a failure above leaves them in flight, holding the commit back.
+        self.coalescer.confirm(commands)
         RECORDS_OUT.labels(PROCESSOR, topic).inc(len(records))
         COMMANDS_SENT.inc(len(records))
         return len(records)
@@ -468,7 +474,7 @@ class ShopSync:
             self.offer_all(records, result)
         # At most one batch worth of commands per step: on a slow broker a big backlog of ended windows
         # is then sent over several steps, and the consumer keeps polling (its group membership).
-        result.sent = self.send_due(self.coalescer.due(self.now_ms(), limit=self.batch_size))
+        result.sent = self.send_due(self.coalescer.take_due(self.now_ms(), limit=self.batch_size))
         result.committed = self.commit()
         self._export(result)
         return result
@@ -492,8 +498,9 @@ class ShopSync:
         PENDING.set(self.coalescer.pending_count())
 
     def flush_pending(self) -> None:
-        """Send every open window now and commit everything read (on revoke and on stop)."""
-        self.send_due(self.coalescer.drain())
+        """Send every unconfirmed command and open window now, then commit what is settled (on revoke
+        and on stop). If the broker does not confirm them this raises before committing anything."""
+        self.send_due(self.coalescer.unconfirmed() + self.coalescer.take_due(math.inf))
         self.commit()
 
     def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:

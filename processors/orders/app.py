@@ -58,10 +58,10 @@ from pydantic import BaseModel
 
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord
-from shopstream.faust_app import FaustPublisher, make_faust_app
+from shopstream.faust_app import FaustPublisher, make_faust_app, wait_confirmed
 from shopstream.kafka import partition_for
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
-from shopstream.processing import process_record
+from shopstream.processing import RetryPolicy, process_record
 from shopstream.processors.orders import payments, returns, shipments
 from shopstream.processors.orders.canonical import Context, RecordOutcome, apply, expire, waiting
 from shopstream.processors.orders.mapping import StatusMapping, load_mapping
@@ -110,8 +110,9 @@ class OrdersProcessor:
         # Keys raw bytes (the order id), values OrderRecord.to_dict() as JSON (Faust's default value codec).
         self.table = self.app.Table(TABLE, default=None, partitions=self.partitions, key_type=bytes,
                                     use_partitioner=True, extra_topic_configs=self.changelog.kafka_configs())
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app), PROCESSOR,
+        self.dlq = DeadLetterWriter(FaustPublisher(self.app, settings.kafka_producer_timeout_s), PROCESSOR,
                                     self.topology.dlq_routes(settings.topic_prefix))
+        self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
         self._lock = asyncio.Lock()
         # Keys of owned entries `canonical.waiting` holds for, so a sweep parses only those, not every order.
         self._waiting: set[bytes] = set()
@@ -134,7 +135,8 @@ class OrdersProcessor:
                                   partition=msg.partition, offset=msg.offset,
                                   timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None)
             label = self._inputs.get(msg.topic, msg.topic)
-            await process_record(record, lambda r=record: self.handle(r), self.dlq, topic_label=label)  # type: ignore[misc]
+            await process_record(record, lambda r=record: self.handle(r), self.dlq, self.retry,  # type: ignore[misc]
+                                 topic_label=label)
 
     async def handle(self, record: FailedRecord) -> None:
         """Decode, apply to the order's table entry, emit outputs; raises on failure (the caller classifies)."""
@@ -191,8 +193,7 @@ class OrdersProcessor:
             value = self.serde.encode(topic, out.record)
             pending.append(await self.app.producer.send(topic, out.key.encode(), value, None, None, None))
             RECORDS_OUT.labels(PROCESSOR, out.topic).inc()
-        for delivery in pending:
-            await delivery
+        await wait_confirmed(pending, self.settings.kafka_producer_timeout_s)
         if outcome.changed:
             self.table[key] = outcome.record.to_dict()
             if waiting(outcome.record):

@@ -6,15 +6,21 @@ real broker path of DLQ writes is covered by the integration tests.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
+import aiokafka.errors
 import pytest
 import redis
 from confluent_kafka import KafkaError
 
+from shopstream import processing
 from shopstream.dlq import PREFIX, DeadLetterWriter, FailedRecord, header_map
+from shopstream.halt import EXIT_DELIVERY_FAILED, EXIT_PARK_FAILED, MustRestart
 from shopstream.kafka import DeliveryError, Headers
 from shopstream.processing import RetryPolicy, is_transient, process_record
 from shopstream.serde import InvalidRecord, NotAvroFramed, RegistryUnavailable
@@ -44,6 +50,10 @@ class CollectingPublisher:
 
 RECORD = FailedRecord(topic="t1.shop.orders", key=b"order-7", value=b"\x00\x00\x00\x00\x01body",
                       headers=[("trace", b"t-1")], partition=2, offset=77, timestamp_ms=1_700_000_000_000)
+
+
+def _writer(publisher: object) -> DeadLetterWriter:
+    return DeadLetterWriter(publisher, "p", load_topology().dlq_routes("t1."))  # type: ignore[arg-type]
 
 
 def handler_failing(times: int, exc: Callable[[], BaseException]) -> tuple[Callable[[], Awaitable[None]], list[int]]:
@@ -171,3 +181,116 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
         samples = [policy.backoff(attempt) for _ in range(200)]
         assert all(0 <= s <= ceiling for s in samples)
         assert max(samples) > ceiling / 2  # full jitter spreads over the whole range
+
+
+@pytest.mark.parametrize("error", [
+    aiokafka.errors.KafkaTimeoutError(), aiokafka.errors.KafkaConnectionError("refused"),
+    aiokafka.errors.NodeNotReadyError(), aiokafka.errors.RequestTimedOutError(),
+    aiokafka.errors.NotLeaderForPartitionError(), aiokafka.errors.LeaderNotAvailableError(),
+    aiokafka.errors.BrokerNotAvailableError(), aiokafka.errors.KafkaUnavailableError(),
+    aiokafka.errors.NotEnoughReplicasError(), aiokafka.errors.UnknownTopicOrPartitionError(),
+], ids=lambda e: type(e).__name__)
+def test_aiokafka_broker_blips_are_transient(error: Exception) -> None:
+    # Faust's producer raises these on a broker blip; parking them would break per-key order.
+    assert is_transient(error)
+
+
+def test_faust_send_error_is_classified_by_its_cause() -> None:
+    from faust.exceptions import ProducerSendError
+
+    def wrapped(cause: Exception) -> ProducerSendError:
+        try:
+            raise ProducerSendError(f"Error while sending: {cause!r}") from cause
+        except ProducerSendError as exc:
+            return exc
+
+    assert is_transient(wrapped(aiokafka.errors.KafkaTimeoutError()))
+    assert not is_transient(wrapped(aiokafka.errors.MessageSizeTooLargeError()))
+
+
+@pytest.mark.parametrize("error", [
+    aiokafka.errors.MessageSizeTooLargeError(), aiokafka.errors.TopicAuthorizationFailedError(),
+    aiokafka.errors.ProducerClosed(), aiokafka.errors.UnsupportedVersionError(),
+], ids=lambda e: type(e).__name__)
+def test_aiokafka_permanent_errors_are_not_transient(error: Exception) -> None:
+    assert not is_transient(error)
+
+
+class Halted(Exception):
+    """Stands in for the process exit of `shopstream.halt.halt` in these tests."""
+
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+@pytest.fixture
+def halts(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_halt(reason: str, code: int) -> NoReturn:
+        raise Halted(reason, code)
+
+    monkeypatch.setattr(processing, "halt", fake_halt)
+
+
+@dataclass
+class FlakyPublisher:
+    """Fails the first `failures` writes with `error()`, then collects like CollectingPublisher."""
+
+    failures: int
+    error: Callable[[], Exception]
+    attempts: int = 0
+    published: list[Published] = field(default_factory=list)
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None,
+                      headers: Headers | None = None) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise self.error()
+        self.published.append(Published(topic, key, value, header_map(headers)))
+
+
+async def test_dlq_write_that_heals_is_retried_until_parked(halts: None) -> None:
+    publisher = FlakyPublisher(3, lambda: aiokafka.errors.KafkaTimeoutError())
+    handler, _ = handler_failing(100, lambda: KeyError("bug"))
+    assert await process_record(RECORD, handler, _writer(publisher), FAST) == "dlq"
+    assert publisher.attempts == 4
+    (parked,) = publisher.published
+    assert parked.headers[PREFIX + "error.class"] == b"builtins.KeyError"  # the record's failure, not the DLQ's
+
+
+async def test_dlq_write_that_never_heals_halts_without_returning(halts: None) -> None:
+    publisher = FlakyPublisher(10_000, lambda: aiokafka.errors.KafkaConnectionError("refused"))
+    handler, _ = handler_failing(100, lambda: KeyError("bug"))
+    started = time.monotonic()
+    with pytest.raises(Halted) as halted:
+        await process_record(RECORD, handler, _writer(publisher), RetryPolicy(
+            initial_s=0.001, max_backoff_s=0.01, max_elapsed_s=0.2))
+    assert halted.value.code == EXIT_PARK_FAILED
+    assert 0.2 <= time.monotonic() - started < 3.0
+    assert publisher.attempts > 1 and publisher.published == []
+
+
+async def test_permanent_dlq_fault_halts_at_once(halts: None) -> None:
+    publisher = FlakyPublisher(10_000, lambda: DeliveryError("t.dlq", KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)))
+    handler, _ = handler_failing(100, lambda: KeyError("bug"))
+    with pytest.raises(Halted) as halted:
+        await process_record(RECORD, handler, _writer(publisher), FAST)
+    assert halted.value.code == EXIT_PARK_FAILED
+    assert publisher.attempts == 1
+
+
+async def test_must_restart_halts_without_parking(halts: None, publisher: CollectingPublisher,
+                                                  dlq: DeadLetterWriter) -> None:
+    handler, calls = handler_failing(100, lambda: MustRestart("a changelog record was refused"))
+    with pytest.raises(Halted) as halted:
+        await process_record(RECORD, handler, dlq, FAST)
+    assert halted.value.code == EXIT_DELIVERY_FAILED
+    assert len(calls) == 1 and publisher.published == []  # the record in hand is innocent: not parked
+
+
+def test_halt_exits_the_process_with_its_code() -> None:
+    # In a child: os._exit skips every finally/atexit, which is the point, and would end pytest here.
+    code = "from shopstream.halt import halt; halt('test', 75)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert done.returncode == 75
+    assert b"stopping without committing offsets" in done.stderr

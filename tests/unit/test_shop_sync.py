@@ -224,3 +224,30 @@ def test_properties_against_an_oracle(steps: list[tuple[str, str, int, int, int]
     s = c.stats
     assert s.offered == s.stale + s.sent + s.superseded + s.unchanged
     assert c.pending_count() == 0
+
+
+def test_taken_commands_count_as_sent_only_once_confirmed() -> None:
+    c: ShopSyncCoalescer[str] = ShopSyncCoalescer(window_ms=10)
+    c.offer("A", 5, 1, 0)
+    c.offer("B", 3, 1, 0)
+    taken = c.take_due(10)
+    assert [(x.sku, x.available) for x in taken] == [("A", 5), ("B", 3)]
+    assert c.oldest_open() == taken[0].seq  # in flight holds the input back like an open window
+    assert c.unconfirmed() == taken and c.stats.sent == 0
+    c.confirm(taken[1:])
+    assert c.oldest_open() == taken[0].seq and c.unconfirmed() == taken[:1]
+    # A's figure is not "sent": the same figure again must still become a command (never swallowed).
+    c.confirm(taken[:1])
+    assert c.oldest_open() == c.next_seq and c.unconfirmed() == [] and c.stats.sent == 2
+    assert c.offer("A", 5, 2, 20) is Offer.UNCHANGED  # confirmed now, so a repeat is unchanged
+
+
+def test_unconfirmed_figure_is_not_taken_as_what_the_shop_shows() -> None:
+    c: ShopSyncCoalescer[str] = ShopSyncCoalescer(window_ms=0)
+    c.offer("A", 5, 1, 0)
+    (lost,) = c.take_due(0)
+    c.offer("A", 5, 2, 1)  # same figure, newer version, while the first command was never confirmed
+    assert [x.available for x in c.take_due(1)] == [5]
+    assert c.oldest_open() == lost.seq
+    c.forget()
+    assert c.unconfirmed() == [] and c.oldest_open() == c.next_seq

@@ -298,3 +298,27 @@ def test_commands_never_confirmed_stop_the_worker_without_a_commit() -> None:
     with pytest.raises(CommandsNotConfirmed, match="broker said no"):
         sync.step()
     assert consumer.commits == []
+
+
+def test_a_command_that_failed_is_not_committed_past_on_revoke() -> None:
+    # The failed command's window is closed already; before the fix its figure counted as sent, so
+    # the revoke's flush found nothing pending and committed past a command that never went out.
+    sync, consumer, producer, _clock = make_sync(window_ms=0, retry=RetryPolicy(initial_s=0.001, max_elapsed_s=0))
+    consumer.queue = [msg(0, 0, "A", 5, 1), msg(1, 0, "B", 1, 1)]
+    producer.fail_next = 1
+    with pytest.raises(CommandsNotConfirmed):
+        sync.step()
+    producer.fail_next = 1  # still failing when the worker shuts down
+    sync.on_revoke(consumer, [])  # type: ignore[arg-type]
+    assert consumer.commits == [] and producer.sent == []
+
+
+def test_a_command_that_failed_is_resent_by_the_revoke_then_committed() -> None:
+    sync, consumer, producer, _clock = make_sync(window_ms=0, retry=RetryPolicy(initial_s=0.001, max_elapsed_s=0))
+    consumer.queue = [msg(0, 0, "A", 5, 1), msg(0, 1, "A", 7, 2)]
+    producer.fail_next = 1
+    with pytest.raises(CommandsNotConfirmed):
+        sync.step()
+    sync.on_revoke(consumer, [])  # the broker is back
+    assert [r[1] for r in producer.sent] == [b"A"]  # the one failed command (figure 7), once
+    assert consumer.commits == [{0: 2}]
