@@ -124,14 +124,14 @@ def cmd_api_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_registry_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from shopstream.registry.service import serve
+    from shopstream.dev.registry.service import serve
 
     serve(settings.http_host, settings.registry_port, settings.registry_storage)
     return 0
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
-    from shopstream.runtime import run_dev
+    from shopstream.dev.runtime import run_dev
 
     return run_dev(settings, demo=args.command == "demo")
 

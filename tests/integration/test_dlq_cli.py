@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from shopstream.cli import main
 from shopstream.config import Settings
-from shopstream.demo import shopify_order
+from shopstream.dev.demo import shopify_order
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure, fingerprint
 from shopstream.dlqops.filters import (
     DLQ_PREFIX,
