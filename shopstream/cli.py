@@ -137,12 +137,15 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
-    """`dlq list|show|replay` (shopstream.dlqops): a bad argument exits 2 naming it, a broker problem 1."""
+    """`dlq list|show|replay` (shopstream.ops): a bad argument exits 2 naming it, a broker problem 1."""
     from confluent_kafka import KafkaException
 
-    from shopstream.dlqops import commands
-    from shopstream.dlqops.filters import Selection, UsageError, parse_time
-    from shopstream.dlqops.scan import ScanError, TopicMissing
+    from shopstream.ops.dlq_common import now_ms
+    from shopstream.ops.dlq_filters import Selection, UsageError, parse_time
+    from shopstream.ops.dlq_list import dlq_list
+    from shopstream.ops.dlq_replay import ReplayOptions, dlq_replay
+    from shopstream.ops.dlq_scan import ScanError, TopicMissing
+    from shopstream.ops.dlq_show import dlq_show
     from shopstream.topology import TopologyError, load_topology_for
 
     _require(settings, "kafka_bootstrap_servers")
@@ -151,20 +154,19 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         topology = load_topology_for(settings)
-        now = commands.now_ms()
+        now = now_ms()
         since = parse_time(args.since, now, "--since") if getattr(args, "since", None) else None
         until = parse_time(args.until, now, "--until") if getattr(args, "until", None) else None
         if args.action == "list":
-            return commands.dlq_list(settings, topology, as_json=args.json)
+            return dlq_list(settings, topology, as_json=args.json)
         if args.action == "show":
-            return commands.dlq_show(settings, topology, args.topic, offset=args.offset,
-                                     fingerprint=args.fingerprint, since_ms=since, until_ms=until,
-                                     limit=args.limit, as_json=args.json)
+            return dlq_show(settings, topology, args.topic, offset=args.offset, fingerprint=args.fingerprint,
+                            since_ms=since, until_ms=until, limit=args.limit, as_json=args.json)
         selection = Selection(fingerprint=args.fingerprint, error_class=args.error_class, since_ms=since,
                               until_ms=until, offset_from=args.offset_from, offset_to=args.offset_to, key=args.key)
-        options = commands.ReplayOptions(selection=selection, to=args.to, dry_run=args.dry_run, rate=args.rate,
-                                         limit=args.limit, max_replays=args.max_replays, force=args.force)
-        return commands.dlq_replay(settings, topology, args.topic, options)
+        options = ReplayOptions(selection=selection, to=args.to, dry_run=args.dry_run, rate=args.rate,
+                                limit=args.limit, max_replays=args.max_replays, force=args.force)
+        return dlq_replay(settings, topology, args.topic, options)
     except (UsageError, TopologyError) as exc:
         print(f"shopstream dlq {args.action}: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ FORBIDDEN = frozenset({"faust", "confluent_kafka", "aiokafka", "redis"})
 #: and the codecs are built on it) and `shopstream.topology` (topics, partitions, DLQ routes as data: the
 #: kernel's producer, DLQ writer and Faust app read what the runtime must honour from it)
 FEATURES = ("shopstream.processors", "shopstream.connectors", "shopstream.views", "shopstream.api",
-            "shopstream.dlqops", "shopstream.bench", "shopstream.ops", "shopstream.dev")
+            "shopstream.bench", "shopstream.ops", "shopstream.dev")
 
 #: the composition root: it alone wires features to the kernel
 COMPOSITION_ROOT = "shopstream.cli"
