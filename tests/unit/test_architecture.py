@@ -216,3 +216,21 @@ def test_the_walk_sees_lazy_and_type_checking_imports_as_such() -> None:
     lazy = _imports(COMPOSITION_ROOT, False) - _imports(COMPOSITION_ROOT, True)
     assert "shopstream.processors.orders.app" in lazy
     assert "shopstream.processors.orders" in _imports("shopstream.processors.orders.canonical", True)
+
+
+def test_benchmarks_are_imported_only_by_the_bench_handler() -> None:
+    # no production process (a worker, a service, the DLQ tools) loads the benchmarks: cli.py imports
+    # shopstream.bench inside `cmd_bench` only, never at import time
+    bench = "shopstream.bench"
+    assert not [m for m in _imports(COMPOSITION_ROOT, True) if _feature_of(m) == bench]
+    def imports_bench(node: ast.AST) -> bool:
+        if isinstance(node, ast.ImportFrom):
+            return _feature_of(node.module or "") == bench
+        return isinstance(node, ast.Import) and any(_feature_of(a.name) == bench for a in node.names)
+
+    tree = ast.parse(_modules()[COMPOSITION_ROOT].read_text())
+    importers = sorted(f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                       and any(imports_bench(node) for node in ast.walk(f)))
+    assert importers == ["cmd_bench"]
+    assert not [m for m in _kernel_modules() if m != COMPOSITION_ROOT
+                and any(_feature_of(t) == bench for t in _imports(m, False))]
