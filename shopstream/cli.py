@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shopstream.bench import add_bench_parser
 from shopstream.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -124,25 +123,28 @@ def cmd_api_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_registry_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from shopstream.registry.service import serve
+    from shopstream.dev.registry.service import serve
 
     serve(settings.http_host, settings.registry_port, settings.registry_storage)
     return 0
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
-    from shopstream.runtime import run_dev
+    from shopstream.dev.runtime import run_dev
 
     return run_dev(settings, demo=args.command == "demo")
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
-    """`dlq list|show|replay` (shopstream.dlqops): a bad argument exits 2 naming it, a broker problem 1."""
+    """`dlq list|show|replay` (shopstream.ops): a bad argument exits 2 naming it, a broker problem 1."""
     from confluent_kafka import KafkaException
 
-    from shopstream.dlqops import commands
-    from shopstream.dlqops.filters import Selection, UsageError, parse_time
-    from shopstream.dlqops.scan import ScanError, TopicMissing
+    from shopstream.ops.dlq_common import now_ms
+    from shopstream.ops.dlq_filters import Selection, UsageError, parse_time
+    from shopstream.ops.dlq_list import dlq_list
+    from shopstream.ops.dlq_replay import ReplayOptions, dlq_replay
+    from shopstream.ops.dlq_scan import ScanError, TopicMissing
+    from shopstream.ops.dlq_show import dlq_show
     from shopstream.topology import TopologyError, load_topology_for
 
     _require(settings, "kafka_bootstrap_servers")
@@ -151,20 +153,19 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         topology = load_topology_for(settings)
-        now = commands.now_ms()
+        now = now_ms()
         since = parse_time(args.since, now, "--since") if getattr(args, "since", None) else None
         until = parse_time(args.until, now, "--until") if getattr(args, "until", None) else None
         if args.action == "list":
-            return commands.dlq_list(settings, topology, as_json=args.json)
+            return dlq_list(settings, topology, as_json=args.json)
         if args.action == "show":
-            return commands.dlq_show(settings, topology, args.topic, offset=args.offset,
-                                     fingerprint=args.fingerprint, since_ms=since, until_ms=until,
-                                     limit=args.limit, as_json=args.json)
+            return dlq_show(settings, topology, args.topic, offset=args.offset, fingerprint=args.fingerprint,
+                            since_ms=since, until_ms=until, limit=args.limit, as_json=args.json)
         selection = Selection(fingerprint=args.fingerprint, error_class=args.error_class, since_ms=since,
                               until_ms=until, offset_from=args.offset_from, offset_to=args.offset_to, key=args.key)
-        options = commands.ReplayOptions(selection=selection, to=args.to, dry_run=args.dry_run, rate=args.rate,
-                                         limit=args.limit, max_replays=args.max_replays, force=args.force)
-        return commands.dlq_replay(settings, topology, args.topic, options)
+        options = ReplayOptions(selection=selection, to=args.to, dry_run=args.dry_run, rate=args.rate,
+                                limit=args.limit, max_replays=args.max_replays, force=args.force)
+        return dlq_replay(settings, topology, args.topic, options)
     except (UsageError, TopologyError) as exc:
         print(f"shopstream dlq {args.action}: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +183,130 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.connectors.ingest import run_erp_stock
 
     return run_erp_stock(settings, args.file, args.as_of, args.changed_only)
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """`bench SCENARIO`: the benchmarks are imported here only, never by a production process."""
+    from shopstream.bench import run_bench
+
+    return run_bench(args, settings)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number ≥ 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number ≥ 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def percentage(text: str) -> float:
+    """argparse type: a share in percent, above 0 and at most 100."""
+    value = positive_float(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be at most 100, got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The `bench` command and one subcommand per scenario (`shopstream.bench` runs them, see `cmd_bench`)."""
+    bench = sub.add_parser("bench", help="measure throughput and latency (prints events/s and percentiles)",
+                           description="Measured, never asserted: every scenario prints each run and the median "
+                                       "of --runs runs. Scenarios that start the embedded Tansu broker use "
+                                       "KAFKA_BOOTSTRAP_SERVERS instead when it is set.")
+    bsub = bench.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+    runs = argparse.ArgumentParser(add_help=False)
+    runs.add_argument("--runs", type=positive_int, default=3, metavar="N", help="runs; the median is reported "
+                                                                                "(default 3)")
+
+    def scenario(name: str, text: str) -> argparse.ArgumentParser:
+        p = bsub.add_parser(name, help=text, description=text, parents=[runs])
+        p.set_defaults(func=cmd_bench)
+        return p
+
+    p = scenario("webhook-latency", "signed Shopify webhook accepted → order readable on GET /v1/orders/{id}, "
+                                    "against its own `shopstream dev`; baseline: the webhook round trip")
+    p.add_argument("--orders", type=positive_int, default=300, metavar="N", help="orders per run (default 300)")
+    p.add_argument("--pace", type=positive_float, default=100.0, metavar="N",
+                   help="webhooks per second offered (default 100)")
+
+    p = scenario("atp-snapshot", "ERP stock export → ATP in Redis and shop commands, against its own "
+                                 "`shopstream dev`; baseline: the ingest (file → Kafka)")
+    p.add_argument("--skus", type=positive_int, default=1_000_000, metavar="N",
+                   help="SKUs in the export (default 1,000,000)")
+    p.add_argument("--timeout", type=positive_float, default=900.0, metavar="S",
+                   help="give up a run after this many seconds (default 900)")
+    p.add_argument("--changed-pct", type=percentage, default=100.0, metavar="P",
+                   help="per run, only this share of the lines changed since the previous file (after a first "
+                        "load that is not in the median); default 100: every line")
+    p.add_argument("--changed-only", action="store_true",
+                   help="with --changed-pct: ingest with --changed-only, so unchanged lines are not published")
+    p.add_argument("--single-record-batches", action="store_true",
+                   help="keep the embedded broker's one-record-per-batch workaround on (the dev default; it "
+                        "makes every produced record its own request, see README)")
+
+    p = scenario("reservations", "OrderPlaced (two lines each) → ReservationChanged through one orders worker, "
+                                 "a fresh embedded broker and registry per run")
+    p.add_argument("--orders", type=positive_int, default=5000, metavar="N", help="orders per run (default 5000)")
+    p.add_argument("--skus", type=positive_int, default=2000, metavar="N",
+                   help="distinct SKUs the orders spread over (default 2000)")
+    variant = p.add_mutually_exclusive_group()
+    variant.add_argument("--without-reservations", action="store_true",
+                         help="baseline only: the same worker with the reservation step stubbed out "
+                              "(counts orders.state)")
+    variant.add_argument("--with-baseline", action="store_true",
+                         help="per run, the worker with reservations and then the stubbed baseline; prints "
+                              "the ratio of the medians")
+
+    p = scenario("shop-sync", "pre-loaded AtpLevels → coalesced SyncShopStock commands, the shop-sync loop "
+                              "in-process, a fresh embedded broker and registry per run; baseline: decoding "
+                              "through the pydantic model")
+    p.add_argument("--records", type=positive_int, default=100_000, metavar="N",
+                   help="AtpLevel records per run (default 100,000)")
+    p.add_argument("--window-ms", type=non_negative_int, default=2000, metavar="MS",
+                   help="coalescing window (SHOPSTREAM_SHOP_SYNC_WINDOW_MS; default 2000)")
+    p.add_argument("--scenario", dest="scenario_kind", choices=["distinct", "burst", "both"], default="both",
+                   help="distinct: N SKUs, one change each; burst: N/100 SKUs, 100 changes each (default both)")
+    p.add_argument("--single-record-batches", action="store_true",
+                   help="the worker produces one record per batch (SHOPSTREAM_SINGLE_RECORD_BATCHES, as "
+                        "`shopstream dev`)")
+    p.add_argument("--preload-single", action="store_true", help="preload inventory.atp one record per batch")
+    p.add_argument("--breakdown", action="store_true", help="time spent per loop phase")
+
+    p = scenario("views-sink", "pre-loaded AtpLevels → Redis ATP view, the view sink in-process against the real "
+                               "Redis, one embedded broker and registry for all runs")
+    p.add_argument("--records", type=positive_int, default=100_000, metavar="N",
+                   help="AtpLevel records per run (default 100,000)")
+    p.add_argument("--batch-size", type=positive_int, default=1000, metavar="N",
+                   help="the sink's batch size (default 1000)")
+    p.add_argument("--single-record-batches", action="store_true",
+                   help="produce one record per broker batch (the dev stack's Tansu workaround)")
 
 
 def _add_ingest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -285,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dlq_parser(sub)
     _add_ingest_parser(sub)
 
-    add_bench_parser(sub)
+    _add_bench_parser(sub)
     return parser
 
 

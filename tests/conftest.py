@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from shopstream.embedded import start_tansu
+from shopstream.dev.broker import start_tansu
 from tests import processes
 
 RUN_ID = uuid.uuid4().hex

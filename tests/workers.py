@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from shopstream import children
 from shopstream.children import spawn
 from shopstream.config import Settings
-from shopstream.embedded import free_port
+from shopstream.dev.ports import free_port
 from tests import processes
 
 T = TypeVar("T")

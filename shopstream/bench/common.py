@@ -1,7 +1,7 @@
 """What every `shopstream bench` scenario shares: the stack it measures against, producing, and reporting.
 
 Two ways to get a stack:
-- `spawn_dev` (re-exported from `shopstream.runtime`): the whole `shopstream dev` as a child process,
+- `spawn_dev` (re-exported from `shopstream.dev.runtime`): the whole `shopstream dev` as a child process,
   for scenarios that measure the services end to end (webhook-latency, atp-snapshot);
 - `broker_and_registry` + `fresh_settings`: the embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS
   names one) and the embedded schema registry in a thread, under a fresh topic prefix with the topology
@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 from confluent_kafka import Producer
 
 from shopstream.config import Settings, load_settings
-from shopstream.embedded import start_tansu
-from shopstream.registry.service import start_in_thread
-from shopstream.registry.store import SchemaStore
-from shopstream.runtime import DevProcess, spawn_dev
+from shopstream.dev.broker import start_tansu
+from shopstream.dev.registry.service import start_in_thread
+from shopstream.dev.registry.store import SchemaStore
+from shopstream.dev.runtime import DevProcess, spawn_dev
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology_for
 

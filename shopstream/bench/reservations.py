@@ -34,7 +34,7 @@ from confluent_kafka import Consumer, TopicPartition
 from shopstream.bench.common import BenchError, broker_and_registry, fresh_settings, median, produce_all, work_dir
 from shopstream.children import spawn, stop
 from shopstream.config import Settings
-from shopstream.embedded import free_port
+from shopstream.dev.ports import free_port
 from shopstream.kafka import make_producer
 from shopstream.schemas.models import EventMeta, Money, OrderLine, OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Message
 
-from shopstream.runtime import DevProcess, spawn_dev
+from shopstream.dev.runtime import DevProcess, spawn_dev
 from tests.kafka_read import read_all
 
 # The webhook secrets the stack runs with (one per source; the tests sign with the same values).

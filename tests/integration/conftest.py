@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from shopstream.config import Settings, load_settings
-from shopstream.registry.service import start_in_thread
-from shopstream.registry.store import SchemaStore
+from shopstream.dev.registry.service import start_in_thread
+from shopstream.dev.registry.store import SchemaStore
 
 
 @pytest.fixture(scope="session")

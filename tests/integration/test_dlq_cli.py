@@ -20,9 +20,10 @@ from prometheus_client import REGISTRY
 
 from shopstream.cli import main
 from shopstream.config import Settings
-from shopstream.demo import shopify_order
+from shopstream.dev.demo import shopify_order
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure, fingerprint
-from shopstream.dlqops.filters import (
+from shopstream.kafka import AsyncProducer
+from shopstream.ops.dlq_filters import (
     DLQ_PREFIX,
     REPLAY_AT,
     REPLAY_COUNT,
@@ -30,7 +31,6 @@ from shopstream.dlqops.filters import (
     REPLAY_FROM_PARTITION,
     REPLAY_FROM_TOPIC,
 )
-from shopstream.kafka import AsyncProducer
 from shopstream.schemas.models import OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import Topology, apply, load_topology

@@ -27,7 +27,7 @@ import pytest
 
 from connectors.shopify import ShopifyConnector, sign
 from shopstream.config import Settings
-from shopstream.demo import cancelled, shopify_order
+from shopstream.dev.demo import cancelled, shopify_order
 from shopstream.kafka import make_producer
 from shopstream.processors.orders.canonical import Context, apply
 from shopstream.processors.orders.mapping import load_mapping

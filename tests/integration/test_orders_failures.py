@@ -21,7 +21,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from shopstream.config import Settings
 from shopstream.connectors.shopify import ShopifyConnector, sign
-from shopstream.demo import shopify_order
+from shopstream.dev.demo import shopify_order
 from shopstream.kafka import make_producer
 from shopstream.processors.orders.lifecycle import apply
 from shopstream.processors.orders.mapping import load_mapping, mappings_dir

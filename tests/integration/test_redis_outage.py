@@ -18,7 +18,7 @@ import redis
 
 from shopstream.children import spawn
 from shopstream.config import Settings
-from shopstream.embedded import free_port, wait_for_port
+from shopstream.dev.ports import free_port, wait_for_port
 from shopstream.kafka import make_producer
 from shopstream.metrics import RETRIES
 from shopstream.serde import AvroSerde, make_registry_client

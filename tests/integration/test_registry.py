@@ -16,8 +16,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from shopstream.registry.service import CONTENT_TYPE, RegistryServer, start_in_thread
-from shopstream.registry.store import SchemaStore
+from shopstream.dev.registry.service import CONTENT_TYPE, RegistryServer, start_in_thread
+from shopstream.dev.registry.store import SchemaStore
 
 SUBJECT = "shop.orders-value"
 

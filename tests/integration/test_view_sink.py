@@ -15,12 +15,12 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from shopstream.config import Settings
+from shopstream.dev.ports import free_port
+from shopstream.dev.registry.service import RegistryServer, start_in_thread
+from shopstream.dev.registry.store import SchemaStore
 from shopstream.dlq import header_map
-from shopstream.embedded import free_port
 from shopstream.kafka import make_admin, make_consumer, make_producer
 from shopstream.metrics import RETRIES
-from shopstream.registry.service import RegistryServer, start_in_thread
-from shopstream.registry.store import SchemaStore
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import load_topology
 from shopstream.views.orders import OrderView

@@ -27,7 +27,7 @@ from shopstream.config import Settings
 from shopstream.connectors.dedupe import PENDING_TTL_S, Claim, DeliveryDedupe
 from shopstream.connectors.service import make_app
 from shopstream.connectors.shopify import sign
-from shopstream.demo import shopify_order
+from shopstream.dev.demo import shopify_order
 from shopstream.dlq import PREFIX, header_map
 from shopstream.schemas.models import OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client

@@ -31,7 +31,7 @@ FORBIDDEN = frozenset({"faust", "confluent_kafka", "aiokafka", "redis"})
 #: and the codecs are built on it) and `shopstream.topology` (topics, partitions, DLQ routes as data: the
 #: kernel's producer, DLQ writer and Faust app read what the runtime must honour from it)
 FEATURES = ("shopstream.processors", "shopstream.connectors", "shopstream.views", "shopstream.api",
-            "shopstream.dlqops", "shopstream.bench", "shopstream.registry", "shopstream.ops", "shopstream.dev")
+            "shopstream.bench", "shopstream.ops", "shopstream.dev")
 
 #: the composition root: it alone wires features to the kernel
 COMPOSITION_ROOT = "shopstream.cli"
@@ -39,10 +39,7 @@ COMPOSITION_ROOT = "shopstream.cli"
 #: Kernel modules that depend on a feature package today, as (kernel module, feature package).
 #: Debt to pay off, never to extend: the test fails on a new violation and on an entry that no
 #: longer violates (remove it then).
-KNOWN_VIOLATIONS = frozenset({
-    # the demo feed signs webhooks with the Shopify connector; it belongs in the future `dev` package
-    ("shopstream.demo", "shopstream.connectors"),
-})
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 
 
 @cache
@@ -219,3 +216,21 @@ def test_the_walk_sees_lazy_and_type_checking_imports_as_such() -> None:
     lazy = _imports(COMPOSITION_ROOT, False) - _imports(COMPOSITION_ROOT, True)
     assert "shopstream.processors.orders.app" in lazy
     assert "shopstream.processors.orders" in _imports("shopstream.processors.orders.canonical", True)
+
+
+def test_benchmarks_are_imported_only_by_the_bench_handler() -> None:
+    # no production process (a worker, a service, the DLQ tools) loads the benchmarks: cli.py imports
+    # shopstream.bench inside `cmd_bench` only, never at import time
+    bench = "shopstream.bench"
+    assert not [m for m in _imports(COMPOSITION_ROOT, True) if _feature_of(m) == bench]
+    def imports_bench(node: ast.AST) -> bool:
+        if isinstance(node, ast.ImportFrom):
+            return _feature_of(node.module or "") == bench
+        return isinstance(node, ast.Import) and any(_feature_of(a.name) == bench for a in node.names)
+
+    tree = ast.parse(_modules()[COMPOSITION_ROOT].read_text())
+    importers = sorted(f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                       and any(imports_bench(node) for node in ast.walk(f)))
+    assert importers == ["cmd_bench"]
+    assert not [m for m in _kernel_modules() if m != COMPOSITION_ROOT
+                and any(_feature_of(t) == bench for t in _imports(m, False))]

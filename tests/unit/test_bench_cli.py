@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from shopstream.bench import cmd_bench
-from shopstream.cli import build_parser, main
+from shopstream.cli import build_parser, cmd_bench, main
 
 
 @pytest.mark.parametrize(("argv", "message"), [

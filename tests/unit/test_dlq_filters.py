@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shopstream import dlq as dlq_writer
-from shopstream.dlqops.filters import (
+from shopstream.ops.dlq_filters import (
     DLQ_PREFIX,
     REPLAY_AT,
     REPLAY_COUNT,
@@ -291,7 +291,7 @@ def test_plain_value() -> None:
 
 
 def test_replay_log_is_a_compacted_single_partition_json_topic() -> None:
-    from shopstream.dlqops.commands import REPLAY_LOG
+    from shopstream.ops.dlq_common import REPLAY_LOG
     from shopstream.topology import check, load_topology, parse_topology
 
     topic = load_topology().topic(REPLAY_LOG)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from shopstream.embedded import free_port_block
+from shopstream.dev.ports import free_port_block
 
 
 def test_every_port_of_the_block_can_be_bound() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shopstream.registry.compat import (
+from shopstream.dev.registry.compat import (
     InvalidSchemaError,
     backward_incompatibilities,
     is_backward_compatible,

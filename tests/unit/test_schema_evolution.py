@@ -14,7 +14,7 @@ import fastavro
 import pytest
 
 from shopstream import schemas
-from shopstream.registry.compat import backward_incompatibilities
+from shopstream.dev.registry.compat import backward_incompatibilities
 from shopstream.schemas.models import RECORDS
 from tests.unit.test_schemas import example
 

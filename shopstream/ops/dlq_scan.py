@@ -19,7 +19,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException,
 from shopstream.config import Settings
 from shopstream.kafka import make_admin, make_consumer
 
-from .filters import DeadLetter, Selection, parse_dead_letter
+from .dlq_filters import DeadLetter, Selection, parse_dead_letter
 
 #: The consumer group id of the tool's consumers: never joined (assign only) and never committed.
 GROUP_ID = "dlq-tool"
