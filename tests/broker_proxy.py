@@ -22,26 +22,22 @@ Kafka clients connect to the bootstrap address only once: afterwards they use th
 broker advertises in its metadata. A proxy in front of the session broker (tests/conftest.py,
 whose Tansu advertises its own port) would therefore be bypassed after the first metadata answer.
 `proxied_tansu` starts a dedicated Tansu whose advertised listener *is* the proxy's port, so every
-connection of every client (consumer, producer, group coordinator) goes through the proxy. It runs
-the same Tansu command line as `shopstream.embedded.start_tansu` except for the advertised URL.
+connection of every client (consumer, producer, group coordinator) goes through the proxy (it is
+`shopstream.dev.broker.start_tansu` with `advertised_port`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
-import subprocess
 import threading
-import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka.admin import AdminClient
-
-from shopstream.embedded import EmbeddedBroker, free_port, stop_process, tansu_binary, wait_for_port
+from shopstream.dev.broker import start_tansu
+from shopstream.dev.ports import free_port
 
 T = TypeVar("T")
 _CHUNK = 64 * 1024
@@ -182,34 +178,18 @@ def _client_id(request: bytes) -> str:
     return request[10:10 + size].decode(errors="replace") if size > 0 else ""
 
 
-def _metadata_ready(bootstrap: str, timeout_s: float) -> bool:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            admin.list_topics(timeout=2)
-            return True
-        except Exception:
-            time.sleep(0.2)
-    return False
-
-
 @contextmanager
 def proxied_tansu(log_path: Path, timeout_s: float = 20.0) -> Iterator[BrokerProxy]:
     """A dedicated in-memory Tansu reachable only through a `BrokerProxy` (its advertised listener)."""
     broker_port = free_port()
     proxy = BrokerProxy(f"127.0.0.1:{broker_port}").start()
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{broker_port}",
-             "--advertised-listener-url", f"tcp://127.0.0.1:{proxy.port}", "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-            start_new_session=True)
-    broker = EmbeddedBroker(port=broker_port, process=proc, log_path=log_path)
     try:
-        if not wait_for_port("127.0.0.1", broker_port, timeout_s) or not _metadata_ready(proxy.bootstrap, timeout_s):
-            raise RuntimeError(f"Tansu behind the proxy did not start (exit code {proc.poll()})")
+        broker = start_tansu(broker_port, log_path, timeout_s, advertised_port=proxy.port)
+    except Exception:
+        proxy.close()
+        raise
+    try:
         yield proxy
     finally:
         proxy.close()
-        stop_process(broker.process, 5.0)
+        broker.stop()

@@ -59,21 +59,27 @@ class EmbeddedBroker:
             self._log.close()  # type: ignore[attr-defined]
 
 
-def start_tansu(port: int | None = None, log_path: Path | None = None, timeout_s: float = 20.0) -> EmbeddedBroker:
-    """Start Tansu on a loopback port and wait until it answers Kafka metadata requests."""
+def start_tansu(port: int | None = None, log_path: Path | None = None, timeout_s: float = 20.0, *,
+                advertised_port: int | None = None) -> EmbeddedBroker:
+    """Start Tansu on a loopback port and wait until it answers Kafka metadata requests.
+
+    `advertised_port`: the port clients are told to connect to (default: `port`), e.g. a fault-injecting
+    proxy's in tests; it must already forward to `port`, since readiness is checked through it."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - kept open for the child
     # Its own group: stopped by its owner after the clients, not by the terminal's Ctrl-C (children.py).
     proc = spawn(
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
          "--storage-engine", "memory://tansu/"],
         stdout=log, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
         env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
     )
     broker = EmbeddedBroker(port=port, process=proc, log_path=log_path,
                             _log=log if log_path else None)
-    if not wait_for_port("127.0.0.1", port, timeout_s) or not _metadata_ready(broker.bootstrap, timeout_s):
+    if (not wait_for_port("127.0.0.1", port, timeout_s)
+            or not _metadata_ready(f"127.0.0.1:{advertised_port or port}", timeout_s)):
         broker.stop()
         raise EmbeddedBrokerError(f"Tansu did not start on port {port} (exit code {proc.poll()})")
     return broker
