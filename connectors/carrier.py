@@ -38,25 +38,16 @@ Body (JSON object; unknown fields are ignored, the ones below are validated)::
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shopstream.connectors.base import (
-    Outgoing,
-    PayloadError,
-    constant_time_equal,
-    lower_headers,
-    make_meta,
-    parse_time,
-)
+from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
 from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
+from shopstream.connectors.payload import load_json_object, validation_reasons
+from shopstream.connectors.signing import shopstream_delivery_id, shopstream_signature_valid
 from shopstream.schemas.models import (
     EventMeta,
     ShipmentCreated,
@@ -69,44 +60,6 @@ from shopstream.topology import names
 
 SOURCE = "carrier"
 SHIPMENTS_TOPIC = names.FULFILLMENT_SHIPMENTS
-SIGNATURE_HEADER = "x-shopstream-signature"
-DELIVERY_ID_HEADER = "x-shopstream-delivery-id"
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The `X-Shopstream-Signature` value for `body`: hex HMAC-SHA256 with the shared secret."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def signature_valid(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
-    """True when `X-Shopstream-Signature` is the HMAC of `body` under a non-empty `secret`."""
-    if not secret:  # an empty key would be an HMAC anyone can compute
-        return False
-    given = lower_headers(headers).get(SIGNATURE_HEADER, "").strip().lower()
-    given = given.removeprefix("sha256=")
-    return bool(given) and constant_time_equal(sign(secret, body), given)
-
-
-def header_delivery_id(headers: Mapping[str, str]) -> str | None:
-    """The sender's `X-Shopstream-Delivery-Id` (the same on every retry), if it sent one."""
-    value = lower_headers(headers).get(DELIVERY_ID_HEADER, "").strip()
-    return value or None
-
-
-def load_json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object (numbers as Decimal, never float); PayloadError otherwise."""
-    try:
-        data = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    return data
-
-
-def validation_reasons(exc: ValidationError) -> str:
-    """The first few pydantic errors as `field.path: message`."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()[:5])
 
 
 class _Body(BaseModel):
@@ -156,10 +109,10 @@ class CarrierConnector:
         self._mapping = mapping if mapping is not None else load_carrier_mapping()
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return signature_valid(self._secret, headers, body)
+        return shopstream_signature_valid(self._secret, headers, body)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        return header_delivery_id(headers)
+        return shopstream_delivery_id(headers)
 
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
         update, occurred = parse_update(body)
@@ -175,7 +128,7 @@ class CarrierConnector:
         meta = make_meta(
             source=SOURCE, event_type=entry.event,
             identity=f"{update.carrier.lower()}:{update.tracking_number}:{update.status}:{occurred.isoformat()}",
-            occurred_at=occurred, received_at=received_at, source_event_id=header_delivery_id(headers),
+            occurred_at=occurred, received_at=received_at, source_event_id=shopstream_delivery_id(headers),
             correlation_id=f"carrier:tracking:{update.tracking_number}")
         try:
             record = self._record(entry.event, update, occurred, meta, entry.exception_code or "",

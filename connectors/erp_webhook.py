@@ -60,9 +60,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
-from shopstream.connectors.carrier import load_json_object, signature_valid
 from shopstream.connectors.erp_stock import DEFAULT_LOCATION, SOURCE, STOCK_TOPIC
+from shopstream.connectors.payload import load_json_object
+from shopstream.connectors.signing import shopstream_signature_valid
 from shopstream.schemas.models import GoodsReceived, StockAdjusted
+from shopstream.validation import problems
 
 MAX_EVENTS = 500
 MAX_REASONS = 20
@@ -135,8 +137,7 @@ class ErpEvent:
 
 
 def _reasons(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or '(event)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()]
+    return problems(exc, root="(event)", strip_value_error=True)
 
 
 def _parse_event(item: object) -> tuple[ErpEvent | None, list[str]]:
@@ -223,7 +224,7 @@ class ErpWebhookConnector:
         self._secret = secret
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return signature_valid(self._secret, headers, body)
+        return shopstream_signature_valid(self._secret, headers, body)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return None  # the ERP's event ids are the dedupe key: see delivery_id_from_body

@@ -42,12 +42,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
-from shopstream.connectors.carrier import (
-    header_delivery_id,
-    load_json_object,
-    signature_valid,
-    validation_reasons,
-)
+from shopstream.connectors.payload import load_json_object, validation_reasons
+from shopstream.connectors.signing import shopstream_delivery_id, shopstream_signature_valid
 from shopstream.schemas.models import ConditionGrade, ReturnInspected, ReturnLine, ReturnReceived, ReturnRequested
 from shopstream.topology import names
 
@@ -116,17 +112,17 @@ class ReturnsConnector:
         self._secret = secret
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return signature_valid(self._secret, headers, body)
+        return shopstream_signature_valid(self._secret, headers, body)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        return header_delivery_id(headers)
+        return shopstream_delivery_id(headers)
 
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
         update, occurred = parse_return(body)
         event_type = EVENT_TYPES[update.type]
         meta = make_meta(source=SOURCE, event_type=event_type,
                          identity=f"{update.return_id}:{update.type}:{occurred.isoformat()}",
-                         occurred_at=occurred, received_at=received_at, source_event_id=header_delivery_id(headers),
+                         occurred_at=occurred, received_at=received_at, source_event_id=shopstream_delivery_id(headers),
                          correlation_id=f"returns:return:{update.return_id}")
         lines = [ReturnLine(sku=li.sku, quantity=li.quantity, line_id=li.line_id, reason=li.reason,
                             condition_grade=li.condition_grade, restockable=li.restockable) for li in update.lines]

@@ -72,10 +72,6 @@ Rules, in order:
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -83,14 +79,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shopstream.connectors.base import (
-    Outgoing,
-    PayloadError,
-    constant_time_equal,
-    lower_headers,
-    make_meta,
-    parse_time,
-)
+from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
+from shopstream.connectors.payload import load_json_object, validation_reasons
+from shopstream.connectors.signing import hmac_sha256_base64, signed_by
 from shopstream.schemas.models import (
     Address,
     Customer,
@@ -149,7 +140,7 @@ REFUND_KIND, REFUND_SUCCESS = "refund", "success"
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-Shopify-Hmac-Sha256` value Shopify sends for `body`."""
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return hmac_sha256_base64(secret, body)
 
 
 def _decimal(value: Any, field: str) -> Decimal:
@@ -264,31 +255,9 @@ def _lines(order: ShopifyOrder) -> list[OrderLine]:
 def parse_order(body: bytes) -> ShopifyOrder:
     """Validate a Shopify Order payload; PayloadError with a readable reason otherwise."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    try:
-        return ShopifyOrder.model_validate(data)
+        return ShopifyOrder.model_validate(load_json_object(body, exact_numbers=False))
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise PayloadError(f"not a Shopify order: {reasons}") from None
-
-
-def _reasons(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-
-
-def _load_object(body: bytes) -> dict[str, Any]:
-    try:
-        # parse_float=Decimal: an amount sent as a JSON number never passes through a binary float.
-        data = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    return data
+        raise PayloadError(f"not a Shopify order: {validation_reasons(exc)}") from None
 
 
 class ShopifyItemRef(_Loose):
@@ -378,17 +347,17 @@ class ShopifyFulfillment(_Loose):
 def parse_refund(body: bytes) -> ShopifyRefund:
     """Validate a Shopify Refund payload (`refunds/create`); PayloadError with a readable reason otherwise."""
     try:
-        return ShopifyRefund.model_validate(_load_object(body))
+        return ShopifyRefund.model_validate(load_json_object(body))
     except ValidationError as exc:
-        raise PayloadError(f"not a Shopify refund: {_reasons(exc)}") from None
+        raise PayloadError(f"not a Shopify refund: {validation_reasons(exc)}") from None
 
 
 def parse_fulfillment(body: bytes) -> ShopifyFulfillment:
     """Validate a Shopify Fulfillment payload; PayloadError with a readable reason otherwise."""
     try:
-        return ShopifyFulfillment.model_validate(_load_object(body))
+        return ShopifyFulfillment.model_validate(load_json_object(body))
     except ValidationError as exc:
-        raise PayloadError(f"not a Shopify fulfillment: {_reasons(exc)}") from None
+        raise PayloadError(f"not a Shopify fulfillment: {validation_reasons(exc)}") from None
 
 
 def shipment_kind(fulfillment: ShopifyFulfillment, *, created: bool) -> ShipmentKind | None:
@@ -414,7 +383,7 @@ class ShopifyConnector:
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         given = lower_headers(headers).get("x-shopify-hmac-sha256", "")
-        return bool(self._secret) and bool(given) and constant_time_equal(sign(self._secret, body), given)
+        return signed_by(self._secret, given, body, sign)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return lower_headers(headers).get("x-shopify-webhook-id") or None
@@ -439,8 +408,7 @@ class ShopifyConnector:
         try:
             record = self._record(record_type, order, received_at, event_source_id, common)
         except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-            raise PayloadError(f"order {order_id} cannot be represented: {reasons}") from None
+            raise PayloadError(f"order {order_id} cannot be represented: {validation_reasons(exc)}") from None
         return [Outgoing(topic=ORDERS_TOPIC, key=order_id, record=record)]
 
     def _record(self, record_type: str, order: ShopifyOrder, received_at: datetime,
@@ -515,7 +483,7 @@ class ShopifyConnector:
                                   refund_id=refund_id, amount=_money(amount, currency), refunded_at=refunded_at,
                                   reason=refund.note or None, lines=lines)
         except ValidationError as exc:
-            raise PayloadError(f"refund {refund_id} cannot be represented: {_reasons(exc)}") from None
+            raise PayloadError(f"refund {refund_id} cannot be represented: {validation_reasons(exc)}") from None
         return [Outgoing(topic=PAYMENTS_TOPIC, key=order_id, record=record)]
 
     @staticmethod
@@ -573,5 +541,5 @@ class ShopifyConnector:
                                            tracking_number=tracking, exception_code=code, status_detail=detail,
                                            reported_at=when, lines=lines)
         except ValidationError as exc:
-            raise PayloadError(f"fulfillment {shipment_id} cannot be represented: {_reasons(exc)}") from None
+            raise PayloadError(f"fulfillment {shipment_id} cannot be represented: {validation_reasons(exc)}") from None
         return [Outgoing(topic=SHIPMENTS_TOPIC, key=order_id, record=record)]
