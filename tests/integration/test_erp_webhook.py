@@ -20,8 +20,8 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import SecretStr
 
 from shopstream.config import Settings
-from shopstream.connectors import carrier
 from shopstream.connectors.service import make_app
+from shopstream.connectors.signing import shopstream_headers
 from shopstream.schemas.models import GoodsReceived, StockAdjusted
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
@@ -69,7 +69,7 @@ def read_topic(settings: Settings, name: str, want: int, settle_s: float = 1.5,
 
 
 def signed(body: bytes, secret: str = ERP_SECRET) -> dict[str, str]:
-    return {"Content-Type": "application/json", "X-Shopstream-Signature": carrier.sign(secret, body)}
+    return shopstream_headers(secret, body)
 
 
 def adjustment(event_id: str, sku: str, delta: int, **extra: Any) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import SecretStr
 
 from shopstream.config import Settings
-from shopstream.connectors import carrier
 from shopstream.connectors.service import make_app
+from shopstream.connectors.signing import shopstream_headers
 from shopstream.schemas.models import ReturnInspected, ShipmentDelivered
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
@@ -70,10 +70,7 @@ def partitions_of(name: str) -> int:
 
 
 def signed(body: bytes, secret: str, delivery_id: str | None = None) -> dict[str, str]:
-    h = {"Content-Type": "application/json", "X-Shopstream-Signature": carrier.sign(secret, body)}
-    if delivery_id:
-        h["X-Shopstream-Delivery-Id"] = delivery_id
-    return h
+    return shopstream_headers(secret, body, delivery_id)
 
 
 def tracking_update(order_id: str, status: str = "Delivered") -> bytes:
