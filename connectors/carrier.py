@@ -46,8 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
 from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
-from shopstream.connectors.payload import load_json_object, validation_reasons
-from shopstream.connectors.signing import shopstream_delivery_id, shopstream_signature_valid
+from shopstream.connectors.payload import parse_body, validation_reasons
+from shopstream.connectors.signing import ShopstreamSigned, shopstream_delivery_id
 from shopstream.schemas.models import (
     EventMeta,
     ShipmentCreated,
@@ -91,28 +91,18 @@ class CarrierUpdate(_Body):
 
 def parse_update(body: bytes) -> tuple[CarrierUpdate, datetime]:
     """Validate a carrier webhook body; PayloadError with the reasons otherwise."""
-    data = load_json_object(body)
-    try:
-        update = CarrierUpdate.model_validate(data)
-    except ValidationError as exc:
-        raise PayloadError(f"not a carrier tracking update: {validation_reasons(exc)}") from None
+    update = parse_body(CarrierUpdate, body, "carrier tracking update")
     return update, parse_time(update.occurred_at, "occurred_at")
 
 
-class CarrierConnector:
+class CarrierConnector(ShopstreamSigned):
     """Translates carrier tracking updates into canonical Shipment* events."""
 
     name = SOURCE
 
     def __init__(self, secret: str, mapping: CarrierMapping | None = None) -> None:
-        self._secret = secret
+        super().__init__(secret)
         self._mapping = mapping if mapping is not None else load_carrier_mapping()
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return shopstream_signature_valid(self._secret, headers, body)
-
-    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        return shopstream_delivery_id(headers)
 
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
         update, occurred = parse_update(body)

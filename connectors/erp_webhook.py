@@ -62,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
 from shopstream.connectors.erp_stock import DEFAULT_LOCATION, SOURCE, STOCK_TOPIC
 from shopstream.connectors.payload import load_json_object
-from shopstream.connectors.signing import shopstream_signature_valid
+from shopstream.connectors.signing import ShopstreamSigned
 from shopstream.schemas.models import GoodsReceived, StockAdjusted
 from shopstream.validation import problems
 
@@ -215,16 +215,10 @@ def dedupe_key(events: list[ErpEvent]) -> str | None:
     return f"batch:{digest[:40]}"
 
 
-class ErpWebhookConnector:
+class ErpWebhookConnector(ShopstreamSigned):
     """Translates ERP pushes into StockAdjusted / GoodsReceived on `inventory.stock`."""
 
     name = SOURCE
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return shopstream_signature_valid(self._secret, headers, body)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return None  # the ERP's event ids are the dedupe key: see delivery_id_from_body

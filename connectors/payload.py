@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shopstream.connectors.base import PayloadError
 from shopstream.validation import problems
@@ -21,6 +21,8 @@ from shopstream.validation import problems
 MAX_BODY = 5 * 1024 * 1024
 #: How many pydantic problems a refusal names.
 MAX_REASONS = 5
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def load_json_object(body: bytes, *, exact_numbers: bool = True) -> dict[str, Any]:
@@ -41,3 +43,12 @@ def load_json_object(body: bytes, *, exact_numbers: bool = True) -> dict[str, An
 def validation_reasons(exc: ValidationError) -> str:
     """The first few pydantic errors as `field.path: message`, `;`-separated."""
     return "; ".join(problems(exc, root="(body)", limit=MAX_REASONS))
+
+
+def parse_body(model: type[M], body: bytes, what: str, *, exact_numbers: bool = True) -> M:
+    """The body validated as `model`; PayloadError `not a <what>: <reasons>` otherwise."""
+    data = load_json_object(body, exact_numbers=exact_numbers)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError(f"not a {what}: {validation_reasons(exc)}") from None

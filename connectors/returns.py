@@ -42,8 +42,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
-from shopstream.connectors.payload import load_json_object, validation_reasons
-from shopstream.connectors.signing import shopstream_delivery_id, shopstream_signature_valid
+from shopstream.connectors.payload import parse_body, validation_reasons
+from shopstream.connectors.signing import ShopstreamSigned, shopstream_delivery_id
 from shopstream.schemas.models import ConditionGrade, ReturnInspected, ReturnLine, ReturnReceived, ReturnRequested
 from shopstream.topology import names
 
@@ -95,27 +95,14 @@ class ReturnUpdate(_Body):
 
 def parse_return(body: bytes) -> tuple[ReturnUpdate, datetime]:
     """Validate a returns webhook body; PayloadError with the reasons otherwise."""
-    data = load_json_object(body)
-    try:
-        update = ReturnUpdate.model_validate(data)
-    except ValidationError as exc:
-        raise PayloadError(f"not a returns delivery: {validation_reasons(exc)}") from None
+    update = parse_body(ReturnUpdate, body, "returns delivery")
     return update, parse_time(update.occurred_at, "occurred_at")
 
 
-class ReturnsConnector:
+class ReturnsConnector(ShopstreamSigned):
     """Translates returns deliveries into ReturnRequested / ReturnReceived / ReturnInspected."""
 
     name = SOURCE
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return shopstream_signature_valid(self._secret, headers, body)
-
-    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        return shopstream_delivery_id(headers)
 
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
         update, occurred = parse_return(body)

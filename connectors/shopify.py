@@ -80,7 +80,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
-from shopstream.connectors.payload import load_json_object, validation_reasons
+from shopstream.connectors.payload import parse_body, validation_reasons
 from shopstream.connectors.signing import hmac_sha256_base64, signed_by
 from shopstream.schemas.models import (
     Address,
@@ -254,10 +254,7 @@ def _lines(order: ShopifyOrder) -> list[OrderLine]:
 
 def parse_order(body: bytes) -> ShopifyOrder:
     """Validate a Shopify Order payload; PayloadError with a readable reason otherwise."""
-    try:
-        return ShopifyOrder.model_validate(load_json_object(body, exact_numbers=False))
-    except ValidationError as exc:
-        raise PayloadError(f"not a Shopify order: {validation_reasons(exc)}") from None
+    return parse_body(ShopifyOrder, body, "Shopify order", exact_numbers=False)
 
 
 class ShopifyItemRef(_Loose):
@@ -346,18 +343,12 @@ class ShopifyFulfillment(_Loose):
 
 def parse_refund(body: bytes) -> ShopifyRefund:
     """Validate a Shopify Refund payload (`refunds/create`); PayloadError with a readable reason otherwise."""
-    try:
-        return ShopifyRefund.model_validate(load_json_object(body))
-    except ValidationError as exc:
-        raise PayloadError(f"not a Shopify refund: {validation_reasons(exc)}") from None
+    return parse_body(ShopifyRefund, body, "Shopify refund")
 
 
 def parse_fulfillment(body: bytes) -> ShopifyFulfillment:
     """Validate a Shopify Fulfillment payload; PayloadError with a readable reason otherwise."""
-    try:
-        return ShopifyFulfillment.model_validate(load_json_object(body))
-    except ValidationError as exc:
-        raise PayloadError(f"not a Shopify fulfillment: {validation_reasons(exc)}") from None
+    return parse_body(ShopifyFulfillment, body, "Shopify fulfillment")
 
 
 def shipment_kind(fulfillment: ShopifyFulfillment, *, created: bool) -> ShipmentKind | None:

@@ -66,3 +66,16 @@ def shopstream_headers(secret: str, body: bytes, delivery_id: str | None = None)
     if delivery_id:
         headers["X-Shopstream-Delivery-Id"] = delivery_id
     return headers
+
+
+class ShopstreamSigned:
+    """`verify` and `delivery_id` of a source connector on the shopstream scheme (carrier, returns, ERP)."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
+        return shopstream_signature_valid(self._secret, headers, body)
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        return shopstream_delivery_id(headers)

@@ -44,7 +44,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
-from shopstream.connectors.payload import load_json_object, validation_reasons
+from shopstream.connectors.payload import parse_body, validation_reasons
 from shopstream.connectors.signing import hmac_sha256_base64, signed_by
 from shopstream.schemas.models import (
     Address,
@@ -185,10 +185,7 @@ class WooOrder(_Loose):
 
 def parse_order(body: bytes) -> WooOrder:
     """Validate a WooCommerce Order payload; PayloadError with a readable reason otherwise."""
-    try:
-        return WooOrder.model_validate(load_json_object(body))
-    except ValidationError as exc:
-        raise PayloadError(f"not a WooCommerce order: {validation_reasons(exc)}") from None
+    return parse_body(WooOrder, body, "WooCommerce order")
 
 
 class WooCommerceConnector:
