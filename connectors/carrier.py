@@ -42,11 +42,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
 from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
-from shopstream.connectors.payload import parse_body, validation_reasons
+from shopstream.connectors.payload import parse_body, representing
 from shopstream.connectors.signing import ShopstreamSigned, shopstream_delivery_id
 from shopstream.schemas.models import (
     EventMeta,
@@ -120,12 +120,9 @@ class CarrierConnector(ShopstreamSigned):
             identity=f"{update.carrier.lower()}:{update.tracking_number}:{update.status}:{occurred.isoformat()}",
             occurred_at=occurred, received_at=received_at, source_event_id=shopstream_delivery_id(headers),
             correlation_id=f"carrier:tracking:{update.tracking_number}")
-        try:
+        with representing(f"tracking update {update.tracking_number} {update.status}"):
             record = self._record(entry.event, update, occurred, meta, entry.exception_code or "",
                                   entry.returning_to_sender)
-        except ValidationError as exc:
-            raise PayloadError(f"tracking update {update.tracking_number} {update.status} cannot be represented: "
-                               f"{validation_reasons(exc)}") from None
         return [Outgoing(topic=SHIPMENTS_TOPIC, key=update.order_id, record=record)]
 
     @staticmethod

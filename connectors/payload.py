@@ -9,6 +9,8 @@ five problems).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -52,3 +54,12 @@ def parse_body(model: type[M], body: bytes, what: str, *, exact_numbers: bool = 
         return model.model_validate(data)
     except ValidationError as exc:
         raise PayloadError(f"not a {what}: {validation_reasons(exc)}") from None
+
+
+@contextmanager
+def representing(what: str) -> Iterator[None]:
+    """Build canonical records inside: a ValidationError becomes PayloadError `<what> cannot be represented: …`."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise PayloadError(f"{what} cannot be represented: {validation_reasons(exc)}") from None

@@ -39,10 +39,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
-from shopstream.connectors.payload import parse_body, validation_reasons
+from shopstream.connectors.base import Outgoing, make_meta, parse_time
+from shopstream.connectors.payload import parse_body, representing
 from shopstream.connectors.signing import ShopstreamSigned, shopstream_delivery_id
 from shopstream.schemas.models import ConditionGrade, ReturnInspected, ReturnLine, ReturnReceived, ReturnRequested
 from shopstream.topology import names
@@ -115,7 +115,7 @@ class ReturnsConnector(ShopstreamSigned):
                             condition_grade=li.condition_grade, restockable=li.restockable) for li in update.lines]
         common: dict[str, Any] = dict(meta=meta, order_id=update.order_id, return_id=update.return_id, lines=lines)
         record: BaseModel
-        try:
+        with representing(f"return {update.return_id}"):
             if update.type == "requested":
                 record = ReturnRequested(requested_at=occurred, customer_note=update.customer_note, **common)
             elif update.type == "received":
@@ -124,6 +124,4 @@ class ReturnsConnector(ShopstreamSigned):
             else:
                 record = ReturnInspected(inspected_at=occurred, location=update.location, inspector=update.inspector,
                                          **common)
-        except ValidationError as exc:
-            raise PayloadError(f"return {update.return_id} cannot be represented: {validation_reasons(exc)}") from None
         return [Outgoing(topic=RETURNS_TOPIC, key=update.order_id, record=record)]

@@ -77,10 +77,10 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
-from shopstream.connectors.payload import parse_body, validation_reasons
+from shopstream.connectors.payload import parse_body, representing
 from shopstream.connectors.signing import hmac_sha256_base64, signed_by
 from shopstream.schemas.models import (
     Address,
@@ -396,10 +396,8 @@ class ShopifyConnector:
         order = parse_order(body)
         order_id = str(order.id)
         common: dict[str, Any] = dict(order_id=order_id, correlation=f"shopify:order:{order_id}")
-        try:
+        with representing(f"order {order_id}"):
             record = self._record(record_type, order, received_at, event_source_id, common)
-        except ValidationError as exc:
-            raise PayloadError(f"order {order_id} cannot be represented: {validation_reasons(exc)}") from None
         return [Outgoing(topic=ORDERS_TOPIC, key=order_id, record=record)]
 
     def _record(self, record_type: str, order: ShopifyOrder, received_at: datetime,
@@ -469,12 +467,10 @@ class ShopifyConnector:
         meta = make_meta(source=SOURCE, event_type="RefundIssued", identity=f"refund:{refund_id}",
                          occurred_at=refunded_at, received_at=received_at, source_event_id=event_source_id,
                          correlation_id=f"shopify:order:{order_id}")
-        try:
+        with representing(f"refund {refund_id}"):
             record = RefundIssued(meta=meta, order_id=order_id, payment_id=payment_id, provider=provider,
                                   refund_id=refund_id, amount=_money(amount, currency), refunded_at=refunded_at,
                                   reason=refund.note or None, lines=lines)
-        except ValidationError as exc:
-            raise PayloadError(f"refund {refund_id} cannot be represented: {validation_reasons(exc)}") from None
         return [Outgoing(topic=PAYMENTS_TOPIC, key=order_id, record=record)]
 
     @staticmethod
@@ -512,7 +508,7 @@ class ShopifyConnector:
         lines = [ShipmentLine(sku=li.canonical_sku(), quantity=li.quantity) for li in f.line_items]
         detail = f.shipment_status or f.status
         record: ShipmentCreated | ShipmentDispatched | ShipmentDelivered | ShipmentException
-        try:
+        with representing(f"fulfillment {shipment_id}"):
             if kind == "created":
                 record = ShipmentCreated(meta=meta, order_id=order_id, shipment_id=shipment_id,
                                          carrier=f.tracking_company, tracking_number=tracking, location=location,
@@ -531,6 +527,4 @@ class ShopifyConnector:
                 record = ShipmentException(meta=meta, order_id=order_id, shipment_id=shipment_id, carrier=carrier,
                                            tracking_number=tracking, exception_code=code, status_detail=detail,
                                            reported_at=when, lines=lines)
-        except ValidationError as exc:
-            raise PayloadError(f"fulfillment {shipment_id} cannot be represented: {validation_reasons(exc)}") from None
         return [Outgoing(topic=SHIPMENTS_TOPIC, key=order_id, record=record)]

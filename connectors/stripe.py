@@ -53,7 +53,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta
-from shopstream.connectors.payload import load_json_object, validation_reasons
+from shopstream.connectors.payload import load_json_object, representing
 from shopstream.connectors.signing import constant_time_equal, hmac_sha256_hex
 from shopstream.money import minor_units
 from shopstream.schemas.models import (
@@ -254,10 +254,8 @@ class StripeConnector:
         payment_id = self._payment_id(event)
         order_id = _order_id(event.obj) or linked_order
         meta = self._meta(record_type, event, received_at, payment_id)
-        try:
+        with representing(f"{event.type} {event.id}"):
             record = build(event, meta, order_id or "", payment_id)
-        except ValidationError as exc:
-            raise PayloadError(f"{event.type} {event.id} cannot be represented: {validation_reasons(exc)}") from None
         if record is None:
             return []
         if order_id is None:

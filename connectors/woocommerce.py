@@ -41,10 +41,10 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
-from shopstream.connectors.payload import parse_body, validation_reasons
+from shopstream.connectors.payload import parse_body, representing
 from shopstream.connectors.signing import hmac_sha256_base64, signed_by
 from shopstream.schemas.models import (
     Address,
@@ -220,9 +220,8 @@ class WooCommerceConnector:
         order = parse_order(body)
         order_id = str(order.id)
         try:
-            record = self._record(topic, order, h, received_at)
-        except ValidationError as exc:
-            raise PayloadError(f"order {order_id} cannot be represented: {validation_reasons(exc)}") from None
+            with representing(f"order {order_id}"):
+                record = self._record(topic, order, h, received_at)
         except PayloadError:
             raise
         except ValueError as exc:
