@@ -21,7 +21,8 @@ Body (JSON object; unknown fields are ignored, the ones below are validated)::
 - Authenticity: `X-Shopstream-Signature` is the lowercase hex HMAC-SHA256 of the raw body with the
   shared secret (`SHOPSTREAM_CARRIER_SECRET`; hex digits are compared case-insensitively, an optional
   `sha256=` prefix is accepted), compared in constant time. Missing, wrong, or an empty secret
-  configured: 401. The returns connector uses the same scheme (`sign`, `signature_valid`).
+  configured: 401. The returns and ERP connectors use the same scheme (`connectors/signing.py`:
+  `shopstream_sign`, `shopstream_signature_valid`, `ShopstreamSigned`).
 - Dedupe: on `X-Shopstream-Delivery-Id` when the sender gives one (also the `source_event_id`).
   Without it there is no dedupe claim; a redelivery is still a duplicate downstream because the
   event id is derived from (carrier, tracking_number, status, occurred_at) — the same for every

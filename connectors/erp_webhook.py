@@ -27,7 +27,7 @@ batch of up to `MAX_EVENTS` (500) of them::
 Quantities must be JSON integers: `3.0`, `"3"` and `true` are refused (a guessed stock figure is
 worse than a rejected one, as in the file import). Both fit an Avro int.
 
-- Authenticity: the carrier/returns scheme (`connectors/carrier.py`): `X-Shopstream-Signature` is the
+- Authenticity: the carrier/returns scheme (`connectors/signing.py`): `X-Shopstream-Signature` is the
   hex HMAC-SHA256 of the raw body with the shared secret `SHOPSTREAM_ERP_SECRET`, compared in constant
   time. Missing, wrong, or no secret configured: 401 and nothing published.
 - Events on `inventory.stock`, keyed by SKU: stock_adjusted -> StockAdjusted, goods_received ->

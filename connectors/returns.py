@@ -21,7 +21,7 @@ Body (JSON object; unknown fields are ignored, the ones below are validated)::
       "inspector": "..."               # optional; inspected
     }
 
-- Authenticity and dedupe: the carrier connector's scheme (`connectors/carrier.py`):
+- Authenticity and dedupe: the carrier connector's scheme (`connectors/signing.py`):
   `X-Shopstream-Signature` = hex HMAC-SHA256 of the raw body with `SHOPSTREAM_RETURNS_SECRET`,
   constant-time compare, 401 when missing or wrong; dedupe on `X-Shopstream-Delivery-Id` when given;
   the event id is derived from (return_id, type, occurred_at), so a redelivery without (or with a
