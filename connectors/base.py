@@ -7,7 +7,6 @@ publishes and acknowledges, so every source gets the same guarantees.
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,11 +72,6 @@ class DeliveryIdFromBody(Protocol):
     def delivery_id_from_body(self, headers: Mapping[str, str], body: bytes) -> str | None:
         """The source's id of this delivery, read from the (verified) body."""
         ...
-
-
-def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
-    """Compare secrets without leaking their length of common prefix through timing."""
-    return hmac.compare_digest(a.encode() if isinstance(a, str) else a, b.encode() if isinstance(b, str) else b)
 
 
 def parse_time(value: object, field: str) -> datetime:

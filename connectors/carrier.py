@@ -21,7 +21,8 @@ Body (JSON object; unknown fields are ignored, the ones below are validated)::
 - Authenticity: `X-Shopstream-Signature` is the lowercase hex HMAC-SHA256 of the raw body with the
   shared secret (`SHOPSTREAM_CARRIER_SECRET`; hex digits are compared case-insensitively, an optional
   `sha256=` prefix is accepted), compared in constant time. Missing, wrong, or an empty secret
-  configured: 401. The returns connector uses the same scheme (`sign`, `signature_valid`).
+  configured: 401. The returns and ERP connectors use the same scheme (`connectors/signing.py`:
+  `shopstream_sign`, `shopstream_signature_valid`, `ShopstreamSigned`).
 - Dedupe: on `X-Shopstream-Delivery-Id` when the sender gives one (also the `source_event_id`).
   Without it there is no dedupe claim; a redelivery is still a duplicate downstream because the
   event id is derived from (carrier, tracking_number, status, occurred_at) — the same for every
@@ -38,25 +39,16 @@ Body (JSON object; unknown fields are ignored, the ones below are validated)::
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shopstream.connectors.base import (
-    Outgoing,
-    PayloadError,
-    constant_time_equal,
-    lower_headers,
-    make_meta,
-    parse_time,
-)
+from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
 from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
+from shopstream.connectors.payload import parse_body, representing
+from shopstream.connectors.signing import ShopstreamSigned, shopstream_delivery_id
 from shopstream.schemas.models import (
     EventMeta,
     ShipmentCreated,
@@ -69,44 +61,6 @@ from shopstream.topology import names
 
 SOURCE = "carrier"
 SHIPMENTS_TOPIC = names.FULFILLMENT_SHIPMENTS
-SIGNATURE_HEADER = "x-shopstream-signature"
-DELIVERY_ID_HEADER = "x-shopstream-delivery-id"
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The `X-Shopstream-Signature` value for `body`: hex HMAC-SHA256 with the shared secret."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def signature_valid(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
-    """True when `X-Shopstream-Signature` is the HMAC of `body` under a non-empty `secret`."""
-    if not secret:  # an empty key would be an HMAC anyone can compute
-        return False
-    given = lower_headers(headers).get(SIGNATURE_HEADER, "").strip().lower()
-    given = given.removeprefix("sha256=")
-    return bool(given) and constant_time_equal(sign(secret, body), given)
-
-
-def header_delivery_id(headers: Mapping[str, str]) -> str | None:
-    """The sender's `X-Shopstream-Delivery-Id` (the same on every retry), if it sent one."""
-    value = lower_headers(headers).get(DELIVERY_ID_HEADER, "").strip()
-    return value or None
-
-
-def load_json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object (numbers as Decimal, never float); PayloadError otherwise."""
-    try:
-        data = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    return data
-
-
-def validation_reasons(exc: ValidationError) -> str:
-    """The first few pydantic errors as `field.path: message`."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()[:5])
 
 
 class _Body(BaseModel):
@@ -138,28 +92,18 @@ class CarrierUpdate(_Body):
 
 def parse_update(body: bytes) -> tuple[CarrierUpdate, datetime]:
     """Validate a carrier webhook body; PayloadError with the reasons otherwise."""
-    data = load_json_object(body)
-    try:
-        update = CarrierUpdate.model_validate(data)
-    except ValidationError as exc:
-        raise PayloadError(f"not a carrier tracking update: {validation_reasons(exc)}") from None
+    update = parse_body(CarrierUpdate, body, "carrier tracking update")
     return update, parse_time(update.occurred_at, "occurred_at")
 
 
-class CarrierConnector:
+class CarrierConnector(ShopstreamSigned):
     """Translates carrier tracking updates into canonical Shipment* events."""
 
     name = SOURCE
 
     def __init__(self, secret: str, mapping: CarrierMapping | None = None) -> None:
-        self._secret = secret
+        super().__init__(secret)
         self._mapping = mapping if mapping is not None else load_carrier_mapping()
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return signature_valid(self._secret, headers, body)
-
-    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        return header_delivery_id(headers)
 
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
         update, occurred = parse_update(body)
@@ -175,14 +119,11 @@ class CarrierConnector:
         meta = make_meta(
             source=SOURCE, event_type=entry.event,
             identity=f"{update.carrier.lower()}:{update.tracking_number}:{update.status}:{occurred.isoformat()}",
-            occurred_at=occurred, received_at=received_at, source_event_id=header_delivery_id(headers),
+            occurred_at=occurred, received_at=received_at, source_event_id=shopstream_delivery_id(headers),
             correlation_id=f"carrier:tracking:{update.tracking_number}")
-        try:
+        with representing(f"tracking update {update.tracking_number} {update.status}"):
             record = self._record(entry.event, update, occurred, meta, entry.exception_code or "",
                                   entry.returning_to_sender)
-        except ValidationError as exc:
-            raise PayloadError(f"tracking update {update.tracking_number} {update.status} cannot be represented: "
-                               f"{validation_reasons(exc)}") from None
         return [Outgoing(topic=SHIPMENTS_TOPIC, key=update.order_id, record=record)]
 
     @staticmethod

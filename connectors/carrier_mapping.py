@@ -24,8 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shopstream.yamlmodel import load_yaml_model, validate_model
 
 ShipmentEvent = Literal["ShipmentCreated", "ShipmentDispatched", "ShipmentDelivered", "ShipmentException"]
 Target = Literal["ShipmentCreated", "ShipmentDispatched", "ShipmentDelivered", "ShipmentException", "ignore"]
@@ -83,15 +84,8 @@ class CarrierMapping(BaseModel):
 
 def parse_carrier_mapping(data: Any, origin: str = "<carrier mapping>") -> CarrierMapping:
     """Validate already-parsed mapping data; `origin` names it in error messages."""
-    try:
-        return CarrierMapping.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            + (f" (got {err['input']!r})" if not isinstance(err["input"], dict | list | tuple) else "")
-            for err in exc.errors()
-        )
-        raise CarrierMappingError(f"{origin}: invalid carrier status mapping: {problems}") from None
+    return validate_model(CarrierMapping, data, CarrierMappingError, "carrier status mapping", origin,
+                          show_input=True)
 
 
 def default_path() -> Path:
@@ -101,13 +95,5 @@ def default_path() -> Path:
 
 def load_carrier_mapping(path: Path | str | None = None) -> CarrierMapping:
     """Read and validate the carrier mapping (the shipped one by default)."""
-    path = Path(path) if path is not None else default_path()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CarrierMappingError(f"{path}: cannot read carrier status mapping: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CarrierMappingError(f"{path}: not valid YAML: {exc}") from None
-    return parse_carrier_mapping(data, origin=str(path))
+    return load_yaml_model(path if path is not None else default_path(), CarrierMapping, CarrierMappingError,
+                           "carrier status mapping", show_input=True)

@@ -27,7 +27,7 @@ batch of up to `MAX_EVENTS` (500) of them::
 Quantities must be JSON integers: `3.0`, `"3"` and `true` are refused (a guessed stock figure is
 worse than a rejected one, as in the file import). Both fit an Avro int.
 
-- Authenticity: the carrier/returns scheme (`connectors/carrier.py`): `X-Shopstream-Signature` is the
+- Authenticity: the carrier/returns scheme (`connectors/signing.py`): `X-Shopstream-Signature` is the
   hex HMAC-SHA256 of the raw body with the shared secret `SHOPSTREAM_ERP_SECRET`, compared in constant
   time. Missing, wrong, or no secret configured: 401 and nothing published.
 - Events on `inventory.stock`, keyed by SKU: stock_adjusted -> StockAdjusted, goods_received ->
@@ -60,9 +60,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
-from shopstream.connectors.carrier import load_json_object, signature_valid
 from shopstream.connectors.erp_stock import DEFAULT_LOCATION, SOURCE, STOCK_TOPIC
+from shopstream.connectors.payload import load_json_object
+from shopstream.connectors.signing import ShopstreamSigned
 from shopstream.schemas.models import GoodsReceived, StockAdjusted
+from shopstream.validation import problems
 
 MAX_EVENTS = 500
 MAX_REASONS = 20
@@ -135,8 +137,7 @@ class ErpEvent:
 
 
 def _reasons(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or '(event)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()]
+    return problems(exc, root="(event)", strip_value_error=True)
 
 
 def _parse_event(item: object) -> tuple[ErpEvent | None, list[str]]:
@@ -214,16 +215,10 @@ def dedupe_key(events: list[ErpEvent]) -> str | None:
     return f"batch:{digest[:40]}"
 
 
-class ErpWebhookConnector:
+class ErpWebhookConnector(ShopstreamSigned):
     """Translates ERP pushes into StockAdjusted / GoodsReceived on `inventory.stock`."""
 
     name = SOURCE
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return signature_valid(self._secret, headers, body)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return None  # the ERP's event ids are the dedupe key: see delivery_id_from_body

@@ -21,7 +21,7 @@ Body (JSON object; unknown fields are ignored, the ones below are validated)::
       "inspector": "..."               # optional; inspected
     }
 
-- Authenticity and dedupe: the carrier connector's scheme (`connectors/carrier.py`):
+- Authenticity and dedupe: the carrier connector's scheme (`connectors/signing.py`):
   `X-Shopstream-Signature` = hex HMAC-SHA256 of the raw body with `SHOPSTREAM_RETURNS_SECRET`,
   constant-time compare, 401 when missing or wrong; dedupe on `X-Shopstream-Delivery-Id` when given;
   the event id is derived from (return_id, type, occurred_at), so a redelivery without (or with a
@@ -39,15 +39,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
-from shopstream.connectors.carrier import (
-    header_delivery_id,
-    load_json_object,
-    signature_valid,
-    validation_reasons,
-)
+from shopstream.connectors.base import Outgoing, make_meta, parse_time
+from shopstream.connectors.payload import parse_body, representing
+from shopstream.connectors.signing import ShopstreamSigned, shopstream_delivery_id
 from shopstream.schemas.models import ConditionGrade, ReturnInspected, ReturnLine, ReturnReceived, ReturnRequested
 from shopstream.topology import names
 
@@ -99,40 +95,27 @@ class ReturnUpdate(_Body):
 
 def parse_return(body: bytes) -> tuple[ReturnUpdate, datetime]:
     """Validate a returns webhook body; PayloadError with the reasons otherwise."""
-    data = load_json_object(body)
-    try:
-        update = ReturnUpdate.model_validate(data)
-    except ValidationError as exc:
-        raise PayloadError(f"not a returns delivery: {validation_reasons(exc)}") from None
+    update = parse_body(ReturnUpdate, body, "returns delivery")
     return update, parse_time(update.occurred_at, "occurred_at")
 
 
-class ReturnsConnector:
+class ReturnsConnector(ShopstreamSigned):
     """Translates returns deliveries into ReturnRequested / ReturnReceived / ReturnInspected."""
 
     name = SOURCE
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return signature_valid(self._secret, headers, body)
-
-    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        return header_delivery_id(headers)
 
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
         update, occurred = parse_return(body)
         event_type = EVENT_TYPES[update.type]
         meta = make_meta(source=SOURCE, event_type=event_type,
                          identity=f"{update.return_id}:{update.type}:{occurred.isoformat()}",
-                         occurred_at=occurred, received_at=received_at, source_event_id=header_delivery_id(headers),
+                         occurred_at=occurred, received_at=received_at, source_event_id=shopstream_delivery_id(headers),
                          correlation_id=f"returns:return:{update.return_id}")
         lines = [ReturnLine(sku=li.sku, quantity=li.quantity, line_id=li.line_id, reason=li.reason,
                             condition_grade=li.condition_grade, restockable=li.restockable) for li in update.lines]
         common: dict[str, Any] = dict(meta=meta, order_id=update.order_id, return_id=update.return_id, lines=lines)
         record: BaseModel
-        try:
+        with representing(f"return {update.return_id}"):
             if update.type == "requested":
                 record = ReturnRequested(requested_at=occurred, customer_note=update.customer_note, **common)
             elif update.type == "received":
@@ -141,6 +124,4 @@ class ReturnsConnector:
             else:
                 record = ReturnInspected(inspected_at=occurred, location=update.location, inspector=update.inspector,
                                          **common)
-        except ValidationError as exc:
-            raise PayloadError(f"return {update.return_id} cannot be represented: {validation_reasons(exc)}") from None
         return [Outgoing(topic=RETURNS_TOPIC, key=update.order_id, record=record)]

@@ -72,25 +72,16 @@ Rules, in order:
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shopstream.connectors.base import (
-    Outgoing,
-    PayloadError,
-    constant_time_equal,
-    lower_headers,
-    make_meta,
-    parse_time,
-)
+from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
+from shopstream.connectors.payload import parse_body, representing
+from shopstream.connectors.signing import hmac_sha256_base64, signed_by
 from shopstream.schemas.models import (
     Address,
     Customer,
@@ -149,7 +140,7 @@ REFUND_KIND, REFUND_SUCCESS = "refund", "success"
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-Shopify-Hmac-Sha256` value Shopify sends for `body`."""
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return hmac_sha256_base64(secret, body)
 
 
 def _decimal(value: Any, field: str) -> Decimal:
@@ -263,32 +254,7 @@ def _lines(order: ShopifyOrder) -> list[OrderLine]:
 
 def parse_order(body: bytes) -> ShopifyOrder:
     """Validate a Shopify Order payload; PayloadError with a readable reason otherwise."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    try:
-        return ShopifyOrder.model_validate(data)
-    except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise PayloadError(f"not a Shopify order: {reasons}") from None
-
-
-def _reasons(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-
-
-def _load_object(body: bytes) -> dict[str, Any]:
-    try:
-        # parse_float=Decimal: an amount sent as a JSON number never passes through a binary float.
-        data = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    return data
+    return parse_body(ShopifyOrder, body, "Shopify order", exact_numbers=False)
 
 
 class ShopifyItemRef(_Loose):
@@ -377,18 +343,12 @@ class ShopifyFulfillment(_Loose):
 
 def parse_refund(body: bytes) -> ShopifyRefund:
     """Validate a Shopify Refund payload (`refunds/create`); PayloadError with a readable reason otherwise."""
-    try:
-        return ShopifyRefund.model_validate(_load_object(body))
-    except ValidationError as exc:
-        raise PayloadError(f"not a Shopify refund: {_reasons(exc)}") from None
+    return parse_body(ShopifyRefund, body, "Shopify refund")
 
 
 def parse_fulfillment(body: bytes) -> ShopifyFulfillment:
     """Validate a Shopify Fulfillment payload; PayloadError with a readable reason otherwise."""
-    try:
-        return ShopifyFulfillment.model_validate(_load_object(body))
-    except ValidationError as exc:
-        raise PayloadError(f"not a Shopify fulfillment: {_reasons(exc)}") from None
+    return parse_body(ShopifyFulfillment, body, "Shopify fulfillment")
 
 
 def shipment_kind(fulfillment: ShopifyFulfillment, *, created: bool) -> ShipmentKind | None:
@@ -414,7 +374,7 @@ class ShopifyConnector:
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         given = lower_headers(headers).get("x-shopify-hmac-sha256", "")
-        return bool(self._secret) and bool(given) and constant_time_equal(sign(self._secret, body), given)
+        return signed_by(self._secret, given, body, sign)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return lower_headers(headers).get("x-shopify-webhook-id") or None
@@ -436,11 +396,8 @@ class ShopifyConnector:
         order = parse_order(body)
         order_id = str(order.id)
         common: dict[str, Any] = dict(order_id=order_id, correlation=f"shopify:order:{order_id}")
-        try:
+        with representing(f"order {order_id}"):
             record = self._record(record_type, order, received_at, event_source_id, common)
-        except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-            raise PayloadError(f"order {order_id} cannot be represented: {reasons}") from None
         return [Outgoing(topic=ORDERS_TOPIC, key=order_id, record=record)]
 
     def _record(self, record_type: str, order: ShopifyOrder, received_at: datetime,
@@ -510,12 +467,10 @@ class ShopifyConnector:
         meta = make_meta(source=SOURCE, event_type="RefundIssued", identity=f"refund:{refund_id}",
                          occurred_at=refunded_at, received_at=received_at, source_event_id=event_source_id,
                          correlation_id=f"shopify:order:{order_id}")
-        try:
+        with representing(f"refund {refund_id}"):
             record = RefundIssued(meta=meta, order_id=order_id, payment_id=payment_id, provider=provider,
                                   refund_id=refund_id, amount=_money(amount, currency), refunded_at=refunded_at,
                                   reason=refund.note or None, lines=lines)
-        except ValidationError as exc:
-            raise PayloadError(f"refund {refund_id} cannot be represented: {_reasons(exc)}") from None
         return [Outgoing(topic=PAYMENTS_TOPIC, key=order_id, record=record)]
 
     @staticmethod
@@ -553,7 +508,7 @@ class ShopifyConnector:
         lines = [ShipmentLine(sku=li.canonical_sku(), quantity=li.quantity) for li in f.line_items]
         detail = f.shipment_status or f.status
         record: ShipmentCreated | ShipmentDispatched | ShipmentDelivered | ShipmentException
-        try:
+        with representing(f"fulfillment {shipment_id}"):
             if kind == "created":
                 record = ShipmentCreated(meta=meta, order_id=order_id, shipment_id=shipment_id,
                                          carrier=f.tracking_company, tracking_number=tracking, location=location,
@@ -572,6 +527,4 @@ class ShopifyConnector:
                 record = ShipmentException(meta=meta, order_id=order_id, shipment_id=shipment_id, carrier=carrier,
                                            tracking_number=tracking, exception_code=code, status_detail=detail,
                                            reported_at=when, lines=lines)
-        except ValidationError as exc:
-            raise PayloadError(f"fulfillment {shipment_id} cannot be represented: {_reasons(exc)}") from None
         return [Outgoing(topic=SHIPMENTS_TOPIC, key=order_id, record=record)]

@@ -43,9 +43,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,7 +52,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from shopstream.connectors.base import Outgoing, PayloadError, constant_time_equal, lower_headers, make_meta
+from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta
+from shopstream.connectors.payload import load_json_object, representing
+from shopstream.connectors.signing import constant_time_equal, hmac_sha256_hex
 from shopstream.money import minor_units
 from shopstream.schemas.models import (
     ChargebackOpened,
@@ -92,7 +91,7 @@ RETRYABLE_CODES = frozenset({"try_again_later", "processing_error", "rate_limit"
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     """The `v1` value Stripe computes for `body` signed at `timestamp`."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac_sha256_hex(secret, f"{timestamp}.".encode() + body)
 
 
 def signature_header(secrets: list[str] | str, body: bytes, timestamp: int) -> str:
@@ -141,20 +140,9 @@ def _from_epoch(value: Any, field: str) -> datetime:
         raise PayloadError(f"{field}: not a valid time: {value!r}") from exc
 
 
-def _load(body: bytes) -> dict[str, Any]:
-    try:
-        # parse_float=Decimal: a stray JSON number never passes through a binary float.
-        data = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    return data
-
-
 def parse_event(body: bytes) -> StripeEvent:
     """Validate the Event envelope; PayloadError with a readable reason otherwise."""
-    data = _load(body)
+    data = load_json_object(body)
     event_id, event_type = data.get("id"), data.get("type")
     if not isinstance(event_id, str) or not event_id:
         raise PayloadError("id: a Stripe event id (evt_...) is required")
@@ -231,10 +219,9 @@ class StripeConnector:
     def delivery_id_from_body(self, headers: Mapping[str, str], body: bytes) -> str | None:
         """The Stripe event id (evt_...): the same on every retry of the event."""
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            event_id = load_json_object(body).get("id")
+        except PayloadError:
             return None
-        event_id = data.get("id") if isinstance(data, dict) else None
         return event_id if isinstance(event_id, str) and event_id else None
 
     def unlinked_payment(self, body: bytes) -> str | None:
@@ -267,11 +254,8 @@ class StripeConnector:
         payment_id = self._payment_id(event)
         order_id = _order_id(event.obj) or linked_order
         meta = self._meta(record_type, event, received_at, payment_id)
-        try:
+        with representing(f"{event.type} {event.id}"):
             record = build(event, meta, order_id or "", payment_id)
-        except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-            raise PayloadError(f"{event.type} {event.id} cannot be represented: {reasons}") from None
         if record is None:
             return []
         if order_id is None:

@@ -28,6 +28,7 @@ from aiohttp import web
 from shopstream.config import Settings
 from shopstream.connectors.base import DeliveryIdFromBody, LinksPayments, Outgoing, PayloadError, SourceConnector
 from shopstream.connectors.dedupe import Claim, DeliveryDedupe
+from shopstream.connectors.payload import MAX_BODY
 from shopstream.connectors.payment_links import PaymentLinks
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import DeliveryError, Publisher
@@ -44,7 +45,6 @@ from shopstream.topology import CONNECTORS_DLQ
 
 log = logging.getLogger("shopstream.connectors")
 
-MAX_BODY = 5 * 1024 * 1024
 #: Request headers kept with a parked body (never the signature: it is a credential-derived value).
 _KEPT_HEADERS = ("content-type", "user-agent")
 # The records of the `payments` topic: each names its payment and its order.

@@ -35,26 +35,17 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shopstream.connectors.base import (
-    Outgoing,
-    PayloadError,
-    constant_time_equal,
-    lower_headers,
-    make_meta,
-    parse_time,
-)
+from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
+from shopstream.connectors.payload import parse_body, representing
+from shopstream.connectors.signing import hmac_sha256_base64, signed_by
 from shopstream.schemas.models import (
     Address,
     Customer,
@@ -81,7 +72,7 @@ FOUR_PLACES = Decimal("0.0001")
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-WC-Webhook-Signature` value WooCommerce sends for `body`."""
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return hmac_sha256_base64(secret, body)
 
 
 def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
@@ -194,17 +185,7 @@ class WooOrder(_Loose):
 
 def parse_order(body: bytes) -> WooOrder:
     """Validate a WooCommerce Order payload; PayloadError with a readable reason otherwise."""
-    try:
-        data = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    try:
-        return WooOrder.model_validate(data)
-    except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise PayloadError(f"not a WooCommerce order: {reasons}") from None
+    return parse_body(WooOrder, body, "WooCommerce order")
 
 
 class WooCommerceConnector:
@@ -219,7 +200,7 @@ class WooCommerceConnector:
         given = lower_headers(headers).get(SIGNATURE_HEADER, "")
         if not given:
             return is_ping(headers, body)  # unsigned: only the ping, which publishes nothing
-        return bool(self._secret) and constant_time_equal(sign(self._secret, body), given)
+        return signed_by(self._secret, given, body, sign)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return lower_headers(headers).get("x-wc-webhook-delivery-id") or None
@@ -239,10 +220,8 @@ class WooCommerceConnector:
         order = parse_order(body)
         order_id = str(order.id)
         try:
-            record = self._record(topic, order, h, received_at)
-        except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-            raise PayloadError(f"order {order_id} cannot be represented: {reasons}") from None
+            with representing(f"order {order_id}"):
+                record = self._record(topic, order, h, received_at)
         except PayloadError:
             raise
         except ValueError as exc:

@@ -46,8 +46,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shopstream.yamlmodel import read_yaml
 
 if TYPE_CHECKING:
     from shopstream.config import Settings
@@ -469,12 +470,7 @@ def parse_topology(data: Mapping[str, Any], source: str = "<memory>") -> Topolog
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TopologyError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise TopologyError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, TopologyError, "topology")
     if not isinstance(data, dict):
         raise TopologyError(f"{path}: expected a mapping at the top level")
     return data

@@ -19,11 +19,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
 
 from shopstream.processors.inventory.atp import Policy
 from shopstream.topology.topics import parse_duration_ms
+from shopstream.yamlmodel import load_yaml_model
 
 
 class InventoryConfigError(ValueError):
@@ -85,9 +85,5 @@ def default_config_path() -> Path:
 
 def load_inventory_config(path: Path | str | None = None) -> InventoryConfig:
     """Read and validate the policy file (default: the shipped one)."""
-    path = Path(path) if path is not None else default_config_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return InventoryConfig.model_validate(data)
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise InventoryConfigError(f"{path}: {exc}") from exc
+    return load_yaml_model(path if path is not None else default_config_path(), InventoryConfig,
+                           InventoryConfigError, "inventory policy")

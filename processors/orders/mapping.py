@@ -35,10 +35,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shopstream.schemas.models import FulfillmentStatus, PaymentStatus
+from shopstream.yamlmodel import load_yaml_model, validate_model
 
 from .transitions import CANCELLABLE_FULFILLMENT, StateGraph, base_graph, one_way_violations
 
@@ -128,29 +128,12 @@ class StatusMapping(BaseModel):
 
 def parse_mapping(data: Any, origin: str = "<mapping>") -> StatusMapping:
     """Validate already-parsed mapping data; `origin` names it in error messages."""
-    try:
-        return StatusMapping.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            + (f" (got {err['input']!r})" if not isinstance(err["input"], dict | list | tuple) else "")
-            for err in exc.errors()
-        )
-        raise MappingError(f"{origin}: invalid status mapping: {problems}") from None
+    return validate_model(StatusMapping, data, MappingError, "status mapping", origin, show_input=True)
 
 
 def load_mapping_file(path: Path | str) -> StatusMapping:
     """Read and validate one mapping file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError(f"{path}: cannot read status mapping: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MappingError(f"{path}: not valid YAML: {exc}") from None
-    return parse_mapping(data, origin=str(path))
+    return load_yaml_model(path, StatusMapping, MappingError, "status mapping", show_input=True)
 
 
 def mappings_dir() -> Path:

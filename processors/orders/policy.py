@@ -33,11 +33,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 from shopstream.schemas.models import ConditionGrade, Severity
 from shopstream.topology import parse_duration_ms
+from shopstream.yamlmodel import load_yaml_model
 
 #: Anomaly kinds the reconciliation raises (each needs a severity in orders_policy.yaml).
 ANOMALY_KINDS: tuple[str, ...] = ("over_capture", "double_capture", "currency_mismatch",
@@ -168,31 +168,13 @@ def default_returns_policy_path() -> Path:
     return _topology_file("returns_policy.yaml")
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors())
-
-
-def _load(path: Path, model: type[_Frozen], what: str) -> Any:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return model.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        raise PolicyError(f"{path}: invalid {what}: {_problems(exc)}") from None
-
-
 def load_orders_policy(path: Path | str | None = None) -> OrdersPolicy:
     """Read and validate the orders policy (default: the shipped file)."""
-    result: OrdersPolicy = _load(Path(path) if path else default_orders_policy_path(), OrdersPolicy, "orders policy")
-    return result
+    return load_yaml_model(path or default_orders_policy_path(), OrdersPolicy, PolicyError, "orders policy",
+                           empty_is_defaults=True)
 
 
 def load_returns_policy(path: Path | str | None = None) -> ReturnsPolicy:
     """Read and validate the returns policy (default: the shipped file)."""
-    result: ReturnsPolicy = _load(Path(path) if path else default_returns_policy_path(), ReturnsPolicy,
-                                  "returns policy")
-    return result
+    return load_yaml_model(path or default_returns_policy_path(), ReturnsPolicy, PolicyError, "returns policy",
+                           empty_is_defaults=True)

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import BaseModel
 
-from shopstream.connectors import carrier as carrier_connector
 from shopstream.connectors import stripe as stripe_connector
 from shopstream.connectors import woocommerce as woo_connector
+from shopstream.connectors.signing import shopstream_headers
 from shopstream.dev.demo import get_json, post_shopify, shopify_order
 from shopstream.schemas.models import (
     AnomalyAlert,
@@ -186,18 +186,16 @@ def post_carrier(stack: RunningStack, order_id: int, status: str, occurred_at: d
         "status_system": "aftership", "occurred_at": _iso(occurred_at), "location": "Hamburg, DE",
         "tracking_url": f"https://www.ups.com/track?tracknum=1Z{order_id}", **extra,
     }).encode()
-    return _post(f"{stack.connectors}/webhooks/carrier", body, {
-        "X-Shopstream-Signature": carrier_connector.sign(CARRIER_SECRET, body),
-        "X-Shopstream-Delivery-Id": str(uuid.uuid4())})
+    return _post(f"{stack.connectors}/webhooks/carrier", body,
+                 shopstream_headers(CARRIER_SECRET, body, str(uuid.uuid4())))
 
 
 def post_return(stack: RunningStack, order_id: int, kind: str, return_id: str, occurred_at: datetime,
                 lines: list[dict[str, Any]], **extra: Any) -> tuple[int, dict[str, Any]]:
     body = json.dumps({"type": kind, "return_id": return_id, "order_id": str(order_id),
                        "occurred_at": _iso(occurred_at), "lines": lines, **extra}).encode()
-    return _post(f"{stack.connectors}/webhooks/returns", body, {
-        "X-Shopstream-Signature": carrier_connector.sign(RETURNS_SECRET, body),
-        "X-Shopstream-Delivery-Id": str(uuid.uuid4())})
+    return _post(f"{stack.connectors}/webhooks/returns", body,
+                 shopstream_headers(RETURNS_SECRET, body, str(uuid.uuid4())))
 
 
 def woo_order(order_id: int, status: str, created: datetime, modified: datetime) -> dict[str, Any]:

@@ -6,24 +6,18 @@ nothing; an unknown carrier status is a 422 with the body parked; delivery ids d
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import SecretStr
 
 from shopstream.config import Settings
-from shopstream.connectors import carrier
-from shopstream.connectors.service import make_app
+from shopstream.connectors.signing import shopstream_headers
 from shopstream.schemas.models import ReturnInspected, ShipmentDelivered
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
+from tests.webhook_client import client_for, partitions_of, read_topic
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -40,40 +34,8 @@ def logistics_settings(settings: Settings) -> Settings:
                                        "returns_secret": SecretStr(RETURNS_SECRET)})
 
 
-@asynccontextmanager
-async def client_for(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(make_app(settings))) as client:
-        yield client
-
-
-def read_topic(settings: Settings, name: str, want: int, settle_s: float = 1.5,
-               timeout_s: float = 20.0) -> list[Message]:
-    """Records on a topic (assign, no group): waits for `want`, then `settle_s` more to catch extras."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "logistics-reader",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(settings.topic(name), p, 0) for p in range(partitions_of(name))])
-    got: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < want and time.monotonic() < deadline:
-            got += [m for m in consumer.consume(100, 0.2) if m.error() is None]
-        settle = time.monotonic() + settle_s
-        while time.monotonic() < settle:
-            got += [m for m in consumer.consume(100, 0.2) if m.error() is None]
-    finally:
-        consumer.close()
-    return got
-
-
-def partitions_of(name: str) -> int:
-    return next(t.partitions for t in load_topology().topics if t.name == name)
-
-
 def signed(body: bytes, secret: str, delivery_id: str | None = None) -> dict[str, str]:
-    h = {"Content-Type": "application/json", "X-Shopstream-Signature": carrier.sign(secret, body)}
-    if delivery_id:
-        h["X-Shopstream-Delivery-Id"] = delivery_id
-    return h
+    return shopstream_headers(secret, body, delivery_id)
 
 
 def tracking_update(order_id: str, status: str = "Delivered") -> bytes:

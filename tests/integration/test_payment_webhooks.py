@@ -8,24 +8,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import redis
-from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import SecretStr
 
 from shopstream.config import Settings
 from shopstream.connectors import stripe, woocommerce
-from shopstream.connectors.service import make_app
 from shopstream.schemas.models import OrderPlaced, PaymentCaptured, ReviewItem
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
+from tests.webhook_client import client_for, partitions_of, read_topic
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -41,35 +36,6 @@ def pay_settings(settings: Settings) -> Settings:
     report = apply(load_topology(), s.kafka_client_config(), prefix=s.topic_prefix, timeout_s=30)
     assert report.failed == {}
     return s
-
-
-@asynccontextmanager
-async def client_for(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(make_app(settings))) as client:
-        yield client
-
-
-def read_topic(settings: Settings, name: str, partitions: int, want: int, settle_s: float = 1.5,
-               timeout_s: float = 20.0) -> list[Message]:
-    """Records on a topic (assign, no group): waits for `want`, then `settle_s` more to catch extras."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "payments-reader",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(settings.topic(name), p, 0) for p in range(partitions)])
-    got: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < want and time.monotonic() < deadline:
-            got += [m for m in consumer.consume(100, 0.2) if m.error() is None]
-        settle = time.monotonic() + settle_s
-        while time.monotonic() < settle:
-            got += [m for m in consumer.consume(100, 0.2) if m.error() is None]
-    finally:
-        consumer.close()
-    return got
-
-
-def partitions_of(name: str) -> int:
-    return next(t.partitions for t in load_topology().topics if t.name == name)
 
 
 def stripe_event(event_id: str, order_id: str | None, *, event_type: str = "payment_intent.succeeded",

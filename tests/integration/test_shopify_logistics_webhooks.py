@@ -7,25 +7,20 @@ registry and Redis: a signed `refunds/create` becomes one framed RefundIssued on
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import SecretStr
 
 from shopstream.config import Settings
-from shopstream.connectors.service import make_app
 from shopstream.connectors.shopify import sign
 from shopstream.schemas.models import RefundIssued, ShipmentDelivered
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
+from tests.webhook_client import client_for, partitions_of, read_topic
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -39,35 +34,6 @@ def shop_settings(settings: Settings) -> Settings:
     report = apply(load_topology(), s.kafka_client_config(), prefix=s.topic_prefix, timeout_s=30)
     assert report.failed == {}
     return s
-
-
-@asynccontextmanager
-async def client_for(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(make_app(settings))) as client:
-        yield client
-
-
-def partitions_of(name: str) -> int:
-    return next(t.partitions for t in load_topology().topics if t.name == name)
-
-
-def read_topic(settings: Settings, name: str, want: int, settle_s: float = 1.5,
-               timeout_s: float = 20.0) -> list[Message]:
-    """Records on a topic (assign, no group): waits for `want`, then `settle_s` more to catch extras."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "logistics-reader",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(settings.topic(name), p, 0) for p in range(partitions_of(name))])
-    got: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < want and time.monotonic() < deadline:
-            got += [m for m in consumer.consume(100, 0.2) if m.error() is None]
-        settle = time.monotonic() + settle_s
-        while time.monotonic() < settle:
-            got += [m for m in consumer.consume(100, 0.2) if m.error() is None]
-    finally:
-        consumer.close()
-    return got
 
 
 def signed(topic: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:

@@ -11,27 +11,24 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 from pydantic import SecretStr
 
 from shopstream.config import Settings
 from shopstream.connectors.dedupe import PENDING_TTL_S, Claim, DeliveryDedupe
-from shopstream.connectors.service import make_app
 from shopstream.connectors.shopify import sign
 from shopstream.dev.demo import shopify_order
 from shopstream.dlq import PREFIX, header_map
 from shopstream.schemas.models import OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
+from tests.webhook_client import client_for, read_topic
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -66,31 +63,6 @@ def shopify_request(order_id: int, webhook_id: str, topic: str = "orders/create"
         "X-Shopify-Event-Id": str(uuid.uuid4()),
         "X-Shopify-Shop-Domain": "demo-shop.myshopify.com",
     }
-
-
-@asynccontextmanager
-async def client_for(settings: Settings, **producer_overrides: Any) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(make_app(settings, producer_overrides=producer_overrides))) as client:
-        yield client
-
-
-def read_topic(settings: Settings, name: str, partitions: int, want: int, settle_s: float = 1.5,
-               timeout_s: float = 20.0) -> list[Message]:
-    """Records on a topic (assign, no group): waits for `want`, then `settle_s` more to catch extras."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "front-reader",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(settings.topic(name), p, 0) for p in range(partitions)])
-    got: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < want and time.monotonic() < deadline:
-            got += [m for m in consumer.consume(100, 0.2) if m.error() is None]
-        settle = time.monotonic() + settle_s
-        while time.monotonic() < settle:
-            got += [m for m in consumer.consume(100, 0.2) if m.error() is None]
-    finally:
-        consumer.close()
-    return got
 
 
 def headers_of(msg: Message) -> list[tuple[str, bytes]]:

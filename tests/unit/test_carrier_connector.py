@@ -17,13 +17,15 @@ from pydantic import BaseModel
 
 from shopstream import schemas
 from shopstream.connectors.base import PayloadError
-from shopstream.connectors.carrier import SHIPMENTS_TOPIC, CarrierConnector, sign
+from shopstream.connectors.carrier import SHIPMENTS_TOPIC, CarrierConnector
 from shopstream.connectors.carrier_mapping import (
     CarrierMappingError,
     default_path,
     load_carrier_mapping,
     parse_carrier_mapping,
 )
+from shopstream.connectors.signing import shopstream_headers
+from shopstream.connectors.signing import shopstream_sign as sign
 from shopstream.schemas.models import ShipmentCreated, ShipmentDelivered, ShipmentDispatched, ShipmentException
 
 SECRET = "carrier-shared-secret"
@@ -60,10 +62,7 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 def headers(body: bytes, secret: str = SECRET, delivery_id: str | None = None) -> dict[str, str]:
-    h = {"Content-Type": "application/json", "X-Shopstream-Signature": sign(secret, body)}
-    if delivery_id is not None:
-        h["X-Shopstream-Delivery-Id"] = delivery_id
-    return h
+    return shopstream_headers(secret, body, delivery_id)
 
 
 def translate(body: dict[str, Any] | bytes, connector: CarrierConnector | None = None,

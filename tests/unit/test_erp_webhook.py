@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from shopstream import schemas
 from shopstream.config import Settings
 from shopstream.connectors.base import PayloadError
-from shopstream.connectors.carrier import sign
 from shopstream.connectors.erp_webhook import MAX_EVENTS, ErpWebhookConnector, parse_delivery
 from shopstream.connectors.service import source_connectors
+from shopstream.connectors.signing import shopstream_sign as sign
 from shopstream.schemas.models import GoodsReceived, StockAdjusted
 
 SECRET = "erp-shared-secret"

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from shopstream import schemas
 from shopstream.connectors.base import PayloadError
-from shopstream.connectors.carrier import sign
 from shopstream.connectors.returns import RETURNS_TOPIC, ReturnsConnector
+from shopstream.connectors.signing import shopstream_headers
 from shopstream.schemas.models import ReturnInspected, ReturnReceived, ReturnRequested
 
 SECRET = "returns-shared-secret"
@@ -36,10 +36,7 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 def headers(body: bytes, secret: str = SECRET, delivery_id: str | None = None) -> dict[str, str]:
-    h = {"X-Shopstream-Signature": sign(secret, body)}
-    if delivery_id is not None:
-        h["X-Shopstream-Delivery-Id"] = delivery_id
-    return h
+    return shopstream_headers(secret, body, delivery_id)
 
 
 def translate(body: dict[str, Any] | bytes, delivery_id: str | None = None,
