@@ -376,7 +376,22 @@ class ShopSync:
     # -- sending -------------------------------------------------------------------------------
 
     def send_due(self, commands: list[ShopStockCommand[AtpChange]]) -> int:
-        """Encode and send commands; returns once the broker confirmed every one of them."""
+        """Encode and send commands; returns once the broker confirmed every one of them.
+
+        A SKU with two commands (one still unconfirmed, a newer window closed on stop or revoke) has them
+        sent in window order, each batch confirmed before the next: a re-sent older figure never lands
+        after the newer one."""
+        rounds: list[list[ShopStockCommand[AtpChange]]] = []
+        per_sku: dict[str, int] = {}
+        for command in sorted(commands, key=lambda c: c.seq):
+            n = per_sku[command.sku] = per_sku.get(command.sku, -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(command)
+        return sum(self._send_round(batch) for batch in rounds)
+
+    def _send_round(self, commands: list[ShopStockCommand[AtpChange]]) -> int:
+        """`send_due` for commands of distinct SKUs."""
         if not commands:
             return 0
         recorded = int(time.time() * 1000)

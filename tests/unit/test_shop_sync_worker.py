@@ -188,11 +188,17 @@ class FakeProducer:
 
     sent: list[OutRecord] = field(default_factory=list)
     fail_next: int = 0
+    refuse_first_once: bool = False  # the next send with 2+ records refuses only its first one
 
     def send(self, records: Sequence[OutRecord], timeout_s: float = 60.0) -> list[Any]:
         if self.fail_next:
             self.fail_next -= 1
             return [(FakeMessage(t, 0, -1, k, v), "broker said no") for t, k, v, _ in records]
+        if self.refuse_first_once and len(records) > 1:
+            self.refuse_first_once = False
+            (t, k, v, _), *rest = records
+            self.sent.extend(rest)
+            return [(FakeMessage(t, 0, -1, k, v), "broker said no")]
         self.sent.extend(records)
         return []
 
@@ -322,3 +328,22 @@ def test_a_command_that_failed_is_resent_by_the_revoke_then_committed() -> None:
     sync.on_revoke(consumer, [])  # the broker is back
     assert [r[1] for r in producer.sent] == [b"A"]  # the one failed command (figure 7), once
     assert consumer.commits == [{0: 2}]
+
+
+def test_an_unconfirmed_figure_is_resent_before_a_newer_one_of_its_sku_never_after() -> None:
+    # A's command (5) failed; a newer window of A (7) is open when the worker stops. The flush sends both:
+    # the older first, each batch confirmed before the next, so the shop ends on 7.
+    sync, consumer, producer, clock = make_sync(window_ms=1000, retry=RetryPolicy(initial_s=0.001, max_elapsed_s=0))
+    consumer.queue = [msg(0, 0, "A", 5, 1)]
+    sync.step()
+    clock.s += 2
+    producer.fail_next = 1
+    with pytest.raises(CommandsNotConfirmed):  # A's window ended: 5 is sent, the broker refuses it
+        sync.step()
+    consumer.queue = [msg(0, 1, "A", 7, 2)]
+    sync.step()  # a new window for A opens, not due yet
+    producer.refuse_first_once = True  # sent together, 5 would be refused and re-sent after 7
+    sync.on_revoke(consumer, [])  # type: ignore[arg-type]
+    serde = AvroSerde(FakeRegistry())  # type: ignore[arg-type]
+    decoded = [serde.decode(r[2]) for r in producer.sent if r[1] == b"A"]
+    assert [c.available for c in decoded] == [5, 7]
