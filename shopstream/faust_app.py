@@ -89,7 +89,9 @@ class _Consumer(faust_aiokafka.Consumer):
         # while a fetch waits (recovery pauses the changelog partitions before it resumes the stream ones,
         # so the set can be empty, and aiokafka reads an empty filter as "every partition"); records of a
         # partition that is not active when Faust gets to them are dropped although the client's position
-        # moved past them. A snapshot (an empty one fetches nothing) and a rewind close that hole.
+        # moved past them. A snapshot (an empty one fetches nothing) and a rewind narrow that hole; Faust's
+        # own getmany can still drop records mid-batch (a pause, a rebalance), and the stall guard
+        # (`heal_stalled_partitions`) is the backstop that reads them again.
         if active_partitions is None:  # client-only apps: every partition
             return await super()._getmany(None, timeout)
         snapshot = set(active_partitions)

@@ -41,7 +41,8 @@ class MustRestart(Exception):
 
 
 def _flush_logs() -> None:
-    for logger in [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+    # A copy: another thread may create a logger meanwhile, and iterating the live dict would then raise.
+    for logger in [logging.getLogger(), *(lg for lg in list(logging.Logger.manager.loggerDict.values())
                                           if isinstance(lg, logging.Logger))]:
         for handler in logger.handlers:
             with contextlib.suppress(Exception):  # a broken handler must not keep the process from stopping
@@ -53,6 +54,8 @@ def _flush_logs() -> None:
 
 def halt(reason: str, code: int) -> NoReturn:
     """Log `reason` as critical, flush the logs and end the process with `code`, committing nothing."""
-    log.critical("stopping without committing offsets (exit %d): %s", code, reason)
-    _flush_logs()
-    os._exit(code)
+    try:
+        log.critical("stopping without committing offsets (exit %d): %s", code, reason)
+        _flush_logs()
+    finally:  # whatever logging does, the process must not return into the consumer loop
+        os._exit(code)

@@ -82,10 +82,10 @@ def mark() -> int:
 
 def tails(since: int = 0) -> str:
     """The tail of each log registered after `since`, with how long ago it was last written."""
-    logs = dict(_LOGS[since:])
+    logs = {path: name for name, path in _LOGS[since:]}  # by path: two workers of one name have two logs
     now = time.time()
     parts = []
-    for name, path in logs.items():
+    for path, name in logs.items():
         if not path.exists():
             parts.append(f"--- {name}: {path} (no log)")
             continue

@@ -70,12 +70,17 @@ def start_tansu(port: int | None = None, log_path: Path | None = None, timeout_s
     advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - kept open for the child
     # Its own group: stopped by its owner after the clients, not by the terminal's Ctrl-C (children.py).
-    proc = spawn(
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
-         "--storage-engine", "memory://tansu/"],
-        stdout=log, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
-        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-    )
+    try:
+        proc = spawn(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+    except BaseException:
+        if log_path:
+            log.close()  # type: ignore[union-attr]
+        raise
     broker = EmbeddedBroker(port=port, process=proc, log_path=log_path,
                             _log=log if log_path else None)
     if (not wait_for_port("127.0.0.1", port, timeout_s)

@@ -80,6 +80,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 signal_group(proc, signal.SIGKILL)
                 proc.wait()
+        for proc in procs:  # a grandchild that ignored the TERM must not outlive its group leader
+            signal_group(proc, signal.SIGKILL)
 
 
 def _redis_answers(url: str) -> bool:
