@@ -33,6 +33,15 @@ def _wait_dead(pid: int, timeout_s: float = 10.0) -> bool:
     return False
 
 
+def _read_pid(pid_file: Path, what: str, timeout_s: float = 20.0) -> int:
+    """The pid a helper process wrote to `pid_file` once it started `what`."""
+    deadline = time.monotonic() + timeout_s
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, f"{what} was not started"
+        time.sleep(0.05)
+    return int(pid_file.read_text())
+
+
 def test_a_child_leads_its_own_process_group() -> None:
     proc = children.spawn([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -51,11 +60,7 @@ def test_stop_takes_down_a_grandchild_in_the_group(tmp_path: Path) -> None:
               f"open({str(pid_file)!r}, 'w').write(str(g.pid))\n"
               "time.sleep(60)\n")
     proc = children.spawn([sys.executable, "-c", script])
-    deadline = time.monotonic() + 10
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the child did not start its grandchild"
-        time.sleep(0.05)
-    grandchild = int(pid_file.read_text())
+    grandchild = _read_pid(pid_file, "the grandchild")
     children.stop(proc, 5)
     assert _wait_dead(grandchild), "a grandchild that ignores SIGTERM survived its group's stop"
 
@@ -70,11 +75,7 @@ def test_a_child_is_terminated_when_its_owner_is_killed(tmp_path: Path) -> None:
                     "time.sleep(60)\n")
     owner = subprocess.Popen([sys.executable, "-c", owner_script])
     try:
-        deadline = time.monotonic() + 20
-        while not pid_file.exists() or not pid_file.read_text():
-            assert time.monotonic() < deadline, "the owner did not start its child"
-            time.sleep(0.05)
-        child = int(pid_file.read_text())
+        child = _read_pid(pid_file, "the owner's child")
         assert _alive(child)
         owner.kill()
         owner.wait()

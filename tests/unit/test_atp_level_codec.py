@@ -1,4 +1,4 @@
-"""The AtpLevel fast writer and event_uuid5 against the reference: fastavro and uuid.uuid5, byte for byte."""
+"""The AtpLevel fast writer against the reference, fastavro, byte for byte (event_uuid5: tests/unit/test_codecs.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from shopstream import schemas
 from shopstream.codecs.atp_level import AtpLevelEncoder
-from shopstream.codecs.avro import event_uuid5
 from shopstream.codecs.selfcheck import CodecMismatch
 from shopstream.processors.inventory.app import ATP_NS, NEVER_COUNTED, atp_level_datum
 from shopstream.processors.inventory.atp import Levels, LocationLevel
@@ -102,13 +101,6 @@ def test_encoded_record_decodes_to_the_model() -> None:
     assert data[:5] == struct.pack(">bI", 0, SCHEMA_ID)
     body = fastavro.schemaless_reader(io.BytesIO(data[5:]), schemas.parsed_schema(AtpLevel.AVRO_NAME), None)
     assert AtpLevel.model_validate(body) == AtpLevel.model_validate(atp_level_datum(levels, SIMPLE_CAUSE))
-
-
-@given(namespace=st.uuids(), name=st.text())
-@example(namespace=ATP_NS, name="SKU-1:1")
-@example(namespace=uuid.NAMESPACE_DNS, name="")
-def test_event_uuid5_is_uuid5(namespace: uuid.UUID, name: str) -> None:
-    assert event_uuid5(namespace.bytes, name) == str(uuid.uuid5(namespace, name))
 
 
 # --- what the encoder refuses ----------------------------------------------------------------------
