@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo dev test lint unit clean
+.PHONY: demo dev test lint unit clean lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: lint
 
 unit: $(STAMP)
 	$(BIN)/pytest -ra tests/unit
+
+# The image installs from requirements.lock with --require-hashes (runtime deps + the build backend).
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .shopstream .pytest_cache .mypy_cache .ruff_cache
