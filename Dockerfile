@@ -5,13 +5,12 @@
 #
 # Base image, pinned by digest. The digest below is the `python:3.11-slim` index digest found in
 # public repositories (not re-read from Docker Hub here: this machine has no registry access).
-# Before a release, refresh it and pin the result:
+# Before a release, refresh it here (the one place; both stages below start from `base`):
 #   docker buildx imagetools inspect python:3.11-slim --format '{{json .Manifest.Digest}}'
-# or build with `--build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest>`.
-ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
+FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS base
 
 # ---- build stage: a virtualenv with the locked dependencies and shopstream itself ----------------
-FROM ${PYTHON_IMAGE} AS build
+FROM base AS build
 # The lock file: every pinned distribution with its hashes (pip-compile --generate-hashes; the
 # project's lock path lives here only, tests/deploy/test_image.py reads this line).
 ARG LOCK_FILE=requirements.lock
@@ -33,7 +32,7 @@ RUN /opt/shopstream/bin/pip install --no-deps --no-index --no-build-isolation /s
  && /opt/shopstream/bin/pip uninstall --yes pip setuptools wheel
 
 # ---- final stage: the runtime only (no pip in the venv, no compiler, no source tree) ---------------
-FROM ${PYTHON_IMAGE}
+FROM base
 ENV PATH=/opt/shopstream/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

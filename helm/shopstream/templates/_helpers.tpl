@@ -58,6 +58,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{- define "shopstream.pullPolicy" -}}
+{{- .Values.image.pullPolicy | default (ternary "IfNotPresent" "Always" (not (empty .Values.image.digest))) -}}
+{{- end -}}
+
 {{- define "shopstream.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "shopstream.fullname" .) .Values.serviceAccount.name -}}

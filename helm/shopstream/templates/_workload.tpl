@@ -12,6 +12,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "shopstream.labels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
@@ -35,7 +36,7 @@ spec:
       containers:
         - name: {{ .component }}
           image: {{ include "shopstream.image" $root }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          imagePullPolicy: {{ include "shopstream.pullPolicy" $root }}
           args: {{ toJson .args }}
           ports:
             {{- if .httpPort }}
@@ -70,6 +71,7 @@ apiVersion: v1
 kind: Service
 metadata:
   name: {{ $name }}-metrics
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "shopstream.labels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
@@ -86,6 +88,7 @@ apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
   name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "shopstream.labels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
@@ -105,6 +108,7 @@ apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
   name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "shopstream.labels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
