@@ -4,6 +4,9 @@ file uses any other name that `Settings` lacks."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from pydantic import AliasChoices
 
 from shopstream.config import Settings
@@ -18,6 +21,16 @@ PENDING_SETTINGS: dict[str, str] = {
 PENDING_PROCESSORS: dict[str, str] = {
     "review": "the review worker (being added on another branch)",
 }
+
+
+HELPERS = Path(__file__).resolve().parents[2] / "helm" / "shopstream" / "templates" / "_helpers.tpl"
+
+
+def chart_env_name(define: str) -> str:
+    """A variable name the chart keeps in one `define` of _helpers.tpl (e.g. `adminPort`)."""
+    m = re.search(r'define "shopstream\.env\.' + define + r'" -\}\}([A-Z0-9_]+)\{\{', HELPERS.read_text())
+    assert m, f"_helpers.tpl defines no shopstream.env.{define}"
+    return m.group(1)
 
 
 def settings_env_names() -> set[str]:

@@ -25,6 +25,7 @@ from shopstream.config import ConfigError, load_settings
 from tests.deploy.settings_names import (
     PENDING_PROCESSORS,
     PENDING_SETTINGS,
+    chart_env_name,
     required_env_names,
     settings_env_names,
     worker_processors,
@@ -228,7 +229,7 @@ def test_pods_are_hardened(docs: list[dict[str, Any]]) -> None:
 
 
 def test_probes_use_the_admin_port(docs: list[dict[str, Any]]) -> None:
-    admin_env = next(iter(PENDING_SETTINGS))  # SHOPSTREAM_ADMIN_PORT until the admin-port branch lands
+    admin_env = chart_env_name("adminPort")
     for d in of_kind(docs, "Deployment"):
         c = d["spec"]["template"]["spec"]["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}

@@ -22,6 +22,7 @@ from shopstream.cli import main as shopstream_main
 from tests.deploy.settings_names import (
     PENDING_PROCESSORS,
     PENDING_SETTINGS,
+    chart_env_name,
     required_env_names,
     settings_env_names,
     worker_processors,
@@ -82,7 +83,7 @@ def test_env_vars_are_settings() -> None:
         assert not required_env_names() - set(env), name
         for needed in ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL", "REDIS_URL", "SHOPSTREAM_TOPOLOGY_OVERLAY"):
             assert env.get(needed), f"{name}: {needed}"
-        assert env["SHOPSTREAM_ADMIN_PORT"] == ADMIN_PORT
+        assert env[chart_env_name("adminPort")] == ADMIN_PORT, "the chart and compose name the admin port alike"
 
 
 def test_secrets_are_required_not_defaulted() -> None:
@@ -96,6 +97,12 @@ def test_secrets_are_required_not_defaulted() -> None:
         assert env[var].startswith("${" + var + ":?"), var
     assert "${REDIS_PASSWORD:?" in SERVICES["api"]["environment"]["REDIS_URL"]
     assert SERVICES["api"]["environment"]["SHOPSTREAM_API_TOKENS_FILE"] == "/run/secrets/api_tokens"
+
+
+def test_image_health_check_reads_the_same_admin_port_variable() -> None:
+    text = (ROOT / "deploy" / "healthcheck.py").read_text()
+    assert f'ADMIN_PORT_ENV = "{chart_env_name("adminPort")}"' in text
+    assert f'DEFAULT_ADMIN_PORT = "{ADMIN_PORT}"' in text
 
 
 def test_ports_only_on_the_loopback() -> None:
