@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "shopstream"
 CONNECTION = {"kafka": {"bootstrapServers": "kafka:9092"}, "schemaRegistry": {"url": "http://schema-registry:8081"},
-              "redis": {"url": "redis://redis:6379/0"}}
+              "redis": {"url": "redis://redis:6379/0"}, "secrets": {"existingSecret": "shopstream-webhooks"}}
 
 
 def main() -> int:

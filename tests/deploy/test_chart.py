@@ -39,6 +39,7 @@ CONNECTION = {
     "kafka": {"bootstrapServers": "kafka:9092"},
     "schemaRegistry": {"url": "http://schema-registry:8081"},
     "redis": {"url": "redis://redis:6379/0"},
+    "secrets": {"existingSecret": "shopstream-webhooks"},
 }
 PRODUCTION = yaml.safe_load((CHART / "ci" / "production-values.yaml").read_text())
 CRD_SCHEMAS = {
@@ -324,8 +325,15 @@ def test_secrets_by_reference_in_production(production_docs: list[dict[str, Any]
     assert not of_kind(production_docs, "Secret")
 
 
+def test_webhook_secrets_are_required(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"secrets\.existingSecret"):
+        chart.render({**CONNECTION, "secrets": {}}, name="shop", namespace="shop")
+    render(chart, {**CONNECTION, "secrets": {}, "connectors": {"enabled": False}})  # no connectors, no secrets
+
+
 def test_secret_created_only_on_request(chart: helm.Chart) -> None:
-    docs = render(chart, deep_merge(CONNECTION, {"secrets": {"create": True, "values": {"shopify-secret": "s3"}}}))
+    docs = render(chart, deep_merge(CONNECTION, {"secrets": {"existingSecret": "", "create": True,
+                                                             "values": {"shopify-secret": "s3"}}}))
     (secret,) = of_kind(docs, "Secret")
     assert secret["stringData"] == {"shopify-secret": "s3"}
 

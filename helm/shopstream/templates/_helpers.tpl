@@ -71,6 +71,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "shopstream.secretName" -}}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.create) -}}
+{{- fail "the connectors' webhook secrets need secrets.existingSecret (or secrets.create with secrets.values)" -}}
+{{- end -}}
 {{- default (include "shopstream.fullname" .) .Values.secrets.existingSecret -}}
 {{- end -}}
 
