@@ -9,6 +9,7 @@ Rendering is module-scoped: each values set is rendered once (~0.1 s each).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterator
@@ -121,6 +122,13 @@ def test_every_manifest_validates_strictly(docs: list[dict[str, Any]]) -> None:
             continue
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
     assert {"Deployment", "Service", "ConfigMap", "Job", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+
+
+def test_strict_validation_catches_an_unknown_field(default_docs: list[dict[str, Any]]) -> None:
+    deployment = copy.deepcopy(of_kind(default_docs, "Deployment")[0])
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
 
 
 def test_production_renders_the_optional_objects(production_docs: list[dict[str, Any]]) -> None:
@@ -276,8 +284,8 @@ def test_config_files_are_the_repository_ones() -> None:
     for path in (CHART / "files/topology").rglob("*.yaml"):
         pairs.append((path, ROOT / "topology" / path.relative_to(CHART / "files/topology")))
     assert len(pairs) >= 5
-    for copy, source in pairs:
-        assert copy.read_text() == source.read_text(), f"{copy} differs from {source}: copy it again"
+    for copied, source in pairs:
+        assert copied.read_text() == source.read_text(), f"{copied} differs from {source}: copy it again"
     shipped = {p.name for p in (ROOT / "topology/mappings").glob("*.yaml")}
     assert shipped == {p.name for p in (CHART / "files/topology/mappings").glob("*.yaml")}
 

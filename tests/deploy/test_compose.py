@@ -45,6 +45,14 @@ def test_valid_against_the_compose_specification() -> None:
     jsonschema.Draft7Validator(schema).validate(COMPOSE)
 
 
+def test_the_schema_catches_a_misspelt_key() -> None:
+    schema = json.loads((Path(__file__).parent / "schemas" / "compose-spec.json").read_text())
+    broken = yaml.safe_load(COMPOSE_FILE.read_text())
+    broken["services"]["api"]["helthcheck"] = broken["services"]["api"].pop("healthcheck")
+    with pytest.raises(jsonschema.ValidationError, match="helthcheck"):
+        jsonschema.Draft7Validator(schema).validate(broken)
+
+
 @pytest.mark.skipif(shutil.which("docker-compose") is None,
                     reason="Debian's docker-compose is not installed (apt-get install docker-compose); "
                            "the compose-spec schema test above still runs")
