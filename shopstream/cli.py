@@ -117,8 +117,13 @@ def cmd_connectors_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_api_serve(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.api.app import serve
+    from shopstream.auth import TokenFileError
 
-    serve(settings)
+    try:
+        serve(settings)
+    except TokenFileError as exc:
+        print(f"shopstream api serve: SHOPSTREAM_API_TOKENS_FILE: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

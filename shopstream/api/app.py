@@ -34,6 +34,10 @@ Endpoints:
                                 Kafka answers a metadata request; else 503 with "failed": [names]
     GET /metrics                Prometheus text format
 
+Every endpoint but /healthz, /readyz and /metrics needs `Authorization: Bearer <token>` with the role
+`viewer` (401 without a valid token, 403 without the role; `shopstream.api.security`, tokens from
+SHOPSTREAM_API_TOKENS_FILE through `shopstream.auth`).
+
 The order, history and ATP documents are stored as JSON by the view sink and passed through unchanged
 (no decode and re-encode per request; the batch and history answers are assembled from the stored
 texts). All views share one Redis client (pool); the lookups of one entity share one handler
@@ -54,6 +58,8 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from shopstream.api.backlog import refresher as backlog_refresher
+from shopstream.api.security import ROUTE_ROLES_KEY, TOKENS_KEY, authenticate
+from shopstream.auth import TokenStore
 from shopstream.config import Settings
 from shopstream.health import healthz, readiness
 from shopstream.metrics import metrics_handler
@@ -170,9 +176,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def make_app(settings: Settings) -> web.Application:
-    """The read API application (Redis client opened and closed with the app)."""
-    app = web.Application(middlewares=[_count_requests])
+    """The read API application (Redis client opened and closed with the app); `TokenFileError` on a bad tokens file."""
+    app = web.Application(middlewares=[_count_requests, authenticate])
     app[SETTINGS_KEY] = settings
+    app[TOKENS_KEY] = TokenStore(settings.api_tokens_file or None)
+    app[ROUTE_ROLES_KEY] = {}
 
     async def views(app: web.Application) -> AsyncIterator[None]:
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,

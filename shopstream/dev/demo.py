@@ -73,17 +73,18 @@ def post_shopify(base_url: str, secret: str, topic: str, payload: dict[str, Any]
         return err.code, json.loads(err.read() or b"{}")
 
 
-def get_json(url: str) -> tuple[int, dict[str, Any]]:
-    """GET a JSON document; returns (HTTP status, body)."""
+def get_json(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
+    """GET a JSON document, with `token` as the bearer token when given; returns (HTTP status, body)."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
 
 
-def feed_demo_orders(settings: Settings, count: int = 5) -> None:
-    """Post a few orders (one of them cancelled later) and print what the read API answers."""
+def feed_demo_orders(settings: Settings, token: str | None, count: int = 5) -> None:
+    """Post a few orders (one of them cancelled later) and print what the read API answers (read with `token`)."""
     base = f"http://{settings.http_host}:{settings.connectors_port}"
     api = f"http://{settings.http_host}:{settings.api_port}"
     secret = settings.shopify_secret.get_secret_value()
@@ -97,7 +98,7 @@ def feed_demo_orders(settings: Settings, count: int = 5) -> None:
     deadline = time.monotonic() + 60
     for order in orders:
         while time.monotonic() < deadline:
-            code, body = get_json(f"{api}/v1/orders/{order['id']}")
+            code, body = get_json(f"{api}/v1/orders/{order['id']}", token)
             if code == 200 and (order is not orders[-1] or body.get("status") == "cancelled"):
                 print(f"demo: GET /v1/orders/{order['id']} -> {body['status']} "
                       f"(payment {body['payment_status']}, total {body['total']['amount']} "
