@@ -46,6 +46,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "stripe_secret": ("whsec_abc", SecretStr("whsec_abc")),
     "woocommerce_secret": ("wc_abc", SecretStr("wc_abc")),
     "state_dir": ("/data/state", "/data/state"),
+    "api_tokens_file": ("/etc/shopstream/tokens.yaml", "/etc/shopstream/tokens.yaml"),
     "dev_log_dir": ("/tmp/dev-logs", "/tmp/dev-logs"),
     "faust_store": ("rocksdb://", "rocksdb://"),
     "log_level": ("DEBUG", "DEBUG"),
