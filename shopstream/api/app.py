@@ -33,6 +33,7 @@ Endpoints:
     GET /readyz                 200 {"status": "ready", "checks": {...}} when Redis answers PING and
                                 Kafka answers a metadata request; else 503 with "failed": [names]
     GET /metrics                Prometheus text format
+    /v1/work-items…             the work queue (list, read, claim, decide): see shopstream.api.work_items
 
 Every endpoint but /healthz, /readyz and /metrics needs `Authorization: Bearer <token>` with the role
 `viewer` (401 without a valid token, 403 without the role; `shopstream.api.security`, tokens from
@@ -59,6 +60,7 @@ from prometheus_client import Counter
 
 from shopstream.api.backlog import refresher as backlog_refresher
 from shopstream.api.security import ROUTE_ROLES_KEY, TOKENS_KEY, authenticate
+from shopstream.api.work_items import ITEMS_KEY, add_routes
 from shopstream.auth import TokenStore
 from shopstream.config import Settings
 from shopstream.health import healthz, readiness
@@ -66,6 +68,7 @@ from shopstream.metrics import metrics_handler
 from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
 from shopstream.views.history import AsyncHistoryView, history_limit
 from shopstream.views.orders import AsyncOrderView
+from shopstream.views.work_items import AsyncWorkItems
 
 API_REQUESTS = Counter(
     "shopstream_api_requests_total", "Read API requests by route template, method and HTTP status",
@@ -188,6 +191,7 @@ def make_app(settings: Settings) -> web.Application:
         app[VIEW_KEY] = AsyncOrderView(client, settings.redis_key_prefix)
         app[ATP_KEY] = AsyncAtpView(client, settings.redis_key_prefix)
         app[HISTORY_KEY] = AsyncHistoryView(client, settings.redis_key_prefix)
+        app[ITEMS_KEY] = AsyncWorkItems(client, settings.redis_key_prefix)
         yield
         await client.aclose()
 
@@ -197,6 +201,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/orders/{order_id}/history", get_order_history)
     app.router.add_get("/v1/atp", get_atp_batch)
     app.router.add_get("/v1/atp/{sku:.+}", get_atp)
+    add_routes(app, settings)  # the work queue: shopstream.api.work_items
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
