@@ -104,6 +104,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.processors.inventory.shop_sync_worker import run_shop_sync
 
         run_shop_sync(settings, metrics_port=args.port or settings.worker_web_port + 3)
+    elif args.processor == "review":
+        from shopstream.processors.review.rules import RulesError
+        from shopstream.processors.review.worker import run_review
+
+        try:
+            run_review(settings, metrics_port=args.port or settings.worker_web_port + 4)
+        except RulesError as exc:
+            print(f"shopstream worker review: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -401,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync"], help="which processor")
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review"],
+                   help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)
 

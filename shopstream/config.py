@@ -169,6 +169,11 @@ class Settings(BaseSettings):
         description="Orders policy file (parking bound and expiry, anomaly severities); empty: the shipped "
                     "topology/orders_policy.yaml.",
     )
+    review_rules: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_REVIEW_RULES"),
+        description="Review rules file of `worker review` (rates and lists relative to it); empty: the shipped "
+                    "topology/rules/review.yaml.",
+    )
     returns_policy: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_RETURNS_POLICY"),
         description="Returns policy file (return window, non-returnable SKUs, refund per condition grade); "

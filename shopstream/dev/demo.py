@@ -30,13 +30,14 @@ def shopify_order(order_id: int, *, financial_status: str = "paid", created_at: 
     stamp = created.isoformat()
     return {
         "id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}", "name": f"#{order_id % 100000}",
-        "order_number": order_id % 100000, "email": "jane.doe@example.com", "created_at": stamp,
+        # one customer per order: the review rules' velocity limit (orders per email per hour) stays out of the way
+        "order_number": order_id % 100000, "email": f"jane.doe+{order_id}@example.com", "created_at": stamp,
         "updated_at": stamp, "processed_at": stamp, "currency": currency, "presentment_currency": currency,
         "total_price": str(total), "subtotal_price": str(subtotal), "total_tax": "0.00",
         "total_shipping_price_set": {"shop_money": {"amount": "4.90", "currency_code": currency}},
         "financial_status": financial_status, "fulfillment_status": None, "cancelled_at": None,
         "cancel_reason": None, "line_items": line_items, "test": False, "tags": "",
-        "customer": {"id": 6000000 + order_id % 1000, "email": "jane.doe@example.com", "orders_count": 3,
+        "customer": {"id": 6000000 + order_id % 1000, "email": f"jane.doe+{order_id}@example.com", "orders_count": 3,
                      "first_name": "Jane", "last_name": "Doe"},
         "shipping_address": {"name": "Jane Doe", "address1": "Hauptstr. 1", "address2": None, "city": "Berlin",
                              "zip": "10115", "province_code": "BE", "country_code": "DE"},

@@ -31,7 +31,7 @@ DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
-WORKER_PORTS = 4  # orders, views, inventory, shop-sync: SHOPSTREAM_WORKER_PORT + 0..3
+WORKER_PORTS = 5  # orders, views, inventory, shop-sync, review: SHOPSTREAM_WORKER_PORT + 0..4
 FAUST_WORKER_PORT_OFFSETS = (0, 2)  # orders and inventory serve /readyz (faust_app.faust_readiness)
 
 
@@ -199,6 +199,7 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
     stack.spawn("worker-views", "worker", "views", "--port", str(effective.worker_web_port + 1))
     stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
     stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
+    stack.spawn("worker-review", "worker", "review", "--port", str(effective.worker_web_port + 4))
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port)):
         if not _wait_http(f"{base}:{port}/healthz", 30):
@@ -211,7 +212,8 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
           f"{base}:{effective.api_port}/metrics, {base}:{effective.worker_web_port}/metrics (orders worker), "
           f"{base}:{effective.worker_web_port + 1}/metrics (views sink: order + ATP views), "
           f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker), "
-          f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync)\n"
+          f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync), "
+          f"{base}:{effective.worker_web_port + 4}/metrics (review rules)\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     if demo:
         from shopstream.dev.demo import feed_demo_orders

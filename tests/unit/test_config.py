@@ -52,6 +52,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "log_level": ("DEBUG", "DEBUG"),
     "shop_sync_window_ms": ("750", 750),
     "orders_policy": ("/etc/shopstream/orders_policy.yaml", "/etc/shopstream/orders_policy.yaml"),
+    "review_rules": ("/etc/shopstream/review.yaml", "/etc/shopstream/review.yaml"),
     "returns_policy": ("/etc/shopstream/returns_policy.yaml", "/etc/shopstream/returns_policy.yaml"),
     "orders_sweep_interval_s": ("15", 15.0),
 }
