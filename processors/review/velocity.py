@@ -32,6 +32,8 @@ from .facts import OrderFacts, newer, order_facts
 from .rules import Per, RuleSet, Velocity
 
 PERS: tuple[Per, ...] = ("email", "shipping_address", "ip")
+#: Stripe Radar's levels, least risky first (other providers' values rank with `normal`).
+RISK_RANK = {"normal": 0, "elevated": 1, "highest": 2}
 _DECIMALS = frozenset({"total", "total_eur"})
 _TIMES = frozenset({"placed_at", "as_of"})
 
@@ -70,9 +72,10 @@ class ReviewState:
         return affected
 
     def observe_risk(self, order_id: str, level: str) -> bool:
-        """Record the provider's risk level of an order (the highest-sorting one is kept); whether it changed."""
+        """Record the provider's risk level of an order (the riskiest seen is kept, so arrival order does not
+        matter); whether it changed."""
         current = self.risk.get(order_id)
-        best = level if current is None else max(current, level)
+        best = level if current is None else max(current, level, key=lambda v: (RISK_RANK.get(v, 0), v))
         self.risk[order_id] = best
         return best != current
 
@@ -166,6 +169,14 @@ def step(state: ReviewState, rules: RuleSet, event: OrderPlaced | OrderUpdated) 
     out = [v for v in (decide(state, rules, oid, velocities) for oid in sorted(affected)) if v is not None]
     state.prune(rules.retention)
     return out
+
+
+def step_risk(state: ReviewState, rules: RuleSet, order_id: str, level: str) -> list[Verdict]:
+    """Record a payment provider's risk level for an order; its verdict when that changed it."""
+    if not state.observe_risk(order_id, level):
+        return []
+    verdict = decide(state, rules, order_id)
+    return [verdict] if verdict is not None else []
 
 
 def decide(state: ReviewState, rules: RuleSet, order_id: str,

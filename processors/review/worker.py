@@ -1,5 +1,8 @@
 """Review worker (`shopstream worker review`): shop.orders -> verdicts (review.decisions), work items (review.queue).
 
+It also reads `payments` for the provider's risk level of an authorisation (fact `risk_level`, Stripe
+Radar's `outcome.risk_level`); every other payment event is skipped.
+
 A thin confluent-kafka adapter in the style of `shop_sync_worker` (to move onto the shared runner):
 all deciding is the pure core's (`velocity.step` over `rules.RuleSet`, records from `records.outputs`).
 
@@ -34,13 +37,14 @@ from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import AsyncProducer, make_consumer, make_producer, poll_batch
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
-from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated
+from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated, PaymentAuthorized
 from shopstream.serde import AvroSerde, SerdeError, make_registry_client
 from shopstream.topology import load_topology_for, names
 
+from .evaluate import Verdict
 from .records import outputs
 from .rules import RuleSet, load_rules
-from .velocity import ReviewState, step
+from .velocity import ReviewState, step, step_risk
 
 PROCESSOR = "review"
 GROUP_ID = "review"
@@ -60,6 +64,7 @@ class ReviewWorker:
         self.state = ReviewState()
         self.stop = stop or threading.Event()
         self.input = settings.topic(names.SHOP_ORDERS)
+        self.inputs = [self.input, settings.topic(names.PAYMENTS)]
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         self.consumer = make_consumer(settings, GROUP_ID)
         self.producer = make_producer(settings)
@@ -69,42 +74,54 @@ class ReviewWorker:
         self._loop = asyncio.new_event_loop()
         self._last_error: str | None = None
 
-    def decode(self, msg: Message) -> OrderPlaced | OrderUpdated | None:
-        """The order event of a record; None for one the review skips (a cancellation); SerdeError otherwise."""
+    def decode(self, msg: Message) -> OrderPlaced | OrderUpdated | PaymentAuthorized | None:
+        """The event of a record the review uses; None for one it skips; SerdeError for a foreign one."""
         event = self.serde.decode(msg.value())
-        if isinstance(event, OrderPlaced | OrderUpdated):
-            return event
-        if isinstance(event, OrderCancelled):
-            return None
-        raise SerdeError(f"{type(event).__name__} does not belong on {names.SHOP_ORDERS}")
+        if msg.topic() == self.input:
+            if isinstance(event, OrderPlaced | OrderUpdated):
+                return event
+            if isinstance(event, OrderCancelled):
+                return None
+            raise SerdeError(f"{type(event).__name__} does not belong on {names.SHOP_ORDERS}")
+        return event if isinstance(event, PaymentAuthorized) and event.risk_level else None
+
+    def apply(self, event: OrderPlaced | OrderUpdated | PaymentAuthorized) -> list[Verdict]:
+        """The verdicts that changed with one event (the pure core's `step` / `step_risk`)."""
+        if isinstance(event, PaymentAuthorized):
+            assert event.risk_level is not None
+            return step_risk(self.state, self.rules, event.order_id, event.risk_level)
+        return step(self.state, self.rules, event)
 
     def replay(self, timeout_s: float = 120.0) -> int:
         """Rebuild the state from the input up to the group's committed offsets (emitting nothing)."""
-        meta = self.consumer.list_topics(self.input, timeout=30).topics[self.input]
-        tps = [TopicPartition(self.input, p) for p in sorted(meta.partitions)]
-        committed = {tp.partition: tp.offset for tp in self.consumer.committed(tps, timeout=30) if tp.offset >= 0}
+        tps = []
+        for topic in self.inputs:
+            found = self.consumer.list_topics(topic, timeout=30).topics.get(topic)
+            tps += [TopicPartition(topic, p) for p in sorted(found.partitions)] if found is not None else []
+        committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(tps, timeout=30)
+                     if tp.offset >= 0}
         if not committed:
             return 0
         reader = make_consumer(self.settings, f"{GROUP_ID}.replay")
-        reader.assign([TopicPartition(self.input, p, 0) for p in committed])
+        reader.assign([TopicPartition(t, p, 0) for t, p in committed])
         remaining, count, deadline = dict(committed), 0, time.monotonic() + timeout_s
         while remaining and time.monotonic() < deadline:
             for msg in reader.consume(500, 0.5):
-                partition, offset = msg.partition() or 0, msg.offset() or 0
-                if msg.error() or partition not in remaining or offset >= remaining[partition]:
+                where, offset = (msg.topic() or "", msg.partition() or 0), msg.offset() or 0
+                if msg.error() or where not in remaining or offset >= remaining[where]:
                     continue
-                if offset + 1 >= remaining[partition]:
-                    remaining.pop(partition)
+                if offset + 1 >= remaining[where]:
+                    remaining.pop(where)
                 try:
                     event = self.decode(msg)
                 except SerdeError:
                     continue  # parked the first time round
                 if event is not None:
-                    step(self.state, self.rules, event)
+                    self.apply(event)
                     count += 1
         reader.close()
         if remaining:
-            raise NotConfirmed(f"replay did not reach the committed offsets of partitions {sorted(remaining)}")
+            raise NotConfirmed(f"replay did not reach the committed offsets of {sorted(remaining)}")
         log.info("review state rebuilt from %d order events (%d orders in the window)", count, len(self.state.facts))
         return count
 
@@ -116,12 +133,14 @@ class ReviewWorker:
             try:
                 event = self.decode(msg)
             except SerdeError as exc:
-                self._park(msg, exc)
+                if msg.topic() == self.input:
+                    self._park(msg, exc)  # a poison payment is the orders worker's to park, not a second time here
                 continue
+            label = names.SHOP_ORDERS if msg.topic() == self.input else names.PAYMENTS
             if event is None:
-                RECORDS_IN.labels(PROCESSOR, names.SHOP_ORDERS, "ignored").inc()
+                RECORDS_IN.labels(PROCESSOR, label, "ignored").inc()
                 continue
-            for verdict in step(self.state, self.rules, event):
+            for verdict in self.apply(event):
                 for topic, record in outputs(verdict, event.meta.recorded_at):
                     physical = self.settings.topic(topic)
                     self.producer.produce(physical, key=verdict.order_id.encode(),
@@ -129,7 +148,7 @@ class ReviewWorker:
                                           on_delivery=lambda err, _m: errors.append(err) if err else None)
                     RECORDS_OUT.labels(PROCESSOR, topic).inc()
                     sent += 1
-            RECORDS_IN.labels(PROCESSOR, names.SHOP_ORDERS, "ok").inc()
+            RECORDS_IN.labels(PROCESSOR, label, "ok").inc()
         if self.producer.flush(60) or errors:
             raise NotConfirmed(f"{len(errors)} verdict record(s) not confirmed: {errors[:1]}")
         return sent
@@ -143,7 +162,7 @@ class ReviewWorker:
     def run(self) -> None:
         """Replay, then poll, decide, publish and commit until `stop` is set."""
         self.replay()
-        self.consumer.subscribe([self.input])
+        self.consumer.subscribe(self.inputs)
         while not self.stop.is_set():
             records, self._last_error = poll_batch(self.consumer, 500, 0.5, self._last_error)
             if not records:

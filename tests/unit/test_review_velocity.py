@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from shopstream.processors.review.evaluate import Verdict
 from shopstream.processors.review.rules import load_rules
-from shopstream.processors.review.velocity import ReviewState, decide, step
+from shopstream.processors.review.velocity import ReviewState, decide, step, step_risk
 from shopstream.schemas.models import OrderPlaced, OrderUpdated
 
-from .review_events import ELSEWHERE, order, update
+from .review_events import ELSEWHERE, order, ruleset, update
 
 RULES = load_rules()
 
@@ -112,3 +112,17 @@ def test_windows_are_event_time_not_arrival_time() -> None:
     late_but_old = [order(f"o{i}", minute=i * 10) for i in range(3)] + [order("o9", minute=-120)]
     assert run(late_but_old)["o9"].action == "pass"
     assert timedelta(hours=1) in {v.window for v in RULES.velocities()}
+
+
+def test_the_provider_risk_level_is_a_fact_and_the_riskiest_wins() -> None:
+    rules = ruleset('version: "r"\nrules:\n  - id: risky\n    description: d\n    action: hold\n'
+                    '    when: {fact: risk_level, op: in, value: [elevated, highest]}\n')
+    state = ReviewState()
+    assert [v.action for v in step(state, rules, order("o1"))] == ["pass"]
+    assert step_risk(state, rules, "o1", "normal") == []  # changes nothing the rules see
+    [held] = step_risk(state, rules, "o1", "elevated")
+    assert held.action == "hold" and held.fired[0].evidence == {"risk_level": "elevated"}
+    assert step_risk(state, rules, "o1", "normal") == []  # a less risky report does not lower it
+    other = ReviewState()
+    step_risk(other, rules, "o1", "elevated")  # before the order: kept, decided when the order arrives
+    assert [v.action for v in step(other, rules, order("o1"))] == ["hold"]
