@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -61,7 +62,8 @@ from .language import (
 )
 
 __all__ = ["REGEX_MAX_INPUT", "AllOf", "AnyOf", "Compare", "Condition", "Not", "Per", "Rule", "RuleSet",
-           "RulesError", "Velocity", "compile_rules", "load_rates", "load_rules", "normalise", "parse_rules"]
+           "RulesError", "Velocity", "compile_rules", "load_rates", "load_rules", "normalise", "parse_rules",
+           "with_list_changes"]
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "topology" / "rules" / "review.yaml"
 
@@ -274,3 +276,15 @@ def line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int:
         node = child
         line = child.start_mark.line + 1 if not isinstance(child, yaml.ScalarNode) else line
     return line
+
+
+def with_list_changes(rules: RuleSet, changes: dict[str, tuple[frozenset[str], frozenset[str]]]) -> RuleSet:
+    """The rule set with API edits applied to its lists: per list (added, removed), already normalised.
+
+    The file's entries plus the added ones, minus the removed ones; lists the rules do not declare are
+    ignored."""
+    lists = dict(rules.lists)
+    for name, (added, removed) in changes.items():
+        if name in lists:
+            lists[name] = (lists[name] | added) - removed
+    return replace(rules, lists=lists)

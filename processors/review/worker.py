@@ -1,5 +1,6 @@
 """Review worker (`shopstream worker review`): shop.orders -> verdicts (review.decisions), work items (review.queue).
 
+The lists' edits made through the API (`list_store`) are applied over the list files every few seconds.
 It also reads `payments` for the provider's risk level of an authorisation (fact `risk_level`, Stripe
 Radar's `outcome.risk_level`); every other payment event is skipped.
 
@@ -27,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from typing import Any
 
+import redis
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from shopstream.config import Settings
@@ -42,8 +45,9 @@ from shopstream.serde import AvroSerde, SerdeError, make_registry_client
 from shopstream.topology import load_topology_for, names
 
 from .evaluate import Verdict
+from .list_store import read_changes
 from .records import outputs
-from .rules import RuleSet, load_rules
+from .rules import RuleSet, load_rules, with_list_changes
 from .velocity import ReviewState, step, step_risk
 
 PROCESSOR = "review"
@@ -58,9 +62,14 @@ class NotConfirmed(Exception):
 class ReviewWorker:
     """The loop around the pure review core (build with `create`)."""
 
-    def __init__(self, settings: Settings, rules: RuleSet, *, stop: threading.Event | None = None) -> None:
+    def __init__(self, settings: Settings, rules: RuleSet, *, stop: threading.Event | None = None,
+                 lists_every_s: float = 5.0) -> None:
         self.settings = settings
+        self.file_rules = rules
         self.rules = rules
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self.lists_every_s = lists_every_s
+        self._lists_at = -math.inf
         self.state = ReviewState()
         self.stop = stop or threading.Event()
         self.input = settings.topic(names.SHOP_ORDERS)
@@ -91,6 +100,18 @@ class ReviewWorker:
             assert event.risk_level is not None
             return step_risk(self.state, self.rules, event.order_id, event.risk_level)
         return step(self.state, self.rules, event)
+
+    def refresh_lists(self) -> None:
+        """Apply the lists' API edits (re-read every `lists_every_s`; Redis away: the last ones stay)."""
+        if time.monotonic() - self._lists_at < self.lists_every_s:
+            return
+        self._lists_at = time.monotonic()
+        try:
+            changes = read_changes(self.redis, self.settings.redis_key_prefix, sorted(self.file_rules.lists))
+        except redis.RedisError as exc:
+            log.warning("review lists not refreshed (%s): the last ones stay", exc)
+            return
+        self.rules = with_list_changes(self.file_rules, changes)
 
     def replay(self, timeout_s: float = 120.0) -> int:
         """Rebuild the state from the input up to the group's committed offsets (emitting nothing)."""
@@ -161,9 +182,11 @@ class ReviewWorker:
 
     def run(self) -> None:
         """Replay, then poll, decide, publish and commit until `stop` is set."""
+        self.refresh_lists()
         self.replay()
         self.consumer.subscribe(self.inputs)
         while not self.stop.is_set():
+            self.refresh_lists()
             records, self._last_error = poll_batch(self.consumer, 500, 0.5, self._last_error)
             if not records:
                 continue
@@ -176,6 +199,7 @@ class ReviewWorker:
         self.producer.flush(10)
         self._dlq_producer.close()
         self._loop.close()
+        self.redis.close()
 
 
 def _next_offsets(records: list[Message]) -> list[TopicPartition]:

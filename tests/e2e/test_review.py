@@ -240,3 +240,21 @@ def test_a_chargeback_hold_is_lifted_by_a_decision(stack: RunningStack) -> None:
     assert status == 202, body
     doc = poll_order(stack, order_id, lambda d: d["hold_reasons"] == [], "hold lifted")
     assert doc["payment_status"] == "disputed"  # the dispute itself runs on; only the hold was lifted
+
+
+def test_an_admin_blocks_an_email_through_the_api_and_its_next_order_is_cancelled(stack: RunningStack,
+                                                                                  outputs: Outputs) -> None:
+    email = f"fraud-{uuid.uuid4().hex[:8]}@example.com"
+    url = f"{stack.api}/v1/review/lists/blocked_emails/entries"
+    assert post_json(url, {"entry": email}, "reviewer")[0] == 403
+    req = urllib.request.Request(url, data=json.dumps({"entry": email.upper()}).encode(), method="POST", headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {stack.token}"})  # the dev admin token
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert json.loads(resp.read())["entry"] == email
+    time.sleep(6)  # the review worker re-reads the lists every 5 s
+    order_id = _order_id()
+    shopify_create(stack, order(order_id, total="25.00", email=email))
+    poll_order(stack, order_id, lambda d: d["status"] == "cancelled", "cancelled by the block rule")
+    wait_item(stack, order_id, "review_block")
+    [cancel] = outputs.wait("CancelOrder", "commands.shop", CancelOrder, key=str(order_id))
+    assert cancel.requested_by == "shopstream.review" and releases(outputs, order_id) == []

@@ -136,8 +136,9 @@ def _pure_cores() -> list[str]:
     orders = sorted(m for m in modules if m.startswith("shopstream.processors.orders.")
                     and m != "shopstream.processors.orders.app")
     codecs = sorted(m for m in modules if m == "shopstream.codecs" or m.startswith("shopstream.codecs."))
+    adapters = {"shopstream.processors.review.worker", "shopstream.processors.review.list_store"}
     review = sorted(m for m in modules if m == "shopstream.processors.review"
-                    or (m.startswith("shopstream.processors.review.") and m != "shopstream.processors.review.worker"))
+                    or (m.startswith("shopstream.processors.review.") and m not in adapters))
     return [
         *orders,
         *review,  # the review rules engine: language, facts, evaluator, velocity state

@@ -91,3 +91,14 @@ def test_a_file_that_cannot_be_read_names_it(tmp_path: Path) -> None:
 def test_rates_are_exact_decimals() -> None:
     rates = load_rates(RULES_DIR.parent / "rates.yaml")
     assert str(rates["USD"]) == "0.95"
+
+
+def test_list_edits_apply_over_the_files() -> None:
+    from shopstream.processors.review.rules import with_list_changes
+
+    rules = ruleset(HEAD + "  - id: r\n    description: d\n    action: block\n"
+                    "    when: {fact: email, op: in_list, list: blocked}\n")
+    edited = with_list_changes(rules, {"blocked": (frozenset({"a@x.de", "b@x.de"}), frozenset({"b@x.de"})),
+                                       "unknown": (frozenset({"c@x.de"}), frozenset())})
+    assert edited.lists["blocked"] == rules.lists["blocked"] | {"a@x.de"} and "unknown" not in edited.lists
+    assert rules.lists["blocked"] == frozenset()  # the file's list is untouched
