@@ -310,6 +310,10 @@ def apply(record: OrderRecord | None, event: AnyEvent, context: Context, now: da
     now = now or event.meta.recorded_at
     start = record or OrderRecord(order_id=order_id)
     run = _Run()
+    if isinstance(event, WorkItemDecided) and event.subject_type != "order":
+        # A decision about another subject (an unmatched payment) is not this processor's: never parked.
+        run.notes.append(f"decision {event.meta.event_id} is about a {event.subject_type}, not an order")
+        return run.outcome(start, start)
     rec = start
     if rec.state is None:
         if isinstance(event, OrderPlaced | OrderUpdated):

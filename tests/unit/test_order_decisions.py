@@ -166,5 +166,7 @@ def test_decisions_on_other_subjects_are_ignored_and_the_record_round_trips() ->
     assert record is not None
     other = decided(3).model_copy(update={"subject_type": "payment"})
     assert apply(record, other, GATED).outputs == ()
+    unknown = apply(None, other.model_copy(update={"subject_id": "pi_1"}), GATED)
+    assert not unknown.parked and not unknown.changed and unknown.outputs == ()  # never parked as an order
     record, _ = feed(decided(5), record=record, ctx=GATED)
     assert record is not None and OrderRecord.from_dict(record.to_dict()) == record
