@@ -88,3 +88,14 @@ def test_dev_makes_one_admin_token_per_state_dir(tmp_path: Path) -> None:
     again = dev_admin_token(tmp_path)
     assert again == (tokens, token, False)
     assert read_dev_admin_token(tmp_path) == token and read_dev_admin_token(tmp_path / "x") is None
+
+
+def test_api_serve_refuses_a_broken_tokens_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from shopstream.cli import main
+
+    bad = tmp_path / "tokens.yaml"
+    bad.write_text("tokens:\n  - name: a\n    roles: [viewer]\n    sha256: my-plain-token\n")
+    monkeypatch.setenv("SHOPSTREAM_API_TOKENS_FILE", str(bad))
+    assert main(["api", "serve"]) == 2
+    assert "SHOPSTREAM_API_TOKENS_FILE" in capsys.readouterr().err
