@@ -13,7 +13,7 @@
                                              another one after a decision: 409; 503 when Kafka did not
                                              confirm (nothing decided, try again)
 
-A decision is first reserved in Redis (`{prefix}work-item-decision:{id}`, SET NX), so two reviewers
+A decision is first reserved in Redis (`{prefix}work-item-decision:{id}`, SET NX, 10 min), so two reviewers
 racing get one 202 and one 409; then the WorkItemDecided (keyed by the subject id, `meta.source`
 `user:<token name>`, id derived from the item and the decision so a retried request is one event
 downstream) is published and confirmed; then the view document shows it at once (the sink applies the
@@ -52,6 +52,7 @@ DECISIONS_NS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:shopstream:api:decisions")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 _CURSOR = re.compile(r"\d{15}\|[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 LIMIT_DEFAULT, LIMIT_MAX, NOTE_MAX = 50, 500, 2000
+RESERVATION_S = 600
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -166,7 +167,9 @@ async def decide_item(request: web.Request) -> web.Response:
     if doc.get("decision"):
         return _already(doc, decision)
     lock = f"{items.prefix}work-item-decision:{item_id}"
-    if not await items.client.set(lock, decision, nx=True):
+    # Expires so that an API process dying between reserving and publishing cannot block the item for good;
+    # once published, the item document itself says it is decided.
+    if not await items.client.set(lock, decision, nx=True, ex=RESERVATION_S):
         held = await items.client.get(lock)
         return _already({**doc, "decision": held.decode() if isinstance(held, bytes) else held}, decision)
     who = principal_of(request).name
