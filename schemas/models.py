@@ -425,6 +425,10 @@ class OrderPlaced(BaseModel):
     source_financial_status: str | None = None
     # The source's raw fulfillment status.
     source_fulfillment_status: str | None = None
+    # IP address the order was placed from (Shopify browser_ip).
+    client_ip: str | None = None
+    # Payment gateway of the checkout, e.g. shopify_payments, paypal (Shopify payment_gateway_names).
+    payment_gateway: str | None = None
 
 
 class OrderReviewed(BaseModel):
@@ -548,6 +552,10 @@ class OrderUpdated(BaseModel):
     source_financial_status: str | None = None
     # The source's raw fulfillment status.
     source_fulfillment_status: str | None = None
+    # IP address the order was placed from (Shopify browser_ip).
+    client_ip: str | None = None
+    # Payment gateway of the checkout, e.g. shopify_payments, paypal (Shopify payment_gateway_names).
+    payment_gateway: str | None = None
 
 
 class PaymentAuthorized(BaseModel):

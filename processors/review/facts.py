@@ -4,9 +4,10 @@ Every fact has a type the rule loader checks conditions against (`FACT_TYPES`): 
 Decimal), `int`, `string`, `bool`, `strings` (a tuple of strings). A fact the event does not carry is
 None; a condition on a None fact does not match (`exists` tests for it).
 
-Facts not carried by today's order events (payment gateway/method, client IP, card fingerprint,
-categories) are None / empty until a connector fills them; `risk_level` comes from the payment
-provider (Stripe `outcome.risk_level`) when a `PaymentAuthorized` reached the review worker.
+`ip` and `payment_gateway` come from the order events' `client_ip` / `payment_gateway` (Shopify's
+`browser_ip` / `payment_gateway_names`); facts no order event carries yet (payment method, card
+fingerprint, categories) are None / empty until a connector fills them; `risk_level` comes from the
+payment provider (Stripe `outcome.risk_level`) when a `PaymentAuthorized` reached the review worker.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ def order_facts(event: OrderPlaced | OrderUpdated, rates: dict[str, Decimal], *,
         country_mismatch=b_country is not None and s_country is not None and b_country != s_country,
         address_mismatch=b_key is not None and s_key is not None and b_key != s_key,
         shipping_address=s_key,
+        ip=event.client_ip.strip() if event.client_ip else None,
+        payment_gateway=event.payment_gateway.lower() if event.payment_gateway else None,
     )
 
 

@@ -126,3 +126,20 @@ def test_the_provider_risk_level_is_a_fact_and_the_riskiest_wins() -> None:
     other = ReviewState()
     step_risk(other, rules, "o1", "elevated")  # before the order: kept, decided when the order arrives
     assert [v.action for v in step(other, rules, order("o1"))] == ["hold"]
+
+
+def test_velocity_per_ip_and_a_gateway_rule() -> None:
+    rules = ruleset('version: "r"\nrules:\n  - id: ip-burst\n    description: d\n    action: hold\n'
+                    '    when: {velocity: {measure: orders, per: ip, window: 30m}, op: gte, value: 3}\n'
+                    '  - id: paypal\n    description: d\n    action: flag\n'
+                    '    when: {fact: payment_gateway, op: eq, value: PayPal}\n')
+    state = ReviewState()
+    events = [order(f"o{i}", minute=i * 5, email=f"e{i}@x.de").model_copy(update={"client_ip": "203.0.113.7"})
+              for i in range(3)]
+    last = {}
+    for event in events:
+        for verdict in step(state, rules, event):
+            last[verdict.order_id] = verdict
+    assert [last[f"o{i}"].action for i in range(3)] == ["pass", "pass", "hold"]
+    [flagged] = step(state, rules, order("p1", minute=60).model_copy(update={"payment_gateway": "paypal"}))
+    assert flagged.rule_ids == ("paypal",)
