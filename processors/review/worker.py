@@ -13,7 +13,9 @@ Loop (one thread, consumer group `review`):
 2. `step` each event: the verdicts that changed — the event's order and the ones a late event touched;
 3. publish every verdict's records keyed by order id and wait until the broker confirmed all of them;
 4. commit the batch. A record whose outputs were not confirmed stops the worker without committing
-   (exit 1); a restart resumes from the last commit.
+   (exit 1); a restart resumes from the last commit. A record the core fails on (a bug) is parked on
+   `shop.orders.dlq` (stage `process`); a transient fault (registry away) stops the worker without
+   committing, for its supervisor to restart (the shared runner will retry in place instead).
 
 Velocity state survives a SIGKILL without a store of its own: it is a deterministic function of the
 order events, so at start the worker replays `shop.orders` from the start of the topic up to the
@@ -40,6 +42,7 @@ from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import AsyncProducer, make_consumer, make_producer, poll_batch
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT
+from shopstream.processing import is_transient
 from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated, PaymentAuthorized
 from shopstream.serde import AvroSerde, SerdeError, make_registry_client
 from shopstream.topology import load_topology_for, names
@@ -161,23 +164,28 @@ class ReviewWorker:
             if event is None:
                 RECORDS_IN.labels(PROCESSOR, label, "ignored").inc()
                 continue
-            for verdict in self.apply(event):
-                for topic, record in outputs(verdict, event.meta.recorded_at):
-                    physical = self.settings.topic(topic)
-                    self.producer.produce(physical, key=verdict.order_id.encode(),
-                                          value=self.serde.encode(physical, record),
-                                          on_delivery=lambda err, _m: errors.append(err) if err else None)
-                    RECORDS_OUT.labels(PROCESSOR, topic).inc()
-                    sent += 1
+            try:
+                out = [(topic, verdict.order_id, self.serde.encode(self.settings.topic(topic), record))
+                       for verdict in self.apply(event) for topic, record in outputs(verdict, event.meta.recorded_at)]
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # registry away: stop without committing; the restart (later: the runner) retries
+                self._park(msg, exc, "process")  # a bug on one record must not block its partition
+                continue
+            for topic, key, value in out:
+                self.producer.produce(self.settings.topic(topic), key=key.encode(), value=value,
+                                      on_delivery=lambda err, _m: errors.append(err) if err else None)
+                RECORDS_OUT.labels(PROCESSOR, topic).inc()
+                sent += 1
             RECORDS_IN.labels(PROCESSOR, label, "ok").inc()
         if self.producer.flush(60) or errors:
             raise NotConfirmed(f"{len(errors)} verdict record(s) not confirmed: {errors[:1]}")
         return sent
 
-    def _park(self, msg: Message, exc: Exception) -> None:
+    def _park(self, msg: Message, exc: Exception, stage: str = "deserialize") -> None:
         record = FailedRecord(topic=msg.topic() or "", key=msg.key(), value=msg.value(),
                               partition=msg.partition() or 0, offset=msg.offset() or 0)
-        self._loop.run_until_complete(self.dlq.park(record, Failure(error=exc, stage="deserialize")))
+        self._loop.run_until_complete(self.dlq.park(record, Failure(error=exc, stage=stage)))
         RECORDS_IN.labels(PROCESSOR, names.SHOP_ORDERS, "dlq").inc()
 
     def run(self) -> None:

@@ -123,3 +123,44 @@ def test_verdicts_after_a_sigkill_mid_stream_equal_the_oracle(settings: Settings
                                                        settings.topic("review.queue"), 4, idle_s=0.5)]
     held = {i.order_id for i in items if isinstance(i, ReviewItem) and i.kind == "review_hold"}
     assert held >= {k for k, (a, _) in expected.items() if a == "hold"}
+
+
+def test_a_poison_record_is_parked_and_the_partition_moves_on(settings: Settings) -> None:
+    import threading
+
+    from shopstream.dlq import header_map
+    from shopstream.processors.review.worker import run_review
+
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+    producer = make_producer(settings)
+    topic = settings.topic("shop.orders")
+    good = order("P-2", total="409.94", currency="USD", orders_count=1)
+    producer.produce(topic, key=b"P-1", value=b"definitely not avro")
+    producer.produce(topic, key=b"P-2", value=serde.encode(topic, good))
+    assert producer.flush(30) == 0
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run_review(settings, stop)
+        except BaseException as exc:  # the worker's crash fails the test
+            errors.append(exc)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "P-2" not in _verdicts(settings, serde):
+            assert time.monotonic() < deadline and not errors, errors
+            time.sleep(0.5)
+        assert _verdicts(settings, serde)["P-2"] == ("hold", ("high-value", "first-order"))
+        parked = read_all(settings.kafka_bootstrap_servers, settings.topic("shop.orders.dlq"), 1, idle_s=0.5)
+        [msg] = [m for m in parked if m.key() == b"P-1"]
+        headers = header_map(msg.headers())
+        assert msg.value() == b"definitely not avro" and b"review" in headers["shopstream.dlq.processor"]
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert not errors, errors
