@@ -212,6 +212,8 @@ class ShopifyOrder(_Loose):
     total_shipping_price_set: dict[str, Any] | None = None
     financial_status: str | None = None
     fulfillment_status: str | None = None
+    browser_ip: str | None = None
+    payment_gateway_names: list[str] = Field(default_factory=list)
     line_items: list[ShopifyLineItem]
     shipping_address: ShopifyAddress | None = None
     billing_address: ShopifyAddress | None = None
@@ -430,6 +432,9 @@ class ShopifyConnector:
                               orders_count=order.customer.orders_count) if order.customer else None,
             shipping_address=_address(order.shipping_address), billing_address=_address(order.billing_address),
             source_financial_status=order.financial_status, source_fulfillment_status=order.fulfillment_status,
+            # facts for the review rules (ip velocity, gateway)
+            client_ip=order.browser_ip or None,
+            payment_gateway=order.payment_gateway_names[0] if order.payment_gateway_names else None,
         )
         if record_type == "OrderPlaced":
             return OrderPlaced(meta=meta(created, order.created_at), placed_at=created, **body)

@@ -318,7 +318,20 @@ class StripeConnector:
         if amount.amount == 0:
             return None  # nothing is authorised (any more): acknowledged, not published
         return PaymentAuthorized(meta=meta, order_id=order_id, payment_id=payment_id, provider=SOURCE,
-                                 amount=amount, authorized_at=event.created, method=self._method(event.obj))
+                                 amount=amount, authorized_at=event.created, method=self._method(event.obj),
+                                 risk_level=self._risk_level(event.obj))
+
+    @staticmethod
+    def _risk_level(obj: Mapping[str, Any]) -> str | None:
+        """Stripe Radar's `outcome.risk_level` of the charge: on a charge itself, or on an intent's charge
+        when Stripe sends it expanded (`latest_charge`, or `charges.data` in older API versions)."""
+        charges = (obj.get("charges") or {}).get("data") if isinstance(obj.get("charges"), dict) else None
+        for charge in (obj, obj.get("latest_charge"), *(charges[-1:] if isinstance(charges, list) else [])):
+            outcome = charge.get("outcome") if isinstance(charge, dict) else None
+            level = outcome.get("risk_level") if isinstance(outcome, dict) else None
+            if isinstance(level, str) and level and level != "not_assessed":
+                return level
+        return None
 
     def _captured(self, event: StripeEvent, meta: EventMeta, order_id: str, payment_id: str) -> PaymentCaptured:
         obj = event.obj

@@ -225,6 +225,22 @@ class CancelFulfillment(BaseModel):
     reason: str | None = None
 
 
+class CancelOrder(BaseModel):
+    """
+    Command (commands.shop, keyed by order id): cancel the order in the shop (a person or a rule
+    rejected it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.CancelOrder"
+
+    meta: EventMeta
+    order_id: str
+    reason: str | None = None
+    # Who decided (user:<name> or review rules).
+    requested_by: str | None = None
+
+
 class ChargebackOpened(BaseModel):
     """The buyer's bank opened a dispute / chargeback."""
 
@@ -409,6 +425,35 @@ class OrderPlaced(BaseModel):
     source_financial_status: str | None = None
     # The source's raw fulfillment status.
     source_fulfillment_status: str | None = None
+    # IP address the order was placed from (Shopify browser_ip).
+    client_ip: str | None = None
+    # Payment gateway of the checkout, e.g. shopify_payments, paypal (Shopify payment_gateway_names).
+    payment_gateway: str | None = None
+
+
+class OrderReviewed(BaseModel):
+    """The review rules' verdict on an order snapshot (review.decisions, keyed by order id)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.OrderReviewed"
+
+    meta: EventMeta
+    order_id: str
+    # pass | allow | flag | hold | block (the strongest fired action).
+    action: str
+    # review:<rule-id> of every fired hold rule.
+    hold_reasons: list[str] = Field(default_factory=list)
+    # Rules that fired (mode on), in evaluation order.
+    rule_ids: list[str] = Field(default_factory=list)
+    # Rules in shadow mode that would have fired (no effect).
+    shadow_rule_ids: list[str] = Field(default_factory=list)
+    rules_version: str
+    # <rule-id>.<fact> -> the value the rule saw.
+    evidence: dict[str, str] = Field(default_factory=dict)
+    # The ReviewItem raised for a person (flag, hold, block).
+    work_item_id: str | None = None
+    # Source time of the snapshot decided.
+    facts_as_of: UtcDatetime | None = None
 
 
 class OrderState(BaseModel):
@@ -475,6 +520,10 @@ class OrderStatusChanged(BaseModel):
     source: str
     # Name of the rule/mapping that decided.
     rule: str
+    # Why, in a person's words (decisions on work items).
+    note: str | None = None
+    # The work item a decision was about.
+    work_item_id: str | None = None
 
 
 class OrderUpdated(BaseModel):
@@ -503,6 +552,10 @@ class OrderUpdated(BaseModel):
     source_financial_status: str | None = None
     # The source's raw fulfillment status.
     source_fulfillment_status: str | None = None
+    # IP address the order was placed from (Shopify browser_ip).
+    client_ip: str | None = None
+    # Payment gateway of the checkout, e.g. shopify_payments, paypal (Shopify payment_gateway_names).
+    payment_gateway: str | None = None
 
 
 class PaymentAuthorized(BaseModel):
@@ -933,12 +986,44 @@ class TicketCreated(BaseModel):
     created_at: UtcDatetime
 
 
+class WorkItemDecided(BaseModel):
+    """
+    A person decided a work item (review.decisions, keyed by subject id): approve or reject, by whom,
+    why.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.WorkItemDecided"
+
+    meta: EventMeta
+    # The work item decided (the ReviewItem's meta.event_id).
+    item_id: str
+    # What the item is about, e.g. order.
+    subject_type: str
+    # The subject's id, e.g. the order id (also the record key).
+    subject_id: str
+    # approve | reject.
+    decision: str
+    # Name of the token that decided (who).
+    decided_by: str
+    decided_at: UtcDatetime
+    # Why, in the person's words.
+    note: str | None = None
+    # The item's kind, e.g. review_hold, hold, chargeback.
+    kind: str | None = None
+    # Hold reasons the item named: approve lifts exactly these.
+    hold_reasons: list[str] = Field(default_factory=list)
+    # Rules that raised the item.
+    rule_ids: list[str] = Field(default_factory=list)
+
+
 RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.Address": Address,
     "io.shopstream.events.AnomalyAlert": AnomalyAlert,
     "io.shopstream.events.AtpLevel": AtpLevel,
     "io.shopstream.events.AtpLocation": AtpLocation,
     "io.shopstream.events.CancelFulfillment": CancelFulfillment,
+    "io.shopstream.events.CancelOrder": CancelOrder,
     "io.shopstream.events.ChargebackOpened": ChargebackOpened,
     "io.shopstream.events.CreateInvoice": CreateInvoice,
     "io.shopstream.events.CreateReturnLabel": CreateReturnLabel,
@@ -951,6 +1036,7 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.OrderCancelled": OrderCancelled,
     "io.shopstream.events.OrderLine": OrderLine,
     "io.shopstream.events.OrderPlaced": OrderPlaced,
+    "io.shopstream.events.OrderReviewed": OrderReviewed,
     "io.shopstream.events.OrderState": OrderState,
     "io.shopstream.events.OrderStatusChanged": OrderStatusChanged,
     "io.shopstream.events.OrderStatusSnapshot": OrderStatusSnapshot,
@@ -981,4 +1067,5 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.StockSnapshotLine": StockSnapshotLine,
     "io.shopstream.events.SyncShopStock": SyncShopStock,
     "io.shopstream.events.TicketCreated": TicketCreated,
+    "io.shopstream.events.WorkItemDecided": WorkItemDecided,
 }

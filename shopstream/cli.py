@@ -104,6 +104,52 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.processors.inventory.shop_sync_worker import run_shop_sync
 
         run_shop_sync(settings, metrics_port=args.port or settings.worker_web_port + 3)
+    elif args.processor == "review":
+        from shopstream.processors.review.rules import RulesError
+        from shopstream.processors.review.worker import run_review
+
+        try:
+            run_review(settings, metrics_port=args.port or settings.worker_web_port + 4)
+        except RulesError as exc:
+            print(f"shopstream worker review: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def cmd_rules_test(args: argparse.Namespace, settings: Settings) -> int:
+    from shopstream.processors.review.rules import RulesError, load_rules
+    from shopstream.processors.review.tools import DEFAULT_SAMPLES, describe, load_samples, try_rules
+
+    try:
+        rules = load_rules(args.file)
+        samples = load_samples(Path(args.orders) if args.orders else DEFAULT_SAMPLES)
+    except (RulesError, ValueError, OSError) as exc:
+        print(f"shopstream rules test: {exc}", file=sys.stderr)
+        return 1
+    print(f"rules {rules.version} ({rules.source}): {len(rules.rules)} rules, valid")
+    for verdict in try_rules(rules, samples):
+        print("\n".join(describe(verdict)))
+    return 0
+
+
+def cmd_rules_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from shopstream.processors.review.rules import RulesError, load_rules
+    from shopstream.processors.review.tools import backtest, parse_time, read_orders
+
+    _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
+    try:
+        rules = load_rules(args.rules or settings.review_rules or None)
+        since = parse_time(args.since)
+        until = parse_time(args.until) if args.until else None
+    except (RulesError, ValueError) as exc:
+        print(f"shopstream rules backtest: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    events = read_orders(settings)
+    report = backtest(rules, events, since, until)
+    print(report.render(rules, time.monotonic() - started))
     return 0
 
 
@@ -117,8 +163,13 @@ def cmd_connectors_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_api_serve(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.api.app import serve
+    from shopstream.auth import TokenFileError
 
-    serve(settings)
+    try:
+        serve(settings)
+    except TokenFileError as exc:
+        print(f"shopstream api serve: SHOPSTREAM_API_TOKENS_FILE: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -396,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync"], help="which processor")
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review"],
+                   help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)
 
@@ -406,6 +458,18 @@ def build_parser() -> argparse.ArgumentParser:
         g = sub.add_parser(group, help=text)
         gsub = g.add_subparsers(dest="action", required=True, metavar="ACTION")
         gsub.add_parser("serve", help=f"serve {text}").set_defaults(func=func)
+
+    r = sub.add_parser("rules", help="review rules: try a file on sample orders or on the order history")
+    rsub = r.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = rsub.add_parser("test", help="validate a rules file and show which rules fire on sample orders and why")
+    p.add_argument("file", help="rules file, e.g. topology/rules/review.yaml")
+    p.add_argument("--orders", metavar="SAMPLES.json", help="sample orders (default: the shipped samples)")
+    p.set_defaults(func=cmd_rules_test)
+    p = rsub.add_parser("backtest", help="replay shop.orders through a rules file: per rule, what it would do")
+    p.add_argument("--since", required=True, help="orders placed from (ISO-8601, or 7d / 12h back from now)")
+    p.add_argument("--until", help="orders placed before (default: now)")
+    p.add_argument("--rules", metavar="FILE", help="rules file (default: SHOPSTREAM_REVIEW_RULES or the shipped one)")
+    p.set_defaults(func=cmd_rules_backtest)
 
     _add_dlq_parser(sub)
     _add_ingest_parser(sub)

@@ -149,6 +149,8 @@ class Settings(BaseSettings):
 
     # Workers
     state_dir: str = Field(".shopstream", validation_alias=AliasChoices("SHOPSTREAM_STATE_DIR"))
+    # API bearer tokens (shopstream.auth): name, roles, sha256 per token; empty: every API request is refused.
+    api_tokens_file: str = Field("", validation_alias=AliasChoices("SHOPSTREAM_API_TOKENS_FILE"))
     dev_log_dir: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_DEV_LOG_DIR"),
         description="`shopstream dev`: write each service's output to DIR/<service>.log instead of the "
@@ -166,6 +168,11 @@ class Settings(BaseSettings):
         "", validation_alias=AliasChoices("SHOPSTREAM_ORDERS_POLICY"),
         description="Orders policy file (parking bound and expiry, anomaly severities); empty: the shipped "
                     "topology/orders_policy.yaml.",
+    )
+    review_rules: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_REVIEW_RULES"),
+        description="Review rules file of `worker review` (rates and lists relative to it); empty: the shipped "
+                    "topology/rules/review.yaml.",
     )
     returns_policy: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_RETURNS_POLICY"),

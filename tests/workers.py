@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -78,14 +79,39 @@ def running_sink(settings: Settings, batch_size: int) -> Iterator[None]:
     assert not errors, errors
 
 
+#: One token per role for API tests: role -> (name, token). The tokens file holds only their hashes.
+TEST_TOKENS: dict[str, tuple[str, str]] = {role: (f"test-{role}", f"token-of-test-{role}")
+                                           for role in ("viewer", "reviewer", "operator", "admin")}
+
+
+def write_test_tokens(folder: Path) -> Path:
+    """A tokens file with one token per role (TEST_TOKENS) in `folder`."""
+    from shopstream.auth import TokenEntry, hash_token, write_tokens
+
+    path = folder / "api-tokens.yaml"
+    write_tokens(path, [TokenEntry(name=name, roles=(role,), sha256=hash_token(token))  # type: ignore[arg-type]
+                        for role, (name, token) in TEST_TOKENS.items()])
+    return path
+
+
+def auth_header(role: str | None) -> dict[str, str]:
+    """The Authorization header of the test token of `role` (none for None)."""
+    return {"Authorization": f"Bearer {TEST_TOKENS[role][1]}"} if role else {}
+
+
 @asynccontextmanager
-async def api_client(settings: Settings) -> AsyncIterator[TestClient]:
-    """The read API app in an aiohttp test server for the block."""
+async def api_client(settings: Settings, role: str | None = "viewer") -> AsyncIterator[TestClient]:
+    """The read API app in an aiohttp test server for the block; requests carry `role`'s test token.
+
+    Unless `settings` names a tokens file, one with the TEST_TOKENS is written for the block."""
     from shopstream.api.app import make_app
 
-    client = TestClient(TestServer(make_app(settings)))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
+    with tempfile.TemporaryDirectory() as folder:
+        if not settings.api_tokens_file:
+            settings = settings.model_copy(update={"api_tokens_file": str(write_test_tokens(Path(folder)))})
+        client = TestClient(TestServer(make_app(settings)), headers=auth_header(role))
+        await client.start_server()
+        try:
+            yield client
+        finally:
+            await client.close()

@@ -65,7 +65,7 @@ from shopstream.processing import RetryPolicy, process_record
 from shopstream.processors.orders import payments, returns, shipments
 from shopstream.processors.orders.canonical import Context, RecordOutcome, apply, expire, waiting
 from shopstream.processors.orders.mapping import StatusMapping, load_mapping
-from shopstream.processors.orders.parking import AnyEvent
+from shopstream.processors.orders.parking import DECISION_EVENTS, AnyEvent, order_id_of
 from shopstream.processors.orders.record import OrderRecord
 from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated
 from shopstream.serde import AvroSerde, make_registry_client
@@ -81,10 +81,11 @@ INPUTS: dict[str, tuple[type[BaseModel], ...]] = {
     names.PAYMENTS: payments.PAYMENT_EVENTS,
     names.FULFILLMENT_SHIPMENTS: shipments.SHIPMENT_EVENTS,
     names.RETURNS: returns.RETURN_EVENTS,
+    names.REVIEW_DECISIONS: DECISION_EVENTS,
 }
 OUTPUTS = (names.ORDERS_STATE, names.ORDERS_STATUS_CHANGES, names.REVIEW_QUEUE, names.COMMANDS_FULFILLMENT,
            names.COMMANDS_ERP, names.COMMANDS_PAYMENTS, names.ALERTS_ANOMALIES, names.INVENTORY_STOCK,
-           names.INVENTORY_RESERVATIONS)
+           names.INVENTORY_RESERVATIONS, names.COMMANDS_SHOP)
 TABLE = "orders"
 
 
@@ -145,7 +146,7 @@ class OrdersProcessor:
         if not isinstance(event, INPUTS.get(name, ())):
             raise TypeError(f"{type(event).__name__} does not belong on {name}")
         order_event = cast(AnyEvent, event)
-        key = order_event.order_id.encode()
+        key = order_id_of(order_event).encode()
         async with self._lock:
             outcome = apply(self._load(key), order_event, self.context, datetime.now(UTC))
             if outcome.duplicate:

@@ -138,6 +138,7 @@ from shopstream.schemas.models import (
     Money,
     OrderCancelled,
     OrderPlaced,
+    OrderReviewed,
     OrderState,
     OrderStatusChanged,
     OrderStatusSnapshot,
@@ -146,10 +147,11 @@ from shopstream.schemas.models import (
     ReviewItem,
     ShipmentDispatched,
     StockAdjusted,
+    WorkItemDecided,
 )
 from shopstream.topology import names
 
-from . import lifecycle, payments, returns, shipments
+from . import decisions, lifecycle, payments, returns, shipments
 from .lifecycle import (
     RULE_CANCELLED,
     RULE_CREATED_FROM_UPDATE,
@@ -160,7 +162,7 @@ from .lifecycle import (
     snapshot,
 )
 from .mapping import StatusMapping
-from .parking import AnyEvent, ParkedEvent, expired, in_source_order, park
+from .parking import AnyEvent, DecisionEvent, ParkedEvent, expired, in_source_order, order_id_of, park
 from .policy import OrdersPolicy, ReturnsPolicy, load_orders_policy, load_returns_policy
 from .record import OrderRecord
 from .reservations import fulfilled_reservations, reservation_changes, shipment_reservations
@@ -184,10 +186,13 @@ TOPIC_PAYMENTS = names.COMMANDS_PAYMENTS
 TOPIC_ALERTS = names.ALERTS_ANOMALIES
 TOPIC_STOCK = names.INVENTORY_STOCK
 TOPIC_RESERVATIONS = names.INVENTORY_RESERVATIONS
+TOPIC_SHOP = names.COMMANDS_SHOP
 
 RULE_PLACED_LATE = "order.placed_after_update"
 RULE_HOLD_CHARGEBACK = "holds.chargeback"
 RULE_HOLD_RISK = "holds.payment_risk"
+RULE_HOLD_REVIEW = "holds.review"
+REVIEW_HOLD = "review:"  # prefix of the hold reasons the review rules set (`review:<rule-id>`)
 
 
 @dataclass(frozen=True)
@@ -299,11 +304,16 @@ def apply(record: OrderRecord | None, event: AnyEvent, context: Context, now: da
     `record` None means the table has no entry for the order yet. `now` (default: the event's
     `recorded_at`) is the processor's clock for parking and expiry.
     """
-    if record is not None and record.order_id != event.order_id:
-        raise ValueError(f"event for order {event.order_id!r} applied to the record of order {record.order_id!r}")
+    order_id = order_id_of(event)
+    if record is not None and record.order_id != order_id:
+        raise ValueError(f"event for order {order_id!r} applied to the record of order {record.order_id!r}")
     now = now or event.meta.recorded_at
-    start = record or OrderRecord(order_id=event.order_id)
+    start = record or OrderRecord(order_id=order_id)
     run = _Run()
+    if isinstance(event, WorkItemDecided) and event.subject_type != "order":
+        # A decision about another subject (an unmatched payment) is not this processor's: never parked.
+        run.notes.append(f"decision {event.meta.event_id} is about a {event.subject_type}, not an order")
+        return run.outcome(start, start)
     rec = start
     if rec.state is None:
         if isinstance(event, OrderPlaced | OrderUpdated):
@@ -414,6 +424,8 @@ def _sweep_waiting(rec: OrderRecord, ctx: Context, now: datetime, run: _Run) -> 
 def _apply_one(rec: OrderRecord, event: AnyEvent, ctx: Context, run: _Run) -> OrderRecord:
     if isinstance(event, OrderPlaced | OrderUpdated | OrderCancelled):
         return _apply_shop(rec, event, ctx, run)
+    if isinstance(event, OrderReviewed | WorkItemDecided):
+        return _apply_decision(rec, event, ctx, run)
     assert rec.state is not None and rec.shop is not None
     if isinstance(event, payments.PAYMENT_EVENTS):
         facts, note = payments.record_event(rec.payments, event, rec.shop.currency)
@@ -436,9 +448,36 @@ def _apply_one(rec: OrderRecord, event: AnyEvent, ctx: Context, run: _Run) -> Or
     return _settle(rec, replace(rec, returns=facts_r), event, ctx, run, [])
 
 
+def _apply_decision(rec: OrderRecord, event: DecisionEvent, ctx: Context, run: _Run) -> OrderRecord:
+    """A verdict or a person's decision (see `decisions`): planned there, carried out like any event."""
+    assert rec.state is not None
+    plan = decisions.plan(rec, event)
+    if plan.noop is not None:
+        run.notes.append(plan.noop)
+        return rec
+    mark = len(run.outputs)
+    if plan.cancel is not None:
+        was_cancelled = rec.state.cancelled_at is not None
+        out = _apply_shop(plan.record, plan.cancel, ctx, run, mapping=decisions.NO_STATUS_MAPPING)
+        if out.state is not None and out.state.cancelled_at is not None and not was_cancelled:
+            run.emit(TOPIC_SHOP, rec.order_id, decisions.cancel_command(event, rec.order_id, plan.cancel.reason))
+    else:
+        out = _settle(rec, plan.record, event, ctx, run, list(plan.rules))
+    changes = [i for i in range(mark, len(run.outputs)) if run.outputs[i].topic == TOPIC_CHANGES]
+    for i in changes:
+        change = run.outputs[i].record
+        assert isinstance(change, OrderStatusChanged)
+        run.outputs[i] = Output(TOPIC_CHANGES, rec.order_id, decisions.annotate(change, plan))
+    if not changes and plan.always_record and out.state is not None:
+        state, change = decisions.recorded(out.state, event, plan)
+        run.emit(TOPIC_CHANGES, rec.order_id, change)
+        out = replace(out, state=state)
+    return out
+
+
 def _apply_shop(rec: OrderRecord, event: OrderPlaced | OrderUpdated | OrderCancelled, ctx: Context,
-                run: _Run) -> OrderRecord:
-    mapping = ctx.mapping_for(event.meta.source)
+                run: _Run, mapping: StatusMapping | None = None) -> OrderRecord:
+    mapping = mapping or ctx.mapping_for(event.meta.source)
     canon, shop = rec.state, rec.shop
     if (isinstance(event, OrderCancelled) and canon is not None and canon.cancelled_at is None
             and canon.fulfillment_status not in CANCELLABLE_FULFILLMENT):
@@ -468,6 +507,8 @@ def _apply_shop(rec: OrderRecord, event: OrderPlaced | OrderUpdated | OrderCance
                        else (rec.order_number or event.order_number),
                        shipping=(event.shipping or rec.shipping) if newest else (rec.shipping or event.shipping))
     cand = replace(cand, shop=new_shop)
+    if canon is None and ctx.policy.review.await_verdict:
+        cand = replace(cand, awaiting_review=True)  # no ReleaseOrder before the review rules' verdict
     settled = _settle(rec, cand, event, ctx, run, rules, payment_graph=mapping.payment_graph,
                       fulfillment_graph=mapping.fulfillment_graph)
     if settled is not rec and isinstance(event, OrderCancelled):
@@ -530,9 +571,11 @@ def _derive(rec: OrderRecord, ctx: Context) -> _Derived | str:
         values[dimension] = joined
         if joined == other and joined != own and rule is not None:
             rules[dimension] = rule
-    holds = set(shop.hold_reasons) | payments.hold_reasons(rec.payments, ctx.policy.holds.payment_risk_levels)
+    holds = (set(shop.hold_reasons) | payments.hold_reasons(rec.payments, ctx.policy.holds.payment_risk_levels)
+             | rec.review_holds) - rec.lifted  # a person's approval lifts a reason for good
     for reason in sorted(holds - set(shop.hold_reasons)):
-        rules.setdefault(f"hold:{reason}", RULE_HOLD_CHARGEBACK if reason.startswith("chargeback:") else RULE_HOLD_RISK)
+        rules.setdefault(f"hold:{reason}", RULE_HOLD_CHARGEBACK if reason.startswith("chargeback:")
+                         else RULE_HOLD_REVIEW if reason.startswith(REVIEW_HOLD) else RULE_HOLD_RISK)
     return _Derived(values["payment_status"], values["fulfillment_status"], values["return_status"],
                     sorted(holds), captured, refunded, rules)
 
@@ -717,16 +760,21 @@ def _derived_outputs(prev: OrderState | None, rec: OrderRecord, cause: EventMeta
                    rule="shipments.exception")
 
     before_holds = set(prev.hold_reasons) if prev is not None else set()
-    if set(state.hold_reasons) - before_holds:
+    gained = set(state.hold_reasons) - before_holds
+    if gained:
         reasons = list(state.hold_reasons)
         run.emit(TOPIC_FULFILLMENT, oid, HoldOrder(meta=output_meta("HoldOrder", cause), order_id=oid,
                                                    reasons=reasons))
-        run.review(oid, cause, "hold", f"order {oid} is on hold: {', '.join(reasons)}",
-                   details={"hold_reasons": ",".join(reasons)}, rule="holds")
+        # The review worker raises its own work item (with the rules' evidence) for review:* reasons; this
+        # one names the others, which is what approving it lifts.
+        others = [r for r in reasons if not r.startswith(REVIEW_HOLD)]
+        if any(not r.startswith(REVIEW_HOLD) for r in gained):
+            run.review(oid, cause, "hold", f"order {oid} is on hold: {', '.join(reasons)}",
+                       details={"hold_reasons": ",".join(others)}, rule="holds")
         released = False
 
-    if not released and releasable(state.payment_status, state.fulfillment_status, state.cancelled_at is not None,
-                                   state.hold_reasons):
+    if not released and not rec.awaiting_review and releasable(
+            state.payment_status, state.fulfillment_status, state.cancelled_at is not None, state.hold_reasons):
         run.emit(TOPIC_FULFILLMENT, oid, ReleaseOrder(
             meta=output_meta("ReleaseOrder", cause), order_id=oid,
             reason=f"payment {state.payment_status}, no hold"))

@@ -26,7 +26,14 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel
 
-from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated, UtcDatetime
+from shopstream.schemas.models import (
+    OrderCancelled,
+    OrderPlaced,
+    OrderReviewed,
+    OrderUpdated,
+    UtcDatetime,
+    WorkItemDecided,
+)
 
 from . import payments, returns, shipments
 from .lifecycle import OrderEvent
@@ -34,14 +41,22 @@ from .payments import PaymentEvent
 from .returns import ReturnEvent
 from .shipments import ShipmentEvent
 
-AnyEvent: TypeAlias = OrderEvent | PaymentEvent | ShipmentEvent | ReturnEvent
+#: Decisions on `review.decisions`: the review rules' verdict and a person's decision on a work item.
+DecisionEvent: TypeAlias = OrderReviewed | WorkItemDecided
+DECISION_EVENTS: tuple[type[OrderReviewed], type[WorkItemDecided]] = (OrderReviewed, WorkItemDecided)
+AnyEvent: TypeAlias = OrderEvent | PaymentEvent | ShipmentEvent | ReturnEvent | DecisionEvent
 
 #: Every event class the orders processor applies, by record name.
 EVENT_CLASSES: dict[str, type[BaseModel]] = {
     cls.__name__: cls
     for cls in (OrderPlaced, OrderUpdated, OrderCancelled, *payments.PAYMENT_EVENTS, *shipments.SHIPMENT_EVENTS,
-                *returns.RETURN_EVENTS)
+                *returns.RETURN_EVENTS, *DECISION_EVENTS)
 }
+
+
+def order_id_of(event: AnyEvent) -> str:
+    """The order an event is about (a decision names it as its subject)."""
+    return event.subject_id if isinstance(event, WorkItemDecided) else event.order_id
 
 
 def source_time(event: AnyEvent) -> datetime:
@@ -52,6 +67,10 @@ def source_time(event: AnyEvent) -> datetime:
         return event.updated_at
     if isinstance(event, OrderCancelled):
         return event.cancelled_at
+    if isinstance(event, WorkItemDecided):
+        return event.decided_at
+    if isinstance(event, OrderReviewed):
+        return event.meta.occurred_at
     if isinstance(event, payments.PAYMENT_EVENTS):
         return payments.event_time(event)
     if isinstance(event, shipments.SHIPMENT_EVENTS):

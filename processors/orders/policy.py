@@ -10,6 +10,7 @@ orders_policy.yaml::
 
     parking: {max_events_per_order: 50, expire_after: 24h}
     holds: {payment_risk_levels: [highest]}
+    review: {await_verdict: false}
     alerts: {over_capture: warning, double_capture: critical, currency_mismatch: warning,
              refund_exceeds_capture: critical, chargeback: warning}
 
@@ -79,6 +80,12 @@ class Holds(_Frozen):
     payment_risk_levels: frozenset[str] = frozenset({"highest"})
 
 
+class ReviewGate(_Frozen):
+    """Whether a new order waits for the review rules' verdict (OrderReviewed) before it may be released."""
+
+    await_verdict: bool = False
+
+
 def _default_alerts() -> dict[str, Severity]:
     return {"over_capture": "warning", "double_capture": "critical", "currency_mismatch": "warning",
             "refund_exceeds_capture": "critical", "chargeback": "warning"}
@@ -89,6 +96,7 @@ class OrdersPolicy(_Frozen):
 
     parking: Parking = Parking()
     holds: Holds = Holds()
+    review: ReviewGate = ReviewGate()
     alerts: dict[str, Severity] = Field(default_factory=_default_alerts)
 
     @field_validator("alerts")

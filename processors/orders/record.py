@@ -16,6 +16,11 @@ events of every source idempotently and in any arrival order, the processor also
              `returns.ReturnFacts`), from which the canonical dimensions are derived
   parked     events waiting for the order to arrive (`parking.ParkedEvent`)
   released   a ReleaseOrder was sent and no HoldOrder since (so it is sent once per transition)
+  review_holds  hold reasons `review:<rule-id>` the review rules' verdicts named (`decisions`)
+  lifted     hold reasons a person's approval lifted: never held again for this order
+  decisions  `<work item id>=<approve|reject>` of every decision applied (the first per item wins)
+  awaiting_review  the order waits for its first review verdict (orders policy `review.await_verdict`):
+             no ReleaseOrder until it arrives
   done       keys of the once-only outputs already emitted: `invoice`, raised anomaly keys
              (`over_capture`, `chargeback:<dispute id>`, ...), `shipment_exception:<shipment>:<event>`,
              `return.label:<return id>` / `return.review:<return id>` (the label decision),
@@ -58,6 +63,10 @@ class OrderRecord:
     parked: tuple[ParkedEvent, ...] = ()
     released: bool = False
     done: frozenset[str] = frozenset()
+    review_holds: frozenset[str] = frozenset()
+    lifted: frozenset[str] = frozenset()
+    decisions: frozenset[str] = frozenset()
+    awaiting_review: bool = False
 
     def is_empty(self) -> bool:
         """Nothing known and nothing waiting (the adapter may delete the table entry)."""
@@ -93,6 +102,10 @@ class OrderRecord:
             "parked": [p.to_dict() for p in self.parked],
             "released": self.released,
             "done": sorted(self.done),
+            "review_holds": sorted(self.review_holds),
+            "lifted": sorted(self.lifted),
+            "decisions": sorted(self.decisions),
+            "awaiting_review": self.awaiting_review,
         }
 
     @classmethod
@@ -114,4 +127,8 @@ class OrderRecord:
             parked=tuple(ParkedEvent.from_dict(p) for p in data.get("parked") or []),
             released=bool(data.get("released", False)),
             done=frozenset(str(k) for k in data.get("done") or []),
+            review_holds=frozenset(str(k) for k in data.get("review_holds") or []),
+            lifted=frozenset(str(k) for k in data.get("lifted") or []),
+            decisions=frozenset(str(k) for k in data.get("decisions") or []),
+            awaiting_review=bool(data.get("awaiting_review", False)),
         )

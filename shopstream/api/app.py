@@ -33,6 +33,12 @@ Endpoints:
     GET /readyz                 200 {"status": "ready", "checks": {...}} when Redis answers PING and
                                 Kafka answers a metadata request; else 503 with "failed": [names]
     GET /metrics                Prometheus text format
+    /v1/work-items…             the work queue (list, read, claim, decide): see shopstream.api.work_items
+    /v1/review/lists…           the review rules' lists (admin): see shopstream.api.review_lists
+
+Every endpoint but /healthz, /readyz and /metrics needs `Authorization: Bearer <token>` with the role
+`viewer` (401 without a valid token, 403 without the role; `shopstream.api.security`, tokens from
+SHOPSTREAM_API_TOKENS_FILE through `shopstream.auth`).
 
 The order, history and ATP documents are stored as JSON by the view sink and passed through unchanged
 (no decode and re-encode per request; the batch and history answers are assembled from the stored
@@ -53,13 +59,19 @@ import redis.exceptions
 from aiohttp import web
 from prometheus_client import Counter
 
+from shopstream.api import review_lists
 from shopstream.api.backlog import refresher as backlog_refresher
+from shopstream.api.security import ROUTE_ROLES_KEY, TOKENS_KEY, authenticate
+from shopstream.api.work_items import ITEMS_KEY, add_routes
+from shopstream.auth import TokenStore
 from shopstream.config import Settings
 from shopstream.health import healthz, readiness
 from shopstream.metrics import metrics_handler
+from shopstream.processors.review.list_store import AsyncListStore
 from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
 from shopstream.views.history import AsyncHistoryView, history_limit
 from shopstream.views.orders import AsyncOrderView
+from shopstream.views.work_items import AsyncWorkItems
 
 API_REQUESTS = Counter(
     "shopstream_api_requests_total", "Read API requests by route template, method and HTTP status",
@@ -170,9 +182,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def make_app(settings: Settings) -> web.Application:
-    """The read API application (Redis client opened and closed with the app)."""
-    app = web.Application(middlewares=[_count_requests])
+    """The read API application (Redis client opened and closed with the app); `TokenFileError` on a bad tokens file."""
+    app = web.Application(middlewares=[_count_requests, authenticate])
     app[SETTINGS_KEY] = settings
+    app[TOKENS_KEY] = TokenStore(settings.api_tokens_file or None)
+    app[ROUTE_ROLES_KEY] = {}
 
     async def views(app: web.Application) -> AsyncIterator[None]:
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
@@ -180,6 +194,8 @@ def make_app(settings: Settings) -> web.Application:
         app[VIEW_KEY] = AsyncOrderView(client, settings.redis_key_prefix)
         app[ATP_KEY] = AsyncAtpView(client, settings.redis_key_prefix)
         app[HISTORY_KEY] = AsyncHistoryView(client, settings.redis_key_prefix)
+        app[ITEMS_KEY] = AsyncWorkItems(client, settings.redis_key_prefix)
+        app[review_lists.LISTS_KEY] = AsyncListStore(client, settings.redis_key_prefix)
         yield
         await client.aclose()
 
@@ -189,6 +205,8 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/orders/{order_id}/history", get_order_history)
     app.router.add_get("/v1/atp", get_atp_batch)
     app.router.add_get("/v1/atp/{sku:.+}", get_atp)
+    add_routes(app, settings)  # the work queue: shopstream.api.work_items
+    review_lists.add_routes(app, settings)  # the review rules' lists (admin)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

@@ -30,7 +30,7 @@ class RunResult:
         return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
 
-def _one_run(connectors: str, api: str, orders: int, pace_per_s: float) -> RunResult:
+def _one_run(connectors: str, api: str, token: str, orders: int, pace_per_s: float) -> RunResult:
     pending: dict[str, float] = {}
     done: dict[str, float] = {}
     lock = threading.Lock()
@@ -44,7 +44,7 @@ def _one_run(connectors: str, api: str, orders: int, pace_per_s: float) -> RunRe
             if not todo and finished_posting.is_set():
                 return
             for order_id, accepted in todo:
-                if get_json(f"{api}/v1/orders/{order_id}")[0] == 200:
+                if get_json(f"{api}/v1/orders/{order_id}", token)[0] == 200:
                     with lock:
                         done[order_id] = (time.perf_counter() - accepted) * 1000
                         pending.pop(order_id, None)
@@ -81,8 +81,9 @@ def run_webhook_bench(orders: int = 300, runs: int = 3, pace_per_s: float = 100.
         try:
             dev.wait_ready()
             print("warming up (consumer groups join, schemas register) …", flush=True)
-            _one_run(dev.connectors_url, dev.api_url, 20, pace_per_s)
-            results = repeat(runs, lambda _: _one_run(dev.connectors_url, dev.api_url, orders, pace_per_s),
+            _one_run(dev.connectors_url, dev.api_url, dev.admin_token, 20, pace_per_s)
+            results = repeat(runs, lambda _: _one_run(dev.connectors_url, dev.api_url, dev.admin_token, orders,
+                                                               pace_per_s),
                              lambda n, r: f"run {n}: {len(r.latencies_ms)} orders, {r.rate:.0f} orders/s offered, "
                                           f"accepted→readable p50 {percentile(r.latencies_ms, 50):.1f} ms, "
                                           f"p99 {percentile(r.latencies_ms, 99):.1f} ms, "

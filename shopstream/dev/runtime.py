@@ -25,12 +25,13 @@ from shopstream.children import signal_group, spawn, stop
 from shopstream.config import Settings, load_settings
 from shopstream.dev.broker import EmbeddedBroker, EmbeddedBrokerError, start_tansu
 from shopstream.dev.ports import free_port, free_port_block, wait_for_port
+from shopstream.dev.tokens import ADMIN_TOKEN_FILE, dev_admin_token, read_dev_admin_token
 
 DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
-WORKER_PORTS = 4  # orders, views, inventory, shop-sync: SHOPSTREAM_WORKER_PORT + 0..3
+WORKER_PORTS = 5  # orders, views, inventory, shop-sync, review: SHOPSTREAM_WORKER_PORT + 0..4
 FAUST_WORKER_PORT_OFFSETS = (0, 2)  # orders and inventory serve /readyz (faust_app.faust_readiness)
 
 
@@ -145,9 +146,19 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
         # Local only: without a secret every webhook would be refused; production must set its own.
         stack.env["SHOPSTREAM_SHOPIFY_SECRET"] = DEV_SHOPIFY_SECRET
         print(f"SHOPSTREAM_SHOPIFY_SECRET not set: using {DEV_SHOPIFY_SECRET!r} for this dev stack", flush=True)
+    admin_token: str | None = None
+    if not settings.api_tokens_file:
+        # Local only: an admin token for this state dir, shown once; production sets its own tokens file.
+        tokens, admin_token, created = dev_admin_token(Path(settings.state_dir))
+        stack.env["SHOPSTREAM_API_TOKENS_FILE"] = str(tokens)
+        if created:
+            print(f"API admin token (shown once, kept in {Path(settings.state_dir) / ADMIN_TOKEN_FILE}): "
+                  f"{admin_token}", flush=True)
+        else:
+            print(f"API admin token: in {Path(settings.state_dir) / ADMIN_TOKEN_FILE}", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _run(stack, settings, demo)
+        return _run(stack, settings, demo, admin_token)
     except KeyboardInterrupt:
         print("\nshopstream dev: stopping …", flush=True)
         return 0
@@ -158,7 +169,7 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
         stack.stop()
 
 
-def _run(stack: Stack, settings: Settings, demo: bool) -> int:
+def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) -> int:
     if not settings.kafka_bootstrap_servers:
         port = 9092 if _port_free("127.0.0.1", 9092) else free_port()
         stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
@@ -188,6 +199,7 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
     stack.spawn("worker-views", "worker", "views", "--port", str(effective.worker_web_port + 1))
     stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
     stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
+    stack.spawn("worker-review", "worker", "review", "--port", str(effective.worker_web_port + 4))
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port)):
         if not _wait_http(f"{base}:{port}/healthz", 30):
@@ -200,12 +212,13 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
           f"{base}:{effective.api_port}/metrics, {base}:{effective.worker_web_port}/metrics (orders worker), "
           f"{base}:{effective.worker_web_port + 1}/metrics (views sink: order + ATP views), "
           f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker), "
-          f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync)\n"
+          f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync), "
+          f"{base}:{effective.worker_web_port + 4}/metrics (review rules)\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     if demo:
         from shopstream.dev.demo import feed_demo_orders
 
-        feed_demo_orders(effective)
+        feed_demo_orders(effective, admin_token)
     while True:
         for name, proc in stack.children.items():
             code = proc.poll()
@@ -230,6 +243,14 @@ class DevProcess:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.env['SHOPSTREAM_API_PORT']}"
+
+    @property
+    def admin_token(self) -> str:
+        """The API admin token `shopstream dev` made in its state dir."""
+        token = read_dev_admin_token(Path(self.env["SHOPSTREAM_STATE_DIR"]))
+        if token is None:
+            raise RuntimeError("shopstream dev has not written its admin token (yet)")
+        return token
 
     @property
     def readiness_urls(self) -> list[str]:

@@ -15,7 +15,10 @@ milliseconds and a `Z`, as in the order view):
                   "unfulfilled", "return_status": "none", "hold_reasons": []},
      "current": {"status": "ready_to_fulfill", "payment_status": "paid", …},
      "cause_event_id": "…", "cause_event_type": "PaymentCaptured", "source": "stripe",
-     "rule": "payments.captured", "correlation_id": null}
+     "rule": "payments.captured", "correlation_id": null, "note": null, "work_item_id": null}
+
+A decision on a work item carries the person as `source` (`user:<name>`), their `note` and the
+`work_item_id`; other entries have both null.
 
 `event_id` is the OrderStatusChanged's own id, `version` the order version the change produced,
 `occurred_at` / `recorded_at` the cause's source and recording times (the record's meta carries the
@@ -181,6 +184,8 @@ def history_document(change: OrderStatusChanged) -> dict[str, Any]:
         "source": change.source,
         "rule": change.rule,
         "correlation_id": change.meta.correlation_id,
+        "note": change.note,
+        "work_item_id": change.work_item_id,
     }
 
 

@@ -1,4 +1,4 @@
-"""The view sink (`shopstream worker views`): `orders.state`, `inventory.atp`, `orders.status-changes` -> Redis.
+"""The view sink (`shopstream worker views`): orders, ATP, history and the work queue -> Redis.
 
 At least once. One consumer in group `views` subscribes to the three topics and feeds each record to
 the *route* of its topic (`ViewRoute`: decode, build the view entry, write a batch, delete):
@@ -9,7 +9,9 @@ the *route* of its topic (`ViewRoute`: decode, build the view entry, write a bat
   the ATP document formatted straight from it (`shopstream.views.atp`), `{prefix}atp:{sku}`;
 - `orders.status-changes` -> `HistoryRoute`: AvroSerde.decode to an OrderStatusChanged model, one
   history entry per change (`shopstream.views.history`) in the sorted set
-  `{prefix}order-history:{order_id}`, ordered by order version.
+  `{prefix}order-history:{order_id}`, ordered by order version;
+- `review.queue` and `review.decisions` -> the work-queue view (`shopstream.views.work_queue_routes`,
+  `shopstream.views.work_items`): one document per work item, its decision applied once.
 The two state views write through the same version guard (`shopstream.views.guard`): equal and older
 versions are ignored. The history adds an entry only when its (version, event id) is not stored yet.
 So the sink is idempotent under redelivery and replay.
@@ -88,13 +90,15 @@ from shopstream.views.atp import AtpView
 from shopstream.views.guard import Entry
 from shopstream.views.history import HistoryEntry, HistoryView
 from shopstream.views.orders import OrderView, order_document
+from shopstream.views.work_items import WorkItemStore
+from shopstream.views.work_queue_routes import DecisionsRoute, ReviewQueueRoute
 
 PROCESSOR = "views"
 GROUP_ID = "views"
 ORDERS_TOPIC = names.ORDERS_STATE
 ATP_TOPIC = names.INVENTORY_ATP
 CHANGES_TOPIC = names.ORDERS_STATUS_CHANGES
-SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC, CHANGES_TOPIC)
+SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC, CHANGES_TOPIC, names.REVIEW_QUEUE, names.REVIEW_DECISIONS)
 SOURCE_TOPIC = ORDERS_TOPIC  # the order view's topic, under the name callers of the one-view sink used
 
 log = logging.getLogger("shopstream.views.sink")
@@ -442,18 +446,21 @@ class ViewSink:
     def create(cls, settings: Settings, *, stop: threading.Event | None = None,
                batch_size: int = BATCH_SIZE, retry: RetryPolicy | None = None) -> ViewSink:
         """Build the consumer, serde, the Redis views and the DLQ writer from settings (and subscribe
-        to `orders.state`, `inventory.atp` and `orders.status-changes`)."""
+        to `orders.state`, `inventory.atp`, `orders.status-changes`, `review.queue`, `review.decisions`)."""
         if not settings.schema_registry_url:
             raise ConfigError("SCHEMA_REGISTRY_URL: required by the view sink")
         if not settings.kafka_bootstrap_servers:
             raise ConfigError("KAFKA_BOOTSTRAP_SERVERS: required by the view sink")
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+        work_items = WorkItemStore.from_url(settings.redis_url, settings.redis_key_prefix)
         routes: list[ViewRoute] = [
             OrderRoute(settings.topic(ORDERS_TOPIC), serde,
                        OrderView.from_url(settings.redis_url, settings.redis_key_prefix)),
             AtpRoute(settings.topic(ATP_TOPIC), serde, AtpView.from_url(settings.redis_url, settings.redis_key_prefix)),
             HistoryRoute(settings.topic(CHANGES_TOPIC), serde,
                          HistoryView.from_url(settings.redis_url, settings.redis_key_prefix)),
+            ReviewQueueRoute(settings.topic(names.REVIEW_QUEUE), serde, work_items),
+            DecisionsRoute(settings.topic(names.REVIEW_DECISIONS), serde, work_items),
         ]
         consumer = make_consumer(settings, GROUP_ID)
         consumer.subscribe([route.topic for route in routes])

@@ -49,6 +49,11 @@ class RunningStack:
     def api(self) -> str:
         return self.dev.api_url
 
+    @property
+    def token(self) -> str:
+        """The API admin token `shopstream dev` made for this stack."""
+        return self.dev.admin_token
+
     def log_tail(self) -> str:
         return self.dev.log_tail()
 

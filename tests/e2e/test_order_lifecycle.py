@@ -281,7 +281,7 @@ def poll_order(stack: RunningStack, order_id: int, until: Callable[[dict[str, An
                what: str) -> dict[str, Any]:
     """GET /v1/orders/{id} until the document satisfies `until`."""
     def probe() -> dict[str, Any] | None:
-        code, body = get_json(f"{stack.api}/v1/orders/{order_id}")
+        code, body = get_json(f"{stack.api}/v1/orders/{order_id}", stack.token)
         return body if code == 200 and until(body) else None
     return _wait(f"order {order_id} {what}", probe, stack)
 
@@ -317,7 +317,7 @@ def ingest_stock(stack: RunningStack, path: Path, sku: str, on_hand: int, as_of:
 
 
 def get_atp(stack: RunningStack, sku: str) -> dict[str, Any] | None:
-    code, body = get_json(f"{stack.api}/v1/atp/{sku}")
+    code, body = get_json(f"{stack.api}/v1/atp/{sku}", stack.token)
     return body if code == 200 else None
 
 
@@ -382,7 +382,7 @@ def test_happy_path_placed_paid_released_shipped_delivered(stack: RunningStack, 
 
     # The read API's history of the same trail, oldest first.
     def history() -> dict[str, Any] | None:
-        code, body = get_json(f"{stack.api}/v1/orders/{order_id}/history")
+        code, body = get_json(f"{stack.api}/v1/orders/{order_id}/history", stack.token)
         return body if code == 200 and len(body.get("changes", [])) >= 4 else None
 
     trail = _wait(f"history of {order_id}", history, stack)
@@ -408,7 +408,7 @@ def test_payment_before_order_is_parked_then_applied(stack: RunningStack, output
     # The worker has read the capture (and could not apply it: the order does not exist yet).
     _wait("the orders worker to consume the capture",
           lambda: orders_worker_counter(stack, "payments") >= consumed + 1, stack)
-    assert get_json(f"{stack.api}/v1/orders/{order_id}")[0] == 404
+    assert get_json(f"{stack.api}/v1/orders/{order_id}", stack.token)[0] == 404
     assert outputs.records("orders.status-changes", OrderStatusChanged, key=str(order_id)) == []
 
     placed = shopify_create(stack, shopify_order(order_id, financial_status="pending", lines=LINES))

@@ -97,4 +97,4 @@ def test_runbook_find_fix_replay_verify(stack: RunningStack) -> None:
 def _order_status(stack: RunningStack, order_id: str) -> int:
     from shopstream.dev.demo import get_json
 
-    return get_json(f"{stack.api}/v1/orders/{order_id}")[0]
+    return get_json(f"{stack.api}/v1/orders/{order_id}", stack.token)[0]

@@ -22,7 +22,7 @@ def _poll_order(stack: RunningStack, order_id: int, until: str | None = None, ti
     deadline = time.monotonic() + timeout_s
     body: dict = {}
     while time.monotonic() < deadline:
-        code, body = get_json(f"{stack.api}/v1/orders/{order_id}")
+        code, body = get_json(f"{stack.api}/v1/orders/{order_id}", stack.token)
         if code == 200 and (until is None or body["status"] == until):
             return body
         time.sleep(0.3)
@@ -68,7 +68,7 @@ def test_wrong_signature_is_401_and_publishes_nothing(stack: RunningStack) -> No
     status, _ = post_shopify(stack.connectors, "another-secret", "orders/create", order)
     assert status == 401
     assert _records_with_key(stack, "shop.orders", order_id) == []
-    assert get_json(f"{stack.api}/v1/orders/{order_id}")[0] == 404
+    assert get_json(f"{stack.api}/v1/orders/{order_id}", stack.token)[0] == 404
 
 
 def test_same_webhook_id_twice_publishes_one_event(stack: RunningStack) -> None:

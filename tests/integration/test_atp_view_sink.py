@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from shopstream.api.app import make_app
 from shopstream.config import Settings
 from shopstream.dlq import header_map
 from shopstream.kafka import make_producer
@@ -27,7 +25,7 @@ from shopstream.views.sink import ATP_TOPIC, GROUP_ID, ORDERS_TOPIC
 from tests.integration.test_order_view import make_state
 from tests.kafka_read import read_all
 from tests.unit.test_atp_view import make_level
-from tests.workers import running_sink, wait_for
+from tests.workers import api_client, running_sink, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -97,9 +95,7 @@ async def test_atp_records_reach_the_view_and_the_api(topics: Settings, sink: No
         orders.close()
 
     # The read API answers from what the sink wrote.
-    client = TestClient(TestServer(make_app(settings)))
-    await client.start_server()
-    try:
+    async with api_client(settings) as client:
         resp = await client.get("/v1/atp/SKU-1")
         assert resp.status == 200
         body = await resp.json()
@@ -115,8 +111,6 @@ async def test_atp_records_reach_the_view_and_the_api(topics: Settings, sink: No
         assert [(d["sku"], d["on_hand"]) for d in batch["items"]] == [("BULK-7", 7), ("SKU-1", 40)]
         assert batch["unknown"] == ["GONE"]
         assert (await client.get("/v1/atp/GONE")).status == 404
-    finally:
-        await client.close()
 
     dlqs = load_topology().dlq_routes(settings.topic_prefix)
     parked = read_all(settings.kafka_bootstrap_servers, dlqs[atp], partitions=1, idle_s=0.5)

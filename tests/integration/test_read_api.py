@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from shopstream.config import Settings
 from shopstream.views.orders import OrderView, order_document
 from tests.integration.test_order_view import make_state
-from tests.workers import api_client
+from tests.workers import api_client, auth_header, write_test_tokens
 
 ClientFactory = Callable[[Settings], AbstractAsyncContextManager[TestClient]]
 
@@ -106,3 +109,41 @@ async def test_metrics_count_requests(api: ClientFactory, settings: Settings, st
     assert 'shopstream_api_requests_total{method="GET",route="/v1/orders/{order_id}",status="200"}' in text
     assert 'shopstream_api_requests_total{method="GET",route="/v1/orders/{order_id}",status="404"}' in text
     assert 'route="unmatched",status="404"' in text
+
+
+async def test_every_read_endpoint_needs_a_viewer_token(settings: Settings, stored_order: str) -> None:
+    reads = [f"/v1/orders/{stored_order}", f"/v1/orders/{stored_order}/history", "/v1/atp/A-1", "/v1/atp?sku=A-1"]
+    async with api_client(settings, role=None) as client:
+        for path in reads:
+            resp = await client.get(path)
+            assert resp.status == 401, path
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+            assert (await resp.json())["error"] == "unauthorized"
+            wrong = await client.get(path, headers={"Authorization": "Bearer not-a-token"})
+            assert wrong.status == 401, path
+            assert (await client.get(path, headers={"Authorization": "Basic dXNlcjpwdw=="})).status == 401
+            for role in ("viewer", "reviewer", "operator", "admin"):
+                assert (await client.get(path, headers=auth_header(role))).status in (200, 404), (path, role)
+        # liveness, readiness and metrics stay open (they move to an admin port separately)
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/metrics")).status == 200
+
+
+async def test_without_a_tokens_file_every_read_is_refused(settings: Settings, stored_order: str,
+                                                           tmp_path: Path) -> None:
+    async with api_client(settings.model_copy(update={"api_tokens_file": ""}), role="admin") as client:
+        assert (await client.get(f"/v1/orders/{stored_order}")).status == 200  # api_client wrote a tokens file
+    from shopstream.api.app import make_app
+
+    app = make_app(settings)  # no tokens file at all
+    async with TestClient(TestServer(app), headers=auth_header("admin")) as client:
+        resp = await client.get(f"/v1/orders/{stored_order}")
+        assert resp.status == 401
+        assert "SHOPSTREAM_API_TOKENS_FILE" in (await resp.json())["reason"]
+    tokens = write_test_tokens(tmp_path)
+    rotated = settings.model_copy(update={"api_tokens_file": str(tokens)})
+    async with TestClient(TestServer(make_app(rotated)), headers=auth_header("viewer")) as client:
+        assert (await client.get(f"/v1/orders/{stored_order}")).status == 200
+        tokens.write_text("tokens: []\n")  # a rotated Secret applies without a restart
+        os.utime(tokens, (time.time() + 5, time.time() + 5))
+        assert (await client.get(f"/v1/orders/{stored_order}")).status == 401

@@ -136,8 +136,12 @@ def _pure_cores() -> list[str]:
     orders = sorted(m for m in modules if m.startswith("shopstream.processors.orders.")
                     and m != "shopstream.processors.orders.app")
     codecs = sorted(m for m in modules if m == "shopstream.codecs" or m.startswith("shopstream.codecs."))
+    adapters = {"shopstream.processors.review.worker", "shopstream.processors.review.list_store"}
+    review = sorted(m for m in modules if m == "shopstream.processors.review"
+                    or (m.startswith("shopstream.processors.review.") and m not in adapters))
     return [
         *orders,
+        *review,  # the review rules engine: language, facts, evaluator, velocity state
         "shopstream.processors.inventory.atp",        # the ATP arithmetic
         "shopstream.processors.inventory.shop_sync",  # the per-SKU coalescer
         "shopstream.processors.inventory.config",     # inventory policy data
@@ -152,6 +156,7 @@ def test_the_pure_core_list_names_real_modules() -> None:
     missing = [m for m in _pure_cores() if m not in _modules()]
     assert not missing, f"pure cores that no longer exist (update _pure_cores): {missing}"
     assert "shopstream.processors.orders.canonical" in _pure_cores()
+    assert "shopstream.processors.review.velocity" in _pure_cores()
 
 
 def test_pure_cores_load_no_faust_kafka_or_redis_at_import() -> None:

@@ -46,11 +46,13 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "stripe_secret": ("whsec_abc", SecretStr("whsec_abc")),
     "woocommerce_secret": ("wc_abc", SecretStr("wc_abc")),
     "state_dir": ("/data/state", "/data/state"),
+    "api_tokens_file": ("/etc/shopstream/tokens.yaml", "/etc/shopstream/tokens.yaml"),
     "dev_log_dir": ("/tmp/dev-logs", "/tmp/dev-logs"),
     "faust_store": ("rocksdb://", "rocksdb://"),
     "log_level": ("DEBUG", "DEBUG"),
     "shop_sync_window_ms": ("750", 750),
     "orders_policy": ("/etc/shopstream/orders_policy.yaml", "/etc/shopstream/orders_policy.yaml"),
+    "review_rules": ("/etc/shopstream/review.yaml", "/etc/shopstream/review.yaml"),
     "returns_policy": ("/etc/shopstream/returns_policy.yaml", "/etc/shopstream/returns_policy.yaml"),
     "orders_sweep_interval_s": ("15", 15.0),
 }

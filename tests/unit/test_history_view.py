@@ -74,7 +74,7 @@ def test_document_shape() -> None:
         "cause_event_type": "PaymentCaptured",
         "source": "stripe",
         "rule": "payments.captured",
-        "correlation_id": "checkout-9",
+        "correlation_id": "checkout-9", "note": None, "work_item_id": None,
     }
     assert next(iter(doc)) == "event_id"  # the Redis layout relies on it
     assert json.loads(json.dumps(doc)) == doc  # JSON-ready as it stands

@@ -237,6 +237,7 @@ def test_orders_create_from_the_docs_example(connector: ShopifyConnector) -> Non
     assert rec.shipping_address.postal_code == "40003" and rec.shipping_address.country_code == "US"
     assert rec.shipping_address.region == "KY"
     assert rec.source_financial_status == "voided" and rec.source_fulfillment_status == "pending"
+    assert rec.client_ip is None and rec.payment_gateway == "visa"  # facts for the review rules
     meta = rec.meta
     assert meta.event_type == "OrderPlaced" and meta.source == "shopify"
     assert meta.occurred_at == rec.placed_at
@@ -404,3 +405,9 @@ def test_bad_payload_is_a_payload_error_with_a_readable_reason(connector: Shopif
 def test_payload_error_is_a_value_error() -> None:
     # The front maps PayloadError to 422; being a ValueError keeps generic handlers sensible too.
     assert issubclass(PayloadError, ValueError)
+
+
+def test_the_browser_ip_is_the_orders_client_ip(connector: ShopifyConnector) -> None:
+    body = DOCS_ORDER_JSON.replace(b'"browser_ip": null', b'"browser_ip": "203.0.113.7"')
+    (out,) = connector.translate(headers("orders/create", body), body, RECEIVED)
+    assert isinstance(out.record, OrderPlaced) and out.record.client_ip == "203.0.113.7"

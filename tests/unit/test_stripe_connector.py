@@ -251,6 +251,21 @@ def test_amount_capturable_updated_is_payment_authorized(connector: StripeConnec
     assert rec.payment_id == "pi_3MtwBwLkdIwHu7ix28a3tqPa" and rec.method == "card"
 
 
+@pytest.mark.parametrize(("extra", "level"), [
+    ({}, None),
+    ({"latest_charge": "ch_1"}, None),  # not expanded: unknown
+    ({"latest_charge": {"id": "ch_1", "outcome": {"risk_level": "elevated"}}}, "elevated"),
+    ({"charges": {"data": [{"outcome": {"risk_level": "normal"}}, {"outcome": {"risk_level": "highest"}}]}}, "highest"),
+    ({"latest_charge": {"outcome": {"risk_level": "not_assessed"}}}, None),
+])
+def test_the_provider_risk_level_comes_from_the_charge_outcome(connector: StripeConnector, extra: dict[str, Any],
+                                                                level: str | None) -> None:
+    pi = {**payment_intent(amount=12000, amount_capturable=12000, amount_received=0, status="requires_capture",
+                           capture_method="manual"), **extra}
+    rec = translate_one(connector, event("payment_intent.amount_capturable_updated", pi)).record
+    assert isinstance(rec, PaymentAuthorized) and rec.risk_level == level
+
+
 def test_zero_capturable_amount_authorises_nothing(connector: StripeConnector) -> None:
     pi = payment_intent(amount_capturable=0, status="requires_capture")
     body = event("payment_intent.amount_capturable_updated", pi)

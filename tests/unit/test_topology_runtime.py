@@ -27,7 +27,7 @@ from shopstream.topology import (
 ORDER_INPUTS = ("shop.orders", "payments", "fulfillment.shipments", "returns")
 SKU_INPUTS = ("inventory.stock", "inventory.reservations")
 ORDER_GROUP = ("shop.orders", "payments", "fulfillment.shipments", "returns", "orders.state",
-               "orders.status-changes", "orders-orders-changelog")
+               "orders.status-changes", "review.decisions", "orders-orders-changelog")
 
 
 def _order_group_overlay(tmp_path: Path, partitions: int) -> Path:
