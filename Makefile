@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo dev test lint unit clean lock
+.PHONY: demo dev test lint unit clean chart-files lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,9 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .shopstream .pytest_cache .mypy_cache .ruff_cache
+
+# Helm reads files only inside the chart: refresh its copies of the topology files and alert rules
+# (tests/deploy/test_chart.py fails when they drift).
+chart-files:
+	cd helm/shopstream/files/topology && for f in $$(find . -name '*.yaml'); do cp ../../../../topology/$$f $$f; done
+	cp deploy/alerts.yml helm/shopstream/files/alerts.yml

@@ -14,12 +14,10 @@ from shopstream.config import Settings
 #: variable -> what it is and where it comes from. Rename here and in the one template/compose place.
 PENDING_SETTINGS: dict[str, str] = {
     "SHOPSTREAM_ADMIN_PORT": "the admin port serving /metrics and /readyz (admin-port branch; name not final)",
-    "SHOPSTREAM_API_TOKENS_FILE": "bearer tokens file of the API (API auth branch)",
 }
 
 #: processors the chart and compose run that `shopstream worker` does not offer yet.
 PENDING_PROCESSORS: dict[str, str] = {
-    "review": "the review worker (being added on another branch)",
 }
 
 

@@ -288,7 +288,7 @@ def test_config_files_are_the_repository_ones() -> None:
         pairs.append((path, ROOT / "topology" / path.relative_to(CHART / "files/topology")))
     assert len(pairs) >= 5
     for copied, source in pairs:
-        assert copied.read_text() == source.read_text(), f"{copied} differs from {source}: copy it again"
+        assert copied.read_text() == source.read_text(), f"{copied} differs from {source}: run `make chart-files`"
     shipped = {p.name for p in (ROOT / "topology/mappings").glob("*.yaml")}
     assert shipped == {p.name for p in (CHART / "files/topology/mappings").glob("*.yaml")}
 
