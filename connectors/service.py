@@ -1,7 +1,8 @@
 """The connectors service (`shopstream connectors serve`): webhook endpoints plus health and metrics.
 
 Routes: `POST /webhooks/shopify`, `/webhooks/stripe`, `/webhooks/woocommerce`, `/webhooks/carrier`,
-`/webhooks/returns`, `/webhooks/erp` (ERP stock deltas), `GET /healthz`, `GET /readyz` (Kafka + Redis),
+`/webhooks/returns`, `/webhooks/erp` (ERP stock deltas), `/webhooks/helpdesk` (generic signed JSON) and
+`/webhooks/helpdesk/{zendesk,freshdesk,gorgias}`, `GET /healthz`, `GET /readyz` (Kafka + Redis),
 `GET /metrics`. Further sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
 """
 
@@ -15,14 +16,16 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from shopstream.config import Settings
-from shopstream.connectors import carrier, erp_webhook, returns
+from shopstream.connectors import carrier, erp_webhook, helpdesk, returns
 from shopstream.connectors.base import SourceConnector
 from shopstream.connectors.dedupe import DeliveryDedupe
+from shopstream.connectors.freshdesk import FreshdeskConnector, GorgiasConnector
 from shopstream.connectors.payment_links import PaymentLinks
 from shopstream.connectors.shopify import ShopifyConnector
 from shopstream.connectors.stripe import StripeConnector
 from shopstream.connectors.webhook import WebhookFront
 from shopstream.connectors.woocommerce import WooCommerceConnector
+from shopstream.connectors.zendesk import ZendeskConnector
 from shopstream.dlq import DeadLetterWriter
 from shopstream.health import healthz, readiness
 from shopstream.kafka import AsyncProducer
@@ -42,7 +45,15 @@ def source_connectors(settings: Settings) -> dict[str, SourceConnector]:
             "woocommerce": WooCommerceConnector(settings.woocommerce_secret.get_secret_value()),
             "carrier": carrier.CarrierConnector(settings.carrier_secret.get_secret_value()),
             "returns": returns.ReturnsConnector(settings.returns_secret.get_secret_value()),
-            "erp": erp_webhook.ErpWebhookConnector(settings.erp_secret.get_secret_value())}
+            "erp": erp_webhook.ErpWebhookConnector(settings.erp_secret.get_secret_value()),
+            "helpdesk": helpdesk.GenericHelpdeskConnector(settings.helpdesk_secret.get_secret_value())}
+
+
+def helpdesk_connectors(settings: Settings) -> dict[str, SourceConnector]:
+    """The helpdesks answered on `/webhooks/helpdesk/<system>`."""
+    return {"zendesk": ZendeskConnector(settings.zendesk_secret.get_secret_value()),
+            "freshdesk": FreshdeskConnector(settings.freshdesk_secret.get_secret_value()),
+            "gorgias": GorgiasConnector(settings.gorgias_secret.get_secret_value())}
 
 
 def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None = None) -> web.Application:
@@ -54,6 +65,7 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
     app = web.Application(client_max_size=6 * 1024 * 1024)
     app[SETTINGS] = settings
     connectors = source_connectors(settings)
+    helpdesks = helpdesk_connectors(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         producer = AsyncProducer(settings, **dict(producer_overrides or {}))
@@ -78,10 +90,18 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
                                       "sources": sorted(connectors)}, status=404)
         return await request.app[FRONT].handle(connector, request)
 
+    async def helpdesk_webhook(request: web.Request) -> web.Response:
+        connector = helpdesks.get(request.match_info["system"])
+        if connector is None:
+            return web.json_response({"error": f"unknown helpdesk {request.match_info['system']!r}",
+                                      "helpdesks": sorted(helpdesks)}, status=404)
+        return await request.app[FRONT].handle(connector, request)
+
     async def readyz(request: web.Request) -> web.Response:
         return await readiness(settings, request.app[REDIS].ping)
 
     app.router.add_post("/webhooks/{source}", webhook)
+    app.router.add_post("/webhooks/helpdesk/{system}", helpdesk_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

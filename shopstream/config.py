@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     carrier_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_CARRIER_SECRET"))
     returns_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_RETURNS_SECRET"))
     erp_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ERP_SECRET"))
+    # Helpdesks (issue 15): Zendesk's signing secret, Freshdesk's Basic `user:password`, Gorgias' header
+    # token, and the generic helpdesk source's HMAC secret.
+    zendesk_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ZENDESK_SECRET"))
+    freshdesk_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_FRESHDESK_SECRET"))
+    gorgias_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_GORGIAS_SECRET"))
+    helpdesk_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_HELPDESK_SECRET"))
 
     # Workers
     state_dir: str = Field(".shopstream", validation_alias=AliasChoices("SHOPSTREAM_STATE_DIR"))
