@@ -475,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest_parser(sub)
 
     _add_bench_parser(sub)
+    from shopstream.processors.support.tools import add_support_parser
+    add_support_parser(sub)
     return parser
 
 
