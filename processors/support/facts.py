@@ -53,6 +53,7 @@ class OrderFacts:
     currency: str = "EUR"
     refunded_at: str | None = None  # ISO date
     placed_at: str | None = None
+    order_number: str | None = None  # the shop's number customers know ("#1001"), shown in replies
 
     @property
     def fulfilled(self) -> bool:

@@ -105,7 +105,7 @@ def situation_of(intent: str, order: OrderFacts) -> str | None:
 
 def _facts(order: OrderFacts, language: str, replies: Replies) -> dict[str, str]:
     status = replies.status_words.get(order.status, {}).get(language, order.status.replace("_", " "))
-    values = {"order_id": order.order_id, "status": status, "carrier": order.carrier,
+    values = {"order_id": order.order_number or order.order_id, "status": status, "carrier": order.carrier,
               "tracking_number": order.tracking_number, "tracking_url": order.tracking_url,
               "invoice_ref": order.invoice_ref, "refund_date": order.refunded_at,
               "refund_amount": f"{order.refunded:.2f} {order.currency}" if order.refunded > 0 else None}
