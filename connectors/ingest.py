@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from shopstream.codecs.stock_snapshot_batch import StockSnapshotLinesEncoder
 from shopstream.config import Settings
+from shopstream.connectors.base import PayloadError, refuse_future
 from shopstream.connectors.erp_digest import PublishedDigest
 from shopstream.connectors.erp_stock import (
     BATCH_LINES,
@@ -96,17 +97,28 @@ class IngestReport:
         return 1 if self.rejected or self.failed else 0
 
 
-def parse_as_of(value: str | None, now: datetime | None = None) -> datetime:
-    """--as-of: ISO-8601 with a zone (`Z` or an offset); default now (UTC). ValueError otherwise."""
+def parse_as_of(value: str | None, now: datetime | None = None, max_future_skew_s: float | None = None) -> datetime:
+    """--as-of: ISO-8601 with a zone (`Z` or an offset); default now (UTC). ValueError otherwise, also when it
+    lies more than `max_future_skew_s` ahead of now (a typo like 2062 would make every later count stale)."""
+    current = now or datetime.now(UTC)
     if value is None:
-        return now or datetime.now(UTC)
+        return current
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError(f"--as-of: not an ISO-8601 time: {value!r}") from None
     if parsed.tzinfo is None:
         raise ValueError(f"--as-of: {value!r} has no time zone; write e.g. {value}Z or {value}+01:00")
-    return parsed.astimezone(UTC)
+    try:
+        as_of = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"--as-of: out of range: {value!r}") from None
+    if max_future_skew_s is not None:
+        try:
+            refuse_future(as_of, current, max_future_skew_s, "--as-of")
+        except PayloadError as exc:
+            raise ValueError(f"{exc} (SHOPSTREAM_MAX_FUTURE_SKEW_S)") from None
+    return as_of
 
 
 def read_input(path: str) -> bytes:
@@ -295,7 +307,7 @@ class _Progress:
 def run_erp_stock(settings: Settings, path: str, as_of_text: str | None, changed_only: bool = False) -> int:
     """The `shopstream ingest erp-stock` command: returns the exit code (0 / 1 / 2)."""
     try:
-        as_of = parse_as_of(as_of_text)
+        as_of = parse_as_of(as_of_text, max_future_skew_s=settings.max_future_skew_s)
     except ValueError as exc:
         print(f"shopstream ingest erp-stock: {exc}", file=sys.stderr)
         return 2

@@ -8,13 +8,14 @@ Routes: `POST /webhooks/shopify`, `/webhooks/stripe`, `/webhooks/woocommerce`, `
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from shopstream.config import Settings
+from shopstream.config import Settings, secret_list
 from shopstream.connectors import carrier, erp_webhook, returns
 from shopstream.connectors.base import SourceConnector
 from shopstream.connectors.dedupe import DeliveryDedupe
@@ -33,16 +34,22 @@ from shopstream.topology import load_topology_for
 FRONT = web.AppKey("front", WebhookFront)
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", aioredis.Redis)
+#: A Redis call that hangs must become a 503, not a request held until the source times out.
+REDIS_TIMEOUT_S = 5.0
 
 
-def source_connectors(settings: Settings) -> dict[str, SourceConnector]:
-    """The webhook sources this service answers, by URL path segment."""
-    return {"shopify": ShopifyConnector(settings.shopify_secret.get_secret_value()),
-            "stripe": StripeConnector(settings.stripe_secret.get_secret_value()),
-            "woocommerce": WooCommerceConnector(settings.woocommerce_secret.get_secret_value()),
-            "carrier": carrier.CarrierConnector(settings.carrier_secret.get_secret_value()),
-            "returns": returns.ReturnsConnector(settings.returns_secret.get_secret_value()),
-            "erp": erp_webhook.ErpWebhookConnector(settings.erp_secret.get_secret_value())}
+def source_connectors(settings: Settings, *, now: Callable[[], float] = time.time) -> dict[str, SourceConnector]:
+    """The webhook sources this service answers, by URL path segment.
+
+    `now`: the clock timed signatures are checked against (a redrive passes the body's first receipt)."""
+    timed: dict[str, Any] = {"now": now, "tolerance_s": settings.signature_tolerance_s}
+    ours = {**timed, "accept_legacy": settings.signature_accept_legacy}
+    return {"shopify": ShopifyConnector(secret_list(settings.shopify_secret)),
+            "stripe": StripeConnector(secret_list(settings.stripe_secret), **timed),
+            "woocommerce": WooCommerceConnector(secret_list(settings.woocommerce_secret)),
+            "carrier": carrier.CarrierConnector(secret_list(settings.carrier_secret), **ours),
+            "returns": returns.ReturnsConnector(secret_list(settings.returns_secret), **ours),
+            "erp": erp_webhook.ErpWebhookConnector(secret_list(settings.erp_secret), **ours)}
 
 
 def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None = None) -> web.Application:
@@ -57,7 +64,8 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         producer = AsyncProducer(settings, **dict(producer_overrides or {}))
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                          socket_connect_timeout=REDIS_TIMEOUT_S)
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         app[REDIS] = client
         app[FRONT] = WebhookFront(settings, producer, serde,

@@ -1,7 +1,8 @@
 """Shopify connector: `POST /webhooks/shopify` (REST Order resource payloads).
 
 - Authenticity: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw body with the app's
-  secret (`SHOPSTREAM_SHOPIFY_SECRET`), compared in constant time. Missing or wrong: 401.
+  secret (`SHOPSTREAM_SHOPIFY_SECRET`; `new,old` during a rotation), compared in constant time.
+  Missing or wrong: 401.
 - Routing: `X-Shopify-Topic` — `orders/create` → OrderPlaced, `orders/updated` → OrderUpdated,
   `orders/cancelled` → OrderCancelled, all on `shop.orders` keyed by the order id. Other topics are
   acknowledged (200) and counted but not published: Shopify disables endpoints that keep failing.
@@ -74,14 +75,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
-from shopstream.connectors.payload import parse_body, representing
-from shopstream.connectors.signing import hmac_sha256_base64, signed_by
+from shopstream.connectors.payload import decimal_amount, parse_body, representing
+from shopstream.connectors.signing import Secrets, hmac_sha256_base64, secrets_of, signed_by
 from shopstream.schemas.models import (
     Address,
     Customer,
@@ -144,13 +145,8 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def _decimal(value: Any, field: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ValueError(f"{field}: not a decimal amount: {value!r}") from exc
-    if not amount.is_finite():
-        raise ValueError(f"{field}: not a finite amount")
-    return amount
+    # Shopify's order path reads JSON numbers as floats (see parse_order); their repr is the exact text sent.
+    return decimal_amount(value, field, allow_float=True)
 
 
 class _Loose(BaseModel):
@@ -369,8 +365,13 @@ class ShopifyConnector:
 
     name = SOURCE
 
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
+    #: Request headers a parked body keeps: what `verify`, `delivery_id` and `translate` read on a redrive.
+    kept_headers: tuple[str, ...] = (
+        "x-shopify-hmac-sha256", "x-shopify-topic", "x-shopify-webhook-id", "x-shopify-event-id",
+        "x-shopify-shop-domain", "x-shopify-api-version", "x-shopify-triggered-at")
+
+    def __init__(self, secret: Secrets) -> None:
+        self._secret = secrets_of(secret)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         given = lower_headers(headers).get("x-shopify-hmac-sha256", "")

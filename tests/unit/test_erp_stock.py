@@ -253,6 +253,12 @@ def test_parse_as_of() -> None:
         parse_as_of("2026-11-23T06:00:00")
     with pytest.raises(ValueError, match="not an ISO-8601 time"):
         parse_as_of("yesterday")
+    with pytest.raises(ValueError, match="out of range"):
+        parse_as_of("0001-01-01T00:00:00+01:00")
+    # A typo years ahead would make every later count of those SKUs stale: refused beyond the skew.
+    with pytest.raises(ValueError, match="ahead of our clock"):
+        parse_as_of("2062-11-23T06:00:00Z", now=now, max_future_skew_s=600)
+    assert parse_as_of("2026-01-01T00:09:00Z", now=now, max_future_skew_s=600) > now
 
 
 def test_plain_quoted_and_non_ascii_lines_read_alike() -> None:
