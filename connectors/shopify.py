@@ -234,6 +234,8 @@ def _address(a: ShopifyAddress | None) -> Address | None:
 
 def _shipping(order: ShopifyOrder) -> Money | None:
     shop_money = (order.total_shipping_price_set or {}).get("shop_money") or {}
+    if not isinstance(shop_money, dict):  # found by the fuzz test: `"shop_money": 5` raised TypeError
+        raise PayloadError("total_shipping_price_set.shop_money: expected an object")
     if "amount" not in shop_money:
         return None
     try:
@@ -443,8 +445,9 @@ class ShopifyConnector:
         order_id, refund_id = str(refund.order_id), str(refund.id)
         counted = [t for t in refund.transactions
                    if t.kind.lower() == REFUND_KIND and (t.status or "").lower() == REFUND_SUCCESS]
-        lines = [RefundLine(sku=rli.line_item.canonical_sku(), quantity=rli.quantity)
-                 for rli in refund.refund_line_items]
+        with representing(f"refund {refund_id}"):  # a quantity beyond an Avro int is the sender's error
+            lines = [RefundLine(sku=rli.line_item.canonical_sku(), quantity=rli.quantity)
+                     for rli in refund.refund_line_items]
         if not counted and not lines:
             return []  # no money and no items: nothing a consumer could act on
         currencies = {t.currency.upper() for t in counted if t.currency}
@@ -506,10 +509,10 @@ class ShopifyConnector:
         tracking = f.tracking_number or next(iter(f.tracking_numbers), None)
         url = f.tracking_url or next(iter(f.tracking_urls), None)
         location = str(f.location_id) if f.location_id is not None else None
-        lines = [ShipmentLine(sku=li.canonical_sku(), quantity=li.quantity) for li in f.line_items]
         detail = f.shipment_status or f.status
         record: ShipmentCreated | ShipmentDispatched | ShipmentDelivered | ShipmentException
         with representing(f"fulfillment {shipment_id}"):
+            lines = [ShipmentLine(sku=li.canonical_sku(), quantity=li.quantity) for li in f.line_items]
             if kind == "created":
                 record = ShipmentCreated(meta=meta, order_id=order_id, shipment_id=shipment_id,
                                          carrier=f.tracking_company, tracking_number=tracking, location=location,

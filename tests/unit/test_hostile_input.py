@@ -96,7 +96,8 @@ def test_absurd_amounts_are_value_errors(value: Any) -> None:
 
 def test_woocommerce_price_of_30_digits_is_a_payload_error() -> None:
     order = json.loads(woocommerce_sample())
-    order["line_items"][0]["price"] = "1" * 30
+    order["line_items"][0]["price"] = "1" * 30 + ".12345"  # rounded to 4 places: InvalidOperation before
+    order["line_items"][0]["subtotal"] = ""
     order["total"] = "1" * 30
     body = json.dumps(order).encode()
     connector = woocommerce.WooCommerceConnector(SECRET)
