@@ -18,6 +18,7 @@ from aiohttp import web
 from shopstream.config import Settings, secret_list
 from shopstream.connectors import carrier, erp_webhook, returns
 from shopstream.connectors.base import SourceConnector
+from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
 from shopstream.connectors.dedupe import DeliveryDedupe
 from shopstream.connectors.payment_links import PaymentLinks
 from shopstream.connectors.shopify import ShopifyConnector
@@ -38,18 +39,37 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 REDIS_TIMEOUT_S = 5.0
 
 
-def source_connectors(settings: Settings, *, now: Callable[[], float] = time.time) -> dict[str, SourceConnector]:
+def source_connectors(settings: Settings, *, now: Callable[[], float] = time.time,
+                      carrier_mapping: CarrierMapping | None = None) -> dict[str, SourceConnector]:
     """The webhook sources this service answers, by URL path segment.
 
-    `now`: the clock timed signatures are checked against (a redrive passes the body's first receipt)."""
+    `now`: the clock timed signatures are checked against (a redrive passes the body's first receipt);
+    `carrier_mapping`: the loaded carrier tables (default: read per SHOPSTREAM_CARRIER_MAPPING)."""
+    mapping = carrier_mapping or load_carrier_mapping(extra=settings.carrier_mapping or None)
     timed: dict[str, Any] = {"now": now, "tolerance_s": settings.signature_tolerance_s}
     ours = {**timed, "accept_legacy": settings.signature_accept_legacy}
     return {"shopify": ShopifyConnector(secret_list(settings.shopify_secret)),
             "stripe": StripeConnector(secret_list(settings.stripe_secret), **timed),
             "woocommerce": WooCommerceConnector(secret_list(settings.woocommerce_secret)),
-            "carrier": carrier.CarrierConnector(secret_list(settings.carrier_secret), **ours),
+            "carrier": carrier.CarrierConnector(secret_list(settings.carrier_secret), mapping, **ours),
             "returns": returns.ReturnsConnector(secret_list(settings.returns_secret), **ours),
             "erp": erp_webhook.ErpWebhookConnector(secret_list(settings.erp_secret), **ours)}
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """The async Redis client of the webhook front (dedupe, payment links), with timeouts."""
+    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                   socket_connect_timeout=REDIS_TIMEOUT_S)
+
+
+def build_front(settings: Settings, producer: AsyncProducer, client: aioredis.Redis) -> WebhookFront:
+    """The webhook front on `producer` and `client` (the service's, or `dlq redrive`'s own)."""
+    serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+    return WebhookFront(settings, producer, serde,
+                        DeliveryDedupe(client, settings.redis_key_prefix, settings.webhook_dedupe_ttl_s),
+                        DeadLetterWriter(producer, "connectors",
+                                         load_topology_for(settings).dlq_routes(settings.topic_prefix)),
+                        PaymentLinks(client, settings.redis_key_prefix))
 
 
 def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None = None) -> web.Application:
@@ -64,15 +84,9 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         producer = AsyncProducer(settings, **dict(producer_overrides or {}))
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
-                                          socket_connect_timeout=REDIS_TIMEOUT_S)
-        serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+        client = redis_client(settings)
         app[REDIS] = client
-        app[FRONT] = WebhookFront(settings, producer, serde,
-                                  DeliveryDedupe(client, settings.redis_key_prefix, settings.webhook_dedupe_ttl_s),
-                                  DeadLetterWriter(producer, "connectors",
-                                                   load_topology_for(settings).dlq_routes(settings.topic_prefix)),
-                                  PaymentLinks(client, settings.redis_key_prefix))
+        app[FRONT] = build_front(settings, producer, client)
         yield
         await asyncio.get_running_loop().run_in_executor(None, producer.close)
         await client.aclose()

@@ -136,7 +136,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
-    """`dlq list|show|replay` (shopstream.ops): a bad argument exits 2 naming it, a broker problem 1."""
+    """`dlq list|show|replay|redrive` (shopstream.ops): a bad argument exits 2 naming it, a broker problem 1."""
     from confluent_kafka import KafkaException
 
     from shopstream.ops.dlq_common import now_ms
@@ -163,6 +163,12 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
                             since_ms=since, until_ms=until, limit=args.limit, as_json=args.json)
         selection = Selection(fingerprint=args.fingerprint, error_class=args.error_class, since_ms=since,
                               until_ms=until, offset_from=args.offset_from, offset_to=args.offset_to, key=args.key)
+        if args.action == "redrive":
+            from shopstream.ops.dlq_redrive import RedriveOptions, dlq_redrive
+
+            return dlq_redrive(settings, topology, args.topic, RedriveOptions(
+                selection=selection, source=args.source, dry_run=args.dry_run, limit=args.limit,
+                max_redrives=args.max_redrives, force=args.force))
         options = ReplayOptions(selection=selection, to=args.to, dry_run=args.dry_run, rate=args.rate,
                                 limit=args.limit, max_replays=args.max_replays, force=args.force)
         return dlq_replay(settings, topology, args.topic, options)
@@ -349,13 +355,7 @@ def _add_dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                     "Reads the DLQ only up to its end at the start; records what it sent on "
                                     "dlq.replay-log so a second run sends nothing again.")
     p.add_argument("topic", metavar="TOPIC", help="logical DLQ topic name, e.g. shop.orders.dlq")
-    p.add_argument("--fingerprint", help="only records with this failure fingerprint")
-    p.add_argument("--error-class", help="only this error class (full name or a dotted suffix, e.g. NotAvroFramed)")
-    p.add_argument("--since", metavar="T", help=f"parked at or after T: {times}")
-    p.add_argument("--until", metavar="T", help=f"parked before T: {times}")
-    p.add_argument("--offset-from", type=int, metavar="N", help="from this DLQ offset (inclusive)")
-    p.add_argument("--offset-to", type=int, metavar="N", help="up to this DLQ offset (inclusive)")
-    p.add_argument("--key", help="only records with this key (UTF-8)")
+    _add_selection_args(p, times)
     p.add_argument("--to", metavar="TOPIC", help="send to this logical topic instead of each record's original")
     p.add_argument("--dry-run", action="store_true", help="print what would be sent; send and record nothing")
     p.add_argument("--rate", type=float, metavar="N", help="at most N records per second")
@@ -365,6 +365,30 @@ def _add_dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--force", action="store_true",
                    help="send even records already in the replay log or at --max-replays")
     p.set_defaults(func=cmd_dlq)
+
+    p = dsub.add_parser("redrive", help="re-submit parked webhook bodies through their connector (dry-run first)",
+                        description="Re-submit webhook bodies parked on connectors.dlq through the same "
+                                    "connector: signature verified again from the stored body and headers, same "
+                                    "delivery id. For after a fix (e.g. a missing carrier mapping was added).")
+    p.add_argument("topic", metavar="TOPIC", help="connectors.dlq")
+    _add_selection_args(p, times)
+    p.add_argument("--source", help="only bodies of this webhook source (shopify, stripe, carrier, ...)")
+    p.add_argument("--dry-run", action="store_true", help="verify and translate, print the outcome; publish nothing")
+    p.add_argument("--limit", type=int, metavar="N", help="process at most N bodies")
+    p.add_argument("--max-redrives", type=int, default=3, metavar="N",
+                   help="skip bodies already redriven N times (default 3)")
+    p.add_argument("--force", action="store_true", help="process even bodies already redriven or at --max-redrives")
+    p.set_defaults(func=cmd_dlq)
+
+
+def _add_selection_args(p: argparse.ArgumentParser, times: str) -> None:
+    p.add_argument("--fingerprint", help="only records with this failure fingerprint")
+    p.add_argument("--error-class", help="only this error class (full name or a dotted suffix, e.g. NotAvroFramed)")
+    p.add_argument("--since", metavar="T", help=f"parked at or after T: {times}")
+    p.add_argument("--until", metavar="T", help=f"parked before T: {times}")
+    p.add_argument("--offset-from", type=int, metavar="N", help="from this DLQ offset (inclusive)")
+    p.add_argument("--offset-to", type=int, metavar="N", help="up to this DLQ offset (inclusive)")
+    p.add_argument("--key", help="only records with this key (UTF-8)")
 
 
 def build_parser() -> argparse.ArgumentParser:

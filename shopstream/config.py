@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         "", validation_alias=AliasChoices("SHOPSTREAM_MAPPINGS_DIR"),
         description="Extra folder of status mapping files (<source>.yaml), searched before the shipped ones.",
     )
+    carrier_mapping: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_CARRIER_MAPPING"),
+        description="Extra carrier status table (the shape of topology/carrier.yaml) laid over the shipped one, "
+                    "status by status: add a status a carrier started sending, then `dlq redrive` what was refused.",
+    )
     orders_policy: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_ORDERS_POLICY"),
         description="Orders policy file (parking bound and expiry, anomaly severities); empty: the shipped "

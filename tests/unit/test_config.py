@@ -24,6 +24,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "kafka_compression": ("zstd", "zstd"),
     "single_record_batches": ("true", True),
     "admin_port_offset": ("2000", 2000),
+    "carrier_mapping": ("/etc/carrier.yaml", "/etc/carrier.yaml"),
     "registry_token": ("reg-token", SecretStr("reg-token")),
     "registry_allow_remote": ("true", True),
     "max_future_skew_s": ("60", 60.0),
