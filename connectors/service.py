@@ -1,8 +1,10 @@
 """The connectors service (`shopstream connectors serve`): webhook endpoints plus health and metrics.
 
-Routes: `POST /webhooks/shopify`, `/webhooks/stripe`, `/webhooks/woocommerce`, `/webhooks/carrier`,
-`/webhooks/returns`, `/webhooks/erp` (ERP stock deltas), `GET /healthz`, `GET /readyz` (Kafka + Redis),
-`GET /metrics`. Further sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
+Public port (SHOPSTREAM_CONNECTORS_PORT): `POST /webhooks/shopify`, `/webhooks/stripe`,
+`/webhooks/woocommerce`, `/webhooks/carrier`, `/webhooks/returns`, `/webhooks/erp` (ERP stock deltas),
+`GET /healthz`. Admin port (+ SHOPSTREAM_ADMIN_PORT_OFFSET): `GET /readyz` (Kafka + Redis, cached),
+`GET /metrics`. It refuses to listen on a non-loopback address with a weak webhook secret. Further
+sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from shopstream.config import Settings, secret_list
+from shopstream.config import Settings, require_safe_exposure, secret_list
 from shopstream.connectors import carrier, erp_webhook, returns
 from shopstream.connectors.base import SourceConnector
 from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
@@ -26,9 +28,8 @@ from shopstream.connectors.stripe import StripeConnector
 from shopstream.connectors.webhook import WebhookFront
 from shopstream.connectors.woocommerce import WooCommerceConnector
 from shopstream.dlq import DeadLetterWriter
-from shopstream.health import healthz, readiness
+from shopstream.health import healthz, make_admin_app, serve_with_admin
 from shopstream.kafka import AsyncProducer
-from shopstream.metrics import metrics_handler
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import load_topology_for
 
@@ -100,17 +101,19 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
                                       "sources": sorted(connectors)}, status=404)
         return await request.app[FRONT].handle(connector, request)
 
-    async def readyz(request: web.Request) -> web.Response:
-        return await readiness(settings, request.app[REDIS].ping)
-
     app.router.add_post("/webhooks/{source}", webhook)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
     return app
 
 
+def make_admin(settings: Settings, public: web.Application) -> web.Application:
+    """The admin port's app (`/metrics`, `/readyz`), pinging Redis through `public`'s client."""
+    return make_admin_app(settings, lambda: public[REDIS].ping())
+
+
 def serve(settings: Settings) -> None:
-    """Run the connectors service until interrupted."""
-    web.run_app(make_app(settings), host=settings.http_host, port=settings.connectors_port,
-                print=None, handle_signals=True)
+    """Run the connectors service (public: webhooks, /healthz; admin: /metrics, /readyz) until interrupted."""
+    require_safe_exposure(settings)
+    app = make_app(settings)
+    serve_with_admin(app, make_admin(settings, app), settings.http_host, settings.connectors_port,
+                     settings.connectors_admin_port)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shopstream.config import ConfigError, Settings, load_settings
+from shopstream.config import ConfigError, Settings, load_settings, require_safe_exposure
 
 if TYPE_CHECKING:
     from shopstream.topology import Topology
@@ -88,6 +88,7 @@ def cmd_topics_apply(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
+    require_safe_exposure(settings)  # its web server binds SHOPSTREAM_HTTP_HOST too
     if args.processor == "orders":
         from shopstream.processors.orders.app import run
 
@@ -125,7 +126,8 @@ def cmd_api_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_registry_serve(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.dev.registry.service import serve
 
-    serve(settings.http_host, settings.registry_port, settings.registry_storage)
+    serve(settings.http_host, settings.registry_port, settings.registry_storage,
+          token=settings.registry_token.get_secret_value(), allow_remote=settings.registry_allow_remote)
     return 0
 
 

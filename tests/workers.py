@@ -89,3 +89,19 @@ async def api_client(settings: Settings) -> AsyncIterator[TestClient]:
         yield client
     finally:
         await client.close()
+
+
+@asynccontextmanager
+async def api_clients(settings: Settings) -> AsyncIterator[tuple[TestClient, TestClient]]:
+    """The read API (public port) and its admin app (/metrics, /readyz), each in a test server."""
+    from shopstream.api.app import make_admin, make_app
+
+    public = make_app(settings)
+    client, admin = TestClient(TestServer(public)), TestClient(TestServer(make_admin(settings, public)))
+    await client.start_server()
+    await admin.start_server()
+    try:
+        yield client, admin
+    finally:
+        await admin.close()
+        await client.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from shopstream.children import signal_group, spawn, stop
-from shopstream.config import Settings, load_settings
+from shopstream.config import Settings, exposure_problems, load_settings
 from shopstream.dev.broker import EmbeddedBroker, EmbeddedBrokerError, start_tansu
 from shopstream.dev.ports import free_port, free_port_block, wait_for_port
 
@@ -131,10 +131,17 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
         print(f"shopstream dev: no Redis answers at {settings.redis_url}; {REDIS_HINT}", file=sys.stderr)
         return 2
     busy = [f"{var}={port}" for var, port in (("SHOPSTREAM_CONNECTORS_PORT", settings.connectors_port),
-                                               ("SHOPSTREAM_API_PORT", settings.api_port))
+                                               ("SHOPSTREAM_API_PORT", settings.api_port),
+                                               ("SHOPSTREAM_ADMIN_PORT_OFFSET", settings.connectors_admin_port),
+                                               ("SHOPSTREAM_ADMIN_PORT_OFFSET", settings.api_admin_port))
             if not _port_free(settings.http_host, port)]
     if busy:
         print(f"shopstream dev: port in use: {', '.join(busy)}; set the variable to a free port", file=sys.stderr)
+        return 2
+    weak = exposure_problems(settings)
+    if weak:
+        # The dev secret is public: on an address others can reach it would let anyone publish orders.
+        print(f"shopstream dev: refusing to listen on {settings.http_host}: {'; '.join(weak)}", file=sys.stderr)
         return 2
     Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
     log_dir = Path(settings.dev_log_dir) if settings.dev_log_dir else None
@@ -189,15 +196,17 @@ def _run(stack: Stack, settings: Settings, demo: bool) -> int:
     stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
     stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
     base = f"http://{effective.http_host}"
-    for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port)):
+    for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port),
+                       ("connectors admin", effective.connectors_admin_port), ("api admin", effective.api_admin_port)):
         if not _wait_http(f"{base}:{port}/healthz", 30):
             print(f"shopstream dev: {name} did not come up on port {port}", file=sys.stderr)
             return 1
     print(f"\nconnectors (webhooks): {base}:{effective.connectors_port}/webhooks/shopify\n"
           f"read API:              {base}:{effective.api_port}/v1/orders/{{order_id}}, "
           f"{base}:{effective.api_port}/v1/atp/{{sku}}, {base}:{effective.api_port}/v1/atp?sku=A&sku=B\n"
-          f"metrics:               {base}:{effective.connectors_port}/metrics, "
-          f"{base}:{effective.api_port}/metrics, {base}:{effective.worker_web_port}/metrics (orders worker), "
+          f"admin (/metrics, /readyz): {base}:{effective.connectors_admin_port} (connectors), "
+          f"{base}:{effective.api_admin_port} (read API)\n"
+          f"metrics:               {base}:{effective.worker_web_port}/metrics (orders worker), "
           f"{base}:{effective.worker_web_port + 1}/metrics (views sink: order + ATP views), "
           f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker), "
           f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync)\n"
@@ -232,11 +241,24 @@ class DevProcess:
         return f"http://127.0.0.1:{self.env['SHOPSTREAM_API_PORT']}"
 
     @property
+    def connectors_admin_url(self) -> str:
+        """The connectors service's admin port (/metrics, /readyz)."""
+        return f"http://127.0.0.1:{self._admin_port('SHOPSTREAM_CONNECTORS_PORT')}"
+
+    @property
+    def api_admin_url(self) -> str:
+        """The read API's admin port (/metrics, /readyz)."""
+        return f"http://127.0.0.1:{self._admin_port('SHOPSTREAM_API_PORT')}"
+
+    def _admin_port(self, public_var: str) -> int:
+        return int(self.env[public_var]) + int(self.env.get("SHOPSTREAM_ADMIN_PORT_OFFSET", "1000"))
+
+    @property
     def readiness_urls(self) -> list[str]:
-        """What `wait_ready` polls: both HTTP services' /healthz and each Faust worker's /readyz (joined its
-        group, holds partitions, tables recovered)."""
+        """What `wait_ready` polls: both HTTP services' /readyz on their admin ports (Kafka and Redis answer)
+        and each Faust worker's /readyz (joined its group, holds partitions, tables recovered)."""
         workers = int(self.env["SHOPSTREAM_WORKER_PORT"])
-        return [f"{self.connectors_url}/healthz", f"{self.api_url}/healthz",
+        return [f"{self.connectors_admin_url}/readyz", f"{self.api_admin_url}/readyz",
                 *(f"http://127.0.0.1:{workers + offset}/readyz" for offset in FAUST_WORKER_PORT_OFFSETS)]
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
@@ -283,13 +305,24 @@ class DevProcess:
         stop(self.process, timeout_s)
 
 
+def _public_and_admin_ports() -> tuple[int, int]:
+    """Two free consecutive public ports (connectors, API) and an offset to two free admin ports above them."""
+    for _ in range(100):
+        public, admin = free_port_block(2), free_port_block(2)
+        if admin > public + 1:
+            return public, admin - public
+    raise RuntimeError("no free admin ports above the public ones")
+
+
 def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
     """Start `shopstream dev` on free ports with its own state dir; `overrides` are extra env variables."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    public, offset = _public_and_admin_ports()
     env = {
         **os.environ,
-        "SHOPSTREAM_CONNECTORS_PORT": str(free_port()),
-        "SHOPSTREAM_API_PORT": str(free_port()),
+        "SHOPSTREAM_CONNECTORS_PORT": str(public),
+        "SHOPSTREAM_API_PORT": str(public + 1),
+        "SHOPSTREAM_ADMIN_PORT_OFFSET": str(offset),
         "SHOPSTREAM_REGISTRY_PORT": str(free_port()),
         "SHOPSTREAM_WORKER_PORT": str(free_port_block(WORKER_PORTS)),
         "SHOPSTREAM_REGISTRY_STORAGE": str(state_dir / "registry.json"),
