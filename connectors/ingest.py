@@ -56,6 +56,7 @@ from shopstream.connectors.erp_stock import (
     StockExport,
     encode_batch,
 )
+from shopstream.connectors.payload import MAX_BODY
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import AsyncProducer, DeliveryError
 from shopstream.schemas.models import StockSnapshotBatch
@@ -177,9 +178,13 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
         return "published", len(batch.rows)
 
     async def park(error: RowError) -> tuple[str, int]:
-        record = FailedRecord(topic=ORIGINAL_TOPIC, key=DLQ_KEY, value=error.raw_line.encode(),
+        raw = error.raw_line.encode()
+        # A line beyond the webhook body limit is parked cut (its length in a header): the broker takes
+        # about 1 MB per record, and a line it refuses would abort the whole ingest.
+        cut = [(HEADER_PREFIX + "truncated", str(len(raw)).encode())] if len(raw) > MAX_BODY else []
+        record = FailedRecord(topic=ORIGINAL_TOPIC, key=DLQ_KEY, value=raw[:MAX_BODY],
                               headers=[*file_headers, (HEADER_PREFIX + "line", str(error.line_number).encode()),
-                                       (HEADER_PREFIX + "header", export.header_line.encode())],
+                                       (HEADER_PREFIX + "header", export.header_line.encode()), *cut],
                               timestamp_ms=int(time.time() * 1000))
         try:
             await writer.park(record, Failure(error=error.exception(), stage="connector"), to_topic=dlq)
