@@ -53,13 +53,13 @@ def load_json_object(body: bytes, *, exact_numbers: bool = True) -> dict[str, An
         raise PayloadError(f"body is not JSON we accept: {exc}") from None
     if not isinstance(data, dict):
         raise PayloadError("body is not a JSON object")
-    if _too_deep(data, MAX_DEPTH):
+    if too_deep(data, MAX_DEPTH):
         raise PayloadError(f"body is not JSON we accept: nested deeper than {MAX_DEPTH} levels")
     return data
 
 
-def _too_deep(value: Any, limit: int) -> bool:
-    # Iterative, so checking depth cannot itself recurse too deep.
+def too_deep(value: Any, limit: int) -> bool:
+    """True when lists and dicts in `value` nest deeper than `limit` (checked iteratively: no recursion)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()

@@ -73,6 +73,8 @@ TRUNCATED_HEADER = "shopstream.webhook.truncated"
 #: When the body was first received (ms since epoch): a redrive checks timed signatures against it.
 RECEIVED_HEADER = "shopstream.webhook.received-at"
 MAX_DELIVERY_ID = 256
+#: How much of a body beyond MAX_BODY is read and dropped so the sender gets its 413 on a clean connection.
+DRAIN_LIMIT = 16 * 1024 * 1024
 # The records of the `payments` topic: each names its payment and its order.
 PAYMENT_RECORDS = (PaymentAuthorized, PaymentCaptured, PaymentFailed, RefundIssued, ChargebackOpened)
 
@@ -112,18 +114,19 @@ def repeated_headers(request: web.Request) -> list[str]:
 
 async def read_bounded(request: web.Request, limit: int) -> tuple[bytes, int | None]:
     """The body when it is at most `limit` bytes: (body, None); else (its first PARKED_PREFIX bytes, size)."""
-    if request.content_length is not None and request.content_length > limit:
-        return await request.content.read(PARKED_PREFIX), request.content_length
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(64 * 1024):
-        chunks.append(chunk)
         size += len(chunk)
-        if size > limit:
-            # Drain the rest unread-into-memory so the connection stays usable; count it for the reason.
-            while rest := await request.content.read(64 * 1024):
-                size += len(rest)
-            return b"".join(chunks)[:PARKED_PREFIX], size
+        if size <= limit:
+            chunks.append(chunk)
+            continue
+        # Too large: keep the start for the DLQ, read the rest into nothing (a sender still writing its body
+        # would otherwise see a reset instead of the 413), up to DRAIN_LIMIT; past that aiohttp closes.
+        while size <= DRAIN_LIMIT and (rest := await request.content.read(64 * 1024)):
+            size += len(rest)
+        declared = request.content_length
+        return b"".join(chunks)[:PARKED_PREFIX], declared if declared is not None and declared > size else size
     return b"".join(chunks), None
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shopstream.connectors.payload import MAX_DEPTH, too_deep
+
 #: The DLQ context namespace written by `shopstream.dlq` (kept in sync there; a unit test checks it).
 DLQ_PREFIX = "shopstream.dlq."
 #: The namespace of the headers a replay adds.
@@ -343,8 +345,11 @@ def plain_value(data: bytes) -> dict[str, object]:
     except UnicodeDecodeError:
         return {"format": "hex", "data": data.hex()}
     try:
-        return {"format": "json", "data": json.loads(text)}
-    except ValueError:
+        parsed = json.loads(text)
+        # A parked hostile body may nest deeper than printing it (json.dumps recurses) could go.
+        if not too_deep(parsed, MAX_DEPTH):
+            return {"format": "json", "data": parsed}
+    except (ValueError, RecursionError):  # not JSON, an integer beyond the int-string limit, deep nesting
         pass
     if _printable(text):
         return {"format": "text", "data": text}

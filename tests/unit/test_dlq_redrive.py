@@ -73,3 +73,13 @@ def test_terminal_control_sequences_are_escaped() -> None:
     out = io.StringIO()
     print(text, file=safe_out(out))
     assert out.getvalue() == escaped + "\n"
+
+
+def test_dlq_show_renders_hostile_bodies_as_text() -> None:
+    from shopstream.ops.dlq_filters import plain_value
+
+    deep = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert plain_value(deep)["format"] == "text"
+    assert plain_value(b'{"a": ' + b"[" * 500 + b"]" * 500 + b"}")["format"] == "text"
+    assert plain_value(b'{"id": ' + b"7" * 5000 + b"}")["format"] == "text"
+    assert plain_value(b'{"id": 7}') == {"format": "json", "data": {"id": 7}}
