@@ -20,6 +20,8 @@ For each `POST /webhooks/<source>`:
 4. translation → 422 with the reason (parked); a source time more than SHOPSTREAM_MAX_FUTURE_SKEW_S ahead
    of our clock → 422 (parked);
 5. publish → 200 only after Kafka confirmed every event; 503 if the broker or registry is away.
+At most MAX_CONCURRENT_PER_SOURCE deliveries of one source are handled at once; one that waits longer
+than BUSY_WAIT_S for a slot gets a 503.
 For connectors whose events may name their order only through an earlier payment (`LinksPayments`:
 Stripe disputes), the payment's order is looked up before step 4 (503 while Redis is unreachable) and
 every published `payments` record's payment id → order id is remembered after step 5
@@ -28,6 +30,7 @@ every published `payments` record's payment id → order id is remembered after 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -75,6 +78,10 @@ RECEIVED_HEADER = "shopstream.webhook.received-at"
 MAX_DELIVERY_ID = 256
 #: How much of a body beyond MAX_BODY is read and dropped so the sender gets its 413 on a clean connection.
 DRAIN_LIMIT = 16 * 1024 * 1024
+#: Deliveries of one source handled at once; more wait up to BUSY_WAIT_S, then get a 503 (the source
+#: retries). One flooding source (or an attacker posting to it) cannot take every other source's capacity.
+MAX_CONCURRENT_PER_SOURCE = 32
+BUSY_WAIT_S = 5.0
 # The records of the `payments` topic: each names its payment and its order.
 PAYMENT_RECORDS = (PaymentAuthorized, PaymentCaptured, PaymentFailed, RefundIssued, ChargebackOpened)
 
@@ -141,15 +148,24 @@ class WebhookFront:
         self._dedupe = dedupe
         self._dlq = dlq
         self._links = links
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def handle(self, connector: SourceConnector, request: web.Request) -> web.Response:
         """Process one HTTP delivery for `connector`; the response code tells the source what happened."""
         started = time.perf_counter()
+        slots = self._slots.setdefault(connector.name, asyncio.Semaphore(MAX_CONCURRENT_PER_SOURCE))
         try:
-            outcome = await self._from_request(connector, request)
-        except Exception as exc:  # the last line of defence: never a 500, never a traceback in the body
-            log.exception("webhook front failed before the body was read (%s)", connector.name)
-            outcome = _err(400, "the request could not be read", ref=fingerprint(exc))
+            await asyncio.wait_for(slots.acquire(), BUSY_WAIT_S)
+        except TimeoutError:
+            outcome = _err(503, f"too many {connector.name} deliveries at once, retry later")
+        else:
+            try:
+                outcome = await self._from_request(connector, request)
+            except Exception as exc:  # the last line of defence: never a 500, never a traceback in the body
+                log.exception("webhook front failed before the body was read (%s)", connector.name)
+                outcome = _err(400, "the request could not be read", ref=fingerprint(exc))
+            finally:
+                slots.release()
         WEBHOOK_REQUESTS.labels(connector.name, str(outcome.status)).inc()
         PROCESSING_SECONDS.labels(f"webhook:{connector.name}").observe(time.perf_counter() - started)
         return outcome.response()

@@ -228,3 +228,15 @@ async def test_concurrent_claims_only_one_wins(dedupe: tuple[DeliveryDedupe, aio
     results = await asyncio.gather(*(store.claim("shopify", "race") for _ in range(20)))
     assert results.count(Claim.NEW) == 1
     assert results.count(Claim.IN_FLIGHT) == 19
+
+
+async def test_a_source_at_its_concurrency_bound_gets_503(front_settings: Settings,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from shopstream.connectors import webhook
+
+    monkeypatch.setattr(webhook, "MAX_CONCURRENT_PER_SOURCE", 0)  # every slot taken
+    monkeypatch.setattr(webhook, "BUSY_WAIT_S", 0.1)
+    body, headers = shopify_request(880044, str(uuid.uuid4()))
+    async with client_for(front_settings) as client:
+        resp = await client.post("/webhooks/shopify", data=body, headers=headers)
+        assert resp.status == 503 and "too many shopify deliveries" in (await resp.json())["error"]
