@@ -2,7 +2,7 @@
 
 Public port (SHOPSTREAM_CONNECTORS_PORT): `POST /webhooks/shopify`, `/webhooks/stripe`,
 `/webhooks/woocommerce`, `/webhooks/carrier`, `/webhooks/returns`, `/webhooks/erp` (ERP stock deltas),
-`GET /healthz`. Admin port (+ SHOPSTREAM_ADMIN_PORT_OFFSET): `GET /readyz` (Kafka + Redis, cached),
+`GET /healthz`. Admin port (SHOPSTREAM_ADMIN_PORT, default public + 1000): `GET /readyz` (Kafka + Redis, cached),
 `GET /metrics`. It refuses to listen on a non-loopback address with a weak webhook secret. Further
 sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
 """

@@ -89,6 +89,8 @@ def cmd_topics_apply(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
     require_safe_exposure(settings)  # its web server binds SHOPSTREAM_HTTP_HOST too
+    # Its web server serves only /metrics and /readyz: SHOPSTREAM_ADMIN_PORT names it in a container.
+    args.port = args.port or settings.admin_port or None
     if args.processor == "orders":
         from shopstream.processors.orders.app import run
 

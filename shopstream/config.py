@@ -16,6 +16,11 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+#: Without SHOPSTREAM_ADMIN_PORT, the admin port of the connectors service and the read API is their
+#: public port + this, so both fit on one host (`shopstream dev`).
+ADMIN_PORT_OFFSET = 1000
+
+
 class ConfigError(Exception):
     """A configuration value is invalid; the message names the environment variable."""
 
@@ -136,10 +141,11 @@ class Settings(BaseSettings):
         description="Base port of worker web servers (/metrics); each worker adds its index.",
     )
     http_host: str = Field("127.0.0.1", validation_alias=AliasChoices("SHOPSTREAM_HTTP_HOST"))
-    admin_port_offset: int = Field(
-        1000, ge=1, le=64_000, validation_alias=AliasChoices("SHOPSTREAM_ADMIN_PORT_OFFSET"),
-        description="The connectors service and the read API serve /metrics and /readyz on their public port "
-                    "plus this (8080 -> 9080, 8081 -> 9081), so the public port carries nothing internal.",
+    admin_port: int = Field(
+        0, ge=0, le=65535, validation_alias=AliasChoices("SHOPSTREAM_ADMIN_PORT"),
+        description="Port of /metrics and /readyz of the service this process runs (one per container); 0: the "
+                    "connectors service and the read API use their public port + 1000 (9080, 9081), workers "
+                    "their --port. Never the public port: it carries nothing internal.",
     )
     registry_token: SecretStr = Field(
         SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_REGISTRY_TOKEN"),
@@ -248,12 +254,12 @@ class Settings(BaseSettings):
     @property
     def connectors_admin_port(self) -> int:
         """The connectors service's admin port (/metrics, /readyz)."""
-        return self.connectors_port + self.admin_port_offset
+        return self.admin_port or self.connectors_port + ADMIN_PORT_OFFSET
 
     @property
     def api_admin_port(self) -> int:
         """The read API's admin port (/metrics, /readyz)."""
-        return self.api_port + self.admin_port_offset
+        return self.admin_port or self.api_port + ADMIN_PORT_OFFSET
 
     def topic(self, name: str) -> str:
         """The physical topic name for a logical topology name."""

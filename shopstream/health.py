@@ -1,7 +1,7 @@
 """Health and the admin port of every HTTP service.
 
-`/healthz` (alive; may stay on the public port) and, on the admin port only (public port +
-SHOPSTREAM_ADMIN_PORT_OFFSET), `/metrics` and `/readyz` (ready = Kafka and Redis answer). Readiness is
+`/healthz` (alive; may stay on the public port) and, on the admin port only (SHOPSTREAM_ADMIN_PORT;
+default: public port + 1000), `/metrics` and `/readyz` (ready = Kafka and Redis answer). Readiness is
 cached for READY_CACHE_S and uses one Kafka admin client for the process: a probe per second from
 Kubernetes, or anyone hammering it, costs one metadata request per few seconds, not a new client each.
 """

@@ -30,7 +30,7 @@ Endpoints:
                                 with more than 100 of them, or with one /v1/atp/{sku} would refuse;
                                 503 as above
     GET /healthz                200 {"status": "ok"} while the process serves requests (liveness)
-  on the admin port only (SHOPSTREAM_API_PORT + SHOPSTREAM_ADMIN_PORT_OFFSET, `make_admin`):
+  on the admin port only (SHOPSTREAM_ADMIN_PORT, default API port + 1000; `make_admin`):
     GET /readyz                 200 {"status": "ready", "checks": {...}} when Redis answers PING and
                                 Kafka answers a metadata request (cached 3 s); else 503 with "failed"
     GET /metrics                Prometheus text format

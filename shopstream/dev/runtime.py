@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from shopstream.children import signal_group, spawn, stop
-from shopstream.config import Settings, exposure_problems, load_settings
+from shopstream.config import ADMIN_PORT_OFFSET, Settings, exposure_problems, load_settings
 from shopstream.dev.broker import EmbeddedBroker, EmbeddedBrokerError, start_tansu
 from shopstream.dev.ports import free_port, free_port_block, wait_for_port
 
@@ -132,8 +132,10 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
         return 2
     busy = [f"{var}={port}" for var, port in (("SHOPSTREAM_CONNECTORS_PORT", settings.connectors_port),
                                                ("SHOPSTREAM_API_PORT", settings.api_port),
-                                               ("SHOPSTREAM_ADMIN_PORT_OFFSET", settings.connectors_admin_port),
-                                               ("SHOPSTREAM_ADMIN_PORT_OFFSET", settings.api_admin_port))
+                                               ("SHOPSTREAM_CONNECTORS_PORT (+1000: admin)", settings.connectors_port
+                                                + ADMIN_PORT_OFFSET),
+                                               ("SHOPSTREAM_API_PORT (+1000: admin)", settings.api_port
+                                                + ADMIN_PORT_OFFSET))
             if not _port_free(settings.http_host, port)]
     if busy:
         print(f"shopstream dev: port in use: {', '.join(busy)}; set the variable to a free port", file=sys.stderr)
@@ -148,6 +150,9 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(env=dict(os.environ), log_dir=log_dir)
+    # One host, two HTTP services: each takes its public port + ADMIN_PORT_OFFSET, not one shared port.
+    stack.env.pop("SHOPSTREAM_ADMIN_PORT", None)
+    os.environ.pop("SHOPSTREAM_ADMIN_PORT", None)
     if not settings.shopify_secret.get_secret_value():
         # Local only: without a secret every webhook would be refused; production must set its own.
         stack.env["SHOPSTREAM_SHOPIFY_SECRET"] = DEV_SHOPIFY_SECRET
@@ -251,7 +256,7 @@ class DevProcess:
         return f"http://127.0.0.1:{self._admin_port('SHOPSTREAM_API_PORT')}"
 
     def _admin_port(self, public_var: str) -> int:
-        return int(self.env[public_var]) + int(self.env.get("SHOPSTREAM_ADMIN_PORT_OFFSET", "1000"))
+        return int(self.env[public_var]) + ADMIN_PORT_OFFSET
 
     @property
     def readiness_urls(self) -> list[str]:
@@ -305,24 +310,24 @@ class DevProcess:
         stop(self.process, timeout_s)
 
 
-def _public_and_admin_ports() -> tuple[int, int]:
-    """Two free consecutive public ports (connectors, API) and an offset to two free admin ports above them."""
+def _public_ports_with_admin() -> int:
+    """Two free consecutive public ports (connectors, API) whose admin ports (+ ADMIN_PORT_OFFSET) are free too."""
     for _ in range(100):
-        public, admin = free_port_block(2), free_port_block(2)
-        if admin > public + 1:
-            return public, admin - public
-    raise RuntimeError("no free admin ports above the public ones")
+        public = free_port_block(2)
+        if public + 1 + ADMIN_PORT_OFFSET < 65536 and all(
+                _port_free("127.0.0.1", public + ADMIN_PORT_OFFSET + i) for i in range(2)):
+            return public
+    raise RuntimeError("no free public ports with free admin ports above them")
 
 
 def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
     """Start `shopstream dev` on free ports with its own state dir; `overrides` are extra env variables."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    public, offset = _public_and_admin_ports()
+    public = _public_ports_with_admin()
     env = {
         **os.environ,
         "SHOPSTREAM_CONNECTORS_PORT": str(public),
         "SHOPSTREAM_API_PORT": str(public + 1),
-        "SHOPSTREAM_ADMIN_PORT_OFFSET": str(offset),
         "SHOPSTREAM_REGISTRY_PORT": str(free_port()),
         "SHOPSTREAM_WORKER_PORT": str(free_port_block(WORKER_PORTS)),
         "SHOPSTREAM_REGISTRY_STORAGE": str(state_dir / "registry.json"),

@@ -23,7 +23,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "kafka_session_timeout_s": ("6.5", 6.5),
     "kafka_compression": ("zstd", "zstd"),
     "single_record_batches": ("true", True),
-    "admin_port_offset": ("2000", 2000),
+    "admin_port": ("9464", 9464),
     "carrier_mapping": ("/etc/carrier.yaml", "/etc/carrier.yaml"),
     "registry_token": ("reg-token", SecretStr("reg-token")),
     "registry_allow_remote": ("true", True),

@@ -92,3 +92,10 @@ def test_readiness_is_cached_and_shares_one_check() -> None:
         assert pings == 2
 
     asyncio.run(scenario())
+
+
+def test_admin_ports_default_to_public_plus_1000_or_one_named_port() -> None:
+    default = Settings()
+    assert (default.connectors_admin_port, default.api_admin_port) == (9080, 9081)
+    container = Settings(admin_port=9464)
+    assert container.connectors_admin_port == container.api_admin_port == 9464
