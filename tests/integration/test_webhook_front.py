@@ -240,3 +240,22 @@ async def test_a_source_at_its_concurrency_bound_gets_503(front_settings: Settin
     async with client_for(front_settings) as client:
         resp = await client.post("/webhooks/shopify", data=body, headers=headers)
         assert resp.status == 503 and "too many shopify deliveries" in (await resp.json())["error"]
+
+
+async def test_a_registry_refusing_our_schema_is_503_and_parks_nothing(front_settings: Settings) -> None:
+    # Someone registered an incompatible OrderPlaced under our subject: registering ours is a 409. That is
+    # our deployment's fault, not the sender's body: 503 (Shopify retries), nothing parked, claim released.
+    s = front_settings
+    from confluent_kafka.schema_registry import Schema
+
+    subject = f"{s.topic(ORDERS)}-{OrderPlaced.AVRO_NAME}"
+    other = {"type": "record", "name": "OrderPlaced", "namespace": "io.shopstream.events",
+             "fields": [{"name": "x", "type": "int"}]}
+    make_registry_client(s.schema_registry_url).register_schema(subject, Schema(json.dumps(other), "AVRO"))
+    webhook_id = str(uuid.uuid4())
+    body, headers = shopify_request(880055, webhook_id)
+    async with client_for(s) as client:
+        resp = await client.post("/webhooks/shopify", data=body, headers=headers)
+        assert resp.status == 503, await resp.text()
+    assert read_topic(s, "connectors.dlq", partitions=1, want=0, settle_s=0.5) == []
+    assert redis.Redis.from_url(s.redis_url).get(dedupe_key(s, webhook_id)) is None
