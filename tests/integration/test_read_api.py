@@ -127,9 +127,10 @@ async def test_every_read_endpoint_needs_a_viewer_token(settings: Settings, stor
             assert (await client.get(path, headers={"Authorization": "Basic dXNlcjpwdw=="})).status == 401
             for role in ("viewer", "reviewer", "operator", "admin"):
                 assert (await client.get(path, headers=auth_header(role))).status in (200, 404), (path, role)
-        # liveness, readiness and metrics stay open (they move to an admin port separately)
+        # liveness stays open; readiness and metrics are not on the public port at all (admin port)
         assert (await client.get("/healthz")).status == 200
-        assert (await client.get("/metrics")).status == 200
+        for internal in ("/metrics", "/readyz"):
+            assert (await client.get(internal, headers=auth_header("admin"))).status == 404, internal
 
 
 async def test_without_a_tokens_file_every_read_is_refused(settings: Settings, stored_order: str,
