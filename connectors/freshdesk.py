@@ -58,6 +58,9 @@ class FreshdeskConnector:
     """Freshdesk automation-rule webhooks (HTTP Basic) → TicketCreated / TicketUpdated."""
 
     name = "freshdesk"
+    # The Basic credentials are never parked with a body: a parked Freshdesk body cannot be redriven
+    # (it would answer 401); the rule re-sends it from Freshdesk instead.
+    kept_headers: tuple[str, ...] = ()
 
     def __init__(self, credentials: str) -> None:
         # `username:password`; empty disables the source (every request is 401).
@@ -111,6 +114,8 @@ class GorgiasConnector:
     """Gorgias HTTP-integration requests (shared token header) → TicketCreated / TicketUpdated."""
 
     name = "gorgias"
+    # The token is never parked with a body (as Freshdesk's credentials): re-send from Gorgias instead.
+    kept_headers: tuple[str, ...] = ()
 
     def __init__(self, token: str) -> None:
         self._token = token

@@ -88,6 +88,9 @@ class ZendeskConnector:
     """Translates Zendesk ticket events and trigger notifications into TicketCreated / TicketUpdated."""
 
     name = SOURCE
+    # What a redrive needs to verify the parked body again (against its first receipt's time).
+    kept_headers: tuple[str, ...] = (SIGNATURE_HEADER, TIMESTAMP_HEADER, "x-zendesk-webhook-id",
+                                     "x-zendesk-webhook-invocation-id")
 
     def __init__(self, secret: str, *, tolerance_s: int = DEFAULT_TOLERANCE_S,
                  now: Callable[[], float] = time.time) -> None:

@@ -63,6 +63,8 @@ async def test_zendesk_ticket_published_once_and_wrong_signature_publishes_nothi
         assert (await again.json())["status"] == "duplicate"
         resp = await client.post("/webhooks/helpdesk/nosuch", data=good, headers=zendesk_headers(good))
         assert resp.status == 404
+        resp = await client.post("/webhooks/zendesk", data=good, headers=zendesk_headers(good))
+        assert resp.status == 404  # helpdesks answer under /webhooks/helpdesk/ only
 
         fresh = json.dumps({"freshdesk_webhook": {"ticket_id": 5, "ticket_subject": "Rechnung",
                                                   "ticket_created_at": "2026-12-06T10:00:00Z"}}).encode()
