@@ -41,6 +41,7 @@ from shopstream.schemas.models import (
 from shopstream.views.orders import OrderView
 
 from .facts import CustomerFacts, OrderFacts
+from .kpi import first_response_key, kpi_key
 
 # redis-py types hset's mapping with an invariant key union no plain dict matches; ours are str -> str.
 RedisKey = Any
@@ -84,6 +85,8 @@ class SupportFacts:
             fields["email"] = email
         pipe = self._client.pipeline()
         pipe.hset(self._key("order", event.order_id), mapping=fields)
+        if isinstance(event, OrderPlaced):
+            pipe.pfadd(kpi_key(self._prefix, "orders"), event.order_id)
         if event.order_number:
             pipe.set(self._key("order-number", order_number_key(event.order_number)), event.order_id)
         if email:
@@ -93,6 +96,17 @@ class SupportFacts:
                 pipe.hset(self._key("customer-total", email), event.order_id, str(eur))
             if event.customer and event.customer.orders_count is not None:
                 pipe.set(self._key("customer-count", email), event.customer.orders_count)
+        pipe.execute()
+
+    def count_ticket(self, ticket_key: str, intent: str, outcome: str, first_response_s: float | None) -> None:
+        """Count a decided ticket for the KPIs (`kpi.py`: idempotent HyperLogLogs)."""
+        pipe = self._client.pipeline()
+        kinds = ["tickets"] + ([outcome] if outcome in ("self_service", "suggested") else [])
+        for kind in kinds:
+            pipe.pfadd(kpi_key(self._prefix, kind), ticket_key)
+            pipe.pfadd(kpi_key(self._prefix, kind, intent), ticket_key)
+        if first_response_s is not None:
+            pipe.hset(first_response_key(self._prefix), ticket_key, f"{first_response_s:.3f}")
         pipe.execute()
 
     def record_shipment(self, event: ShipmentCreated | ShipmentDispatched | ShipmentDelivered) -> None:

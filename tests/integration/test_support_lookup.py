@@ -36,3 +36,31 @@ def test_order_by_number_with_tracking_and_customer_history(redis_url: str, redi
     assert customer is not None and customer.order_count == 3 and customer.total_spent_eur == Decimal("15")
     assert facts.customer_facts("nobody@example.com") is None
     client.close()
+
+
+async def test_kpis_are_idempotent_and_served(redis_url: str, redis_prefix: str) -> None:
+    import redis.asyncio as aioredis
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from shopstream.api import support
+    from shopstream.config import Settings
+
+    client = redis.Redis.from_url(redis_url)
+    facts = SupportFacts(client, redis_prefix)
+    facts.record_order(placed())
+    for _ in range(2):  # a redelivery counts once
+        facts.count_ticket("zendesk:1", "where_is_my_order", "self_service", 0.25)
+        facts.count_ticket("zendesk:2", "cancel_order", "suggested", None)
+    app = web.Application()
+    async_client = aioredis.Redis.from_url(redis_url)
+    support.add_routes(app, Settings(redis_key_prefix=redis_prefix), async_client)
+    async with TestClient(TestServer(app)) as http:
+        resp = await http.get("/v1/support/stats")
+        doc = await resp.json()
+    assert doc["orders"] == 1 and doc["tickets"] == 2 and doc["tickets_per_100_orders"] == 200.0
+    assert doc["self_service_share"] == 0.5 and doc["suggested"] == 1
+    assert doc["per_intent"]["where_is_my_order"]["self_service"] == 1
+    assert doc["first_response_s"] == {"automatic_replies": 1, "median": 0.25}
+    await async_client.aclose()
+    client.close()

@@ -100,3 +100,16 @@ def test_approval_sends_cancel_order_once() -> None:
     assert approval_records(decided("reject")) == []
     assert approval_records(decided(subject_type="order")) == []  # the orders worker's decisions
     assert approval_records(decided(kind="support_reply")) == []
+
+
+def test_kpi_stats_document() -> None:
+    from shopstream.processors.support.kpi import all_keys, stats
+
+    assert all_keys("p:")[0] == ("orders", None, "p:support:kpi:orders")
+    doc = stats({("orders", None): 200, ("tickets", None): 10, ("self_service", None): 4,
+                 ("tickets", "where_is_my_order"): 6, ("self_service", "where_is_my_order"): 4}, [0.2, 0.4, 1.0])
+    assert doc["tickets_per_100_orders"] == 5.0 and doc["self_service_share"] == 0.4
+    assert doc["per_intent"] == {"where_is_my_order": {"tickets": 6, "self_service": 4,
+                                                       "self_service_share": 0.6667, "suggested": 0}}
+    assert doc["first_response_s"] == {"automatic_replies": 3, "median": 0.4}
+    assert stats({}, [])["tickets_per_100_orders"] is None
