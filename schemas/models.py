@@ -1060,6 +1060,27 @@ class TicketUpdated(BaseModel):
     updated_at: UtcDatetime
 
 
+class UpdateShippingAddress(BaseModel):
+    """
+    Command (commands.shop, keyed by order id): change the shipping address of an order not yet
+    fulfilled; a person approved it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.UpdateShippingAddress"
+
+    meta: EventMeta
+    order_id: str
+    # The new address as the approving person wrote it in the decision note.
+    address_text: str
+    # Who approved (user:<name>).
+    requested_by: str | None = None
+    # The ticket the customer asked in.
+    ticket_id: str | None = None
+    # The approved work item.
+    work_item_id: str | None = None
+
+
 class WorkItemDecided(BaseModel):
     """
     A person decided a work item (review.decisions, keyed by subject id): approve or reject, by whom,
@@ -1143,5 +1164,6 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.SyncShopStock": SyncShopStock,
     "io.shopstream.events.TicketCreated": TicketCreated,
     "io.shopstream.events.TicketUpdated": TicketUpdated,
+    "io.shopstream.events.UpdateShippingAddress": UpdateShippingAddress,
     "io.shopstream.events.WorkItemDecided": WorkItemDecided,
 }

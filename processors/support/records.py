@@ -10,7 +10,8 @@ From a `TicketDecision` (on TicketCreated):
   `order_request` (so the orders worker, which acts on `order` decisions, ignores it), with the draft,
   intent, confidence, model, routing and policy versions as evidence.
 From a `WorkItemDecided` approving a `support_cancel_order` item: `CancelOrder` on `commands.shop`
-(key: the order id), requested by the person. Every id is uuid5 of its cause (the ticket's or the
+(key: the order id), requested by the person; approving a `support_address_change` item with the new
+address as the decision's note: `UpdateShippingAddress` (without a note: nothing, the address is unknown). Every id is uuid5 of its cause (the ticket's or the
 decision's event id), so a redelivery or replay re-emits identical records (consumers drop duplicates),
 and the API publishes one decision per item: one CancelOrder per approval.
 """
@@ -27,6 +28,7 @@ from shopstream.schemas.models import (
     RouteTicket,
     SuggestReply,
     TicketCreated,
+    UpdateShippingAddress,
     WorkItemDecided,
 )
 
@@ -107,4 +109,9 @@ def approval_records(event: WorkItemDecided) -> list[tuple[str, str, object]]:
         return [("commands.shop", event.subject_id, CancelOrder(
             meta=meta_for("CancelOrder", event.meta), order_id=event.subject_id, reason=reason,
             requested_by=f"user:{event.decided_by}"))]
+    if event.kind == "support_address_change" and event.note and event.note.strip():
+        # The customer's new address is free text in the ticket; the person confirms it in the note.
+        return [("commands.shop", event.subject_id, UpdateShippingAddress(
+            meta=meta_for("UpdateShippingAddress", event.meta), order_id=event.subject_id,
+            address_text=event.note.strip(), requested_by=f"user:{event.decided_by}", work_item_id=event.item_id))]
     return []

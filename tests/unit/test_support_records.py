@@ -113,3 +113,13 @@ def test_kpi_stats_document() -> None:
                                                        "self_service_share": 0.6667, "suggested": 0}}
     assert doc["first_response_s"] == {"automatic_replies": 3, "median": 0.4}
     assert stats({}, [])["tickets_per_100_orders"] is None
+
+
+def test_address_change_approval_needs_the_address_in_the_note() -> None:
+    from shopstream.schemas.models import UpdateShippingAddress
+
+    event = decided(kind="support_address_change").model_copy(update={"note": " Hauptstr. 5, 10115 Berlin "})
+    [(topic, key, command)] = approval_records(event)
+    assert topic == "commands.shop" and key == "5550002" and isinstance(command, UpdateShippingAddress)
+    assert command.address_text == "Hauptstr. 5, 10115 Berlin" and command.work_item_id == "item-1"
+    assert approval_records(event.model_copy(update={"note": None})) == []
