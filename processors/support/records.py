@@ -12,8 +12,9 @@ From a `TicketDecision` (on TicketCreated):
 From a `WorkItemDecided` approving a `support_cancel_order` item: `CancelOrder` on `commands.shop`
 (key: the order id), requested by the person; approving a `support_address_change` item with the new
 address as the decision's note: `UpdateShippingAddress` (without a note: nothing, the address is unknown).
-Every id is uuid5 of its cause (the ticket's or the decision's event id), so a redelivery or replay re-emits identical records (consumers drop duplicates),
-and the API publishes one decision per item: one CancelOrder per approval.
+Every id is uuid5 of its cause (the ticket's or the decision's event id), so a redelivery or replay
+re-emits identical records (consumers drop duplicates), and the API publishes one decision per item: one
+CancelOrder per approval.
 """
 
 from __future__ import annotations
