@@ -206,6 +206,8 @@ class InventoryProcessor(ProcessorBase):
 
     name = PROCESSOR
     inputs: tuple[str, ...] = (STOCK, RESERVATIONS)
+    # A StockSnapshotBatch holds up to 1,000 lines: 50 records bound a confirm (and its memory) at ~50k SKUs.
+    batch_size = 50
 
     def __init__(self, settings: Settings, config: InventoryConfig | None = None,
                  topology: Topology | None = None) -> None:

@@ -43,6 +43,8 @@ class Processor(Protocol):
     changelog: str | None
     #: Seconds between `tick` calls, or None for no tick.
     tick_interval_s: float | None
+    #: Records per poll at most (all of them are confirmed together, per partition).
+    batch_size: int
 
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
         """Decode and apply one record against its partition's state; raise on failure (the runner classifies)."""
@@ -78,6 +80,7 @@ class ProcessorBase:
 
     changelog: str | None = None
     tick_interval_s: float | None = None
+    batch_size: int = 500
 
     def encode_state(self, value: Any) -> bytes:
         """Stateless processors never call this."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import threading
@@ -16,16 +15,15 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
-from shopstream.halt import EXIT_DELIVERY_FAILED, MustRestart, halt
+from shopstream.halt import EXIT_DELIVERY_FAILED, halt
 from shopstream.kafka import DeliveryError, make_consumer, poll_batch
 from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RECORDS_OUT, RETRIES
-from shopstream.processing import RetryPolicy, is_transient, park_or_halt
+from shopstream.processing import RetryPolicy, park, process_record
 from shopstream.runner.admin import AdminServer
 from shopstream.runner.api import Effects, Processor, Record
 from shopstream.runner.offsets import DoneOffsets, by_partition
 from shopstream.runner.producer import ConfirmingProducer, OutRecord
 from shopstream.runner.store import PartitionState, restore
-from shopstream.serde import SerdeError
 from shopstream.topology import Topology, load_topology_for
 
 log = logging.getLogger("shopstream.runner")
@@ -35,14 +33,14 @@ class Runner:
     """Runs one processor in one thread until `stop` is set; see the package docstring for the rules."""
 
     def __init__(self, settings: Settings, processor: Processor, *, topology: Topology | None = None,
-                 batch_size: int = 500, stop: threading.Event | None = None) -> None:
+                 batch_size: int | None = None, stop: threading.Event | None = None) -> None:
         self.settings = settings
         self.processor = processor
         self.name = processor.name
         self.topology = topology or load_topology_for(settings)
         self.inputs = {settings.topic(name): name for name in processor.inputs}
         self.changelog = settings.topic(processor.changelog) if processor.changelog else None
-        self.batch_size = batch_size
+        self.batch_size = batch_size or processor.batch_size
         self.stop = stop or threading.Event()
         client_id = f"shopstream-{processor.name}"
         self.producer = ConfirmingProducer(settings, **{"client.id": client_id})
@@ -54,7 +52,6 @@ class Runner:
         self.offsets = DoneOffsets()
         self._physical: dict[str, str] = {}
         self._sent: dict[str, Any] = {}
-        self._loop = asyncio.new_event_loop()
         self._last_error: str | None = None
 
     # -- readiness -------------------------------------------------------------------------------
@@ -85,7 +82,6 @@ class Runner:
         finally:
             self.consumer.close()  # leaves the group (its revoke callback commits what is done)
             self.producer.close()
-            self._loop.close()
 
     def step(self, timeout_s: float = 0.5) -> int:
         """One poll: handle its records per partition, confirm, store, commit; returns how many were read."""
@@ -113,8 +109,8 @@ class Runner:
                 continue
             handled.append(record)
             outputs.extend(effects.outputs)
-            for key, value in effects.writes.items():
-                state[key] = value
+            if effects.writes:
+                state.writes.update(effects.writes)
         if handled:
             self._confirm(partition, state, outputs, handled)
             for record in handled:
@@ -132,29 +128,20 @@ class Runner:
                       key=msg.key(), value=msg.value(), headers=headers, timestamp_ms=ts if ts_type else None)
 
     def _handle(self, record: Record, state: PartitionState) -> Effects | None:
-        """The processor's handler under the retry policy; None when the record was parked instead."""
-        started, attempts, first_ms = time.monotonic(), 0, int(time.time() * 1000)
-        while True:
-            attempts += 1
-            try:
-                return self.processor.handle(record, state)
-            except MustRestart as exc:
-                halt(f"{self.name}: {record.topic}[{record.partition}]@{record.offset}: {exc}", exc.exit_code)
-            except Exception as exc:
-                transient = is_transient(exc)
-                if transient and time.monotonic() - started < self.retry.max_elapsed_s and not self.stop.is_set():
-                    RETRIES.labels(self.name, type(exc).__name__).inc()
-                    time.sleep(self.retry.backoff(attempts))
-                    continue
-                stage = "retry-exhausted" if transient else "deserialize" if isinstance(exc, SerdeError) else "process"
-                self._park(record, Failure(error=exc, stage=stage, attempts=attempts, first_failure_ms=first_ms))
-                return None
+        """The processor's handler under the one retry policy; None when the record was parked instead."""
+        result: list[Effects] = []
+        outcome = process_record(self._failed(record), lambda: result.append(self.processor.handle(record, state)),
+                                 self.dlq, self.retry, record.label, self.stop.is_set)
+        return result[0] if outcome == "ok" else None
+
+    @staticmethod
+    def _failed(record: Record) -> FailedRecord:
+        return FailedRecord(topic=record.topic, key=record.key, value=record.value, headers=list(record.headers),
+                            partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp_ms)
 
     def _park(self, record: Record, failure: Failure) -> None:
         """Park on the record's DLQ; returns once confirmed, else halts (exit 75): never acknowledged unparked."""
-        failed = FailedRecord(topic=record.topic, key=record.key, value=record.value, headers=list(record.headers),
-                              partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp_ms)
-        self._loop.run_until_complete(park_or_halt(failed, failure, self.dlq, self.retry))
+        park(self._failed(record), failure, self.dlq, self.retry)
         RECORDS_IN.labels(self.name, record.label, "dlq").inc()
 
     def _topic(self, name: str) -> str:
@@ -295,7 +282,7 @@ class Runner:
 
 
 def run_processor(settings: Settings, processor: Processor, *, web_port: int | None = None,
-                  batch_size: int = 500, stop: threading.Event | None = None) -> None:
+                  batch_size: int | None = None, stop: threading.Event | None = None) -> None:
     """Run `processor` on the runner in the foreground with `/metrics` and `/readyz` until SIGTERM/SIGINT."""
     own_stop = stop or threading.Event()
     previous: dict[int, Any] = {}

@@ -67,12 +67,15 @@ class PartitionState(MutableMapping[bytes, Any]):
 
     def commit(self) -> None:
         """The batch's writes were confirmed on the changelog: they become the stored state."""
-        stored = self.stored
-        for key, value in self.writes.items():
-            if value is None:
-                stored.pop(key, None)
-            else:
-                stored[key] = value
+        stored, writes = self.stored, self.writes
+        if None in writes.values():
+            for key, value in writes.items():
+                if value is None:
+                    stored.pop(key, None)
+                else:
+                    stored[key] = value
+        else:
+            stored.update(writes)
         self.writes = {}
 
     def rollback(self) -> None:
