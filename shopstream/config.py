@@ -89,13 +89,12 @@ class Settings(BaseSettings):
     )
     kafka_producer_timeout_s: float = Field(
         30.0, gt=0, le=1200, validation_alias=AliasChoices("KAFKA_PRODUCER_TIMEOUT_S"),
-        description="How long a Faust worker's (aiokafka) producer waits for the broker to confirm a send "
-                    "before the send fails and the retry policy takes over; the same 30 s as librdkafka's "
-                    "message.timeout.ms (Faust's own default, 1200 s, hid a dead broker for 20 minutes).",
+        description="How long a worker's producer waits for the broker to confirm a record (librdkafka's "
+                    "message.timeout.ms) before the record fails and the retry policy takes over.",
     )
     retry_max_elapsed_s: float = Field(
         120.0, gt=0, le=3600, validation_alias=AliasChoices("SHOPSTREAM_RETRY_MAX_ELAPSED_S"),
-        description="How long a Faust worker retries a transient fault of one record in place before parking "
+        description="How long a worker retries a transient fault of one record in place before parking "
                     "it, and then a failing DLQ write before it stops without committing (exit 75).",
     )
     topic_prefix: str = Field(
@@ -153,10 +152,6 @@ class Settings(BaseSettings):
         "", validation_alias=AliasChoices("SHOPSTREAM_DEV_LOG_DIR"),
         description="`shopstream dev`: write each service's output to DIR/<service>.log instead of the "
                     "terminal (tests and benchmarks set it, so a stalled service is found by its own log).",
-    )
-    faust_store: str = Field(
-        "memory://", validation_alias=AliasChoices("SHOPSTREAM_FAUST_STORE"),
-        description="Faust table store; tables are rebuilt from their changelog topics on start.",
     )
     mappings_dir: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_MAPPINGS_DIR"),

@@ -35,7 +35,7 @@ ALERTS_ANOMALIES = "alerts.anomalies"
 REVIEW_QUEUE = "review.queue"
 DLQ_REPLAY_LOG = "dlq.replay-log"
 
-# Faust table changelogs (`<app>-<table>-changelog`)
+# State-store changelogs of the runner (`<processor>-<store>-changelog`)
 ORDERS_CHANGELOG = changelog_name("orders", "orders")
 INVENTORY_CHANGELOG = changelog_name("inventory", "atp")
 

@@ -107,14 +107,6 @@ def test_table_changelog_errors_name_the_problem(tmp_path: Path) -> None:
         lagging.table_changelog("orders", "orders", ORDER_INPUTS)
 
 
-def test_faust_app_requires_declared_internal_topics() -> None:
-    from shopstream.faust_app import make_faust_app
-
-    settings = load_settings(kafka_bootstrap_servers="127.0.0.1:9")
-    with pytest.raises(TopologyError, match="no internal topics declared for Faust app 'stranger'"):
-        make_faust_app(settings, "stranger")
-
-
 # ------------------------------------------------------------------------------------------ overlay
 
 
