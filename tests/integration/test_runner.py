@@ -92,6 +92,35 @@ def test_a_restarted_runner_continues_from_the_state_in_its_changelog(settings: 
     assert second.states == {}  # dropped with the partitions when it left the group
 
 
+def test_a_rebalance_moves_state_with_its_partitions(settings: Settings) -> None:
+    """A second member joins: each partition's state goes with it (restored from the changelog by its new
+    owner, dropped by the old one), so counts continue across the move and no partition is owned twice."""
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    keys = [f"k{i}".encode() for i in range(8)]
+    _produce(settings, [(key, b"x") for key in keys for _ in range(2)])
+    first, first_thread = _in_thread(settings)
+    second: Runner | None = None
+    second_thread: threading.Thread | None = None
+    try:
+        wait_for(lambda: len(_outputs(settings)) == 16, 60, what="the first lot counted")
+        second, second_thread = _in_thread(settings)
+        wait_for(lambda: bool(first.owned) and bool(second.owned)
+                 and {p for _, p in first.owned}.isdisjoint({p for _, p in second.owned}), 60,
+                 what="the partitions shared between both members")
+        assert set(first.states).isdisjoint(second.states)
+        _produce(settings, [(key, b"x") for key in keys])
+        wait_for(lambda: len(_outputs(settings)) == 24, 60, what="the second lot counted")
+    finally:
+        for runner in (first, second):
+            if runner is not None:
+                runner.stop.set()
+        first_thread.join(30)
+        if second_thread is not None:
+            second_thread.join(30)
+    for key in keys:  # third count of every key, whichever member owned it after the move
+        assert [v for v in _outputs(settings) if v.startswith(key + b":")][-1] == key + b":3"
+
+
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[BrokerProxy]:
     with proxied_tansu(tmp_path / "tansu.log") as proxy:
