@@ -36,6 +36,11 @@ from shopstream.metrics import RECORDS_IN, RETRIES
 from shopstream.serde import RegistryUnavailable, SerdeError
 
 Outcome = Literal["ok", "dlq"]
+
+
+class StopRequested(Exception):
+    """The process is stopping while a transient fault is retried: the record is neither parked nor
+    acknowledged (its consumer stops without committing it, and the next owner reads it again)."""
 log = logging.getLogger("shopstream.processing")
 
 
@@ -74,7 +79,8 @@ def process_record(record: FailedRecord, handler: Callable[[], None], dlq: DeadL
                    policy: RetryPolicy = RetryPolicy(), topic_label: str | None = None,
                    stopping: Callable[[], bool] = lambda: False) -> Outcome:
     """Run `handler` for `record` under the retry/park policy; returns what happened ("ok": the caller
-    counts it once its effects are confirmed). `stopping`: a stop was asked, so retries end early."""
+    counts it once its effects are confirmed). `stopping`: a stop was asked; a transient fault then
+    raises StopRequested instead of waiting out the budget (never a park: the fault was not the record's)."""
     attempts = 0
     first_ms = int(time.time() * 1000)
     started = time.monotonic()
@@ -88,7 +94,9 @@ def process_record(record: FailedRecord, handler: Callable[[], None], dlq: DeadL
             halt(f"{dlq.processor}: {record.topic}[{record.partition}]@{record.offset}: {exc}", exc.exit_code)
         except Exception as exc:
             transient = is_transient(exc)
-            if transient and time.monotonic() - started < policy.max_elapsed_s and not stopping():
+            if transient and stopping():
+                raise StopRequested(f"{record.topic}[{record.partition}]@{record.offset}") from exc
+            if transient and time.monotonic() - started < policy.max_elapsed_s:
                 RETRIES.labels(dlq.processor, type(exc).__name__).inc()
                 time.sleep(policy.backoff(attempts))
                 continue

@@ -18,7 +18,7 @@ from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.halt import EXIT_DELIVERY_FAILED, halt
 from shopstream.kafka import DeliveryError, make_consumer, poll_batch
 from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RECORDS_OUT, RETRIES
-from shopstream.processing import RetryPolicy, park, process_record
+from shopstream.processing import RetryPolicy, StopRequested, park, process_record
 from shopstream.runner.admin import AdminServer
 from shopstream.runner.api import Effects, Processor, Record
 from shopstream.runner.offsets import DoneOffsets, by_partition
@@ -79,6 +79,8 @@ class Runner:
                     self._tick()
                     next_tick = time.monotonic() + interval
             self._commit()
+        except StopRequested as exc:  # stopped amid a transient fault: the record in hand stays unacknowledged
+            log.warning("%s: stopped while retrying %s; it is read again on restart", self.name, exc)
         finally:
             self.consumer.close()  # leaves the group (its revoke callback commits what is done)
             self.producer.close()
@@ -169,7 +171,10 @@ class Runner:
                 break
             attempt += 1
             error = DeliveryError(failures[0][0], failures[0][1])
-            if time.monotonic() - started >= self.retry.max_elapsed_s or self.stop.is_set():
+            if self.stop.is_set():  # nothing parked on the way out: latched, a restart re-reads it all
+                halt(f"{self.name}: stopping with outputs of partition {partition} refused: {failures[0][1]}",
+                     EXIT_DELIVERY_FAILED)
+            if time.monotonic() - started >= self.retry.max_elapsed_s:
                 state.rollback()
                 for record in records:
                     self._park(record, Failure(error=error, stage="retry-exhausted", attempts=attempt))

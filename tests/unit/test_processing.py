@@ -267,3 +267,18 @@ def test_halt_exits_the_process_with_its_code() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert done.returncode == 75
     assert b"stopping without committing offsets" in done.stderr
+
+
+def test_a_stop_during_a_transient_fault_neither_parks_nor_acknowledges(publisher: CollectingPublisher,
+                                                                       dlq: DeadLetterWriter) -> None:
+    handler, calls = handler_failing(10_000, lambda: RegistryUnavailable("still down"))
+    with pytest.raises(processing.StopRequested):
+        process_record(RECORD, handler, dlq, FAST, stopping=lambda: len(calls) >= 2)
+    assert len(calls) == 2 and publisher.published == []  # the fault was not the record's: not parked
+
+
+def test_a_stop_does_not_save_a_poison_record_from_its_dlq(publisher: CollectingPublisher,
+                                                           dlq: DeadLetterWriter) -> None:
+    handler, _ = handler_failing(100, lambda: KeyError("bug"))
+    assert process_record(RECORD, handler, dlq, FAST, stopping=lambda: True) == "dlq"
+    assert len(publisher.published) == 1
