@@ -77,9 +77,10 @@ class Settings(BaseSettings):
     single_record_batches: bool = Field(
         False, validation_alias=AliasChoices("SHOPSTREAM_SINGLE_RECORD_BATCHES"),
         description="Send every record in its own batch, for Tansu: it answers ListOffsets(latest) with the "
-                    "last batch's base offset + 1, so Faust's table recovery stopped short of a changelog's "
-                    "tail; and under load a Faust consumer was seen to never receive the first record of a "
-                    "two-record batch at a partition's tail (2 of 8 crash-test runs; 0 of 6 with this on). "
+                    "last batch's base offset + 1, so a changelog restore to it stops short of the tail (the "
+                    "runner drains past it); and under load a Faust consumer was seen to never receive "
+                    "the first record of a two-record batch at a partition's tail (2 of 8 crash-test "
+                    "runs; 0 of 6 with this on). "
                     "`shopstream dev` turns it on for the embedded broker; real Kafka does not need it.",
     )
     kafka_fetch_max_wait_ms: int = Field(

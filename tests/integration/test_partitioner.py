@@ -1,7 +1,7 @@
-"""One partitioner: confluent-kafka producers from `make_producer` place every key where Faust/aiokafka do.
+"""One partitioner: confluent-kafka producers from `make_producer` place every key where aiokafka and Java do.
 
-State is partitioned by key, so a key written by a connector (confluent-kafka) and by a Faust agent
-(aiokafka) must land on the same partition. librdkafka's default is CRC32 (`consistent_random`),
+State is partitioned by key, so a key written by any client (confluent-kafka here, aiokafka or Java
+elsewhere) must land on the same partition. librdkafka's default is CRC32 (`consistent_random`),
 aiokafka/Java use murmur2: `make_producer` sets `partitioner=murmur2_random`. Checked here on a
 real broker, against aiokafka's partitioner function and against records aiokafka actually wrote.
 """
@@ -110,7 +110,7 @@ async def test_make_producer_places_keys_like_aiokafka(settings: Settings, topic
     confluent = produce_confluent(ours, topic, KEYS, b"confluent")
     aio = await produce_aiokafka(settings.kafka_bootstrap_servers, topic, KEYS, b"aiokafka")
 
-    # 1. aiokafka's own partitioner function (the one Faust uses) agrees with the broker's placement.
+    # 1. aiokafka's own partitioner function (the Java-compatible reference) agrees with the broker's placement.
     expected = {key: DefaultPartitioner()(key, all_partitions, all_partitions) for key in KEYS}
     mismatched = [k for k in KEYS if confluent[k] != expected[k]]
     assert mismatched == [], f"{len(mismatched)} keys placed differently, e.g. {mismatched[:5]}"
