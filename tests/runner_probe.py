@@ -41,5 +41,15 @@ class CountingProcessor(ProcessorBase):
         return int(data)
 
 
+class EchoProcessor(ProcessorBase):
+    """Stateless: `<key>=<value>` for every record (no store, no changelog)."""
+
+    name = "runner-echo"
+    inputs: tuple[str, ...] = (INPUT,)
+
+    def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
+        return Effects([(OUTPUT, record.key, (record.key or b"") + b"=" + (record.value or b""))])
+
+
 if __name__ == "__main__":
     run_processor(load_settings(), CountingProcessor(), web_port=0)

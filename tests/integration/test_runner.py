@@ -28,7 +28,7 @@ from shopstream.topology import load_topology
 from tests import processes
 from tests.broker_proxy import BrokerProxy, proxied_tansu
 from tests.kafka_read import read_all
-from tests.runner_probe import CountingProcessor
+from tests.runner_probe import CountingProcessor, EchoProcessor
 from tests.workers import stop, wait_for
 
 pytestmark = pytest.mark.broker
@@ -49,9 +49,9 @@ def _outputs(settings: Settings) -> list[bytes]:
                                         idle_s=0.3)]
 
 
-def _committed(settings: Settings, partition: int) -> int:
+def _committed(settings: Settings, partition: int, group: str = "runner-probe") -> int:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
-                         "group.id": settings.topic("runner-probe"), "enable.auto.commit": False})
+                         "group.id": settings.topic(group), "enable.auto.commit": False})
     try:
         tp = TopicPartition(settings.topic("inventory.stock"), partition)
         return int(consumer.committed([tp], timeout=10)[0].offset)
@@ -90,6 +90,21 @@ def test_a_restarted_runner_continues_from_the_state_in_its_changelog(settings: 
     counts = [v for v in _outputs(settings) if v.startswith(b"a:")]
     assert counts[-3:] == [b"a:6", b"a:7", b"a:8"]  # restored 5, not started from 0
     assert second.states == {}  # dropped with the partitions when it left the group
+
+
+def test_a_processor_without_a_store_runs_on_the_same_loop(settings: Settings) -> None:
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    _produce(settings, [(b"e", b"1"), (b"e", b"2")])
+    runner = Runner(settings, EchoProcessor(), stop=threading.Event())
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: _outputs(settings) == [b"e=1", b"e=2"], 60, what="both records echoed")
+        assert runner.readiness()[1] == 200 and runner.states == {}
+        wait_for(lambda: _committed(settings, partition_for(b"e", 4), "runner-echo") == 2, 30, what="committed")
+    finally:
+        runner.stop.set()
+        thread.join(30)
 
 
 def test_a_rebalance_moves_state_with_its_partitions(settings: Settings) -> None:
