@@ -26,6 +26,8 @@ log = logging.getLogger("shopstream.runner")
 
 #: (topic, key, value, partition or None) of a record to queue.
 OutRecord = tuple[str, bytes | None, bytes | None, int | None]
+#: (topic, key, value, headers or None) of a record to `send`.
+SendRecord = tuple[str, bytes | None, bytes | None, Headers | None]
 
 
 class ConfirmingProducer:
@@ -33,6 +35,7 @@ class ConfirmingProducer:
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.failures: list[tuple[str, KafkaError]] = []  # (topic, error) of refused queued records
+        self._refused: list[tuple[Message, KafkaError]] = []  # the refused records themselves (for `send`)
         self._producer = make_producer(settings, **{
             "delivery.report.only.error": True, "on_delivery": self._on_delivery,
             "message.timeout.ms": int(settings.kafka_producer_timeout_s * 1000), **overrides})
@@ -41,6 +44,7 @@ class ConfirmingProducer:
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.failures.append((str(msg.topic()), err))
+            self._refused.append((msg, err))
 
     @property
     def latched(self) -> bool:
@@ -72,6 +76,27 @@ class ConfirmingProducer:
         if left:
             raise TimeoutError(f"{left} records not confirmed by the broker")
         return self.failures[seen:]
+
+    def send(self, records: Sequence[SendRecord], timeout_s: float = 60.0) -> list[tuple[Message, KafkaError]]:
+        """Produce records (with headers), wait for the broker; the refused ones, to re-send (DeliveryError
+        when some are still unconfirmed after `timeout_s`). For loops that re-send what failed themselves."""
+        self._refused = []
+        produce, poll = self._producer.produce, self._producer.poll
+        for topic, key, value, headers in records:
+            while True:
+                try:
+                    if headers:
+                        produce(topic, value, key, headers=list(headers))
+                    else:
+                        produce(topic, value, key)
+                    break
+                except BufferError:  # local queue full: serve delivery reports, then try again
+                    poll(0.05)
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            raise DeliveryError(records[0][0] if records else "?",
+                                f"{remaining} records unconfirmed after {timeout_s} s")
+        return self._refused
 
     async def publish(self, topic: str, key: bytes | None, value: bytes | None,
                       headers: Headers | None = None) -> None:
