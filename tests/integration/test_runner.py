@@ -92,6 +92,30 @@ def test_a_restarted_runner_continues_from_the_state_in_its_changelog(settings: 
     assert second.states == {}  # dropped with the partitions when it left the group
 
 
+def test_restore_reads_a_changelog_written_in_multi_record_batches_to_its_end(settings: Settings) -> None:
+    """Tansu reports the last batch's base offset + 1 as the high watermark: a restore that stopped there
+    would miss the rest of a multi-record batch and count those keys from zero again."""
+    settings = settings.model_copy(update={"single_record_batches": False})
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    # Keys of one partition, one record each: one batch, so their changelog records go out together.
+    keys = [k for k in (f"m{i}".encode() for i in range(200)) if partition_for(k, 4) == 0][:30]
+    _produce(settings, [(key, b"x") for key in keys])
+    runner, thread = _in_thread(settings)
+    try:
+        wait_for(lambda: len(_outputs(settings)) == len(keys), 60, what="every key counted once")
+    finally:
+        runner.stop.set()
+        thread.join(30)
+    _produce(settings, [(key, b"x") for key in keys])
+    second, thread = _in_thread(settings)
+    try:
+        wait_for(lambda: len(_outputs(settings)) == 2 * len(keys), 60, what="every key counted again")
+    finally:
+        second.stop.set()
+        thread.join(30)
+    assert sorted(_outputs(settings)[len(keys):]) == sorted(key + b":2" for key in keys)
+
+
 def test_a_processor_without_a_store_runs_on_the_same_loop(settings: Settings) -> None:
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     _produce(settings, [(b"e", b"1"), (b"e", b"2")])
