@@ -35,6 +35,7 @@ Endpoints:
     GET /metrics                Prometheus text format
     /v1/work-items…             the work queue (list, read, claim, decide): see shopstream.api.work_items
     /v1/review/lists…           the review rules' lists (admin): see shopstream.api.review_lists
+    /v1/alerts, /v1/kpis        anomaly alerts and KPIs (viewer): see shopstream.api.insights
 
 Every endpoint but /healthz, /readyz and /metrics needs `Authorization: Bearer <token>` with the role
 `viewer` (401 without a valid token, 403 without the role; `shopstream.api.security`, tokens from
@@ -59,7 +60,7 @@ import redis.exceptions
 from aiohttp import web
 from prometheus_client import Counter
 
-from shopstream.api import review_lists
+from shopstream.api import insights, review_lists
 from shopstream.api.backlog import refresher as backlog_refresher
 from shopstream.api.security import ROUTE_ROLES_KEY, TOKENS_KEY, authenticate
 from shopstream.api.work_items import ITEMS_KEY, add_routes
@@ -68,6 +69,7 @@ from shopstream.config import Settings
 from shopstream.health import healthz, readiness
 from shopstream.metrics import metrics_handler
 from shopstream.processors.review.list_store import AsyncListStore
+from shopstream.views.alerts import AsyncInsights
 from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
 from shopstream.views.history import AsyncHistoryView, history_limit
 from shopstream.views.orders import AsyncOrderView
@@ -196,6 +198,7 @@ def make_app(settings: Settings) -> web.Application:
         app[HISTORY_KEY] = AsyncHistoryView(client, settings.redis_key_prefix)
         app[ITEMS_KEY] = AsyncWorkItems(client, settings.redis_key_prefix)
         app[review_lists.LISTS_KEY] = AsyncListStore(client, settings.redis_key_prefix)
+        app[insights.INSIGHTS_KEY] = AsyncInsights(client, settings.redis_key_prefix)
         yield
         await client.aclose()
 
@@ -207,6 +210,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/atp/{sku:.+}", get_atp)
     add_routes(app, settings)  # the work queue: shopstream.api.work_items
     review_lists.add_routes(app, settings)  # the review rules' lists (admin)
+    insights.add_routes(app)  # alerts and KPIs: shopstream.api.insights
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

@@ -1,0 +1,67 @@
+"""`GET /v1/alerts` and `GET /v1/kpis` (role viewer): the alerts and KPI views (`shopstream.views.alerts`).
+
+    GET /v1/alerts?status=open|resolved&kind=K&subject=S&limit=N
+        200 {"items": [alert documents, newest change first], "count"}; limit 1..1000 (default 100);
+        400 {"error": "invalid request", "reason"} for an unknown status or a bad limit;
+        503 {"error": "alerts view unavailable"} when Redis does not answer
+    GET /v1/kpis?window=1h|24h|7d  (default 24h)
+        200 the KPI report the anomalies worker stored for that window (see README "KPI definitions");
+        400 for another window; 404 {"error": "no kpis yet", "window"} before the worker wrote one;
+        503 {"error": "kpi view unavailable"}
+"""
+
+from __future__ import annotations
+
+import redis.exceptions
+from aiohttp import web
+
+from shopstream.views.alerts import STATUSES, AsyncInsights
+
+INSIGHTS_KEY: web.AppKey[AsyncInsights] = web.AppKey("insights", AsyncInsights)
+WINDOWS = ("1h", "24h", "7d")
+LIMIT_MAX = 1000
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def _bad(reason: str) -> web.Response:
+    return web.json_response({"error": "invalid request", "reason": reason}, status=400)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    """The alerts view, filtered."""
+    query = request.query
+    status = query.get("status") or None
+    if status is not None and status not in STATUSES:
+        return _bad(f"status must be one of {', '.join(STATUSES)}")
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        return _bad("limit must be an integer")
+    if not 1 <= limit <= LIMIT_MAX:
+        return _bad(f"limit must be between 1 and {LIMIT_MAX}")
+    try:
+        items = await request.app[INSIGHTS_KEY].alerts(status, query.get("kind") or None,
+                                                        query.get("subject") or None, limit)
+    except _REDIS_DOWN:
+        return web.json_response({"error": "alerts view unavailable"}, status=503)
+    return web.json_response({"items": items, "count": len(items)})
+
+
+async def get_kpis(request: web.Request) -> web.Response:
+    """The stored KPI report of one window."""
+    window = request.query.get("window", "24h")
+    if window not in WINDOWS:
+        return _bad(f"window must be one of {', '.join(WINDOWS)}")
+    try:
+        body = await request.app[INSIGHTS_KEY].kpis(window)
+    except _REDIS_DOWN:
+        return web.json_response({"error": "kpi view unavailable"}, status=503)
+    if body is None:
+        return web.json_response({"error": "no kpis yet", "window": window}, status=404)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    """The two routes (default role viewer); `app[INSIGHTS_KEY]` is set with the shared Redis client."""
+    app.router.add_get("/v1/alerts", list_alerts)
+    app.router.add_get("/v1/kpis", get_kpis)
