@@ -63,6 +63,7 @@ from prometheus_client import Counter
 from shopstream.api import insights, review_lists
 from shopstream.api.backlog import refresher as backlog_refresher
 from shopstream.api.lag import refresher as lag_refresher
+from shopstream.api.queue_depth import refresher as queue_refresher
 from shopstream.api.security import ROUTE_ROLES_KEY, TOKENS_KEY, authenticate
 from shopstream.api.work_items import ITEMS_KEY, add_routes
 from shopstream.auth import TokenStore
@@ -206,6 +207,7 @@ def make_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(views)
     app.cleanup_ctx.append(backlog_refresher(settings))
     app.cleanup_ctx.append(lag_refresher(settings))  # shopstream_consumer_lag for the lag alerts
+    app.cleanup_ctx.append(queue_refresher(settings))  # work-queue depth and oldest age for the SLA alert
     app.router.add_get("/v1/orders/{order_id}", get_order)
     app.router.add_get("/v1/orders/{order_id}/history", get_order_history)
     app.router.add_get("/v1/atp", get_atp_batch)

@@ -100,3 +100,25 @@ async def test_alerts_view_and_api(settings: Settings, sink: None) -> None:
     async with api_client(settings, role=None) as anonymous:
         assert (await anonymous.get("/v1/alerts")).status == 401
         assert (await anonymous.get("/v1/kpis")).status == 401
+
+
+async def test_work_queue_gauges_read_the_work_queue_view(settings: Settings) -> None:
+    import orjson
+    import redis.asyncio as aioredis
+
+    from shopstream.api.queue_depth import scan, summarize
+    from shopstream.views.work_items import index_member
+
+    client = aioredis.Redis.from_url(settings.redis_url)
+    prefix = settings.redis_key_prefix
+    docs = [{"id": f"w{i}", "status": s, "queue": "review", "created_at": f"2026-12-06T0{i}:00:00Z"}
+            for i, s in enumerate(["decided", "open", "claimed"])]
+    for doc in docs:
+        await client.set(f"{prefix}work-item:{doc['id']}", orjson.dumps(doc))
+        await client.zadd(f"{prefix}work-items:index", {index_member(doc): 0})
+    try:
+        found = await scan(client, prefix)
+        assert [d["id"] for d in found] == ["w0", "w1", "w2"]
+        assert summarize(found, datetime(2026, 12, 6, 3, tzinfo=UTC)) == {"review": (2, 2 * 3600.0)}
+    finally:
+        await client.aclose()

@@ -59,3 +59,15 @@ def test_kpi_reports_become_gauges_and_missing_values_are_not_zero() -> None:
     assert value("shopstream_anomaly_alerts_open", {"kind": "stock_drift", "severity": "warning"}) == 2
     export_open_alerts([])
     assert value("shopstream_anomaly_alerts_open", {"kind": "stock_drift", "severity": "warning"}) == 0
+
+
+def test_work_queue_summary_counts_undecided_items_and_the_oldest_age() -> None:
+    from shopstream.api.queue_depth import summarize
+
+    now = T0 + timedelta(hours=5)
+    docs = [{"status": "open", "queue": "review", "created_at": "2026-12-06T09:00:00Z"},
+            {"status": "claimed", "queue": "review", "created_at": "2026-12-06T13:00:00Z"},
+            {"status": "decided", "queue": "review", "created_at": "2026-12-06T08:00:00Z"},
+            {"status": "open", "queue": "payments", "created_at": "2026-12-06T13:30:00Z"},
+            {"status": "open", "created_at": None}]
+    assert summarize(docs, now) == {"review": (2, 5 * 3600.0), "payments": (1, 1800.0)}
