@@ -34,10 +34,13 @@ def empty_state() -> dict[str, Any]:
 class Engine:
     """Detectors of one rules file over one state dict (the adapter stores `state` as it is)."""
 
-    def __init__(self, rules: AnomalyRules, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, rules: AnomalyRules, state: dict[str, Any] | None = None, *,
+                 order_sources: int | None = None) -> None:
         self.rules = rules
         self.state = state if state is not None else empty_state()
         self.book = AlertBook(self.state["alerts"])
+        #: partitions of the order topic: with it, event time advances with the slowest of them
+        self.order_sources = order_sources
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the state (for comparisons and changelog writes)."""
@@ -77,8 +80,24 @@ class Engine:
                     s["late"] += 1
         if s["max_at"] is None or fact.at_ms > s["max_at"]:
             s["max_at"] = fact.at_ms
-        out.extend(self.advance(fact.at_ms))
+        clock = self._clock(fact)
+        if clock is not None:
+            out.extend(self.advance(clock))
         return out
+
+    def _clock(self, fact: Fact) -> int | None:
+        """The event time the watermark follows: the newest fact's, or with `order_sources` the slowest order
+        partition's newest (none until every partition was heard from). Partitions of the order topic are
+        read at different speeds (a backfill may read hours of one before another): the newest event alone
+        would close windows the slower partitions still feed."""
+        if self.order_sources is None:
+            return fact.at_ms
+        sources = self.state.setdefault("sources", {})
+        if fact.src is not None and fact.at_ms > sources.get(fact.src, -1):
+            sources[fact.src] = fact.at_ms
+        if len(sources) < self.order_sources:
+            return None
+        return min(sources.values())
 
     def advance(self, now_ms: int) -> list[AlertEvent]:
         """Move the watermark to `now_ms - lateness` (never back) and close the windows it passed."""

@@ -54,19 +54,22 @@ class Fact:
     category: str | None = None
     location: str | None = None
     cost: float | None = None
+    #: the order-topic partition it came from (`orders:<p>`), set by the worker: the watermark's clock
+    src: str | None = None
 
     def to_list(self) -> list[Any]:
-        """A compact JSON-able form (state snapshots)."""
+        """A compact JSON-able form (the `anomalies.facts` value)."""
         return [self.type, self.event_id, self.at_ms, self.order_id, self.sku, [list(x) for x in self.lines],
-                self.gateway, self.method, self.amount, self.value, self.category, self.location, self.cost]
+                self.gateway, self.method, self.amount, self.value, self.category, self.location, self.cost,
+                self.src]
 
     @classmethod
     def from_list(cls, raw: list[Any]) -> Fact:
         """Back from `to_list`."""
         (ftype, event_id, at_ms, order_id, sku, lines, gateway, method, amount, value, category, location,
-         cost) = raw
+         cost, src) = raw
         return cls(ftype, event_id, at_ms, order_id, sku, tuple((s, q) for s, q in lines), gateway, method,
-                   amount, value, category, location, cost)
+                   amount, value, category, location, cost, src)
 
 
 def _ms(value: datetime) -> int:

@@ -84,8 +84,9 @@ def add(st: dict[str, Any], det: WindowedDetector, fact: Fact, parts: list[tuple
         cell = window.setdefault(subject, [0.0, 0.0, []])
         cell[0] += num
         cell[1] += den
-        if num and fact.order_id and len(cell[2]) < keep_ids:
-            cell[2].append(fact.order_id)
+        if num and fact.order_id and fact.order_id not in cell[2] and keep_ids:
+            # the smallest ids, not the first ones: the same evidence whatever order partitions are read in
+            cell[2] = sorted([*cell[2], fact.order_id])[:keep_ids]
     return True
 
 

@@ -173,3 +173,15 @@ def test_detector_modes(mode: str) -> None:
     text = DEFAULT_PATH.read_text().replace(marker, f"{marker}    mode: {mode}\n", 1)
     alerts = of(run(facts, parse_rules(text, "x.yaml")), SKU_HOUR)
     assert (alerts == []) if mode == "off" else (alerts and all(a.shadow for a in alerts))
+
+
+def test_skewed_order_partitions_give_the_alerts_of_the_time_ordered_history() -> None:
+    from dataclasses import replace
+
+    facts, _ = spike_scenario()
+    tagged = [replace(f, src=f"orders:{int(f.order_id.rsplit('e', 1)[1]) % 2}") for f in facts]
+    skewed = [f for f in tagged if f.src == "orders:0"] + [f for f in tagged if f.src == "orders:1"]
+    expected = run(tagged, engine=Engine(RULES, order_sources=2))
+    assert of(expected, SKU_HOUR, "sku:A") and expected == run(facts, RULES)
+    assert run(skewed, engine=Engine(RULES, order_sources=2)) == expected
+    assert of(run(skewed, RULES), SKU_HOUR) == []  # the newest event alone as the clock: partition 1 came late
