@@ -1,8 +1,9 @@
 """The anomaly engine: facts in, alert changes out, state as one JSON-able dict (pure, deterministic).
 
 `Engine.apply(fact)` deduplicates (event ids within the open horizon; an order id is placed, cancelled,
-shipped once), updates the order index (to attribute cancellations, returns and lead times to SKUs and
-categories), the KPIs, the per-event detectors and the open windows, then closes the windows the new
+shipped once), keeps a cancellation, return or shipment whose order was not read yet until it is (other
+topics are read at other speeds), updates the order index (to attribute cancellations, returns and lead
+times to SKUs and categories), the KPIs, the per-event detectors and the open windows, then closes the windows the new
 watermark (newest event time minus `lateness`) has passed. The outputs depend only on the sequence of
 facts, never on the wall clock: replaying a history gives the same alerts with the same ids, and
 applying a fact twice changes nothing. `advance(now_ms)` lets a live worker close windows when no
@@ -21,6 +22,8 @@ from .rules import DAY_MS, HOUR_MS, AnomalyRules
 
 _CANCELLED, _RETURNED, _DISPATCHED, _DELIVERED = 1, 2, 4, 8
 _FLAG = {"cancel": _CANCELLED, "return": _RETURNED, "dispatched": _DISPATCHED, "delivered": _DELIVERED}
+#: facts that need their order: kept aside until the order is read (or forgotten after `order_memory`)
+_FOLLOWERS = frozenset({"cancel", "return", "dispatched", "delivered"})
 #: the per-SKU facts ordered by their own time: not subject to the lateness horizon
 _ORDERED_BY_TIME = frozenset({"stock_snapshot", "atp", "product"})
 
@@ -52,17 +55,41 @@ class Engine:
         if fact.event_id in s["seen"]:
             return []
         horizon = self._horizon()
-        if horizon is not None and fact.at_ms < horizon and fact.type not in _ORDERED_BY_TIME:
+        if horizon is not None and fact.at_ms < horizon and not self._idempotent(fact):
             s["late"] += 1
             return []
         s["seen"][fact.event_id] = fact.at_ms
+        if fact.type == "dispatched":  # units left the warehouse, whatever order they belong to (partial shipments too)
+            stock.movement(s["stock"], fact)
+        if fact.type in _FOLLOWERS and fact.order_id is not None and fact.order_id not in s["orders"]:
+            # its order has not been read yet (another topic, read at another speed): wait for it
+            s.setdefault("orphans", {}).setdefault(fact.order_id, []).append(fact.to_list())
+            return []
+        out = self._apply(fact)
+        if fact.type == "order" and fact.order_id in s.get("orphans", {}):
+            for raw in s["orphans"].pop(fact.order_id):
+                out.extend(self._apply(Fact.from_list(raw)))
+        return out
+
+    def _idempotent(self, fact: Fact) -> bool:
+        """Whether applying `fact` twice is a no-op without its event id (so it may be older than the seen ids):
+        per-SKU facts ordered by their time, and an order's placement, cancellation, return and shipments,
+        once per order while the order is remembered."""
+        if fact.type in _ORDERED_BY_TIME:
+            return True
+        return (fact.type == "order" or fact.type in _FOLLOWERS) and \
+            fact.at_ms >= self.state["watermark"] - self.rules.order_memory_ms
+
+    def _apply(self, fact: Fact) -> list[AlertEvent]:
+        """Apply a deduplicated fact whose order (if it needs one) is known."""
+        s = self.state
         out: list[AlertEvent] = []
         order, first = self._index(fact)
         if fact.type == "product" and fact.sku and fact.category:
             s["categories"][fact.sku] = fact.category
         newly_oversold = False
         st = s["stock"]
-        if fact.type in ("order", "dispatched", "stock_adjusted", "goods_received") and first:
+        if fact.type in ("order", "stock_adjusted", "goods_received") and first:
             stock.movement(st, fact)
         if fact.type == "stock_snapshot":
             out.extend(stock.snapshot(st, self.rules, self.book, fact))
@@ -148,6 +175,9 @@ class Engine:
         s["seen"] = {k: v for k, v in s["seen"].items() if v >= horizon}
         forget = s["watermark"] - self.rules.order_memory_ms
         s["orders"] = {k: v for k, v in s["orders"].items() if v[0] >= forget}
+        orphans = s.get("orphans", {})
+        for order_id in [k for k, v in orphans.items() if v[-1][2] < forget]:
+            s["late"] += len(orphans.pop(order_id))  # their order never came
 
     def kpis(self, window: str, end_ms: int | None = None) -> dict[str, Any]:
         """The KPI report over `window` (see `kpis.report`)."""

@@ -185,3 +185,24 @@ def test_skewed_order_partitions_give_the_alerts_of_the_time_ordered_history() -
     assert of(expected, SKU_HOUR, "sku:A") and expected == run(facts, RULES)
     assert run(skewed, engine=Engine(RULES, order_sources=2)) == expected
     assert of(run(skewed, RULES), SKU_HOUR) == []  # the newest event alone as the clock: partition 1 came late
+
+
+def test_facts_before_their_order_wait_for_it() -> None:
+    facts, _ = spike_scenario()
+    cancels_first = sorted(facts, key=lambda f: (f.type != "cancel", f.at_ms))  # every cancellation before any order
+    engine = Engine(RULES)
+    run(cancels_first, engine=engine)
+    assert engine.state.get("orphans") == {}
+    reference = Engine(RULES)
+    run(facts, engine=reference)
+    assert engine.kpis("7d") == reference.kpis("7d")
+
+
+def test_old_orders_and_shipments_still_count_in_the_kpis_but_not_in_closed_windows() -> None:
+    ids = Ids()
+    engine = Engine(RULES)
+    run(normal_week(ids, days=3), engine=engine)
+    before = engine.kpis("7d")["orders"]
+    old = hour_of_orders(ids, T0 + HOUR, "B", 5, 0)
+    assert run(old + old, engine=engine) == []  # two days late, and delivered twice
+    assert engine.kpis("7d")["orders"] == before + 5
