@@ -17,7 +17,6 @@ PENDING_SETTINGS: dict[str, str] = {
 
 #: processors the chart and compose run that `shopstream worker` does not offer yet.
 PENDING_PROCESSORS: dict[str, str] = {
-    "anomalies": "`shopstream worker anomalies` lands with the runner merge (anomalies branch)",
 }
 
 
