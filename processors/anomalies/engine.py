@@ -152,15 +152,20 @@ class Engine:
         if fact.type == "order":
             if entry is not None:
                 return entry, False
+            # placed at, SKUs, gateway, flags (+ returned at, first refund after it: appended when they happen)
             entry = [fact.at_ms, sorted({s for s, _ in fact.lines}), fact.gateway, 0]
             orders[fact.order_id] = entry
             return entry, True
+        if fact.type == "refund" and entry is not None and len(entry) == 5:
+            entry.append(fact.at_ms)  # the first refund after the return: return-to-refund time (KPI)
         flag = _FLAG.get(fact.type)
         if flag is None or entry is None:
             return entry, True
         if entry[3] & flag:
             return entry, False
         entry[3] |= flag
+        if fact.type == "return" and len(entry) == 4:
+            entry.append(fact.at_ms)
         return entry, True
 
     def _prune(self) -> None:

@@ -12,7 +12,8 @@ figures). Definitions (README "KPI definitions"):
   failures / attempts — each over the same window, null without a denominator;
 - fulfilment lead time = placed -> first dispatch, Durchlaufzeit Fulfillment (delivery time) = placed
   -> first delivery, per order, in seconds: p50 / p90 (nearest rank) of the orders shipped/delivered
-  in the window (at most `MAX_SAMPLES` per hour, the first ones: bounded state).
+  in the window (at most `MAX_SAMPLES` per hour, the first ones: bounded state); return-to-refund time =
+  first ReturnRequested -> the first RefundIssued after it, per order, the same way.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def record(kpis: dict[str, Any], fact: Fact, order: list[Any] | None, *, first: 
     elif t == "refund":
         inc("refunds")
         inc("refund_amount", fact.amount or 0.0)
+        if order is not None and len(order) == 6 and order[5] == fact.at_ms:
+            _sample(b, "refund_after_return", (order[5] - order[4]) // 1000)
     elif t in ("payment_ok", "payment_failed"):
         inc("payment_attempts")
         if t == "payment_failed":
@@ -65,10 +68,14 @@ def record(kpis: dict[str, Any], fact: Fact, order: list[Any] | None, *, first: 
     elif t == "atp" and oversold:
         inc("oversold")
     elif t in ("dispatched", "delivered") and first and order is not None:
-        samples = b.setdefault("lead" if t == "dispatched" else "delivery", [])
-        if len(samples) < MAX_SAMPLES:
-            samples.append(max(0, (fact.at_ms - order[0]) // 1000))
+        _sample(b, "lead" if t == "dispatched" else "delivery", (fact.at_ms - order[0]) // 1000)
     _prune(kpis, fact.at_ms)
+
+
+def _sample(bucket: dict[str, Any], name: str, seconds: int) -> None:
+    samples = bucket.setdefault(name, [])
+    if len(samples) < MAX_SAMPLES:  # bounded state: the first ones of the hour
+        samples.append(max(0, seconds))
 
 
 def _prune(kpis: dict[str, Any], at_ms: int) -> None:
@@ -100,12 +107,14 @@ def report(kpis: dict[str, Any], window: str, end_ms: int | None = None) -> dict
     sums = dict.fromkeys(COUNTERS, 0.0)
     lead: list[int] = []
     delivery: list[int] = []
+    refund_after_return: list[int] = []
     for key, bucket in kpis.get("hours", {}).items():
         if start <= int(key) < end:
             for name in COUNTERS:
                 sums[name] += bucket.get(name, 0)
             lead.extend(bucket.get("lead", ()))
             delivery.extend(bucket.get("delivery", ()))
+            refund_after_return.extend(bucket.get("refund_after_return", ()))
     orders = sums["orders"]
     counts = {name: (round(v, 4) if name == "refund_amount" else int(v)) for name, v in sums.items()}
     return {
@@ -116,6 +125,10 @@ def report(kpis: dict[str, Any], window: str, end_ms: int | None = None) -> dict
         "tickets_per_100_orders": _ratio(sums["tickets"], orders, 100.0) if kpis.get("tickets_fed") else None,
         "payment_failure_rate": _ratio(sums["payment_failures"], sums["payment_attempts"]),
         "fulfilment_lead_time_s": {"p50": percentile(lead, 50), "p90": percentile(lead, 90), "count": len(lead)},
-        "delivery_time_s": {"p50": percentile(delivery, 50), "p90": percentile(delivery, 90),
-                            "count": len(delivery)},
+        "delivery_time_s": _latency(delivery),
+        "return_to_refund_time_s": _latency(refund_after_return),
     }
+
+
+def _latency(samples: list[int]) -> dict[str, int | None]:
+    return {"p50": percentile(samples, 50), "p90": percentile(samples, 90), "count": len(samples)}

@@ -29,6 +29,7 @@ KPI_GAUGES: dict[str, tuple[str, str]] = {
 LATENCY_GAUGES: dict[str, tuple[str, str]] = {
     "fulfilment_lead_time_s": ("shopstream_kpi_fulfilment_lead_time_seconds", "Placed -> first dispatch"),
     "delivery_time_s": ("shopstream_kpi_delivery_time_seconds", "Durchlaufzeit Fulfillment: placed -> delivered"),
+    "return_to_refund_time_s": ("shopstream_kpi_return_to_refund_seconds", "Return requested -> first refund"),
 }
 
 _KPI = {field: Gauge(name, text, ["window"]) for field, (name, text) in KPI_GAUGES.items()}

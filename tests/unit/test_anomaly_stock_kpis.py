@@ -83,6 +83,10 @@ def test_kpis_match_what_was_posted() -> None:
                           lines=(("A", 1),)))
         facts.append(Fact("delivered", ids.next(), order.at_ms + (i + 1) * DAY, order_id=order.order_id))
     facts.append(Fact("return", ids.next(), T0 + 2 * HOUR, order_id=orders[0].order_id, lines=(("A", 1),)))
+    facts.append(Fact("refund", ids.next(), T0 + 5 * HOUR, order_id=orders[0].order_id, gateway="stripe",
+                      amount=20.0))
+    facts.append(Fact("refund", ids.next(), T0 + 6 * HOUR, order_id=orders[0].order_id, gateway="stripe",
+                      amount=1.0))
     facts.append(Fact("ticket", ids.next(), T0 + 3 * HOUR, order_id=orders[1].order_id))
     facts.append(Fact("payment_failed", ids.next(), T0 + 5, order_id="p", gateway="stripe"))
     facts.append(Fact("payment_ok", ids.next(), T0 + 6, order_id="p", gateway="stripe"))
@@ -94,6 +98,8 @@ def test_kpis_match_what_was_posted() -> None:
     assert report["payment_failure_rate"] == 0.5
     assert report["fulfilment_lead_time_s"] == {"p50": 7200, "p90": 14400, "count": 4}
     assert report["delivery_time_s"]["p50"] == 2 * 86400
+    assert report["return_to_refund_time_s"] == {"p50": 3 * 3600, "p90": 3 * 3600, "count": 1}
+    assert report["refunds"] == 2 and report["refund_amount"] == 21.0
     assert Engine(RULES).kpis("24h")["tickets_per_100_orders"] is None
 
 
