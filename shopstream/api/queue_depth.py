@@ -29,6 +29,8 @@ QUEUE_DEPTH = Gauge("shopstream_work_queue_depth", "Work items waiting for a dec
 QUEUE_OLDEST = Gauge("shopstream_work_queue_oldest_age_seconds", "Age of the oldest undecided work item, per queue",
                      ["queue"])
 log = logging.getLogger("shopstream.api.queue_depth")
+#: the last refresh: queue -> {"depth", "oldest_age_s"} (GET /v1/kpis shows it)
+LATEST: dict[str, dict[str, float]] = {}
 
 
 def summarize(docs: Iterable[dict[str, Any]], now: datetime) -> dict[str, tuple[int, float]]:
@@ -78,6 +80,8 @@ def refresher(settings: Settings, interval_s: float = REFRESH_S) -> Callable[[we
                         QUEUE_DEPTH.labels(queue).set(depth)
                         QUEUE_OLDEST.labels(queue).set(oldest)
                     seen.update(summary)
+                    LATEST.clear()
+                    LATEST.update({q: {"depth": d, "oldest_age_s": round(a, 1)} for q, (d, a) in summary.items()})
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                     log.warning("work-queue gauges not refreshed: %s", exc)
                 await asyncio.sleep(interval_s)

@@ -151,6 +151,11 @@ class AsyncInsights:
         docs.sort(key=lambda d: (d["updated_at"], d["alert_id"]), reverse=True)
         return docs[:limit]
 
+    async def work_items_between(self, start_ms: int, end_ms: int) -> int:
+        """Work items created in [start_ms, end_ms) (the work-queue index sorts by creation time)."""
+        index = self.alerts_key.removesuffix("alerts") + "work-items:index"
+        return int(await self.client.zlexcount(index, f"[{start_ms:015d}", f"({end_ms:015d}"))
+
     async def kpis(self, window: str) -> bytes | None:
         """The stored report of `window`, as stored (JSON bytes), or None."""
         value = await self.client.hget(self.kpis_key, window)

@@ -24,6 +24,7 @@ from shopstream.schemas.models import AnomalyAlert, EventMeta
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import load_topology, names
 from shopstream.views.alerts import KpiStore
+from shopstream.views.work_items import index_member
 from tests.workers import api_client, running_sink
 
 pytestmark = pytest.mark.broker
@@ -93,9 +94,17 @@ async def test_alerts_view_and_api(settings: Settings, sink: None) -> None:
         assert (await api.get("/v1/kpis")).status == 404
         assert (await api.get("/v1/kpis", params={"window": "5m"})).status == 400
         client = redis.Redis.from_url(settings.redis_url)
-        KpiStore(client, settings.redis_key_prefix).put({"24h": {"window": "24h", "cancellation_rate": 0.2}})
+        KpiStore(client, settings.redis_key_prefix).put({"24h": {
+            "window": "24h", "cancellation_rate": 0.2, "orders": 50,
+            "from": "2026-12-05T10:00:00Z", "to": "2026-12-06T10:00:00Z"}})
+        for n, at in enumerate(["2026-12-05T09:59:00Z", "2026-12-05T12:00:00Z", "2026-12-06T09:00:00Z"]):
+            doc = {"id": f"k{n}", "created_at": at, "status": "open"}
+            client.zadd(f"{settings.redis_key_prefix}work-items:index", {index_member(doc): 0})
         resp = await api.get("/v1/kpis", params={"window": "24h"})
-        assert resp.status == 200 and (await resp.json())["cancellation_rate"] == 0.2
+        body = await resp.json()
+        assert resp.status == 200 and body["cancellation_rate"] == 0.2
+        assert body["work_items"] == 2 and body["work_items_per_100_orders"] == 4.0
+        assert "dlq_backlog" in body["now"] and "work_queue" in body["now"]
         client.close()
     async with api_client(settings, role=None) as anonymous:
         assert (await anonymous.get("/v1/alerts")).status == 401
