@@ -49,9 +49,10 @@ lock:
 clean:
 	rm -rf $(VENV) $(VENV)-lock .shopstream .pytest_cache .mypy_cache .ruff_cache
 
-# Helm reads files only inside the chart: refresh its copies of the topology files and alert rules
+# Helm reads files only inside the chart: refresh its copies of the topology files, alert rules and dashboard
 # (tests/deploy/test_chart.py fails when they drift).
 chart-files:
 	cd helm/shopstream/files/topology && for f in $$(find . -name '*.yaml'); do cp ../../../../topology/$$f $$f; done
 	cp deploy/alerts.yml helm/shopstream/files/alerts.yml
+	cp deploy/grafana/dashboards/shopstream.json helm/shopstream/files/grafana/shopstream.json
 

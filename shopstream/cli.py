@@ -123,6 +123,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             run_support(settings, web_port=args.port or settings.worker_web_port + 5)
         except SupportConfigError as exc:
             print(f"shopstream worker support: {exc}", file=sys.stderr)
+    elif args.processor == "anomalies":
+        from shopstream.processors.anomalies.rules import AnomalyRulesError
+        from shopstream.processors.anomalies.worker import run as run_anomalies
+
+        try:
+            run_anomalies(settings, web_port=args.port or settings.worker_web_port + 6)
+        except AnomalyRulesError as exc:
+            print(f"shopstream worker anomalies: {exc}", file=sys.stderr)
             return 2
     return 0
 
@@ -384,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "support"],
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "support", "anomalies"],
                    help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)

@@ -217,6 +217,11 @@ class Settings(BaseSettings):
         description="Review rules file of `worker review` (rates and lists relative to it); empty: the shipped "
                     "topology/rules/review.yaml.",
     )
+    anomaly_rules: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_ANOMALY_RULES"),
+        description="Anomaly detectors and thresholds of `worker anomalies`; empty: the shipped "
+                    "topology/rules/anomalies.yaml.",
+    )
     returns_policy: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_RETURNS_POLICY"),
         description="Returns policy file (return window, non-returnable SKUs, refund per condition grade); "

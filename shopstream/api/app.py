@@ -37,6 +37,7 @@ Endpoints:
     /v1/work-items…             the work queue (list, read, claim, decide): see shopstream.api.work_items
     /v1/review/lists…           the review rules' lists (admin): see shopstream.api.review_lists
     /v1/support/stats           support KPIs (viewer): see shopstream.api.support
+    /v1/alerts, /v1/kpis        anomaly alerts and KPIs (viewer): see shopstream.api.insights
 
 Every endpoint but /healthz, /readyz and /metrics needs `Authorization: Bearer <token>` with the role
 `viewer` (401 without a valid token, 403 without the role; `shopstream.api.security`, tokens from
@@ -61,14 +62,17 @@ import redis.exceptions
 from aiohttp import web
 from prometheus_client import Counter
 
-from shopstream.api import review_lists, support
+from shopstream.api import insights, review_lists, support
 from shopstream.api.backlog import refresher as backlog_refresher
+from shopstream.api.lag import refresher as lag_refresher
+from shopstream.api.queue_depth import refresher as queue_refresher
 from shopstream.api.security import ROUTE_ROLES_KEY, TOKENS_KEY, authenticate
 from shopstream.api.work_items import ITEMS_KEY, add_routes
 from shopstream.auth import TokenStore
 from shopstream.config import Settings
 from shopstream.health import healthz, make_admin_app, serve_with_admin
 from shopstream.processors.review.list_store import AsyncListStore
+from shopstream.views.alerts import AsyncInsights
 from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
 from shopstream.views.history import AsyncHistoryView, history_limit
 from shopstream.views.orders import AsyncOrderView
@@ -194,11 +198,14 @@ def make_app(settings: Settings) -> web.Application:
         app[ITEMS_KEY] = AsyncWorkItems(client, settings.redis_key_prefix)
         app[review_lists.LISTS_KEY] = AsyncListStore(client, settings.redis_key_prefix)
         app[support.CLIENT_KEY] = client
+        app[insights.INSIGHTS_KEY] = AsyncInsights(client, settings.redis_key_prefix)
         yield
         await client.aclose()
 
     app.cleanup_ctx.append(views)
     app.cleanup_ctx.append(backlog_refresher(settings))
+    app.cleanup_ctx.append(lag_refresher(settings))  # shopstream_consumer_lag for the lag alerts
+    app.cleanup_ctx.append(queue_refresher(settings))  # work-queue depth and oldest age for the SLA alert
     app.router.add_get("/v1/orders/{order_id}", get_order)
     app.router.add_get("/v1/orders/{order_id}/history", get_order_history)
     app.router.add_get("/v1/atp", get_atp_batch)
@@ -206,6 +213,7 @@ def make_app(settings: Settings) -> web.Application:
     add_routes(app, settings)  # the work queue: shopstream.api.work_items
     review_lists.add_routes(app, settings)  # the review rules' lists (admin)
     support.add_routes(app, settings)  # support KPIs (viewer)
+    insights.add_routes(app)  # alerts and KPIs: shopstream.api.insights
     app.router.add_get("/healthz", healthz)
     return app
 

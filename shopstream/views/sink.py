@@ -11,7 +11,8 @@ the *route* of its topic (`ViewRoute`: decode, build the view entry, write a bat
   history entry per change (`shopstream.views.history`) in the sorted set
   `{prefix}order-history:{order_id}`, ordered by order version;
 - `review.queue` and `review.decisions` -> the work-queue view (`shopstream.views.work_queue_routes`,
-  `shopstream.views.work_items`): one document per work item, its decision applied once.
+  `shopstream.views.work_items`): one document per work item, its decision applied once;
+- `alerts.anomalies` -> the alerts view (`shopstream.views.alerts`): one document per alert id.
 The two state views write through the same version guard (`shopstream.views.guard`): equal and older
 versions are ignored. The history adds an entry only when its (version, event id) is not stored yet.
 So the sink is idempotent under redelivery and replay.
@@ -87,6 +88,7 @@ from shopstream.runner.producer import ConfirmingProducer
 from shopstream.schemas.models import AtpLevel, OrderState, OrderStatusChanged
 from shopstream.serde import AvroSerde, SerdeError, make_registry_client
 from shopstream.topology import load_topology_for, names
+from shopstream.views.alerts import AlertsRoute, AlertStore
 from shopstream.views.atp import AtpView
 from shopstream.views.guard import Entry
 from shopstream.views.history import HistoryEntry, HistoryView
@@ -99,7 +101,8 @@ GROUP_ID = "views"
 ORDERS_TOPIC = names.ORDERS_STATE
 ATP_TOPIC = names.INVENTORY_ATP
 CHANGES_TOPIC = names.ORDERS_STATUS_CHANGES
-SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC, CHANGES_TOPIC, names.REVIEW_QUEUE, names.REVIEW_DECISIONS)
+SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC, CHANGES_TOPIC, names.REVIEW_QUEUE, names.REVIEW_DECISIONS,
+                 names.ALERTS_ANOMALIES)
 SOURCE_TOPIC = ORDERS_TOPIC  # the order view's topic, under the name callers of the one-view sink used
 
 log = logging.getLogger("shopstream.views.sink")
@@ -447,7 +450,8 @@ class ViewSink:
     def create(cls, settings: Settings, *, stop: threading.Event | None = None,
                batch_size: int = BATCH_SIZE, retry: RetryPolicy | None = None) -> ViewSink:
         """Build the consumer, serde, the Redis views and the DLQ writer from settings (and subscribe
-        to `orders.state`, `inventory.atp`, `orders.status-changes`, `review.queue`, `review.decisions`)."""
+        to `orders.state`, `inventory.atp`, `orders.status-changes`, `review.queue`, `review.decisions`,
+        `alerts.anomalies`)."""
         if not settings.schema_registry_url:
             raise ConfigError("SCHEMA_REGISTRY_URL: required by the view sink")
         if not settings.kafka_bootstrap_servers:
@@ -462,6 +466,8 @@ class ViewSink:
                          HistoryView.from_url(settings.redis_url, settings.redis_key_prefix)),
             ReviewQueueRoute(settings.topic(names.REVIEW_QUEUE), serde, work_items),
             DecisionsRoute(settings.topic(names.REVIEW_DECISIONS), serde, work_items),
+            AlertsRoute(settings.topic(names.ALERTS_ANOMALIES), serde,
+                        AlertStore.from_url(settings.redis_url, settings.redis_key_prefix)),
         ]
         consumer = make_consumer(settings, GROUP_ID)
         consumer.subscribe([route.topic for route in routes])

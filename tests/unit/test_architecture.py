@@ -130,6 +130,10 @@ def _import_chains(start: str) -> dict[str, list[str]]:
     return chains
 
 
+#: the anomaly worker's adapters on the runner and Redis (everything else in the package is pure)
+ANOMALY_ADAPTERS = frozenset({"shopstream.processors.anomalies.worker", "shopstream.processors.anomalies.view"})
+
+
 def _pure_cores() -> list[str]:
     """The modules DESIGN.md calls pure: domain cores and config-like modules (read from the tree)."""
     modules = _modules()
@@ -142,10 +146,13 @@ def _pure_cores() -> list[str]:
     support_adapters = {"shopstream.processors.support.worker", "shopstream.processors.support.lookup"}
     support = sorted(m for m in modules if m == "shopstream.processors.support"
                      or (m.startswith("shopstream.processors.support.") and m not in support_adapters))
+    anomalies = sorted(m for m in modules if m == "shopstream.processors.anomalies"
+                       or (m.startswith("shopstream.processors.anomalies.") and m not in ANOMALY_ADAPTERS))
     return [
         *orders,
         *review,  # the review rules engine: language, facts, evaluator, velocity state
         *support,  # ticket understanding, intent model, routing, replies, automation policy
+        *anomalies,  # the anomaly detectors, baselines and KPIs
         "shopstream.processors.inventory.atp",        # the ATP arithmetic
         "shopstream.processors.inventory.shop_sync",  # the per-SKU coalescer
         "shopstream.processors.inventory.config",     # inventory policy data
@@ -162,6 +169,7 @@ def test_the_pure_core_list_names_real_modules() -> None:
     assert "shopstream.processors.orders.canonical" in _pure_cores()
     assert "shopstream.processors.review.velocity" in _pure_cores()
     assert "shopstream.processors.support.triage" in _pure_cores()
+    assert "shopstream.processors.anomalies.engine" in _pure_cores()
 
 
 def test_pure_cores_load_no_faust_kafka_or_redis_at_import() -> None:

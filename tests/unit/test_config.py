@@ -63,6 +63,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "shop_sync_window_ms": ("750", 750),
     "orders_policy": ("/etc/shopstream/orders_policy.yaml", "/etc/shopstream/orders_policy.yaml"),
     "review_rules": ("/etc/shopstream/review.yaml", "/etc/shopstream/review.yaml"),
+    "anomaly_rules": ("/etc/shopstream/anomalies.yaml", "/etc/shopstream/anomalies.yaml"),
     "returns_policy": ("/etc/shopstream/returns_policy.yaml", "/etc/shopstream/returns_policy.yaml"),
     "orders_sweep_interval_s": ("15", 15.0),
 }

@@ -1,0 +1,189 @@
+"""The anomaly engine: facts in, alert changes out, state as one JSON-able dict (pure, deterministic).
+
+`Engine.apply(fact)` deduplicates (event ids within the open horizon; an order id is placed, cancelled,
+shipped once), keeps a cancellation, return or shipment whose order was not read yet until it is (other
+topics are read at other speeds), updates the order index (to attribute cancellations, returns and lead
+times to SKUs and categories), the KPIs, the per-event detectors and the open windows, then closes the windows the new
+watermark (newest event time minus `lateness`) has passed. The outputs depend only on the sequence of
+facts, never on the wall clock: replaying a history gives the same alerts with the same ids, and
+applying a fact twice changes nothing. `advance(now_ms)` lets a live worker close windows when no
+events come at all (a dead checkout sends nothing), which only a caller with a clock can decide.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from . import kpis, stock, windows
+from .alerts import AlertBook, AlertEvent
+from .facts import Fact
+from .rules import DAY_MS, HOUR_MS, AnomalyRules
+
+_CANCELLED, _RETURNED, _DISPATCHED, _DELIVERED = 1, 2, 4, 8
+_FLAG = {"cancel": _CANCELLED, "return": _RETURNED, "dispatched": _DISPATCHED, "delivered": _DELIVERED}
+#: facts that need their order: kept aside until the order is read (or forgotten after `order_memory`)
+_FOLLOWERS = frozenset({"cancel", "return", "dispatched", "delivered"})
+#: the per-SKU facts ordered by their own time: not subject to the lateness horizon
+_ORDERED_BY_TIME = frozenset({"stock_snapshot", "atp", "product"})
+
+
+def empty_state() -> dict[str, Any]:
+    """The state of an engine that has seen nothing."""
+    return {"max_at": None, "watermark": None, "seen": {}, "orders": {}, "categories": {}, "win": {},
+            "alerts": {}, "stock": {}, "kpis": {}, "late": 0}
+
+
+class Engine:
+    """Detectors of one rules file over one state dict (the adapter stores `state` as it is)."""
+
+    def __init__(self, rules: AnomalyRules, state: dict[str, Any] | None = None, *,
+                 order_sources: int | None = None) -> None:
+        self.rules = rules
+        self.state = state if state is not None else empty_state()
+        self.book = AlertBook(self.state["alerts"])
+        #: partitions of the order topic: with it, event time advances with the slowest of them
+        self.order_sources = order_sources
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of the state (for comparisons and changelog writes)."""
+        return copy.deepcopy(self.state)
+
+    def apply(self, fact: Fact) -> list[AlertEvent]:
+        """Apply one fact; the alert changes it causes, in a deterministic order."""
+        s = self.state
+        if fact.event_id in s["seen"]:
+            return []
+        horizon = self._horizon()
+        if horizon is not None and fact.at_ms < horizon and not self._idempotent(fact):
+            s["late"] += 1
+            return []
+        s["seen"][fact.event_id] = fact.at_ms
+        if fact.type == "dispatched":  # units left the warehouse, whatever order they belong to (partial shipments too)
+            stock.movement(s["stock"], fact)
+        if fact.type in _FOLLOWERS and fact.order_id is not None and fact.order_id not in s["orders"]:
+            # its order has not been read yet (another topic, read at another speed): wait for it
+            s.setdefault("orphans", {}).setdefault(fact.order_id, []).append(fact.to_list())
+            return []
+        out = self._apply(fact)
+        if fact.type == "order" and fact.order_id in s.get("orphans", {}):
+            for raw in s["orphans"].pop(fact.order_id):
+                out.extend(self._apply(Fact.from_list(raw)))
+        return out
+
+    def _idempotent(self, fact: Fact) -> bool:
+        """Whether applying `fact` twice is a no-op without its event id (so it may be older than the seen ids):
+        per-SKU facts ordered by their time, and an order's placement, cancellation, return and shipments,
+        once per order while the order is remembered."""
+        if fact.type in _ORDERED_BY_TIME:
+            return True
+        return (fact.type == "order" or fact.type in _FOLLOWERS) and \
+            fact.at_ms >= self.state["watermark"] - self.rules.order_memory_ms
+
+    def _apply(self, fact: Fact) -> list[AlertEvent]:
+        """Apply a deduplicated fact whose order (if it needs one) is known."""
+        s = self.state
+        out: list[AlertEvent] = []
+        order, first = self._index(fact)
+        if fact.type == "product" and fact.sku and fact.category:
+            s["categories"][fact.sku] = fact.category
+        newly_oversold = False
+        st = s["stock"]
+        if fact.type in ("order", "stock_adjusted", "goods_received") and first:
+            stock.movement(st, fact)
+        if fact.type == "stock_snapshot":
+            out.extend(stock.snapshot(st, self.rules, self.book, fact))
+        elif fact.type == "atp":
+            found, newly_oversold = stock.atp(st, self.rules, self.book, fact)
+            out.extend(found)
+        elif fact.type == "product":
+            out.extend(stock.price(st, self.rules, self.book, fact))
+        kpis.record(s["kpis"], fact, order, first=first, oversold=newly_oversold)
+        if first:
+            for det in self.rules.windowed():
+                parts = windows.contributions(det, fact, order, s["categories"])
+                if parts and not windows.add(s["win"].setdefault(det.id, {}), det, fact, parts,
+                                             self.rules.evidence_orders):
+                    s["late"] += 1
+        if s["max_at"] is None or fact.at_ms > s["max_at"]:
+            s["max_at"] = fact.at_ms
+        clock = self._clock(fact)
+        if clock is not None:
+            out.extend(self.advance(clock))
+        return out
+
+    def _clock(self, fact: Fact) -> int | None:
+        """The event time the watermark follows: the newest fact's, or with `order_sources` the slowest order
+        partition's newest (none until every partition was heard from). Partitions of the order topic are
+        read at different speeds (a backfill may read hours of one before another): the newest event alone
+        would close windows the slower partitions still feed."""
+        if self.order_sources is None:
+            return fact.at_ms
+        sources = self.state.setdefault("sources", {})
+        if fact.src is not None and fact.at_ms > sources.get(fact.src, -1):
+            sources[fact.src] = fact.at_ms
+        if len(sources) < self.order_sources:
+            return None
+        return min(sources.values())
+
+    def advance(self, now_ms: int) -> list[AlertEvent]:
+        """Move the watermark to `now_ms - lateness` (never back) and close the windows it passed."""
+        s = self.state
+        mark = now_ms - self.rules.lateness_ms
+        if s["watermark"] is not None and mark <= s["watermark"]:
+            return []
+        s["watermark"] = mark
+        out: list[AlertEvent] = []
+        for det in self.rules.windowed():
+            out.extend(windows.close(s["win"].setdefault(det.id, {}), det, mark, self.book))
+        self._prune()
+        return out
+
+    def _horizon(self) -> int | None:
+        mark = self.state["watermark"]
+        return None if mark is None else mark - DAY_MS
+
+    def _index(self, fact: Fact) -> tuple[list[Any] | None, bool]:
+        """The order's index entry and whether this fact is the first of its kind for the order."""
+        orders = self.state["orders"]
+        if fact.order_id is None:
+            return None, True
+        entry = orders.get(fact.order_id)
+        if fact.type == "order":
+            if entry is not None:
+                return entry, False
+            # placed at, SKUs, gateway, flags (+ returned at, first refund after it: appended when they happen)
+            entry = [fact.at_ms, sorted({s for s, _ in fact.lines}), fact.gateway, 0]
+            orders[fact.order_id] = entry
+            return entry, True
+        if fact.type == "refund" and entry is not None and len(entry) == 5:
+            entry.append(fact.at_ms)  # the first refund after the return: return-to-refund time (KPI)
+        flag = _FLAG.get(fact.type)
+        if flag is None or entry is None:
+            return entry, True
+        if entry[3] & flag:
+            return entry, False
+        entry[3] |= flag
+        if fact.type == "return" and len(entry) == 4:
+            entry.append(fact.at_ms)
+        return entry, True
+
+    def _prune(self) -> None:
+        s = self.state
+        horizon = self._horizon()
+        if horizon is None:
+            return
+        # at most once per event-time hour: the cost stays flat however many events come
+        if horizon - s.get("pruned", horizon - HOUR_MS) < HOUR_MS:
+            return
+        s["pruned"] = horizon
+        s["seen"] = {k: v for k, v in s["seen"].items() if v >= horizon}
+        forget = s["watermark"] - self.rules.order_memory_ms
+        s["orders"] = {k: v for k, v in s["orders"].items() if v[0] >= forget}
+        orphans = s.get("orphans", {})
+        for order_id in [k for k, v in orphans.items() if v[-1][2] < forget]:
+            s["late"] += len(orphans.pop(order_id))  # their order never came
+
+    def kpis(self, window: str, end_ms: int | None = None) -> dict[str, Any]:
+        """The KPI report over `window` (see `kpis.report`)."""
+        return kpis.report(self.state["kpis"], window, end_ms)
