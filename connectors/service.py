@@ -1,8 +1,9 @@
 """The connectors service (`shopstream connectors serve`): webhook endpoints plus health and metrics.
 
 Routes: `POST /webhooks/shopify`, `/webhooks/stripe`, `/webhooks/woocommerce`, `/webhooks/carrier`,
-`/webhooks/returns`, `/webhooks/erp` (ERP stock deltas), `GET /healthz`, `GET /readyz` (Kafka + Redis),
-`GET /metrics`. Further sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
+`/webhooks/returns`, `/webhooks/erp` (ERP stock deltas), `/webhooks/pim` (products), `GET /healthz`,
+`GET /readyz` (Kafka + Redis), `GET /metrics`. Further sources (helpdesk) plug in as `SourceConnector`s in
+`source_connectors()`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from shopstream.config import Settings
-from shopstream.connectors import carrier, erp_webhook, returns
+from shopstream.connectors import carrier, erp_webhook, pim, returns
 from shopstream.connectors.base import SourceConnector
 from shopstream.connectors.dedupe import DeliveryDedupe
 from shopstream.connectors.payment_links import PaymentLinks
@@ -42,7 +43,8 @@ def source_connectors(settings: Settings) -> dict[str, SourceConnector]:
             "woocommerce": WooCommerceConnector(settings.woocommerce_secret.get_secret_value()),
             "carrier": carrier.CarrierConnector(settings.carrier_secret.get_secret_value()),
             "returns": returns.ReturnsConnector(settings.returns_secret.get_secret_value()),
-            "erp": erp_webhook.ErpWebhookConnector(settings.erp_secret.get_secret_value())}
+            "erp": erp_webhook.ErpWebhookConnector(settings.erp_secret.get_secret_value()),
+            "pim": pim.PimConnector(settings.akeneo_secret.get_secret_value(), settings.pim_secret.get_secret_value())}
 
 
 def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None = None) -> web.Application:

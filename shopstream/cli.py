@@ -229,8 +229,12 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """`ingest erp-stock FILE`: 0 all rows published, 1 a row rejected (the rest published), 2 unusable file."""
+    """`ingest erp-stock|pim FILE`: 0 all rows published, 1 a row rejected (the rest published), 2 unusable file."""
     _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
+    if args.source == "pim":
+        from shopstream.connectors.pim_ingest import run_pim
+
+        return run_pim(settings, args.file)
     from shopstream.connectors.ingest import run_erp_stock
 
     return run_erp_stock(settings, args.file, args.as_of, args.changed_only)
@@ -374,6 +378,12 @@ def _add_ingest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--changed-only", action="store_true",
                    help="publish only rows whose figures differ from the last ingest's (kept in Redis); see "
                         "the README for the trade-off")
+    p.set_defaults(func=cmd_ingest)
+    p = isub.add_parser("pim", help="PIM export (CSV, JSON, JSON Lines) -> ProductUpserted on catalog.products",
+                        description="Publish each product row of a PIM export as ProductUpserted (or ProductDeleted) "
+                                    "keyed by SKU. Rejected rows are reported with their line number and parked on "
+                                    "connectors.dlq. Exit 0: all published; 1: rows rejected; 2: unusable file.")
+    p.add_argument("file", metavar="FILE", help="the export file, or - for stdin")
     p.set_defaults(func=cmd_ingest)
 
 

@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     carrier_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_CARRIER_SECRET"))
     returns_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_RETURNS_SECRET"))
     erp_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ERP_SECRET"))
+    # PIM push (`POST /webhooks/pim`): Akeneo's Events API secret and the generic signed JSON's secret.
+    akeneo_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_AKENEO_SECRET"))
+    pim_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_PIM_SECRET"))
 
     # Workers
     state_dir: str = Field(".shopstream", validation_alias=AliasChoices("SHOPSTREAM_STATE_DIR"))

@@ -26,6 +26,8 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "carrier_secret": ("c4rr13r", SecretStr("c4rr13r")),
     "returns_secret": ("r3turn5", SecretStr("r3turn5")),
     "erp_secret": ("3rp", SecretStr("3rp")),
+    "akeneo_secret": ("4k3n30", SecretStr("4k3n30")),
+    "pim_secret": ("p1m", SecretStr("p1m")),
     "kafka_fetch_max_wait_ms": ("50", 50),
     "kafka_producer_timeout_s": ("5", 5.0),
     "retry_max_elapsed_s": ("7.5", 7.5),
@@ -59,7 +61,8 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
 
 SECRETS = {"kafka_sasl_password": "sasl-pw-s3cr3t", "shopify_secret": "shpss-s3cr3t",
            "stripe_secret": "whsec-s3cr3t", "woocommerce_secret": "wc-s3cr3t",
-           "carrier_secret": "carrier-s3cr3t", "returns_secret": "returns-s3cr3t", "erp_secret": "erp-s3cr3t"}
+           "carrier_secret": "carrier-s3cr3t", "returns_secret": "returns-s3cr3t", "erp_secret": "erp-s3cr3t",
+           "akeneo_secret": "akeneo-s3cr3t", "pim_secret": "pim-s3cr3t"}
 
 
 @pytest.fixture(autouse=True)
