@@ -16,8 +16,10 @@ Two formats on one endpoint, told apart by the signature header:
   variants arrive as products). Dedupe: on the first event's `event_id` joined with the count (Akeneo
   sends no delivery id header); each event's id is its `source_event_id`.
 - **Generic** (`X-Shopstream-Signature`, `X-Shopstream-Delivery-Id`, the shopstream scheme with
-  `SHOPSTREAM_PIM_SECRET`): `{"products": [PimProduct, ...]}` (up to 500), the same row model as
-  `shopstream ingest pim` JSON; a row with `"deleted": true` → ProductDeleted.
+  `SHOPSTREAM_PIM_SECRET`): `{"products": [PimProduct, ...], "promotions": [PimPromotion, ...]}` (up to
+  500 each), products in the same row model as `shopstream ingest pim` JSON; a row with `"deleted": true`
+  → ProductDeleted; a promotion (`promotion_id`, `skus`, `price`, `starts_at`, `ends_at`) → one
+  PromotionScheduled per SKU.
 
 All records: source `pim` (mastership, `topology/catalog.yaml`), keyed by SKU on `catalog.products`.
 """
@@ -30,11 +32,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, parse_time
+from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
 from shopstream.connectors.payload import load_json_object, parse_body, representing
-from shopstream.connectors.products import SourceProduct, SourceVariant, deleted, image_format, money, upserts
+from shopstream.connectors.products import TOPIC, SourceProduct, SourceVariant, deleted, image_format, money, upserts
 from shopstream.connectors.signing import (
     SHOPSTREAM_SIGNATURE_HEADER,
     constant_time_equal,
@@ -42,7 +44,7 @@ from shopstream.connectors.signing import (
     shopstream_delivery_id,
     shopstream_signature_valid,
 )
-from shopstream.schemas.models import ProductAttribute, ProductImage, ProductVariant
+from shopstream.schemas.models import ProductAttribute, ProductImage, ProductVariant, PromotionScheduled
 
 SOURCE = "pim"
 AKENEO_SIGNATURE, AKENEO_TIMESTAMP = "x-akeneo-request-signature", "x-akeneo-request-timestamp"
@@ -248,8 +250,45 @@ class PimConnector:
                 raise PayloadError("not an Akeneo event request: events must be a list of objects")
             return [out for e in events for out in akeneo_outgoing(e, received_at)]
         batch = parse_body(GenericBatch, body, "PIM product batch")
-        return [out for p in batch.products for out in generic_outgoing(p, received_at, SOURCE, None)]
+        return [*(out for p in batch.products for out in generic_outgoing(p, received_at, SOURCE, None)),
+                *(out for p in batch.promotions for out in promotion_outgoing(p, received_at))]
+
+
+class PimPromotion(_Loose):
+    """A promotion of the generic format: one promotional price for some SKUs between a start and an end."""
+
+    promotion_id: str = Field(min_length=1)
+    skus: list[str] = Field(min_length=1, max_length=MAX_GENERIC)
+    price: PimMoney
+    starts_at: str
+    ends_at: str
+    name: str | None = None
+
+
+def promotion_outgoing(p: PimPromotion, received_at: datetime) -> list[Outgoing]:
+    """One PromotionScheduled per SKU of the promotion, keyed by SKU."""
+    starts, ends = parse_time(p.starts_at, "starts_at"), parse_time(p.ends_at, "ends_at")
+    if ends <= starts:
+        raise PayloadError(f"promotion {p.promotion_id}: ends_at must be after starts_at")
+    price = _money(p.price, "price")
+    out = []
+    for sku in p.skus:
+        meta = make_meta(source=SOURCE, event_type="PromotionScheduled", identity=f"{p.promotion_id}:{sku}",
+                         occurred_at=received_at, received_at=received_at, source_event_id=None,
+                         correlation_id=f"{SOURCE}:promotion:{p.promotion_id}")
+        with representing(f"promotion {p.promotion_id}"):
+            record = PromotionScheduled(meta=meta, promotion_id=p.promotion_id, sku=sku, price=price, starts_at=starts,
+                                        ends_at=ends, name=p.name)
+        out.append(Outgoing(TOPIC, sku, record))
+    return out
 
 
 class GenericBatch(_Loose):
-    products: list[PimProduct] = Field(min_length=1, max_length=MAX_GENERIC)
+    products: list[PimProduct] = Field(default_factory=list, max_length=MAX_GENERIC)
+    promotions: list[PimPromotion] = Field(default_factory=list, max_length=MAX_GENERIC)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> GenericBatch:
+        if not self.products and not self.promotions:
+            raise ValueError("products or promotions: at least one entry")
+        return self

@@ -732,6 +732,25 @@ class ProductUpserted(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
+class PromotionScheduled(BaseModel):
+    """
+    A temporary price for one SKU between a start and an end (catalog.products, keyed by SKU); one per
+    SKU of a promotion.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.PromotionScheduled"
+
+    meta: EventMeta
+    promotion_id: str
+    sku: str
+    # The promotional price.
+    price: Money
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    name: str | None = None
+
+
 class RefundIssued(BaseModel):
     """Money was returned to the buyer."""
 
@@ -1159,6 +1178,7 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.ProductImage": ProductImage,
     "io.shopstream.events.ProductUpserted": ProductUpserted,
     "io.shopstream.events.ProductVariant": ProductVariant,
+    "io.shopstream.events.PromotionScheduled": PromotionScheduled,
     "io.shopstream.events.RefundIssued": RefundIssued,
     "io.shopstream.events.RefundLine": RefundLine,
     "io.shopstream.events.ReleaseOrder": ReleaseOrder,

@@ -20,7 +20,8 @@ and the API never overwrite each other.
 
 Which queue an item lands in, from its kind (`QUEUES`; `details.queue` overrides): review rules'
 items `review`; payment reconciliation `payments`; returns `returns`; shipments `fulfillment`;
-everything else `operations`. The subject is the order (`order_id`), else the payment an unmatched
+everything else `operations`. The subject is `details.subject_type` / `subject_id` when given (the catalog's
+product items, queues `catalog` and `pricing`), else the order (`order_id`), else the payment an unmatched
 payment names.
 """
 
@@ -63,7 +64,9 @@ def _split(text: str | None) -> list[str]:
 def item_document(item: ReviewItem) -> dict[str, Any]:
     """The view document of a new work item."""
     details = dict(item.details)
-    if item.order_id:
+    if details.get("subject_type"):  # a subject other than an order or payment (a product: the catalog's items)
+        subject_type, subject_id = details["subject_type"], details.get("subject_id") or item.order_id
+    elif item.order_id:
         subject_type, subject_id = "order", item.order_id
     else:
         subject_type = "payment"

@@ -1,4 +1,4 @@
-"""Catalog in: Shopify and WooCommerce product webhooks, the PIM push (Akeneo events, generic JSON) → catalog.products."""
+"""Catalog in: Shopify/WooCommerce product webhooks, the PIM push (Akeneo events, generic JSON) → catalog.products."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def _shopify(topic: str, payload: dict[str, Any]) -> list[Any]:
 
 def test_shopify_product_becomes_one_upsert_per_variant_keyed_by_sku() -> None:
     out = _shopify("products/update", SHOPIFY_PRODUCT)
-    assert [(o.topic, o.key) for o in out] == [("catalog.products", "SWE-MER-S-NAV"), ("catalog.products", "SWE-MER-M-NAV")]
+    assert [(o.topic, o.key) for o in out] == [("catalog.products", "SWE-MER-S-NAV"),
+                                               ("catalog.products", "SWE-MER-M-NAV")]
     first = out[0].record
     assert isinstance(first, ProductUpserted)
     assert first.meta.source == "shopify" and first.product_id == "788032119674292922"
@@ -155,3 +156,15 @@ def test_generic_pim_batch_signed_with_the_shopstream_scheme() -> None:
     with pytest.raises(PayloadError, match="not a PIM product batch"):
         connector.translate(headers, _body({"products": [{"title": "no sku"}]}), NOW)
     assert not connector.verify(shopstream_headers("wrong", body), body)
+
+
+def test_generic_pim_promotion_fans_out_per_sku() -> None:
+    payload = {"promotions": [{"promotion_id": "XMAS", "skus": ["A-1", "B-1"], "price": {"amount": "9.99",
+               "currency": "EUR"}, "starts_at": "2026-12-20T00:00:00Z", "ends_at": "2026-12-27T00:00:00Z"}]}
+    body = _body(payload)
+    out = PimConnector("ak", "gen").translate(shopstream_headers("gen", body), body, NOW)
+    assert [(o.key, o.record.promotion_id) for o in out] == [("A-1", "XMAS"), ("B-1", "XMAS")]
+    payload["promotions"][0]["ends_at"] = "2026-12-19T00:00:00Z"
+    body = _body(payload)
+    with pytest.raises(PayloadError, match="ends_at must be after"):
+        PimConnector("ak", "gen").translate(shopstream_headers("gen", body), body, NOW)
