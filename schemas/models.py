@@ -670,6 +670,27 @@ class ProductImage(BaseModel):
     alt: str | None = None
 
 
+class ProductQuality(BaseModel):
+    """
+    The catalog worker's quality document of one SKU (catalog.quality, compacted, keyed by SKU):
+    completeness and failed checks per channel and locale.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ProductQuality"
+
+    meta: EventMeta
+    sku: str
+    # The SKU's catalog state version (the view keeps the newest).
+    version: AvroLong
+    # Lowest check score over the channels and locales, 0-100.
+    score: AvroInt
+    # Every blocking check passes everywhere.
+    complete: bool
+    # The quality document as JSON (GET /v1/products/{sku}/quality).
+    document: str
+
+
 class ProductVariant(BaseModel):
     """One variant of a product, as carried on ProductUpserted.variants."""
 
@@ -1176,6 +1197,7 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.ProductAttribute": ProductAttribute,
     "io.shopstream.events.ProductDeleted": ProductDeleted,
     "io.shopstream.events.ProductImage": ProductImage,
+    "io.shopstream.events.ProductQuality": ProductQuality,
     "io.shopstream.events.ProductUpserted": ProductUpserted,
     "io.shopstream.events.ProductVariant": ProductVariant,
     "io.shopstream.events.PromotionScheduled": PromotionScheduled,

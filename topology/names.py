@@ -23,6 +23,7 @@ SUPPORT_TICKETS = "support.tickets"
 
 # derived and internal (published by processors)
 ORDERS_STATE = "orders.state"
+CATALOG_QUALITY = "catalog.quality"
 ORDERS_STATUS_CHANGES = "orders.status-changes"
 INVENTORY_RESERVATIONS = "inventory.reservations"
 INVENTORY_ATP = "inventory.atp"
@@ -39,9 +40,11 @@ DLQ_REPLAY_LOG = "dlq.replay-log"
 # Faust table changelogs (`<app>-<table>-changelog`)
 ORDERS_CHANGELOG = changelog_name("orders", "orders")
 INVENTORY_CHANGELOG = changelog_name("inventory", "atp")
+CATALOG_CHANGELOG = changelog_name("catalog", "products")
 
 __all__ = [
-    "ALERTS_ANOMALIES", "CATALOG_PRODUCTS", "COMMANDS_ERP", "COMMANDS_FULFILLMENT", "COMMANDS_PAYMENTS",
+    "ALERTS_ANOMALIES", "CATALOG_CHANGELOG", "CATALOG_PRODUCTS", "CATALOG_QUALITY",
+    "COMMANDS_ERP", "COMMANDS_FULFILLMENT", "COMMANDS_PAYMENTS",
     "COMMANDS_SHOP", "COMMANDS_SUPPORT", "CONNECTORS_DLQ", "DLQ_REPLAY_LOG", "FULFILLMENT_SHIPMENTS",
     "INVENTORY_ATP", "INVENTORY_CHANGELOG", "INVENTORY_RESERVATIONS", "INVENTORY_STOCK", "ORDERS_CHANGELOG",
     "ORDERS_STATE", "ORDERS_STATUS_CHANGES", "PAYMENTS", "RETURNS", "REVIEW_DECISIONS", "REVIEW_QUEUE", "SHOP_ORDERS",
