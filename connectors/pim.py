@@ -15,11 +15,11 @@ Two formats on one endpoint, told apart by the signature header:
   `product.removed` → ProductDeleted. `product_model.*` events are acknowledged, not published (their
   variants arrive as products). Dedupe: on the first event's `event_id` joined with the count (Akeneo
   sends no delivery id header); each event's id is its `source_event_id`.
-- **Generic** (`X-Shopstream-Signature`, `X-Shopstream-Delivery-Id`, the shopstream scheme with
-  `SHOPSTREAM_PIM_SECRET`): `{"products": [PimProduct, ...], "promotions": [PimPromotion, ...]}` (up to
-  500 each), products in the same row model as `shopstream ingest pim` JSON; a row with `"deleted": true`
-  → ProductDeleted; a promotion (`promotion_id`, `skus`, `price`, `starts_at`, `ends_at`) → one
-  PromotionScheduled per SKU.
+- **Generic** (`X-Shopstream-Signature`, `X-Shopstream-Delivery-Id`: the shopstream scheme, timed like
+  carrier/returns/ERP, with `SHOPSTREAM_PIM_SECRET`): `{"products": [PimProduct, ...], "promotions":
+  [PimPromotion, ...]}` (up to 500 each); products in the row model of `shopstream ingest pim` JSON, a row
+  with `"deleted": true` → ProductDeleted; a promotion (`promotion_id`, `skus`, `price`, `starts_at`,
+  `ends_at`) → one PromotionScheduled per SKU.
 
 All records: source `pim` (mastership, `topology/catalog.yaml`), keyed by SKU on `catalog.products`.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -38,11 +38,15 @@ from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, ma
 from shopstream.connectors.payload import load_json_object, parse_body, representing
 from shopstream.connectors.products import TOPIC, SourceProduct, SourceVariant, deleted, image_format, money, upserts
 from shopstream.connectors.signing import (
+    SHOPSTREAM_DELIVERY_ID_HEADER,
     SHOPSTREAM_SIGNATURE_HEADER,
-    constant_time_equal,
+    Secrets,
+    ShopstreamSigned,
     hmac_sha256_hex,
+    secrets_of,
     shopstream_delivery_id,
-    shopstream_signature_valid,
+    signed_by,
+    unix_seconds,
 )
 from shopstream.schemas.models import ProductAttribute, ProductImage, ProductVariant, PromotionScheduled
 
@@ -215,19 +219,26 @@ class PimConnector:
     """`/webhooks/pim`: Akeneo Events API or the generic signed JSON."""
 
     name = "pim"
+    #: Request headers a parked body keeps: what `verify`, `delivery_id` and `translate` read on a redrive.
+    kept_headers: tuple[str, ...] = (AKENEO_SIGNATURE, AKENEO_TIMESTAMP, SHOPSTREAM_SIGNATURE_HEADER,
+                                     SHOPSTREAM_DELIVERY_ID_HEADER)
 
-    def __init__(self, akeneo_secret: str, generic_secret: str) -> None:
-        self._akeneo, self._generic = akeneo_secret, generic_secret
+    def __init__(self, akeneo_secret: Secrets, generic_secret: Secrets, *, now: Callable[[], float] = time.time,
+                 tolerance_s: float = TOLERANCE_S, accept_legacy: bool = False) -> None:
+        self._akeneo = secrets_of(akeneo_secret)
+        self._generic = ShopstreamSigned(generic_secret, now=now, tolerance_s=tolerance_s,
+                                         accept_legacy=accept_legacy)
+        self._now, self._tolerance_s = now, tolerance_s
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         h = lower_headers(headers)
         if AKENEO_SIGNATURE in h:
-            stamp = h.get(AKENEO_TIMESTAMP, "")
-            if not self._akeneo or not stamp.isdigit() or abs(time.time() - int(stamp)) > TOLERANCE_S:
+            stamp = unix_seconds(h.get(AKENEO_TIMESTAMP, ""))
+            if stamp is None or abs(self._now() - stamp) > self._tolerance_s:
                 return False
-            return constant_time_equal(hmac_sha256_hex(self._akeneo, stamp.encode() + b"." + body),
-                                       h[AKENEO_SIGNATURE].strip().lower())
-        return SHOPSTREAM_SIGNATURE_HEADER in h and shopstream_signature_valid(self._generic, headers, body)
+            return signed_by(self._akeneo, h[AKENEO_SIGNATURE].strip().lower(), f"{stamp}.".encode() + body,
+                             hmac_sha256_hex)
+        return SHOPSTREAM_SIGNATURE_HEADER in h and self._generic.verify(headers, body)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return shopstream_delivery_id(headers)
