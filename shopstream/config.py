@@ -223,6 +223,20 @@ class Settings(BaseSettings):
         description="Returns policy file (return window, non-returnable SKUs, refund per condition grade); "
                     "empty: the shipped topology/returns_policy.yaml.",
     )
+    catalog_rules: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_CATALOG_RULES"),
+        description="Catalog checks and price policy of `worker catalog`; empty: the shipped "
+                    "topology/rules/catalog.yaml.",
+    )
+    catalog_mastership: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_CATALOG_MASTERSHIP"),
+        description="Field mastership per source of `worker catalog`; empty: the shipped topology/catalog.yaml.",
+    )
+    catalog_tick_s: float = Field(
+        1.0, gt=0, le=3600, validation_alias=AliasChoices("SHOPSTREAM_CATALOG_TICK_S"),
+        description="How often `worker catalog` starts and ends promotions; a promotion moves late by at most "
+                    "this much.",
+    )
     orders_sweep_interval_s: float = Field(
         60.0, gt=0, le=86_400, validation_alias=AliasChoices("SHOPSTREAM_ORDERS_SWEEP_INTERVAL_S"),
         description="How often `worker orders` sends expired parked events and undecidable returns to "

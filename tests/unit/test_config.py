@@ -64,6 +64,9 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "review_rules": ("/etc/shopstream/review.yaml", "/etc/shopstream/review.yaml"),
     "returns_policy": ("/etc/shopstream/returns_policy.yaml", "/etc/shopstream/returns_policy.yaml"),
     "orders_sweep_interval_s": ("15", 15.0),
+    "catalog_rules": ("/etc/shopstream/catalog.yaml", "/etc/shopstream/catalog.yaml"),
+    "catalog_mastership": ("/etc/shopstream/mastership.yaml", "/etc/shopstream/mastership.yaml"),
+    "catalog_tick_s": ("2.5", 2.5),
 }
 
 SECRETS = {"kafka_sasl_password": "sasl-pw-s3cr3t", "shopify_secret": "shpss-s3cr3t",
