@@ -8,7 +8,8 @@ localizable attributes, so a shop product in one language is incomplete in the c
 
 Per channel and locale the quality document names every failed check (id, blocking, message) and two
 figures: **completeness** (Akeneo's model: required attributes of the family that are filled, in %, so
-adding an attribute never lowers it) and **score** (checks passed, in %).
+adding an attribute never lowers it) and **score** (checks passed, in %); `suggestions` are content hints
+(`suggestions.py`), never blocking.
 """
 
 from __future__ import annotations
@@ -214,6 +215,8 @@ def quality(sku: str, product: Product, rules: CatalogRules) -> dict[str, Any]:
         blocking.update(f"{r.check_id}@{channel}/{locale}" for r in results if not r.passed and r.blocking)
         channels.setdefault(channel, {})[locale] = {"completeness": pct, "missing": missing, "score": score,
                                                     "failed": failed}
+    from .suggestions import suggestions  # it reads values through this module
+
     return {"sku": sku, "family": product.get("family"), "rules_version": rules.version,
             "score": min(scores) if scores else 100, "complete": not blocking,
-            "blocking_failed": sorted(blocking), "channels": channels}
+            "blocking_failed": sorted(blocking), "channels": channels, "suggestions": suggestions(product, rules)}

@@ -84,6 +84,15 @@ class Pricing(_Strict):
     promotion_max_discount_pct: Decimal = Field(default=Decimal(100), gt=0, le=100)
 
 
+class Suggestions(_Strict):
+    """Content QA hints (suggestions only): stop words per language, attribute vocabularies."""
+
+    text_attributes: list[str] = Field(default_factory=lambda: ["name", "description"])
+    min_hits: int = Field(default=3, ge=1)
+    stopwords: dict[str, list[str]] = Field(default_factory=dict)
+    vocabulary: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class CatalogRules(_Strict):
     """The whole rules file."""
 
@@ -93,6 +102,7 @@ class CatalogRules(_Strict):
     families: dict[str, Family] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
     pricing: Pricing = Pricing()
+    suggestions: Suggestions = Suggestions()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> CatalogRules:

@@ -132,3 +132,21 @@ def test_invalid_rules_files_are_refused(tmp_path: Any) -> None:
     bad.write_text("version: x\nsources: [pim]\nmasters: {title: [shop]}\n")
     with pytest.raises(CatalogRulesError, match="unknown source"):
         load_mastership(bad)
+
+
+def test_suggestions_name_a_text_in_the_wrong_language_and_a_contradiction() -> None:
+    from shopstream.processors.catalog.suggestions import guess_language, suggestions
+
+    assert guess_language(LONG_DE, RULES.suggestions.stopwords, 3)[0] == "de"
+    assert guess_language("Pullover", RULES.suggestions.stopwords, 3) == (None, 0)
+    assert suggestions(good(), RULES) == []
+    product = good()
+    product["attributes"][1]["value"] = LONG_DE.replace("Merinowolle", "Merinowolle und der Baumwolle") + " mit dem"
+    product["attributes"][2]["value"] = "wool"
+    kinds = {(s["kind"], s["locale"]) for s in suggestions(product, RULES)}
+    assert ("language", "en_GB") in kinds
+    contradiction = good()
+    contradiction["description"] = LONG_DE.replace("reiner Merinowolle", "Baumwolle")
+    [hint] = [s for s in suggestions(contradiction, RULES) if s["kind"] == "contradiction"]
+    assert hint["evidence"] == "text names baumwolle; material is wool"
+    assert quality("SWE-S", contradiction, RULES)["complete"]  # a suggestion never blocks
