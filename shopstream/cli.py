@@ -115,6 +115,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         except RulesError as exc:
             print(f"shopstream worker review: {exc}", file=sys.stderr)
             return 2
+    elif args.processor == "catalog":
+        from shopstream.processors.catalog.rules import CatalogRulesError
+        from shopstream.processors.catalog.worker import run as run_catalog
+        from shopstream.topology import TopologyError
+
+        try:
+            run_catalog(settings, web_port=args.port or settings.worker_web_port + 5)
+        except (CatalogRulesError, TopologyError) as exc:
+            print(f"shopstream worker catalog: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -385,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review"],
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "catalog"],
                    help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)
