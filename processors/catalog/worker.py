@@ -16,7 +16,10 @@ production overlay: 12 and 12).
 
 The promotion timer is the runner's tick (`SHOPSTREAM_CATALOG_TICK_S`, default 1 s): it visits the SKUs with
 a scheduled or active promotion (a set per partition, rebuilt on restore) and applies `core.advance` with
-the wall clock. Undecodable records and records of another type go to the input's DLQ; transient faults are
+the wall clock. KPIs on the worker's `/metrics`: `shopstream_catalog_products{channel, complete}` (SKUs this
+worker owns; the share of complete products per channel is the ratio, summed over workers) and
+`shopstream_catalog_time_to_complete_seconds` (first upsert's source time to all blocking checks passing).
+Undecodable records and records of another type go to the input's DLQ; transient faults are
 retried in place (the runner's one policy). Redelivery is harmless: the core remembers event ids and the
 decided items, and its outputs' ids are derived (uuid5), so a re-emission is a duplicate downstream.
 """
@@ -30,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import Gauge, Histogram
 from pydantic import BaseModel
 
 from shopstream.config import Settings
@@ -55,6 +59,12 @@ PROCESSOR, TABLE = "catalog", "products"
 PRODUCT_RECORDS = (ProductUpserted, ProductDeleted, PromotionScheduled)
 OUTPUTS = (names.REVIEW_QUEUE, names.REVIEW_DECISIONS, names.COMMANDS_SHOP, names.CATALOG_QUALITY)
 CHANGES_IN_DOCUMENT = 50
+# KPIs (issue 16): share of complete products per channel, time from first upsert to complete.
+PRODUCTS = Gauge("shopstream_catalog_products", "SKUs this worker owns, by channel and completeness",
+                 ["channel", "complete"])
+TIME_TO_COMPLETE = Histogram("shopstream_catalog_time_to_complete_seconds",
+                             "From a SKU's first upsert (source time) to all blocking checks passing",
+                             buckets=(60, 600, 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400))
 
 
 def quality_record(state: dict[str, Any], now: datetime) -> ProductQuality:
@@ -91,6 +101,7 @@ class CatalogProcessor(ProcessorBase):
                                     load_mastership(settings.catalog_mastership or None))
         self._outputs = {name: settings.topic(name) for name in OUTPUTS}
         self._timed: dict[int, set[bytes]] = {}  # per partition: SKUs with a scheduled or active promotion
+        self._complete: dict[int, dict[bytes, dict[str, bool]]] = {}  # per partition: SKU -> channel -> complete
 
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
         """Decode and apply to the SKU's state (raises: the runner classifies)."""
@@ -138,18 +149,44 @@ class CatalogProcessor(ProcessorBase):
                 yield partition, effects
 
     def restored(self, partition: int, state: Mapping[bytes, Any]) -> None:
-        """Find the SKUs with promotions once."""
+        """Find the SKUs with promotions once; count the partition's complete products."""
         self._timed[partition] = {k for k, v in state.items() if _timed(v)}
+        self._complete[partition] = {k: _channels(v) for k, v in state.items() if not v.get("deleted")}
+        self._publish_kpis()
 
     def stored(self, partition: int, writes: Mapping[bytes, Any]) -> None:
-        """Keep the partition's set of SKUs with promotions current."""
+        """Keep the partition's set of SKUs with promotions and its completeness counts current."""
         keys = self._timed.setdefault(partition, set())
+        complete = self._complete.setdefault(partition, {})
         for key, entry in writes.items():
             (keys.add if entry is not None and _timed(entry) else keys.discard)(key)
+            if entry is None or entry.get("deleted"):
+                complete.pop(key, None)
+                continue
+            before, after = complete.get(key, {}), _channels(entry)
+            if entry.get("complete_at") and not any(before.values()) and any(after.values()):
+                start, end = entry.get("first_seen_at"), entry["complete_at"]
+                if start:  # source time of the first upsert to the processing time it passed
+                    seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+                    TIME_TO_COMPLETE.observe(max(0.0, seconds))
+            complete[key] = after
+        self._publish_kpis()
 
     def dropped(self, partition: int) -> None:
         """The partition went to another worker."""
         self._timed.pop(partition, None)
+        self._complete.pop(partition, None)
+        self._publish_kpis()
+
+    def _publish_kpis(self) -> None:
+        counts: dict[tuple[str, bool], int] = {}
+        for skus in self._complete.values():
+            for channels in skus.values():
+                for channel, complete in channels.items():
+                    counts[(channel, complete)] = counts.get((channel, complete), 0) + 1
+        for channel in self.context.rules.channels:
+            for complete in (True, False):
+                PRODUCTS.labels(channel, str(complete).lower()).set(counts.get((channel, complete), 0))
 
     def encode_state(self, value: Any) -> bytes:
         """The state dict as JSON."""
@@ -159,6 +196,13 @@ class CatalogProcessor(ProcessorBase):
         """Changelog JSON back into the state dict."""
         state: dict[str, Any] = json.loads(data)
         return state
+
+
+def _channels(entry: dict[str, Any]) -> dict[str, bool]:
+    """Per channel of the quality document: every blocking check passes there."""
+    doc = entry.get("quality") or {}
+    failing = {f.split("@", 1)[1].split("/", 1)[0] for f in doc.get("blocking_failed", ())}
+    return {channel: channel not in failing for channel in doc.get("channels", {})}
 
 
 def _timed(entry: dict[str, Any]) -> bool:

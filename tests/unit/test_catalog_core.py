@@ -214,3 +214,18 @@ def test_a_product_item_lands_in_its_queue_with_the_product_as_subject() -> None
     doc = item_document(item)
     assert (doc["queue"], doc["subject_type"], doc["subject_id"]) == ("pricing", "product", "BELT-1")
     assert doc["rule_ids"] == ["price.change-beyond-threshold"] and doc["evidence"]["new_price"] == "10.00"
+
+
+def test_the_worker_publishes_the_state_as_a_quality_document_and_counts_complete_channels() -> None:
+    from shopstream.processors.catalog.worker import _channels, quality_record
+
+    state = apply_upsert(None, pim(cost=eur("30.00")), CTX, T0).state
+    record = quality_record(state, T0)
+    doc = json.loads(record.document)
+    assert record.sku == "BELT-1" and record.version == state["version"] and record.complete
+    assert doc["shop_price"] == {"amount": "40.00", "currency": "EUR"} and doc["changes"][0]["field"] == "title"
+    assert '"version":' not in record.document  # the view adds the one version the guard reads
+    assert _channels(state) == {"marketplace": True}
+    broken = apply_upsert(state, pim(T0 + timedelta(minutes=1), images=[
+        ProductImage(url="https://x/s.gif", width=10, height=10, format="gif", alt="x")]), CTX, T0).state
+    assert _channels(broken) == {"marketplace": False}
