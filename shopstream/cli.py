@@ -115,13 +115,22 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         except RulesError as exc:
             print(f"shopstream worker review: {exc}", file=sys.stderr)
             return 2
+    elif args.processor == "support":
+        from shopstream.processors.support.worker import SupportConfigError
+        from shopstream.processors.support.worker import run as run_support
+
+        try:
+            run_support(settings, web_port=args.port or settings.worker_web_port + 5)
+        except SupportConfigError as exc:
+            print(f"shopstream worker support: {exc}", file=sys.stderr)
+            return 2
     elif args.processor == "catalog":
         from shopstream.processors.catalog.rules import CatalogRulesError
         from shopstream.processors.catalog.worker import run as run_catalog
         from shopstream.topology import TopologyError
 
         try:
-            run_catalog(settings, web_port=args.port or settings.worker_web_port + 5)
+            run_catalog(settings, web_port=args.port or settings.worker_web_port + 6)
         except (CatalogRulesError, TopologyError) as exc:
             print(f"shopstream worker catalog: {exc}", file=sys.stderr)
             return 2
@@ -395,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "catalog"],
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "support", "catalog"],
                    help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)
@@ -425,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest_parser(sub)
 
     _add_bench_parser(sub)
+    from shopstream.processors.support.tools import add_support_parser
+    add_support_parser(sub)
     return parser
 
 

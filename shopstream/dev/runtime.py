@@ -31,8 +31,9 @@ DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
-WORKER_PORTS = 6  # orders, views, inventory, shop-sync, review, catalog: SHOPSTREAM_WORKER_PORT + 0..5
-RUNNER_WORKER_PORT_OFFSETS = (0, 2, 5)  # orders, inventory and catalog serve /readyz (the runner's readiness)
+WORKER_PORTS = 7  # orders, views, inventory, shop-sync, review, support, catalog: SHOPSTREAM_WORKER_PORT + 0..6
+# orders, inventory, support and catalog serve /readyz (the runner's readiness)
+RUNNER_WORKER_PORT_OFFSETS = (0, 2, 5, 6)
 
 
 # How long a stage of `Stack.stop` waits for its processes before killing them; `DevProcess.stop`
@@ -212,7 +213,8 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
     stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
     stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
     stack.spawn("worker-review", "worker", "review", "--port", str(effective.worker_web_port + 4))
-    stack.spawn("worker-catalog", "worker", "catalog", "--port", str(effective.worker_web_port + 5))
+    stack.spawn("worker-support", "worker", "support", "--port", str(effective.worker_web_port + 5))
+    stack.spawn("worker-catalog", "worker", "catalog", "--port", str(effective.worker_web_port + 6))
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port),
                        ("connectors admin", effective.connectors_admin_port), ("api admin", effective.api_admin_port)):
@@ -229,7 +231,8 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
           f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker), "
           f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync), "
           f"{base}:{effective.worker_web_port + 4}/metrics (review rules), "
-          f"{base}:{effective.worker_web_port + 5}/metrics (catalog)\n"
+          f"{base}:{effective.worker_web_port + 5}/metrics (support), "
+          f"{base}:{effective.worker_web_port + 6}/metrics (catalog)\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     if demo:
         from shopstream.dev.demo import feed_demo_orders

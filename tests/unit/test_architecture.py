@@ -142,9 +142,13 @@ def _pure_cores() -> list[str]:
     catalog_adapter = "shopstream.processors.catalog.worker"
     catalog = sorted(m for m in modules if m == "shopstream.processors.catalog"
                      or (m.startswith("shopstream.processors.catalog.") and m != catalog_adapter))
+    support_adapters = {"shopstream.processors.support.worker", "shopstream.processors.support.lookup"}
+    support = sorted(m for m in modules if m == "shopstream.processors.support"
+                     or (m.startswith("shopstream.processors.support.") and m not in support_adapters))
     return [
         *orders,
         *review,  # the review rules engine: language, facts, evaluator, velocity state
+        *support,  # ticket understanding, intent model, routing, replies, automation policy
         *catalog,  # product quality checks, mastership, price policy
         "shopstream.connectors.products", "shopstream.connectors.shopify_products",  # catalog payload mapping
         "shopstream.connectors.woocommerce_products", "shopstream.connectors.pim", "shopstream.connectors.pim_file",
@@ -164,6 +168,7 @@ def test_the_pure_core_list_names_real_modules() -> None:
     assert "shopstream.processors.orders.canonical" in _pure_cores()
     assert "shopstream.processors.review.velocity" in _pure_cores()
     assert "shopstream.processors.catalog.core" in _pure_cores()
+    assert "shopstream.processors.support.triage" in _pure_cores()
 
 
 def test_pure_cores_load_no_faust_kafka_or_redis_at_import() -> None:
