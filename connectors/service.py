@@ -2,9 +2,10 @@
 
 Public port (SHOPSTREAM_CONNECTORS_PORT): `POST /webhooks/shopify`, `/webhooks/stripe`,
 `/webhooks/woocommerce`, `/webhooks/carrier`, `/webhooks/returns`, `/webhooks/erp` (ERP stock deltas),
-`/webhooks/helpdesk` (generic signed JSON), `/webhooks/helpdesk/{zendesk,freshdesk,gorgias}`,
-`GET /healthz`. Admin port (SHOPSTREAM_ADMIN_PORT, default public + 1000): `GET /readyz` (Kafka + Redis, cached),
-`GET /metrics`. It refuses to listen on a non-loopback address with a weak webhook secret. Further
+`/webhooks/pim` (products: Akeneo events or the generic signed JSON), `/webhooks/helpdesk` (generic signed
+JSON), `/webhooks/helpdesk/{zendesk,freshdesk,gorgias}`, `GET /healthz`. Admin port (SHOPSTREAM_ADMIN_PORT,
+default public + 1000): `GET /readyz` (Kafka + Redis, cached), `GET /metrics`. It refuses to listen on a
+non-loopback address with a weak webhook secret. Further
 sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
 """
 
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from shopstream.config import Settings, require_safe_exposure, secret_list
-from shopstream.connectors import carrier, erp_webhook, helpdesk, returns
+from shopstream.connectors import carrier, erp_webhook, helpdesk, pim, returns
 from shopstream.connectors.base import SourceConnector
 from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
 from shopstream.connectors.dedupe import DeliveryDedupe
@@ -60,6 +61,7 @@ def source_connectors(settings: Settings, *, now: Callable[[], float] = time.tim
             "carrier": carrier.CarrierConnector(secret_list(settings.carrier_secret), mapping, **ours),
             "returns": returns.ReturnsConnector(secret_list(settings.returns_secret), **ours),
             "erp": erp_webhook.ErpWebhookConnector(secret_list(settings.erp_secret), **ours),
+            "pim": pim.PimConnector(secret_list(settings.akeneo_secret), secret_list(settings.pim_secret), **ours),
             "helpdesk": helpdesk.GenericHelpdeskConnector(secret_list(settings.helpdesk_secret), **ours),
             **helpdesk_connectors(settings, now=now)}
 

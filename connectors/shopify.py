@@ -12,6 +12,8 @@
 - Line items without a SKU (custom items, gift cards) get `shopify-variant-<variant_id>` or
   `shopify-line-<line id>` so stock and order lines still have a stable key.
 
+Products (`products/create|update|delete`) → `catalog.products`: see `connectors/shopify_products.py`.
+
 Refunds (`refunds/create`, the REST Refund resource) -> RefundIssued on `payments`, keyed by the
 order id (`order_id` of the refund):
 - Shopify refunds are individual objects with their own id; each `refunds/create` is one refund,
@@ -80,6 +82,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shopstream.connectors import shopify_products
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
 from shopstream.connectors.payload import decimal_amount, parse_body, representing
 from shopstream.connectors.signing import Secrets, hmac_sha256_base64, secrets_of, signed_by
@@ -374,8 +377,9 @@ class ShopifyConnector:
         "x-shopify-hmac-sha256", "x-shopify-topic", "x-shopify-webhook-id", "x-shopify-event-id",
         "x-shopify-shop-domain", "x-shopify-api-version", "x-shopify-triggered-at")
 
-    def __init__(self, secret: Secrets) -> None:
+    def __init__(self, secret: Secrets, currency: str = "EUR") -> None:
         self._secret = secrets_of(secret)
+        self.currency = currency  # product payloads name no currency: the shop's (products only)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         given = lower_headers(headers).get("x-shopify-hmac-sha256", "")
@@ -395,6 +399,8 @@ class ShopifyConnector:
         if topic in FULFILLMENT_TOPICS:
             return self._fulfillment(parse_fulfillment(body), topic == "fulfillments/create", received_at,
                                      event_source_id)
+        if topic in shopify_products.PRODUCT_TOPICS:
+            return shopify_products.translate_product(topic, body, received_at, self.currency, event_source_id)
         record_type = ORDER_TOPICS.get(topic)
         if record_type is None:
             return []

@@ -13,7 +13,8 @@
   delivery id, so it is never claimed in the dedupe store.
 - Routing (`X-WC-Webhook-Topic`), all on `shop.orders` keyed by the order id:
   `order.created` -> OrderPlaced; `order.updated` -> OrderUpdated, or OrderCancelled when the
-  status is `cancelled`. Other topics (`order.deleted`, `order.restored`, products, coupons ...)
+  status is `cancelled`. Products (`product.*`) → `catalog.products`: `connectors/woocommerce_products.py`.
+  Other topics (`order.deleted`, `order.restored`, coupons ...)
   are acknowledged and counted, not published.
 - Dedupe: on `X-WC-Webhook-Delivery-ID`; `X-WC-Webhook-ID` (the webhook) + the order's
   `date_modified_gmt` identify the event for the deterministic event id.
@@ -44,6 +45,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shopstream.connectors import woocommerce_products
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
 from shopstream.connectors.payload import decimal_amount, parse_body, representing
 from shopstream.connectors.signing import Secrets, hmac_sha256_base64, secrets_of, signed_by
@@ -212,6 +214,9 @@ class WooCommerceConnector:
         topic = h.get(TOPIC_HEADER, "")
         if not topic:
             raise PayloadError("missing X-WC-Webhook-Topic header")
+        if topic in woocommerce_products.PRODUCT_TOPICS:
+            return woocommerce_products.translate_product(topic, body, received_at, "EUR",
+                                                          h.get("x-wc-webhook-delivery-id"))
         if topic not in ORDER_TOPICS:
             return []
         order = parse_order(body)

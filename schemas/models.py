@@ -626,8 +626,89 @@ class PaymentFailed(BaseModel):
     retryable: bool = False
 
 
+class ProductAttribute(BaseModel):
+    """One attribute value of a product, for one locale and channel (null: every locale/channel)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ProductAttribute"
+
+    code: str
+    # The value as text (numbers, booleans, option codes as strings; lists comma-separated).
+    value: str
+    # e.g. de_DE; null: not localisable.
+    locale: str | None = None
+    # Akeneo scope, e.g. ecommerce; null: every channel.
+    channel: str | None = None
+
+
+class ProductDeleted(BaseModel):
+    """A product (one SKU) was deleted in a source."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ProductDeleted"
+
+    meta: EventMeta
+    sku: str
+    # The parent product's id in the source.
+    product_id: str | None = None
+    deleted_at: UtcDatetime
+
+
+class ProductImage(BaseModel):
+    """One product image with what is known of it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ProductImage"
+
+    url: str
+    # Pixels.
+    width: AvroInt | None = None
+    # Pixels.
+    height: AvroInt | None = None
+    # jpeg | png | webp | gif ... (lower case), from the source or the URL.
+    format: str | None = None
+    # Alt text.
+    alt: str | None = None
+
+
+class ProductQuality(BaseModel):
+    """
+    The catalog worker's quality document of one SKU (catalog.quality, compacted, keyed by SKU):
+    completeness and failed checks per channel and locale.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ProductQuality"
+
+    meta: EventMeta
+    sku: str
+    # The SKU's catalog state version (the view keeps the newest).
+    version: AvroLong
+    # Lowest check score over the channels and locales, 0-100.
+    score: AvroInt
+    # Every blocking check passes everywhere.
+    complete: bool
+    # The quality document as JSON (GET /v1/products/{sku}/quality).
+    document: str
+
+
+class ProductVariant(BaseModel):
+    """One variant of a product, as carried on ProductUpserted.variants."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ProductVariant"
+
+    # Null when the source has none (a check fails on it).
+    sku: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+    # Selling price.
+    price: Money | None = None
+    # Whether the shop tracks stock for it.
+    track_stock: bool = True
+
+
 class ProductUpserted(BaseModel):
-    """A product (one SKU) was created or changed in the PIM."""
+    """A product (one SKU) was created or changed in a source (PIM, shop, ERP, file ingest)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     AVRO_NAME: ClassVar[str] = "io.shopstream.events.ProductUpserted"
@@ -648,6 +729,48 @@ class ProductUpserted(BaseModel):
     weight_grams: AvroInt | None = None
     active: bool = True
     updated_at: UtcDatetime
+    # The parent product's id in the source (Shopify product id, Akeneo parent model); variants of one
+    # product share it.
+    product_id: str | None = None
+    # Product family (Akeneo family, Shopify product_type): which checks and variant axes apply.
+    family: str | None = None
+    # Main description (HTML allowed) in the source's default locale.
+    description: str | None = None
+    # URL handle.
+    slug: str | None = None
+    # Purchase cost (ERP is master).
+    cost: Money | None = None
+    # Reference (strike-through) price.
+    compare_at_price: Money | None = None
+    # This variant's axis values, e.g. {size: M, color: red}.
+    options: dict[str, str] = Field(default_factory=dict)
+    # Every variant of the parent product as the source knows it (for variant consistency checks).
+    variants: list[ProductVariant] = Field(default_factory=list)
+    # Attribute values per locale and channel (texts included: name, description, meta_description...).
+    attributes: list[ProductAttribute] = Field(default_factory=list)
+    images: list[ProductImage] = Field(default_factory=list)
+    # Channels the product is published to (empty: every channel).
+    channels: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class PromotionScheduled(BaseModel):
+    """
+    A temporary price for one SKU between a start and an end (catalog.products, keyed by SKU); one per
+    SKU of a promotion.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.PromotionScheduled"
+
+    meta: EventMeta
+    promotion_id: str
+    sku: str
+    # The promotional price.
+    price: Money
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    name: str | None = None
 
 
 class RefundIssued(BaseModel):
@@ -1060,6 +1183,33 @@ class TicketUpdated(BaseModel):
     updated_at: UtcDatetime
 
 
+class UpdatePrice(BaseModel):
+    """
+    Command towards the shop: set a SKU's price (commands.shop, keyed by SKU); only approved or in-
+    policy changes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.UpdatePrice"
+
+    meta: EventMeta
+    sku: str
+    price: Money
+    # The price the shop had.
+    previous_price: Money | None = None
+    # in_policy | approved | promotion_start | promotion_end.
+    reason: str
+    # The approval's work item, when a person approved.
+    work_item_id: str | None = None
+    # Who approved.
+    approved_by: str | None = None
+    # The promotion that set or restored it.
+    promotion_id: str | None = None
+    rule_ids: list[str] = Field(default_factory=list)
+    # Catalog rules version that decided.
+    rules_version: str | None = None
+
+
 class UpdateShippingAddress(BaseModel):
     """
     Command (commands.shop, keyed by order id): change the shipping address of an order not yet
@@ -1139,7 +1289,13 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.PaymentAuthorized": PaymentAuthorized,
     "io.shopstream.events.PaymentCaptured": PaymentCaptured,
     "io.shopstream.events.PaymentFailed": PaymentFailed,
+    "io.shopstream.events.ProductAttribute": ProductAttribute,
+    "io.shopstream.events.ProductDeleted": ProductDeleted,
+    "io.shopstream.events.ProductImage": ProductImage,
+    "io.shopstream.events.ProductQuality": ProductQuality,
     "io.shopstream.events.ProductUpserted": ProductUpserted,
+    "io.shopstream.events.ProductVariant": ProductVariant,
+    "io.shopstream.events.PromotionScheduled": PromotionScheduled,
     "io.shopstream.events.RefundIssued": RefundIssued,
     "io.shopstream.events.RefundLine": RefundLine,
     "io.shopstream.events.ReleaseOrder": ReleaseOrder,
@@ -1164,6 +1320,7 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.SyncShopStock": SyncShopStock,
     "io.shopstream.events.TicketCreated": TicketCreated,
     "io.shopstream.events.TicketUpdated": TicketUpdated,
+    "io.shopstream.events.UpdatePrice": UpdatePrice,
     "io.shopstream.events.UpdateShippingAddress": UpdateShippingAddress,
     "io.shopstream.events.WorkItemDecided": WorkItemDecided,
 }

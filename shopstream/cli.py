@@ -132,6 +132,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         except AnomalyRulesError as exc:
             print(f"shopstream worker anomalies: {exc}", file=sys.stderr)
             return 2
+    elif args.processor == "catalog":
+        from shopstream.processors.catalog.rules import CatalogRulesError
+        from shopstream.processors.catalog.worker import run as run_catalog
+        from shopstream.topology import TopologyError
+
+        try:
+            run_catalog(settings, web_port=args.port or settings.worker_web_port + 7)
+        except (CatalogRulesError, TopologyError) as exc:
+            print(f"shopstream worker catalog: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -215,8 +225,12 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """`ingest erp-stock FILE`: 0 all rows published, 1 a row rejected (the rest published), 2 unusable file."""
+    """`ingest erp-stock|pim FILE`: 0 all rows published, 1 a row rejected (the rest published), 2 unusable file."""
     _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
+    if args.source == "pim":
+        from shopstream.connectors.pim_ingest import run_pim
+
+        return run_pim(settings, args.file)
     from shopstream.connectors.ingest import run_erp_stock
 
     return run_erp_stock(settings, args.file, args.as_of, args.changed_only)
@@ -361,6 +375,12 @@ def _add_ingest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                    help="publish only rows whose figures differ from the last ingest's (kept in Redis); see "
                         "the README for the trade-off")
     p.set_defaults(func=cmd_ingest)
+    p = isub.add_parser("pim", help="PIM export (CSV, JSON, JSON Lines) -> ProductUpserted on catalog.products",
+                        description="Publish each product row of a PIM export as ProductUpserted (or ProductDeleted) "
+                                    "keyed by SKU. Rejected rows are reported with their line number and parked on "
+                                    "connectors.dlq. Exit 0: all published; 1: rows rejected; 2: unusable file.")
+    p.add_argument("file", metavar="FILE", help="the export file, or - for stdin")
+    p.set_defaults(func=cmd_ingest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "support", "anomalies"],
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "support", "anomalies",
+                                         "catalog"],
                    help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)

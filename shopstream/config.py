@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     carrier_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_CARRIER_SECRET"))
     returns_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_RETURNS_SECRET"))
     erp_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ERP_SECRET"))
+    # PIM push (`POST /webhooks/pim`): Akeneo's Events API secret and the generic signed JSON's secret.
+    akeneo_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_AKENEO_SECRET"))
+    pim_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_PIM_SECRET"))
     # Helpdesks (issue 15): Zendesk's signing secret, Freshdesk's Basic `user:password`, Gorgias' header
     # token, and the generic helpdesk source's HMAC secret.
     zendesk_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ZENDESK_SECRET"))
@@ -226,6 +229,20 @@ class Settings(BaseSettings):
         "", validation_alias=AliasChoices("SHOPSTREAM_RETURNS_POLICY"),
         description="Returns policy file (return window, non-returnable SKUs, refund per condition grade); "
                     "empty: the shipped topology/returns_policy.yaml.",
+    )
+    catalog_rules: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_CATALOG_RULES"),
+        description="Catalog checks and price policy of `worker catalog`; empty: the shipped "
+                    "topology/rules/catalog.yaml.",
+    )
+    catalog_mastership: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_CATALOG_MASTERSHIP"),
+        description="Field mastership per source of `worker catalog`; empty: the shipped topology/catalog.yaml.",
+    )
+    catalog_tick_s: float = Field(
+        1.0, gt=0, le=3600, validation_alias=AliasChoices("SHOPSTREAM_CATALOG_TICK_S"),
+        description="How often `worker catalog` starts and ends promotions; a promotion moves late by at most "
+                    "this much.",
     )
     orders_sweep_interval_s: float = Field(
         60.0, gt=0, le=86_400, validation_alias=AliasChoices("SHOPSTREAM_ORDERS_SWEEP_INTERVAL_S"),

@@ -29,6 +29,9 @@ Endpoints:
                                 400 {"error": "invalid request", "reason"} without a sku parameter,
                                 with more than 100 of them, or with one /v1/atp/{sku} would refuse;
                                 503 as above
+    GET /v1/products/{sku}/quality  200 the SKU's quality document (see shopstream.views.products):
+                                per channel and locale completeness, missing, score, failed checks;
+                                400 / 404 {"error": "sku not found", "sku"} / 503 as for /v1/atp/{sku}
     GET /healthz                200 {"status": "ok"} while the process serves requests (liveness)
   on the admin port only (SHOPSTREAM_ADMIN_PORT, default API port + 1000; `make_admin`):
     GET /readyz                 200 {"status": "ready", "checks": {...}} when Redis answers PING and
@@ -76,6 +79,7 @@ from shopstream.views.alerts import AsyncInsights
 from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
 from shopstream.views.history import AsyncHistoryView, history_limit
 from shopstream.views.orders import AsyncOrderView
+from shopstream.views.products import AsyncQualityView
 from shopstream.views.work_items import AsyncWorkItems
 
 API_REQUESTS = Counter(
@@ -93,6 +97,7 @@ SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 VIEW_KEY: web.AppKey[AsyncOrderView] = web.AppKey("order_view", AsyncOrderView)
 ATP_KEY: web.AppKey[AsyncAtpView] = web.AppKey("atp_view", AsyncAtpView)
 HISTORY_KEY: web.AppKey[AsyncHistoryView] = web.AppKey("history_view", AsyncHistoryView)
+QUALITY_KEY: web.AppKey[AsyncQualityView] = web.AppKey("quality_view", AsyncQualityView)
 #: How long a request waits for Redis before answering 503.
 REDIS_TIMEOUT_S = 2.0
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -182,6 +187,11 @@ async def get_atp_batch(request: web.Request) -> web.Response:
     return web.Response(body=batch_body(skus, stored), content_type="application/json", charset="utf-8")
 
 
+async def get_product_quality(request: web.Request) -> web.Response:
+    return await _lookup(request, "sku", sku_problem, request.app[QUALITY_KEY].get_json, entity="sku",
+                         view="product quality view")
+
+
 def make_app(settings: Settings) -> web.Application:
     """The read API application (Redis client opened and closed with the app); `TokenFileError` on a bad tokens file."""
     app = web.Application(middlewares=[_count_requests, authenticate])
@@ -195,6 +205,7 @@ def make_app(settings: Settings) -> web.Application:
         app[VIEW_KEY] = AsyncOrderView(client, settings.redis_key_prefix)
         app[ATP_KEY] = AsyncAtpView(client, settings.redis_key_prefix)
         app[HISTORY_KEY] = AsyncHistoryView(client, settings.redis_key_prefix)
+        app[QUALITY_KEY] = AsyncQualityView(client, settings.redis_key_prefix)
         app[ITEMS_KEY] = AsyncWorkItems(client, settings.redis_key_prefix)
         app[review_lists.LISTS_KEY] = AsyncListStore(client, settings.redis_key_prefix)
         app[support.CLIENT_KEY] = client
@@ -210,6 +221,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/orders/{order_id}/history", get_order_history)
     app.router.add_get("/v1/atp", get_atp_batch)
     app.router.add_get("/v1/atp/{sku:.+}", get_atp)
+    app.router.add_get("/v1/products/{sku}/quality", get_product_quality)
     add_routes(app, settings)  # the work queue: shopstream.api.work_items
     review_lists.add_routes(app, settings)  # the review rules' lists (admin)
     support.add_routes(app, settings)  # support KPIs (viewer)

@@ -31,9 +31,10 @@ DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
-WORKER_PORTS = 7  # orders, views, inventory, shop-sync, review, support, anomalies: SHOPSTREAM_WORKER_PORT + 0..6
-# orders, inventory, support and anomalies serve /readyz (the runner's readiness)
-RUNNER_WORKER_PORT_OFFSETS = (0, 2, 5, 6)
+# orders, views, inventory, shop-sync, review, support, anomalies, catalog: SHOPSTREAM_WORKER_PORT + 0..7
+WORKER_PORTS = 8
+# orders, inventory, support, anomalies and catalog serve /readyz (the runner's readiness)
+RUNNER_WORKER_PORT_OFFSETS = (0, 2, 5, 6, 7)
 
 
 # How long a stage of `Stack.stop` waits for its processes before killing them; `DevProcess.stop`
@@ -215,6 +216,7 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
     stack.spawn("worker-review", "worker", "review", "--port", str(effective.worker_web_port + 4))
     stack.spawn("worker-support", "worker", "support", "--port", str(effective.worker_web_port + 5))
     stack.spawn("worker-anomalies", "worker", "anomalies", "--port", str(effective.worker_web_port + 6))
+    stack.spawn("worker-catalog", "worker", "catalog", "--port", str(effective.worker_web_port + 7))
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port),
                        ("connectors admin", effective.connectors_admin_port), ("api admin", effective.api_admin_port)):
@@ -232,7 +234,8 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
           f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync), "
           f"{base}:{effective.worker_web_port + 4}/metrics (review rules), "
           f"{base}:{effective.worker_web_port + 5}/metrics (support), "
-          f"{base}:{effective.worker_web_port + 6}/metrics (anomalies and KPIs)\n"
+          f"{base}:{effective.worker_web_port + 6}/metrics (anomalies and KPIs), "
+          f"{base}:{effective.worker_web_port + 7}/metrics (catalog)\n"
           f"alerts and KPIs:       {base}:{effective.api_port}/v1/alerts, {base}:{effective.api_port}/v1/kpis\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     if demo:

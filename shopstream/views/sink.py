@@ -93,6 +93,7 @@ from shopstream.views.atp import AtpView
 from shopstream.views.guard import Entry
 from shopstream.views.history import HistoryEntry, HistoryView
 from shopstream.views.orders import OrderView, order_document
+from shopstream.views.products import QualityRoute
 from shopstream.views.work_items import WorkItemStore
 from shopstream.views.work_queue_routes import DecisionsRoute, ReviewQueueRoute
 
@@ -102,7 +103,7 @@ ORDERS_TOPIC = names.ORDERS_STATE
 ATP_TOPIC = names.INVENTORY_ATP
 CHANGES_TOPIC = names.ORDERS_STATUS_CHANGES
 SOURCE_TOPICS = (ORDERS_TOPIC, ATP_TOPIC, CHANGES_TOPIC, names.REVIEW_QUEUE, names.REVIEW_DECISIONS,
-                 names.ALERTS_ANOMALIES)
+                 names.ALERTS_ANOMALIES, names.CATALOG_QUALITY)
 SOURCE_TOPIC = ORDERS_TOPIC  # the order view's topic, under the name callers of the one-view sink used
 
 log = logging.getLogger("shopstream.views.sink")
@@ -468,6 +469,8 @@ class ViewSink:
             DecisionsRoute(settings.topic(names.REVIEW_DECISIONS), serde, work_items),
             AlertsRoute(settings.topic(names.ALERTS_ANOMALIES), serde,
                         AlertStore.from_url(settings.redis_url, settings.redis_key_prefix)),
+            QualityRoute.from_url(settings.topic(names.CATALOG_QUALITY), serde, settings.redis_url,
+                                  settings.redis_key_prefix),  # product quality (shopstream.views.products)
         ]
         consumer = make_consumer(settings, GROUP_ID)
         consumer.subscribe([route.topic for route in routes])

@@ -143,6 +143,9 @@ def _pure_cores() -> list[str]:
     adapters = {"shopstream.processors.review.worker", "shopstream.processors.review.list_store"}
     review = sorted(m for m in modules if m == "shopstream.processors.review"
                     or (m.startswith("shopstream.processors.review.") and m not in adapters))
+    catalog_adapter = "shopstream.processors.catalog.worker"
+    catalog = sorted(m for m in modules if m == "shopstream.processors.catalog"
+                     or (m.startswith("shopstream.processors.catalog.") and m != catalog_adapter))
     support_adapters = {"shopstream.processors.support.worker", "shopstream.processors.support.lookup"}
     support = sorted(m for m in modules if m == "shopstream.processors.support"
                      or (m.startswith("shopstream.processors.support.") and m not in support_adapters))
@@ -153,6 +156,9 @@ def _pure_cores() -> list[str]:
         *review,  # the review rules engine: language, facts, evaluator, velocity state
         *support,  # ticket understanding, intent model, routing, replies, automation policy
         *anomalies,  # the anomaly detectors, baselines and KPIs
+        *catalog,  # product quality checks, mastership, price policy
+        "shopstream.connectors.products", "shopstream.connectors.shopify_products",  # catalog payload mapping
+        "shopstream.connectors.woocommerce_products", "shopstream.connectors.pim", "shopstream.connectors.pim_file",
         "shopstream.processors.inventory.atp",        # the ATP arithmetic
         "shopstream.processors.inventory.shop_sync",  # the per-SKU coalescer
         "shopstream.processors.inventory.config",     # inventory policy data
@@ -168,6 +174,7 @@ def test_the_pure_core_list_names_real_modules() -> None:
     assert not missing, f"pure cores that no longer exist (update _pure_cores): {missing}"
     assert "shopstream.processors.orders.canonical" in _pure_cores()
     assert "shopstream.processors.review.velocity" in _pure_cores()
+    assert "shopstream.processors.catalog.core" in _pure_cores()
     assert "shopstream.processors.support.triage" in _pure_cores()
     assert "shopstream.processors.anomalies.engine" in _pure_cores()
 

@@ -33,6 +33,8 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "carrier_secret": ("c4rr13r", SecretStr("c4rr13r")),
     "returns_secret": ("r3turn5", SecretStr("r3turn5")),
     "erp_secret": ("3rp", SecretStr("3rp")),
+    "akeneo_secret": ("4k3n30", SecretStr("4k3n30")),
+    "pim_secret": ("p1m", SecretStr("p1m")),
     "zendesk_secret": ("zd", SecretStr("zd")),
     "freshdesk_secret": ("agent:pw", SecretStr("agent:pw")),
     "gorgias_secret": ("gg", SecretStr("gg")),
@@ -66,11 +68,15 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "anomaly_rules": ("/etc/shopstream/anomalies.yaml", "/etc/shopstream/anomalies.yaml"),
     "returns_policy": ("/etc/shopstream/returns_policy.yaml", "/etc/shopstream/returns_policy.yaml"),
     "orders_sweep_interval_s": ("15", 15.0),
+    "catalog_rules": ("/etc/shopstream/catalog.yaml", "/etc/shopstream/catalog.yaml"),
+    "catalog_mastership": ("/etc/shopstream/mastership.yaml", "/etc/shopstream/mastership.yaml"),
+    "catalog_tick_s": ("2.5", 2.5),
 }
 
 SECRETS = {"kafka_sasl_password": "sasl-pw-s3cr3t", "shopify_secret": "shpss-s3cr3t",
            "stripe_secret": "whsec-s3cr3t", "woocommerce_secret": "wc-s3cr3t",
-           "carrier_secret": "carrier-s3cr3t", "returns_secret": "returns-s3cr3t", "erp_secret": "erp-s3cr3t"}
+           "carrier_secret": "carrier-s3cr3t", "returns_secret": "returns-s3cr3t", "erp_secret": "erp-s3cr3t",
+           "akeneo_secret": "akeneo-s3cr3t", "pim_secret": "pim-s3cr3t"}
 
 
 @pytest.fixture(autouse=True)

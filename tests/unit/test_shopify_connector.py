@@ -348,7 +348,7 @@ def test_event_id_differs_between_orders(connector: ShopifyConnector) -> None:
     assert oa.record.meta.event_id != ob.record.meta.event_id  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("topic", ["products/update", "orders/paid", "customers/create", "app/uninstalled"])
+@pytest.mark.parametrize("topic", ["collections/update", "orders/paid", "customers/create", "app/uninstalled"])
 def test_unknown_topic_is_acknowledged_with_nothing_to_publish(connector: ShopifyConnector, topic: str) -> None:
     # Even a body that is not an order: topics we do not use are not parsed.
     assert connector.translate(headers(topic, b'{"id": 1}'), b'{"id": 1}', RECEIVED) == []
