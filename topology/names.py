@@ -40,6 +40,7 @@ DLQ_REPLAY_LOG = "dlq.replay-log"
 # Faust table changelogs (`<app>-<table>-changelog`)
 ORDERS_CHANGELOG = changelog_name("orders", "orders")
 INVENTORY_CHANGELOG = changelog_name("inventory", "atp")
+SHOP_WRITER_CHANGELOG = changelog_name("shop-writer", "skus")
 
 __all__ = [
     "ALERTS_ANOMALIES", "CATALOG_PRODUCTS", "COMMANDS_ERP", "COMMANDS_FULFILLMENT", "COMMANDS_PAYMENTS",
@@ -47,5 +48,6 @@ __all__ = [
     "FULFILLMENT_SHIPMENTS",
     "INVENTORY_ATP", "INVENTORY_CHANGELOG", "INVENTORY_RESERVATIONS", "INVENTORY_STOCK", "ORDERS_CHANGELOG",
     "ORDERS_STATE", "ORDERS_STATUS_CHANGES", "PAYMENTS", "RETURNS", "REVIEW_DECISIONS", "REVIEW_QUEUE", "SHOP_ORDERS",
+    "SHOP_WRITER_CHANGELOG",
     "SUPPORT_TICKETS",
 ]
