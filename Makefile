@@ -5,12 +5,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo dev test lint unit clean chart-files lock
+.PHONY: demo dev test lint unit audit lock clean chart-files
 
-$(STAMP): pyproject.toml
+# Dependencies come from the lock (pinned versions with hashes: a changed or substituted file fails the
+# install), then the package itself, editable, resolving nothing more. `make lock` regenerates the locks.
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,16 +31,27 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/pytest -ra tests/unit
 
-# The image installs from requirements.lock with --require-hashes (runtime deps + the build backend).
-lock: $(STAMP)
-	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
-	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+# The locked dependencies against the advisory database (skips with a notice where it is unreachable).
+audit: $(STAMP)
+	scripts/audit
+
+# Regenerate requirements.lock (runtime: the image) and requirements-dev.lock (+ dev: CI, make) from
+# pyproject.toml, resolved against PyPI only (this machine's pip configuration left out), with hashes.
+LOCK_TOOLS := $(VENV)-lock
+lock:
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/pip install --quiet pip-tools
+	PIP_CONFIG_FILE=/dev/null $(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes --no-emit-index-url \
+	    --no-emit-find-links --strip-extras --allow-unsafe --all-build-deps -o requirements.lock pyproject.toml
+	PIP_CONFIG_FILE=/dev/null $(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes --no-emit-index-url \
+	    --no-emit-find-links --strip-extras --allow-unsafe --extra dev -o requirements-dev.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) .shopstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-lock .shopstream .pytest_cache .mypy_cache .ruff_cache
 
 # Helm reads files only inside the chart: refresh its copies of the topology files and alert rules
 # (tests/deploy/test_chart.py fails when they drift).
 chart-files:
 	cd helm/shopstream/files/topology && for f in $$(find . -name '*.yaml'); do cp ../../../../topology/$$f $$f; done
 	cp deploy/alerts.yml helm/shopstream/files/alerts.yml
+

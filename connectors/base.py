@@ -26,6 +26,17 @@ class PayloadError(ValueError):
     """The body is not a valid delivery of this source; the message says why (sent as the 422 reason)."""
 
 
+#: Headers that must come once: a second signature, topic or delivery id would let a proxy and this service
+#: read different values (one verified, the other routed); the front answers 400 to a repeated one.
+SINGLE_VALUE_HEADERS = frozenset({
+    "content-length", "content-type",
+    "x-shopify-hmac-sha256", "x-shopify-topic", "x-shopify-webhook-id", "x-shopify-event-id",
+    "stripe-signature",
+    "x-wc-webhook-signature", "x-wc-webhook-topic", "x-wc-webhook-delivery-id",
+    "x-shopstream-signature", "x-shopstream-delivery-id",
+})
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """One canonical event to publish: logical topic name, key, record."""
@@ -44,6 +55,9 @@ class SourceConnector(Protocol):
     """A webhook source: how to authenticate, identify and translate a delivery."""
 
     name: str
+    #: Request headers (lower case) kept with a parked body: exactly what a redrive needs to verify and
+    #: translate it again, never a proxy's or client's other headers (API keys, client addresses).
+    kept_headers: tuple[str, ...]
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True when the request carries a valid signature for `body`."""
@@ -78,13 +92,27 @@ def parse_time(value: object, field: str) -> datetime:
     """An ISO-8601 timestamp as an aware UTC datetime; PayloadError names the field otherwise."""
     if not isinstance(value, str) or not value:
         raise PayloadError(f"{field}: expected an ISO-8601 timestamp, got {type(value).__name__}")
+    if len(value) > 64:
+        raise PayloadError(f"{field}: not an ISO-8601 timestamp ({len(value)} characters)")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise PayloadError(f"{field}: not an ISO-8601 timestamp: {value!r}") from exc
     if parsed.tzinfo is None:
         raise PayloadError(f"{field}: timestamp without a UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        # Year 1 with a positive offset (or 9999 with a negative one) leaves datetime's range in UTC.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise PayloadError(f"{field}: timestamp out of range: {value!r}") from None
+
+
+def refuse_future(when: datetime, now: datetime, skew_s: float, field: str) -> None:
+    """PayloadError when `when` lies more than `skew_s` ahead of `now`: a sender with a broken clock would
+    otherwise make every later real update of the entity look stale (ordering is by source time)."""
+    if (when - now).total_seconds() > skew_s:
+        raise PayloadError(f"{field}: {when.isoformat()} is more than {skew_s:g} s ahead of our clock "
+                           f"({now.isoformat()}); fix the sender's clock")
 
 
 def make_meta(*, source: str, event_type: str, identity: str, occurred_at: datetime, received_at: datetime,

@@ -18,11 +18,12 @@ Body (JSON object; unknown fields are ignored, the ones below are validated)::
       "signed_by": "J. DOE"                           # optional (delivered)
     }
 
-- Authenticity: `X-Shopstream-Signature` is the lowercase hex HMAC-SHA256 of the raw body with the
-  shared secret (`SHOPSTREAM_CARRIER_SECRET`; hex digits are compared case-insensitively, an optional
-  `sha256=` prefix is accepted), compared in constant time. Missing, wrong, or an empty secret
-  configured: 401. The returns and ERP connectors use the same scheme (`connectors/signing.py`:
-  `shopstream_sign`, `shopstream_signature_valid`, `ShopstreamSigned`).
+- Authenticity: `X-Shopstream-Signature: t=<unix seconds>,v1=<hex>`, the hex HMAC-SHA256 of
+  `f"{t}." + raw body` with the shared secret (`SHOPSTREAM_CARRIER_SECRET`, `new,old` while rotating),
+  `t` within the tolerance; the untimed legacy form only behind `SHOPSTREAM_SIGNATURE_ACCEPT_LEGACY`.
+  Missing, wrong, stale, or an empty secret configured: 401. The returns and ERP connectors use the
+  same scheme (`connectors/signing.py`: `shopstream_signature`, `shopstream_signature_valid`,
+  `ShopstreamSigned`).
 - Dedupe: on `X-Shopstream-Delivery-Id` when the sender gives one (also the `source_event_id`).
   Without it there is no dedupe claim; a redelivery is still a duplicate downstream because the
   event id is derived from (carrier, tracking_number, status, occurred_at) — the same for every
@@ -48,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shopstream.connectors.base import Outgoing, PayloadError, make_meta, parse_time
 from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
 from shopstream.connectors.payload import parse_body, representing
-from shopstream.connectors.signing import ShopstreamSigned, shopstream_delivery_id
+from shopstream.connectors.signing import Secrets, ShopstreamSigned, shopstream_delivery_id
 from shopstream.schemas.models import (
     EventMeta,
     ShipmentCreated,
@@ -101,8 +102,8 @@ class CarrierConnector(ShopstreamSigned):
 
     name = SOURCE
 
-    def __init__(self, secret: str, mapping: CarrierMapping | None = None) -> None:
-        super().__init__(secret)
+    def __init__(self, secret: Secrets, mapping: CarrierMapping | None = None, **signing: Any) -> None:
+        super().__init__(secret, **signing)
         self._mapping = mapping if mapping is not None else load_carrier_mapping()
 
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:

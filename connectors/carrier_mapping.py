@@ -93,7 +93,15 @@ def default_path() -> Path:
     return Path(str(resources.files("shopstream.topology").joinpath("carrier.yaml")))
 
 
-def load_carrier_mapping(path: Path | str | None = None) -> CarrierMapping:
-    """Read and validate the carrier mapping (the shipped one by default)."""
-    return load_yaml_model(path if path is not None else default_path(), CarrierMapping, CarrierMappingError,
+def load_carrier_mapping(path: Path | str | None = None, extra: Path | str | None = None) -> CarrierMapping:
+    """Read and validate the carrier mapping (the shipped one by default), with the tables of `extra`
+    (SHOPSTREAM_CARRIER_MAPPING) laid over it status by status: a missing status is added without a release."""
+    base = load_yaml_model(path if path is not None else default_path(), CarrierMapping, CarrierMappingError,
                            "carrier status mapping", show_input=True)
+    if not extra:
+        return base
+    over = load_yaml_model(extra, CarrierMapping, CarrierMappingError, "carrier status mapping", show_input=True)
+    systems = {name: dict(table) for name, table in base.systems.items()}
+    for name, table in over.systems.items():
+        systems.setdefault(name, {}).update(table)
+    return CarrierMapping(systems=systems)

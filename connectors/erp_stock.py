@@ -57,6 +57,7 @@ from typing import Any, NamedTuple
 
 from shopstream.codecs.stock_snapshot_batch import StockSnapshotLinesEncoder, snapshot_batch_datum
 from shopstream.connectors.base import PayloadError, make_meta
+from shopstream.connectors.csv_lines import MAX_QUOTED_LINES, Lines, QuotedLines, RunawayQuote, strip_eol
 from shopstream.kafka import partition_for
 from shopstream.schemas.models import StockSnapshot, StockSnapshotBatch
 from shopstream.topology import names
@@ -69,8 +70,9 @@ OPTIONAL_COLUMNS = ("location", "safety_stock", "incoming")
 DELIMITERS = (",", ";", "\t")
 MAX_QUANTITY = 2**31 - 1  # Avro int
 BATCH_LINES = 1000  # lines per StockSnapshotBatch: ~30 kB records, far below the broker's 1 MB default
+MAX_SKU = 255  # the read API's limit: a longer SKU could be stocked but never looked up
 
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: full-width digits are no figure an ERP meant
 
 
 class ErpFileError(PayloadError):
@@ -86,6 +88,10 @@ class MissingSku(RowRejected):
 
 
 class BadQuantity(RowRejected):
+    pass
+
+
+class InvalidSku(RowRejected):
     pass
 
 
@@ -167,33 +173,6 @@ def detect_delimiter(header_line: str) -> str:
                        "separated by ',' or ';')")
 
 
-class _QuotedLines:
-    """What csv.reader reads for a record with quotes: the line the caller hands it (`push`), then the
-    file's next lines while a quoted field spans lines; `taken` keeps them all (the record's raw text)."""
-
-    def __init__(self, lines: Iterator[str]) -> None:
-        self._lines = lines
-        self._pushed: str | None = None
-        self.taken: list[str] = []
-
-    def push(self, line: str) -> None:
-        self._pushed = line
-
-    def __iter__(self) -> _QuotedLines:
-        return self
-
-    def __next__(self) -> str:
-        line, self._pushed = self._pushed, None
-        if line is None:
-            line = next(self._lines)
-        self.taken.append(line)
-        return line
-
-
-def _strip_eol(text: str) -> str:
-    return text.rstrip("\r\n")
-
-
 class StockExport:
     """A parsed stock export: the header is checked on construction (ErpFileError), rows on iteration."""
 
@@ -206,7 +185,7 @@ class StockExport:
         header = self._lines.readline()
         if not header.strip():
             raise ErpFileError("empty file: expected a header line with sku and on_hand columns")
-        self.header_line = _strip_eol(header)
+        self.header_line = strip_eol(header)
         self.delimiter = detect_delimiter(self.header_line)
         self.columns = _split_header(self.header_line, self.delimiter)
         known = [c for c in self.columns if c]
@@ -216,9 +195,9 @@ class StockExport:
         self._index = {name: i for i, name in enumerate(self.columns) if name}
 
     def __iter__(self) -> Iterator[Row | RowError]:
-        lines = self._lines
+        lines = Lines(self._lines)
         delimiter = self.delimiter
-        quoted = _QuotedLines(lines)
+        quoted = QuotedLines(lines)
         reader = csv.reader(quoted, delimiter=delimiter)
         longest = csv.field_size_limit()  # a longer line may hold a field csv.reader refuses
         width = len(self.columns)
@@ -241,7 +220,11 @@ class StockExport:
                     fields = next(reader)
                 except csv.Error as exc:  # e.g. a field beyond the limit; the reader carries on with the next line
                     problem = f"unreadable CSV: {exc}"
-                raw = _strip_eol("".join(quoted.taken))
+                except (RunawayQuote, StopIteration):  # unterminated quote: reject this line, read on after it
+                    problem = f"unterminated quote (no closing \" within {MAX_QUOTED_LINES} lines)"
+                    lines.give_back(quoted.taken[1:])
+                    del quoted.taken[1:]
+                raw = strip_eol("".join(quoted.taken))
                 line_number += len(quoted.taken) - 1
                 quoted.taken.clear()
                 if problem is not None:
@@ -261,7 +244,7 @@ class StockExport:
                 on_hand = fields[on_hand_at].strip()
                 safety = fields[safety_at].strip() if safety_at is not None else ""
                 incoming = fields[incoming_at].strip() if incoming_at is not None else ""
-                if (sku and on_hand.isdigit() and len(on_hand) < 10
+                if (sku and len(sku) <= MAX_SKU and on_hand.isdigit() and len(on_hand) < 10
                         and (not safety or (safety.isdigit() and len(safety) < 10))
                         and (not incoming or (incoming.isdigit() and len(incoming) < 10))):
                     location = (fields[location_at].strip() if location_at is not None else "") or DEFAULT_LOCATION
@@ -289,6 +272,8 @@ class StockExport:
         sku = fields[index["sku"]].strip()
         if not sku:
             return RowError(line_number, "missing SKU", raw, MissingSku)
+        if len(sku) > MAX_SKU:
+            return RowError(line_number, f"SKU longer than {MAX_SKU} characters", raw, InvalidSku, sku[:MAX_SKU])
         i = index.get("location")
         location = (fields[i].strip() if i is not None else "") or DEFAULT_LOCATION
         first = seen.setdefault(location, {}).setdefault(sku, line_number)

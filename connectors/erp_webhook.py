@@ -28,8 +28,8 @@ Quantities must be JSON integers: `3.0`, `"3"` and `true` are refused (a guessed
 worse than a rejected one, as in the file import). Both fit an Avro int.
 
 - Authenticity: the carrier/returns scheme (`connectors/signing.py`): `X-Shopstream-Signature` is the
-  hex HMAC-SHA256 of the raw body with the shared secret `SHOPSTREAM_ERP_SECRET`, compared in constant
-  time. Missing, wrong, or no secret configured: 401 and nothing published.
+  timed hex HMAC-SHA256 (`t=…,v1=…`) of the raw body with the shared secret `SHOPSTREAM_ERP_SECRET`,
+  compared in constant time. Missing, wrong, or no secret configured: 401 and nothing published.
 - Events on `inventory.stock`, keyed by SKU: stock_adjusted -> StockAdjusted, goods_received ->
   GoodsReceived; `meta.source` "erp" (the system the file import names too), `meta.source_event_id`
   the ERP id, `meta.occurred_at` the adjusted_at / received_at, `meta.correlation_id`

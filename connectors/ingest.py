@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from shopstream.codecs.stock_snapshot_batch import StockSnapshotLinesEncoder
 from shopstream.config import Settings
+from shopstream.connectors.base import PayloadError, refuse_future
 from shopstream.connectors.erp_digest import PublishedDigest
 from shopstream.connectors.erp_stock import (
     BATCH_LINES,
@@ -55,6 +56,7 @@ from shopstream.connectors.erp_stock import (
     StockExport,
     encode_batch,
 )
+from shopstream.connectors.payload import MAX_BODY
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.kafka import AsyncProducer, DeliveryError
 from shopstream.schemas.models import StockSnapshotBatch
@@ -96,17 +98,28 @@ class IngestReport:
         return 1 if self.rejected or self.failed else 0
 
 
-def parse_as_of(value: str | None, now: datetime | None = None) -> datetime:
-    """--as-of: ISO-8601 with a zone (`Z` or an offset); default now (UTC). ValueError otherwise."""
+def parse_as_of(value: str | None, now: datetime | None = None, max_future_skew_s: float | None = None) -> datetime:
+    """--as-of: ISO-8601 with a zone (`Z` or an offset); default now (UTC). ValueError otherwise, also when it
+    lies more than `max_future_skew_s` ahead of now (a typo like 2062 would make every later count stale)."""
+    current = now or datetime.now(UTC)
     if value is None:
-        return now or datetime.now(UTC)
+        return current
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError(f"--as-of: not an ISO-8601 time: {value!r}") from None
     if parsed.tzinfo is None:
         raise ValueError(f"--as-of: {value!r} has no time zone; write e.g. {value}Z or {value}+01:00")
-    return parsed.astimezone(UTC)
+    try:
+        as_of = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"--as-of: out of range: {value!r}") from None
+    if max_future_skew_s is not None:
+        try:
+            refuse_future(as_of, current, max_future_skew_s, "--as-of")
+        except PayloadError as exc:
+            raise ValueError(f"{exc} (SHOPSTREAM_MAX_FUTURE_SKEW_S)") from None
+    return as_of
 
 
 def read_input(path: str) -> bytes:
@@ -165,9 +178,13 @@ async def _publish_all(settings: Settings, export: StockExport, report: IngestRe
         return "published", len(batch.rows)
 
     async def park(error: RowError) -> tuple[str, int]:
-        record = FailedRecord(topic=ORIGINAL_TOPIC, key=DLQ_KEY, value=error.raw_line.encode(),
+        raw = error.raw_line.encode()
+        # A line beyond the webhook body limit is parked cut (its length in a header): the broker takes
+        # about 1 MB per record, and a line it refuses would abort the whole ingest.
+        cut = [(HEADER_PREFIX + "truncated", str(len(raw)).encode())] if len(raw) > MAX_BODY else []
+        record = FailedRecord(topic=ORIGINAL_TOPIC, key=DLQ_KEY, value=raw[:MAX_BODY],
                               headers=[*file_headers, (HEADER_PREFIX + "line", str(error.line_number).encode()),
-                                       (HEADER_PREFIX + "header", export.header_line.encode())],
+                                       (HEADER_PREFIX + "header", export.header_line.encode()), *cut],
                               timestamp_ms=int(time.time() * 1000))
         try:
             await writer.park(record, Failure(error=error.exception(), stage="connector"), to_topic=dlq)
@@ -295,7 +312,7 @@ class _Progress:
 def run_erp_stock(settings: Settings, path: str, as_of_text: str | None, changed_only: bool = False) -> int:
     """The `shopstream ingest erp-stock` command: returns the exit code (0 / 1 / 2)."""
     try:
-        as_of = parse_as_of(as_of_text)
+        as_of = parse_as_of(as_of_text, max_future_skew_s=settings.max_future_skew_s)
     except ValueError as exc:
         print(f"shopstream ingest erp-stock: {exc}", file=sys.stderr)
         return 2

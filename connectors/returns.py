@@ -22,7 +22,7 @@ Body (JSON object; unknown fields are ignored, the ones below are validated)::
     }
 
 - Authenticity and dedupe: the carrier connector's scheme (`connectors/signing.py`):
-  `X-Shopstream-Signature` = hex HMAC-SHA256 of the raw body with `SHOPSTREAM_RETURNS_SECRET`,
+  `X-Shopstream-Signature` = `t=…,v1=…` over the raw body with `SHOPSTREAM_RETURNS_SECRET`,
   constant-time compare, 401 when missing or wrong; dedupe on `X-Shopstream-Delivery-Id` when given;
   the event id is derived from (return_id, type, occurred_at), so a redelivery without (or with a
   new) delivery id is still a duplicate downstream.

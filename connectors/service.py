@@ -1,22 +1,26 @@
 """The connectors service (`shopstream connectors serve`): webhook endpoints plus health and metrics.
 
-Routes: `POST /webhooks/shopify`, `/webhooks/stripe`, `/webhooks/woocommerce`, `/webhooks/carrier`,
-`/webhooks/returns`, `/webhooks/erp` (ERP stock deltas), `GET /healthz`, `GET /readyz` (Kafka + Redis),
-`GET /metrics`. Further sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
+Public port (SHOPSTREAM_CONNECTORS_PORT): `POST /webhooks/shopify`, `/webhooks/stripe`,
+`/webhooks/woocommerce`, `/webhooks/carrier`, `/webhooks/returns`, `/webhooks/erp` (ERP stock deltas),
+`GET /healthz`. Admin port (SHOPSTREAM_ADMIN_PORT, default public + 1000): `GET /readyz` (Kafka + Redis, cached),
+`GET /metrics`. It refuses to listen on a non-loopback address with a weak webhook secret. Further
+sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from shopstream.config import Settings
+from shopstream.config import Settings, require_safe_exposure, secret_list
 from shopstream.connectors import carrier, erp_webhook, returns
 from shopstream.connectors.base import SourceConnector
+from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
 from shopstream.connectors.dedupe import DeliveryDedupe
 from shopstream.connectors.payment_links import PaymentLinks
 from shopstream.connectors.shopify import ShopifyConnector
@@ -24,25 +28,49 @@ from shopstream.connectors.stripe import StripeConnector
 from shopstream.connectors.webhook import WebhookFront
 from shopstream.connectors.woocommerce import WooCommerceConnector
 from shopstream.dlq import DeadLetterWriter
-from shopstream.health import healthz, readiness
+from shopstream.health import healthz, make_admin_app, serve_with_admin
 from shopstream.kafka import AsyncProducer
-from shopstream.metrics import metrics_handler
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import load_topology_for
 
 FRONT = web.AppKey("front", WebhookFront)
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", aioredis.Redis)
+#: A Redis call that hangs must become a 503, not a request held until the source times out.
+REDIS_TIMEOUT_S = 5.0
 
 
-def source_connectors(settings: Settings) -> dict[str, SourceConnector]:
-    """The webhook sources this service answers, by URL path segment."""
-    return {"shopify": ShopifyConnector(settings.shopify_secret.get_secret_value()),
-            "stripe": StripeConnector(settings.stripe_secret.get_secret_value()),
-            "woocommerce": WooCommerceConnector(settings.woocommerce_secret.get_secret_value()),
-            "carrier": carrier.CarrierConnector(settings.carrier_secret.get_secret_value()),
-            "returns": returns.ReturnsConnector(settings.returns_secret.get_secret_value()),
-            "erp": erp_webhook.ErpWebhookConnector(settings.erp_secret.get_secret_value())}
+def source_connectors(settings: Settings, *, now: Callable[[], float] = time.time,
+                      carrier_mapping: CarrierMapping | None = None) -> dict[str, SourceConnector]:
+    """The webhook sources this service answers, by URL path segment.
+
+    `now`: the clock timed signatures are checked against (a redrive passes the body's first receipt);
+    `carrier_mapping`: the loaded carrier tables (default: read per SHOPSTREAM_CARRIER_MAPPING)."""
+    mapping = carrier_mapping or load_carrier_mapping(extra=settings.carrier_mapping or None)
+    timed: dict[str, Any] = {"now": now, "tolerance_s": settings.signature_tolerance_s}
+    ours = {**timed, "accept_legacy": settings.signature_accept_legacy}
+    return {"shopify": ShopifyConnector(secret_list(settings.shopify_secret)),
+            "stripe": StripeConnector(secret_list(settings.stripe_secret), **timed),
+            "woocommerce": WooCommerceConnector(secret_list(settings.woocommerce_secret)),
+            "carrier": carrier.CarrierConnector(secret_list(settings.carrier_secret), mapping, **ours),
+            "returns": returns.ReturnsConnector(secret_list(settings.returns_secret), **ours),
+            "erp": erp_webhook.ErpWebhookConnector(secret_list(settings.erp_secret), **ours)}
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """The async Redis client of the webhook front (dedupe, payment links), with timeouts."""
+    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                   socket_connect_timeout=REDIS_TIMEOUT_S)
+
+
+def build_front(settings: Settings, producer: AsyncProducer, client: aioredis.Redis) -> WebhookFront:
+    """The webhook front on `producer` and `client` (the service's, or `dlq redrive`'s own)."""
+    serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+    return WebhookFront(settings, producer, serde,
+                        DeliveryDedupe(client, settings.redis_key_prefix, settings.webhook_dedupe_ttl_s),
+                        DeadLetterWriter(producer, "connectors",
+                                         load_topology_for(settings).dlq_routes(settings.topic_prefix)),
+                        PaymentLinks(client, settings.redis_key_prefix))
 
 
 def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None = None) -> web.Application:
@@ -57,14 +85,9 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         producer = AsyncProducer(settings, **dict(producer_overrides or {}))
-        client = aioredis.Redis.from_url(settings.redis_url)
-        serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+        client = redis_client(settings)
         app[REDIS] = client
-        app[FRONT] = WebhookFront(settings, producer, serde,
-                                  DeliveryDedupe(client, settings.redis_key_prefix, settings.webhook_dedupe_ttl_s),
-                                  DeadLetterWriter(producer, "connectors",
-                                                   load_topology_for(settings).dlq_routes(settings.topic_prefix)),
-                                  PaymentLinks(client, settings.redis_key_prefix))
+        app[FRONT] = build_front(settings, producer, client)
         yield
         await asyncio.get_running_loop().run_in_executor(None, producer.close)
         await client.aclose()
@@ -78,17 +101,19 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
                                       "sources": sorted(connectors)}, status=404)
         return await request.app[FRONT].handle(connector, request)
 
-    async def readyz(request: web.Request) -> web.Response:
-        return await readiness(settings, request.app[REDIS].ping)
-
     app.router.add_post("/webhooks/{source}", webhook)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
     return app
 
 
+def make_admin(settings: Settings, public: web.Application) -> web.Application:
+    """The admin port's app (`/metrics`, `/readyz`), pinging Redis through `public`'s client."""
+    return make_admin_app(settings, lambda: public[REDIS].ping())
+
+
 def serve(settings: Settings) -> None:
-    """Run the connectors service until interrupted."""
-    web.run_app(make_app(settings), host=settings.http_host, port=settings.connectors_port,
-                print=None, handle_signals=True)
+    """Run the connectors service (public: webhooks, /healthz; admin: /metrics, /readyz) until interrupted."""
+    require_safe_exposure(settings)
+    app = make_app(settings)
+    serve_with_admin(app, make_admin(settings, app), settings.http_host, settings.connectors_port,
+                     settings.connectors_admin_port)

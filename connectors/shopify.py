@@ -1,7 +1,8 @@
 """Shopify connector: `POST /webhooks/shopify` (REST Order resource payloads).
 
 - Authenticity: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw body with the app's
-  secret (`SHOPSTREAM_SHOPIFY_SECRET`), compared in constant time. Missing or wrong: 401.
+  secret (`SHOPSTREAM_SHOPIFY_SECRET`; `new,old` during a rotation), compared in constant time.
+  Missing or wrong: 401.
 - Routing: `X-Shopify-Topic` — `orders/create` → OrderPlaced, `orders/updated` → OrderUpdated,
   `orders/cancelled` → OrderCancelled, all on `shop.orders` keyed by the order id. Other topics are
   acknowledged (200) and counted but not published: Shopify disables endpoints that keep failing.
@@ -74,14 +75,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
-from shopstream.connectors.payload import parse_body, representing
-from shopstream.connectors.signing import hmac_sha256_base64, signed_by
+from shopstream.connectors.payload import decimal_amount, parse_body, representing
+from shopstream.connectors.signing import Secrets, hmac_sha256_base64, secrets_of, signed_by
 from shopstream.schemas.models import (
     Address,
     Customer,
@@ -144,13 +145,8 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def _decimal(value: Any, field: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ValueError(f"{field}: not a decimal amount: {value!r}") from exc
-    if not amount.is_finite():
-        raise ValueError(f"{field}: not a finite amount")
-    return amount
+    # Shopify's order path reads JSON numbers as floats (see parse_order); their repr is the exact text sent.
+    return decimal_amount(value, field, allow_float=True)
 
 
 class _Loose(BaseModel):
@@ -240,6 +236,8 @@ def _address(a: ShopifyAddress | None) -> Address | None:
 
 def _shipping(order: ShopifyOrder) -> Money | None:
     shop_money = (order.total_shipping_price_set or {}).get("shop_money") or {}
+    if not isinstance(shop_money, dict):  # found by the fuzz test: `"shop_money": 5` raised TypeError
+        raise PayloadError("total_shipping_price_set.shop_money: expected an object")
     if "amount" not in shop_money:
         return None
     try:
@@ -371,8 +369,13 @@ class ShopifyConnector:
 
     name = SOURCE
 
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
+    #: Request headers a parked body keeps: what `verify`, `delivery_id` and `translate` read on a redrive.
+    kept_headers: tuple[str, ...] = (
+        "x-shopify-hmac-sha256", "x-shopify-topic", "x-shopify-webhook-id", "x-shopify-event-id",
+        "x-shopify-shop-domain", "x-shopify-api-version", "x-shopify-triggered-at")
+
+    def __init__(self, secret: Secrets) -> None:
+        self._secret = secrets_of(secret)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         given = lower_headers(headers).get("x-shopify-hmac-sha256", "")
@@ -447,8 +450,9 @@ class ShopifyConnector:
         order_id, refund_id = str(refund.order_id), str(refund.id)
         counted = [t for t in refund.transactions
                    if t.kind.lower() == REFUND_KIND and (t.status or "").lower() == REFUND_SUCCESS]
-        lines = [RefundLine(sku=rli.line_item.canonical_sku(), quantity=rli.quantity)
-                 for rli in refund.refund_line_items]
+        with representing(f"refund {refund_id}"):  # a quantity beyond an Avro int is the sender's error
+            lines = [RefundLine(sku=rli.line_item.canonical_sku(), quantity=rli.quantity)
+                     for rli in refund.refund_line_items]
         if not counted and not lines:
             return []  # no money and no items: nothing a consumer could act on
         currencies = {t.currency.upper() for t in counted if t.currency}
@@ -510,10 +514,10 @@ class ShopifyConnector:
         tracking = f.tracking_number or next(iter(f.tracking_numbers), None)
         url = f.tracking_url or next(iter(f.tracking_urls), None)
         location = str(f.location_id) if f.location_id is not None else None
-        lines = [ShipmentLine(sku=li.canonical_sku(), quantity=li.quantity) for li in f.line_items]
         detail = f.shipment_status or f.status
         record: ShipmentCreated | ShipmentDispatched | ShipmentDelivered | ShipmentException
         with representing(f"fulfillment {shipment_id}"):
+            lines = [ShipmentLine(sku=li.canonical_sku(), quantity=li.quantity) for li in f.line_items]
             if kind == "created":
                 record = ShipmentCreated(meta=meta, order_id=order_id, shipment_id=shipment_id,
                                          carrier=f.tracking_company, tracking_number=tracking, location=location,

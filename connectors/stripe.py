@@ -3,7 +3,8 @@
 - Authenticity: `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]`; every `v1` is the hex
   HMAC-SHA256 of `f"{t}.{raw body}"` with the endpoint's signing secret (`SHOPSTREAM_STRIPE_SECRET`).
   Any `v1` may match (Stripe sends one per active secret while a secret is rolled); other schemes
-  (`v0`, test keys) are ignored. `t` must lie within `tolerance_s` (default 300 s) of `now()`, in
+  (`v0`, test keys) are ignored; the endpoint secret may be a list (`new,old`) while it is rolled on our
+  side. `t` is 1-11 ASCII digits and must lie within `tolerance_s` (default 300 s) of `now()`, in
   either direction: an old `t` is a replay, a `t` far in the future a broken clock. Missing header,
   unparseable header, stale timestamp or no matching `v1`: 401.
 - Dedupe: on the Stripe event id (`evt_...`, the same on every retry; the signature header changes
@@ -54,7 +55,7 @@ from pydantic import BaseModel, ValidationError
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta
 from shopstream.connectors.payload import load_json_object, representing
-from shopstream.connectors.signing import constant_time_equal, hmac_sha256_hex
+from shopstream.connectors.signing import Secrets, hmac_sha256_hex, secrets_of, timed_signature_valid
 from shopstream.money import minor_units
 from shopstream.schemas.models import (
     ChargebackOpened,
@@ -191,27 +192,22 @@ class StripeConnector:
 
     name = SOURCE
 
-    def __init__(self, secret: str, *, tolerance_s: int = DEFAULT_TOLERANCE_S,
+    #: Request headers a parked body keeps: what `verify` reads again on a redrive.
+    kept_headers: tuple[str, ...] = ("stripe-signature",)
+
+    def __init__(self, secret: Secrets, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
                  now: Callable[[], float] = time.time) -> None:
-        self._secret = secret
+        self._secret = secrets_of(secret)
         self._tolerance_s = tolerance_s
         self._now = now
 
     # ------------------------------------------------------------------------------- protocol
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        if not self._secret:  # an empty key would be an HMAC anyone can compute
-            return False
-        parsed = self._parse_signature(lower_headers(headers).get("stripe-signature", ""))
-        if parsed is None:
-            return False
-        timestamp, candidates = parsed
-        if abs(self._now() - timestamp) > self._tolerance_s:
-            return False
-        expected = sign(self._secret, body, timestamp)
-        # Compare against every candidate (no early exit), so timing does not tell which one matched.
-        matches = [constant_time_equal(expected, given) for given in candidates]
-        return any(matches)
+        # An empty secret list matches nothing (an empty key would be an HMAC anyone can compute); the header
+        # must be ASCII with a bounded `t` (connectors.signing.parse_timed_signature).
+        return timed_signature_valid(self._secret, lower_headers(headers).get("stripe-signature", ""), body,
+                                     now=self._now(), tolerance_s=self._tolerance_s)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return None  # Stripe sends no delivery id header; see delivery_id_from_body
@@ -264,24 +260,6 @@ class StripeConnector:
         return [Outgoing(topic=PAYMENTS_TOPIC, key=order_id, record=record)]
 
     # -------------------------------------------------------------------------------- helpers
-
-    @staticmethod
-    def _parse_signature(header: str) -> tuple[int, list[str]] | None:
-        timestamp: int | None = None
-        candidates: list[str] = []
-        for item in header.split(","):
-            key, sep, value = item.strip().partition("=")
-            if not sep:
-                continue
-            if key == "t":
-                if timestamp is not None or not value.isdigit():
-                    return None  # two timestamps, or not a number: refuse rather than guess
-                timestamp = int(value)
-            elif key == "v1" and value:
-                candidates.append(value)
-        if timestamp is None or not candidates:
-            return None
-        return timestamp, candidates
 
     @staticmethod
     def _payment_id(event: StripeEvent) -> str:

@@ -1,7 +1,8 @@
 """WooCommerce connector: `POST /webhooks/woocommerce` (REST API v3 Order resource payloads, pure).
 
 - Authenticity: `X-WC-Webhook-Signature` is the base64 HMAC-SHA256 of the raw body with the
-  webhook's secret (`SHOPSTREAM_WOOCOMMERCE_SECRET`), compared in constant time. Wrong: 401.
+  webhook's secret (`SHOPSTREAM_WOOCOMMERCE_SECRET`; `new,old` during a rotation), compared in constant
+  time. Wrong: 401.
 - The creation ping: when a webhook is saved, WooCommerce POSTs the form body `webhook_id=<n>`
   with no signature and no `X-WC-Webhook-*` headers, and disables the webhook unless it gets a
   2xx. `verify` accepts an *unsigned* request only when it is exactly that (body
@@ -38,14 +39,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
-from shopstream.connectors.payload import parse_body, representing
-from shopstream.connectors.signing import hmac_sha256_base64, signed_by
+from shopstream.connectors.payload import decimal_amount, parse_body, representing
+from shopstream.connectors.signing import Secrets, hmac_sha256_base64, secrets_of, signed_by
 from shopstream.schemas.models import (
     Address,
     Customer,
@@ -82,15 +83,7 @@ def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
 
 
 def _decimal(value: Any, field: str) -> Decimal:
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        raise ValueError(f"{field}: not a decimal amount: {value!r}")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise ValueError(f"{field}: not a decimal amount: {value!r}") from exc
-    if not amount.is_finite():
-        raise ValueError(f"{field}: not a finite amount")
-    return amount
+    return decimal_amount(value, field)
 
 
 def _gmt(value: str | None, field: str) -> datetime:
@@ -193,8 +186,12 @@ class WooCommerceConnector:
 
     name = SOURCE
 
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
+    #: Request headers a parked body keeps: what `verify`, `delivery_id` and `translate` read on a redrive.
+    kept_headers: tuple[str, ...] = ("x-wc-webhook-signature", "x-wc-webhook-topic", "x-wc-webhook-delivery-id",
+                    "x-wc-webhook-id", "x-wc-webhook-resource", "x-wc-webhook-event", "x-wc-webhook-source")
+
+    def __init__(self, secret: Secrets) -> None:
+        self._secret = secrets_of(secret)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         given = lower_headers(headers).get(SIGNATURE_HEADER, "")

@@ -88,6 +88,8 @@ def cmd_topics_apply(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
+    # Its web server serves only /metrics and /readyz: SHOPSTREAM_ADMIN_PORT names it in a container.
+    args.port = args.port or settings.admin_port or None
     if args.processor == "orders":
         from shopstream.processors.orders.app import run
 
@@ -176,7 +178,8 @@ def cmd_api_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_registry_serve(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.dev.registry.service import serve
 
-    serve(settings.http_host, settings.registry_port, settings.registry_storage)
+    serve(settings.http_host, settings.registry_port, settings.registry_storage,
+          token=settings.registry_token.get_secret_value(), allow_remote=settings.registry_allow_remote)
     return 0
 
 
@@ -187,45 +190,11 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
-    """`dlq list|show|replay` (shopstream.ops): a bad argument exits 2 naming it, a broker problem 1."""
-    from confluent_kafka import KafkaException
-
-    from shopstream.ops.dlq_common import now_ms
-    from shopstream.ops.dlq_filters import Selection, UsageError, parse_time
-    from shopstream.ops.dlq_list import dlq_list
-    from shopstream.ops.dlq_replay import ReplayOptions, dlq_replay
-    from shopstream.ops.dlq_scan import ScanError, TopicMissing
-    from shopstream.ops.dlq_show import dlq_show
-    from shopstream.topology import TopologyError, load_topology_for
-
+    """`dlq list|show|replay|redrive` (shopstream.ops.dlq_cli): bad argument exit 2, broker problem 1."""
     _require(settings, "kafka_bootstrap_servers")
-    if logging.getLogger().level > logging.DEBUG:  # the registry client logs every request at INFO
-        for noisy in ("httpx", "httpx2"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        topology = load_topology_for(settings)
-        now = now_ms()
-        since = parse_time(args.since, now, "--since") if getattr(args, "since", None) else None
-        until = parse_time(args.until, now, "--until") if getattr(args, "until", None) else None
-        if args.action == "list":
-            return dlq_list(settings, topology, as_json=args.json)
-        if args.action == "show":
-            return dlq_show(settings, topology, args.topic, offset=args.offset, fingerprint=args.fingerprint,
-                            since_ms=since, until_ms=until, limit=args.limit, as_json=args.json)
-        selection = Selection(fingerprint=args.fingerprint, error_class=args.error_class, since_ms=since,
-                              until_ms=until, offset_from=args.offset_from, offset_to=args.offset_to, key=args.key)
-        options = ReplayOptions(selection=selection, to=args.to, dry_run=args.dry_run, rate=args.rate,
-                                limit=args.limit, max_replays=args.max_replays, force=args.force)
-        return dlq_replay(settings, topology, args.topic, options)
-    except (UsageError, TopologyError) as exc:
-        print(f"shopstream dlq {args.action}: {exc}", file=sys.stderr)
-        return 2
-    except TopicMissing as exc:
-        print(f"shopstream dlq {args.action}: {exc}", file=sys.stderr)
-        return 2
-    except (ScanError, KafkaException) as exc:
-        print(f"shopstream dlq {args.action}: {exc}", file=sys.stderr)
-        return 1
+    from shopstream.ops.dlq_cli import run_dlq
+
+    return run_dlq(args, settings)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -377,47 +346,6 @@ def _add_ingest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.set_defaults(func=cmd_ingest)
 
 
-def _add_dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    times = "ISO-8601 with a zone (2026-11-23T10:00:00Z) or an age ago (90m, 2h, 3d)"
-    dlq = sub.add_parser("dlq", help="inspect dead-letter topics and replay them once the cause is fixed")
-    dsub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = dsub.add_parser("list", help="every DLQ topic: counts, oldest/newest age, counts per fingerprint and error")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_dlq)
-
-    p = dsub.add_parser("show", help="decoded view of dead letters: headers, key, value (Avro via the registry)")
-    p.add_argument("topic", metavar="TOPIC", help="logical DLQ topic name, e.g. shop.orders.dlq")
-    p.add_argument("--offset", type=int, help="the one record at this offset")
-    p.add_argument("--fingerprint", help="records with this failure fingerprint")
-    p.add_argument("--since", metavar="T", help=f"parked at or after T: {times}")
-    p.add_argument("--until", metavar="T", help=f"parked before T: {times}")
-    p.add_argument("--limit", type=int, default=20, help="show at most N records (default 20)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_dlq)
-
-    p = dsub.add_parser("replay", help="re-send dead letters to their original topic (dry-run first)",
-                        description="Re-send selected dead letters with their key, value and original headers. "
-                                    "Reads the DLQ only up to its end at the start; records what it sent on "
-                                    "dlq.replay-log so a second run sends nothing again.")
-    p.add_argument("topic", metavar="TOPIC", help="logical DLQ topic name, e.g. shop.orders.dlq")
-    p.add_argument("--fingerprint", help="only records with this failure fingerprint")
-    p.add_argument("--error-class", help="only this error class (full name or a dotted suffix, e.g. NotAvroFramed)")
-    p.add_argument("--since", metavar="T", help=f"parked at or after T: {times}")
-    p.add_argument("--until", metavar="T", help=f"parked before T: {times}")
-    p.add_argument("--offset-from", type=int, metavar="N", help="from this DLQ offset (inclusive)")
-    p.add_argument("--offset-to", type=int, metavar="N", help="up to this DLQ offset (inclusive)")
-    p.add_argument("--key", help="only records with this key (UTF-8)")
-    p.add_argument("--to", metavar="TOPIC", help="send to this logical topic instead of each record's original")
-    p.add_argument("--dry-run", action="store_true", help="print what would be sent; send and record nothing")
-    p.add_argument("--rate", type=float, metavar="N", help="at most N records per second")
-    p.add_argument("--limit", type=int, metavar="N", help="send at most N records")
-    p.add_argument("--max-replays", type=int, default=3, metavar="N",
-                   help="skip records already replayed N times (default 3)")
-    p.add_argument("--force", action="store_true",
-                   help="send even records already in the replay log or at --max-replays")
-    p.set_defaults(func=cmd_dlq)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -471,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", metavar="FILE", help="rules file (default: SHOPSTREAM_REVIEW_RULES or the shipped one)")
     p.set_defaults(func=cmd_rules_backtest)
 
-    _add_dlq_parser(sub)
+    from shopstream.ops.dlq_cli import add_dlq_parser
+
+    add_dlq_parser(sub, cmd_dlq)
     _add_ingest_parser(sub)
 
     _add_bench_parser(sub)

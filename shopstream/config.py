@@ -16,6 +16,11 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+#: Without SHOPSTREAM_ADMIN_PORT, the admin port of the connectors service and the read API is their
+#: public port + this, so both fit on one host (`shopstream dev`).
+ADMIN_PORT_OFFSET = 1000
+
+
 class ConfigError(Exception):
     """A configuration value is invalid; the message names the environment variable."""
 
@@ -136,6 +141,21 @@ class Settings(BaseSettings):
         description="Base port of worker web servers (/metrics); each worker adds its index.",
     )
     http_host: str = Field("127.0.0.1", validation_alias=AliasChoices("SHOPSTREAM_HTTP_HOST"))
+    admin_port: int = Field(
+        0, ge=0, le=65535, validation_alias=AliasChoices("SHOPSTREAM_ADMIN_PORT"),
+        description="Port of /metrics and /readyz of the service this process runs (one per container); 0: the "
+                    "connectors service and the read API use their public port + 1000 (9080, 9081), workers "
+                    "their --port. Never the public port: it carries nothing internal.",
+    )
+    registry_token: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_REGISTRY_TOKEN"),
+        description="Bearer token the embedded registry requires for writes (PUT/POST config, DELETE); empty: "
+                    "it refuses every write but schema registration from loopback.",
+    )
+    registry_allow_remote: bool = Field(
+        False, validation_alias=AliasChoices("SHOPSTREAM_REGISTRY_ALLOW_REMOTE"),
+        description="Let the embedded registry bind a non-loopback address (it is a dev tool).",
+    )
 
     # Webhook secrets: SecretStr keeps them out of reprs and logs.
     shopify_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_SHOPIFY_SECRET"))
@@ -146,6 +166,22 @@ class Settings(BaseSettings):
     carrier_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_CARRIER_SECRET"))
     returns_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_RETURNS_SECRET"))
     erp_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ERP_SECRET"))
+
+    # Hostile input: how much a sender's clock may be ahead, how old a signature may be.
+    max_future_skew_s: float = Field(
+        600.0, ge=0, le=86_400, validation_alias=AliasChoices("SHOPSTREAM_MAX_FUTURE_SKEW_S"),
+        description="A source time further ahead of our clock than this is refused (422, exit 2 for ingest): "
+                    "a broken clock would otherwise make every later real update look stale.",
+    )
+    signature_tolerance_s: int = Field(
+        300, ge=1, le=86_400, validation_alias=AliasChoices("SHOPSTREAM_SIGNATURE_TOLERANCE_S"),
+        description="How far a timestamped signature (Stripe, X-Shopstream-Signature t=…) may be from now.",
+    )
+    signature_accept_legacy: bool = Field(
+        False, validation_alias=AliasChoices("SHOPSTREAM_SIGNATURE_ACCEPT_LEGACY"),
+        description="Also accept the untimed X-Shopstream-Signature (bare hex HMAC of the body) for a "
+                    "migration window; it can be replayed for ever, so turn it off once senders are updated.",
+    )
 
     # Workers
     state_dir: str = Field(".shopstream", validation_alias=AliasChoices("SHOPSTREAM_STATE_DIR"))
@@ -163,6 +199,11 @@ class Settings(BaseSettings):
     mappings_dir: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_MAPPINGS_DIR"),
         description="Extra folder of status mapping files (<source>.yaml), searched before the shipped ones.",
+    )
+    carrier_mapping: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_CARRIER_MAPPING"),
+        description="Extra carrier status table (the shape of topology/carrier.yaml) laid over the shipped one, "
+                    "status by status: add a status a carrier started sending, then `dlq redrive` what was refused.",
     )
     orders_policy: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_ORDERS_POLICY"),
@@ -217,6 +258,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return v
 
+    @property
+    def connectors_admin_port(self) -> int:
+        """The connectors service's admin port (/metrics, /readyz)."""
+        return self.admin_port or self.connectors_port + ADMIN_PORT_OFFSET
+
+    @property
+    def api_admin_port(self) -> int:
+        """The read API's admin port (/metrics, /readyz)."""
+        return self.admin_port or self.api_port + ADMIN_PORT_OFFSET
+
     def topic(self, name: str) -> str:
         """The physical topic name for a logical topology name."""
         return f"{self.topic_prefix}{name}"
@@ -234,6 +285,48 @@ class Settings(BaseSettings):
         if self.kafka_ssl_cafile:
             conf["ssl.ca.location"] = self.kafka_ssl_cafile
         return conf
+
+
+def secret_list(secret: SecretStr) -> list[str]:
+    """The secrets of a comma-separated setting (new first, then the ones being rotated out)."""
+    return [part.strip() for part in secret.get_secret_value().split(",") if part.strip()]
+
+
+#: The webhook secrets every service checks before it binds a non-loopback address.
+WEBHOOK_SECRET_FIELDS = ("shopify_secret", "stripe_secret", "woocommerce_secret", "carrier_secret",
+                         "returns_secret", "erp_secret")
+#: Values that appear in our docs, compose file or dev stack: known to everyone.
+KNOWN_SECRETS = frozenset({"change-me", "changeme", "secret", "dev-secret", "shopstream-dev-secret"})
+MIN_SECRET_BYTES = 32
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def exposure_problems(settings: Settings, host: str | None = None) -> list[str]:
+    """Why the webhook secrets are unfit for a non-loopback bind (empty when fine or bound to loopback)."""
+    if is_loopback(host if host is not None else settings.http_host):
+        return []
+    found = []
+    for field in WEBHOOK_SECRET_FIELDS:
+        values = secret_list(getattr(settings, field))
+        if not values:
+            found.append(f"{env_name(field)} is empty")
+        for value in values:
+            if value in KNOWN_SECRETS or value.startswith("dev-"):
+                found.append(f"{env_name(field)} is a known default")
+            elif len(value.encode()) < MIN_SECRET_BYTES:
+                found.append(f"{env_name(field)} is shorter than {MIN_SECRET_BYTES} bytes")
+    return found
+
+
+def require_safe_exposure(settings: Settings, host: str | None = None) -> None:
+    """Refuse to serve on a non-loopback address with an empty, known or short webhook secret."""
+    found = exposure_problems(settings, host)
+    if found:
+        raise ConfigError(f"refusing to listen on {host or settings.http_host}: " + "; ".join(found))
 
 
 def env_name(field: str) -> str:

@@ -205,9 +205,17 @@ def make_faust_app(settings: Settings, name: str, web_port: int | None = None, t
         # table's partitions and configs from the topology and this replication: the same topic either way.
         topic_allow_declare=True,
         topic_disable_leader=True,
+        # The worker's web server serves /metrics and /readyz only: Faust's /table/ (reads table keys: order
+        # data) and /router/ (the cluster's worker URLs) are off, so are its debug statistics and graph;
+        # it binds SHOPSTREAM_HTTP_HOST (loopback by default), never all interfaces.
         web_host=settings.http_host,
+        web_bind=settings.http_host,
         web_port=web_port or settings.worker_web_port,
         web_in_thread=False,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         datadir=f"{settings.state_dir}/faust",
         table_cleanup_interval=30.0,
     )

@@ -47,6 +47,11 @@ class RegistryUnavailable(Exception):
     """The schema registry did not answer; transient, worth retrying."""
 
 
+class RegistryRefused(RegistryUnavailable):
+    """The registry refused our own schema (401/403: credentials, 409/422: compatibility): our fault, not
+    the record's, so it is handled like an outage (webhooks answer 503, workers retry) and never parks input."""
+
+
 def make_registry_client(url: str) -> SchemaRegistryClient:
     """A Confluent SchemaRegistryClient (it caches ids and schemas itself)."""
     return SchemaRegistryClient({"url": url})
@@ -75,7 +80,9 @@ class AvroSerde:
             schema_id = int(self._registry.register_schema(f"{topic}-{record_name}", Schema(schema_str, "AVRO")))
         except SchemaRegistryError as exc:
             if exc.http_status_code and 400 <= exc.http_status_code < 500:
-                raise SerdeError(f"registry refused {record_name} for {topic}: {exc}") from exc
+                # The schema is ours, not the sender's: a refusal is a credential or deployment fault.
+                raise RegistryRefused(f"registry refused {record_name} for {topic} "
+                                      f"(HTTP {exc.http_status_code}): {exc}") from exc
             raise RegistryUnavailable(str(exc)) from exc
         except Exception as exc:  # connection refused, timeouts (httpx raises its own types)
             raise RegistryUnavailable(f"schema registry unreachable: {exc}") from exc

@@ -115,3 +115,23 @@ async def api_client(settings: Settings, role: str | None = "viewer") -> AsyncIt
             yield client
         finally:
             await client.close()
+
+
+@asynccontextmanager
+async def api_clients(settings: Settings, role: str | None = "viewer") -> AsyncIterator[tuple[TestClient, TestClient]]:
+    """The read API (public port, requests carrying `role`'s test token) and its admin app (/metrics, /readyz)."""
+    from shopstream.api.app import make_admin, make_app
+
+    with tempfile.TemporaryDirectory() as folder:
+        if not settings.api_tokens_file:
+            settings = settings.model_copy(update={"api_tokens_file": str(write_test_tokens(Path(folder)))})
+        public = make_app(settings)
+        client = TestClient(TestServer(public), headers=auth_header(role))
+        admin = TestClient(TestServer(make_admin(settings, public)))
+        await client.start_server()
+        await admin.start_server()
+        try:
+            yield client, admin
+        finally:
+            await admin.close()
+            await client.close()

@@ -30,8 +30,9 @@ Endpoints:
                                 with more than 100 of them, or with one /v1/atp/{sku} would refuse;
                                 503 as above
     GET /healthz                200 {"status": "ok"} while the process serves requests (liveness)
+  on the admin port only (SHOPSTREAM_ADMIN_PORT, default API port + 1000; `make_admin`):
     GET /readyz                 200 {"status": "ready", "checks": {...}} when Redis answers PING and
-                                Kafka answers a metadata request; else 503 with "failed": [names]
+                                Kafka answers a metadata request (cached 3 s); else 503 with "failed"
     GET /metrics                Prometheus text format
     /v1/work-items…             the work queue (list, read, claim, decide): see shopstream.api.work_items
     /v1/review/lists…           the review rules' lists (admin): see shopstream.api.review_lists
@@ -65,8 +66,7 @@ from shopstream.api.security import ROUTE_ROLES_KEY, TOKENS_KEY, authenticate
 from shopstream.api.work_items import ITEMS_KEY, add_routes
 from shopstream.auth import TokenStore
 from shopstream.config import Settings
-from shopstream.health import healthz, readiness
-from shopstream.metrics import metrics_handler
+from shopstream.health import healthz, make_admin_app, serve_with_admin
 from shopstream.processors.review.list_store import AsyncListStore
 from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
 from shopstream.views.history import AsyncHistoryView, history_limit
@@ -177,10 +177,6 @@ async def get_atp_batch(request: web.Request) -> web.Response:
     return web.Response(body=batch_body(skus, stored), content_type="application/json", charset="utf-8")
 
 
-async def readyz(request: web.Request) -> web.Response:
-    return await readiness(request.app[SETTINGS_KEY], request.app[VIEW_KEY].ping)
-
-
 def make_app(settings: Settings) -> web.Application:
     """The read API application (Redis client opened and closed with the app); `TokenFileError` on a bad tokens file."""
     app = web.Application(middlewares=[_count_requests, authenticate])
@@ -208,11 +204,17 @@ def make_app(settings: Settings) -> web.Application:
     add_routes(app, settings)  # the work queue: shopstream.api.work_items
     review_lists.add_routes(app, settings)  # the review rules' lists (admin)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
     return app
 
 
+def make_admin(settings: Settings, public: web.Application) -> web.Application:
+    """The admin port's app (`/metrics`, `/readyz`): nothing internal on the public port."""
+    return make_admin_app(settings, lambda: public[VIEW_KEY].ping())
+
+
 def serve(settings: Settings) -> None:
-    """Serve the read API on `settings.http_host:settings.api_port` until SIGINT/SIGTERM."""
-    web.run_app(make_app(settings), host=settings.http_host, port=settings.api_port, print=None)
+    """Serve the read API on `http_host:api_port` and its admin app on `api_admin_port` until SIGINT/SIGTERM."""
+    # No webhook secret is checked here (require_safe_exposure): the API holds none, and without a
+    # tokens file every request but /healthz is refused.
+    app = make_app(settings)
+    serve_with_admin(app, make_admin(settings, app), settings.http_host, settings.api_port, settings.api_admin_port)

@@ -1,7 +1,7 @@
 """Authentication and roles on the API: one middleware, one table of which route needs which role.
 
 Every route needs a role (`viewer` unless `ROUTE_ROLES` names another); `OPEN` lists the ones that
-need none (liveness, readiness and metrics, which the admin-port change moves off the public port).
+need none: liveness only (readiness and metrics are served on the admin port, `shopstream.health`).
 No or an unknown token: 401 `{"error": "unauthorized", "reason"}` with `WWW-Authenticate: Bearer`; a
 token without the role: 403 `{"error": "forbidden", "reason"}`. The principal is in
 `request[PRINCIPAL_KEY]` for handlers that record who acted.
@@ -15,7 +15,7 @@ from aiohttp import web
 
 from shopstream.auth import Principal, TokenStore, bearer
 
-OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN = frozenset({"/healthz"})
 DEFAULT_ROLE = "viewer"
 TOKENS_KEY: web.AppKey[TokenStore] = web.AppKey("api_tokens", TokenStore)
 ROUTE_ROLES_KEY: web.AppKey[dict[tuple[str, str], str]] = web.AppKey("route_roles", dict)

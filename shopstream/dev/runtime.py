@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from shopstream.children import signal_group, spawn, stop
-from shopstream.config import Settings, load_settings
+from shopstream.config import ADMIN_PORT_OFFSET, Settings, exposure_problems, load_settings
 from shopstream.dev.broker import EmbeddedBroker, EmbeddedBrokerError, start_tansu
 from shopstream.dev.ports import free_port, free_port_block, wait_for_port
 from shopstream.dev.tokens import ADMIN_TOKEN_FILE, dev_admin_token, read_dev_admin_token
@@ -132,16 +132,28 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
         print(f"shopstream dev: no Redis answers at {settings.redis_url}; {REDIS_HINT}", file=sys.stderr)
         return 2
     busy = [f"{var}={port}" for var, port in (("SHOPSTREAM_CONNECTORS_PORT", settings.connectors_port),
-                                               ("SHOPSTREAM_API_PORT", settings.api_port))
+                                               ("SHOPSTREAM_API_PORT", settings.api_port),
+                                               ("SHOPSTREAM_CONNECTORS_PORT (+1000: admin)", settings.connectors_port
+                                                + ADMIN_PORT_OFFSET),
+                                               ("SHOPSTREAM_API_PORT (+1000: admin)", settings.api_port
+                                                + ADMIN_PORT_OFFSET))
             if not _port_free(settings.http_host, port)]
     if busy:
         print(f"shopstream dev: port in use: {', '.join(busy)}; set the variable to a free port", file=sys.stderr)
+        return 2
+    weak = exposure_problems(settings)
+    if weak:
+        # The dev secret is public: on an address others can reach it would let anyone publish orders.
+        print(f"shopstream dev: refusing to listen on {settings.http_host}: {'; '.join(weak)}", file=sys.stderr)
         return 2
     Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
     log_dir = Path(settings.dev_log_dir) if settings.dev_log_dir else None
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(env=dict(os.environ), log_dir=log_dir)
+    # One host, two HTTP services: each takes its public port + ADMIN_PORT_OFFSET, not one shared port.
+    stack.env.pop("SHOPSTREAM_ADMIN_PORT", None)
+    os.environ.pop("SHOPSTREAM_ADMIN_PORT", None)
     if not settings.shopify_secret.get_secret_value():
         # Local only: without a secret every webhook would be refused; production must set its own.
         stack.env["SHOPSTREAM_SHOPIFY_SECRET"] = DEV_SHOPIFY_SECRET
@@ -201,15 +213,17 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
     stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
     stack.spawn("worker-review", "worker", "review", "--port", str(effective.worker_web_port + 4))
     base = f"http://{effective.http_host}"
-    for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port)):
+    for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port),
+                       ("connectors admin", effective.connectors_admin_port), ("api admin", effective.api_admin_port)):
         if not _wait_http(f"{base}:{port}/healthz", 30):
             print(f"shopstream dev: {name} did not come up on port {port}", file=sys.stderr)
             return 1
     print(f"\nconnectors (webhooks): {base}:{effective.connectors_port}/webhooks/shopify\n"
           f"read API:              {base}:{effective.api_port}/v1/orders/{{order_id}}, "
           f"{base}:{effective.api_port}/v1/atp/{{sku}}, {base}:{effective.api_port}/v1/atp?sku=A&sku=B\n"
-          f"metrics:               {base}:{effective.connectors_port}/metrics, "
-          f"{base}:{effective.api_port}/metrics, {base}:{effective.worker_web_port}/metrics (orders worker), "
+          f"admin (/metrics, /readyz): {base}:{effective.connectors_admin_port} (connectors), "
+          f"{base}:{effective.api_admin_port} (read API)\n"
+          f"metrics:               {base}:{effective.worker_web_port}/metrics (orders worker), "
           f"{base}:{effective.worker_web_port + 1}/metrics (views sink: order + ATP views), "
           f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker), "
           f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync), "
@@ -253,11 +267,24 @@ class DevProcess:
         return token
 
     @property
+    def connectors_admin_url(self) -> str:
+        """The connectors service's admin port (/metrics, /readyz)."""
+        return f"http://127.0.0.1:{self._admin_port('SHOPSTREAM_CONNECTORS_PORT')}"
+
+    @property
+    def api_admin_url(self) -> str:
+        """The read API's admin port (/metrics, /readyz)."""
+        return f"http://127.0.0.1:{self._admin_port('SHOPSTREAM_API_PORT')}"
+
+    def _admin_port(self, public_var: str) -> int:
+        return int(self.env[public_var]) + ADMIN_PORT_OFFSET
+
+    @property
     def readiness_urls(self) -> list[str]:
-        """What `wait_ready` polls: both HTTP services' /healthz and each Faust worker's /readyz (joined its
-        group, holds partitions, tables recovered)."""
+        """What `wait_ready` polls: both HTTP services' /readyz on their admin ports (Kafka and Redis answer)
+        and each Faust worker's /readyz (joined its group, holds partitions, tables recovered)."""
         workers = int(self.env["SHOPSTREAM_WORKER_PORT"])
-        return [f"{self.connectors_url}/healthz", f"{self.api_url}/healthz",
+        return [f"{self.connectors_admin_url}/readyz", f"{self.api_admin_url}/readyz",
                 *(f"http://127.0.0.1:{workers + offset}/readyz" for offset in FAUST_WORKER_PORT_OFFSETS)]
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
@@ -304,13 +331,24 @@ class DevProcess:
         stop(self.process, timeout_s)
 
 
+def _public_ports_with_admin() -> int:
+    """Two free consecutive public ports (connectors, API) whose admin ports (+ ADMIN_PORT_OFFSET) are free too."""
+    for _ in range(100):
+        public = free_port_block(2)
+        if public + 1 + ADMIN_PORT_OFFSET < 65536 and all(
+                _port_free("127.0.0.1", public + ADMIN_PORT_OFFSET + i) for i in range(2)):
+            return public
+    raise RuntimeError("no free public ports with free admin ports above them")
+
+
 def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
     """Start `shopstream dev` on free ports with its own state dir; `overrides` are extra env variables."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    public = _public_ports_with_admin()
     env = {
         **os.environ,
-        "SHOPSTREAM_CONNECTORS_PORT": str(free_port()),
-        "SHOPSTREAM_API_PORT": str(free_port()),
+        "SHOPSTREAM_CONNECTORS_PORT": str(public),
+        "SHOPSTREAM_API_PORT": str(public + 1),
         "SHOPSTREAM_REGISTRY_PORT": str(free_port()),
         "SHOPSTREAM_WORKER_PORT": str(free_port_block(WORKER_PORTS)),
         "SHOPSTREAM_REGISTRY_STORAGE": str(state_dir / "registry.json"),

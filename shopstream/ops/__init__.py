@@ -1,9 +1,13 @@
-"""`shopstream dlq list|show|replay`: look at dead letters and send them back once the cause is fixed.
+"""`shopstream dlq list|show|replay|redrive`: look at dead letters, send them back once the cause is fixed.
 
 Topic arguments are logical topology names (`shop.orders.dlq`, `connectors.dlq`); the tool adds
 SHOPSTREAM_TOPIC_PREFIX. It reads the `shopstream.dlq.*` context headers written by `shopstream.dlq`.
 
-Modules: one per verb — `dlq_list`, `dlq_show`, `dlq_replay` —, and what they share: `dlq_filters`
+Every verb escapes terminal control sequences in what it prints (`dlq_common.safe_out`): parked error
+texts and bodies come from senders.
+
+Modules: one per verb — `dlq_list`, `dlq_show`, `dlq_replay`, `dlq_redrive` (webhook bodies on
+`connectors.dlq` through their connector again; see its module docs) —, and what they share: `dlq_filters`
 (pure: dead letters as values, selections, time arguments, replay headers and the skip decision),
 `dlq_scan` (bounded reads from Kafka), `dlq_common` (topic arguments, the replay log's name, the clock).
 
@@ -17,10 +21,11 @@ show TOPIC [--offset N | --fingerprint F | --since T --until T] [--limit N] [--j
     Confluent-framed Avro; otherwise pretty JSON, UTF-8 text or hex.
 
 replay TOPIC [filters] [--to TOPIC] [--dry-run] [--rate N] [--limit N] [--max-replays N] [--force]
-    Re-sends the selected dead letters to their original topic (`shopstream.dlq.original.topic`) or
-    to `--to`. Filters: `--fingerprint`, `--error-class` (full name or dotted suffix), `--since`/
-    `--until` (when parked; since inclusive, until exclusive), `--offset-from`/`--offset-to` (inclusive),
-    `--key`. Times are ISO-8601 with a zone (`2026-11-23T10:00:00Z`) or an age (`90m`, `2h`, `3d`).
+    Re-sends the selected dead letters to their original topic (`shopstream.dlq.original.topic`) — only
+    when the topology names this DLQ as that topic's DLQ (the header is not authenticated) — or to
+    `--to`. Filters: `--fingerprint`, `--error-class` (full name or dotted suffix), `--since`/`--until`
+    (when parked; since inclusive, until exclusive), `--offset-from`/`--offset-to` (inclusive), `--key`.
+    Times are ISO-8601 with a zone (`2026-11-23T10:00:00Z`) or an age (`90m`, `2h`, `3d`).
 
 What replay guarantees, and why it is safe to run in production
 ---------------------------------------------------------------

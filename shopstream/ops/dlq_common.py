@@ -10,14 +10,36 @@ SHOPSTREAM_TOPIC_PREFIX. Argument parsing is in cli.py.
 from __future__ import annotations
 
 import time
+from typing import IO, Any
 
 from shopstream.topology import Topic, Topology, names
 
-from .dlq_filters import UsageError
+from .dlq_filters import UsageError, escape_controls
 
 #: Logical name of the replay log (topology/topics.yaml).
 REPLAY_LOG = names.DLQ_REPLAY_LOG
 EXAMPLE_CHARS = 100
+
+
+class _EscapingWriter:
+    """A text stream that writes through `out` with terminal control characters escaped."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+
+    def write(self, text: str) -> int:
+        return self._out.write(escape_controls(text))
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
+
+
+def safe_out(out: IO[str]) -> IO[str]:
+    """`out` escaping terminal control sequences: what the DLQ tools print quotes senders' bytes."""
+    return out if isinstance(out, _EscapingWriter) else _EscapingWriter(out)  # type: ignore[return-value]
 
 
 def now_ms() -> int:

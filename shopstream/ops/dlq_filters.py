@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shopstream.connectors.payload import MAX_DEPTH, too_deep
+
 #: The DLQ context namespace written by `shopstream.dlq` (kept in sync there; a unit test checks it).
 DLQ_PREFIX = "shopstream.dlq."
 #: The namespace of the headers a replay adds.
@@ -24,7 +26,8 @@ REPLAY_COUNT = REPLAY_PREFIX + "count"
 REPLAY_AT = REPLAY_PREFIX + "at"
 
 #: Skip reasons of `replay` (the summary counts records per reason).
-SKIP_NOT_A_TOPIC = "original is not a Kafka topic: re-deliver from the source"
+SKIP_NOT_A_TOPIC = "original is not a Kafka topic: `dlq redrive` it, or re-deliver from the source"
+SKIP_NOT_A_SOURCE = "original topic is not a source of this DLQ in the topology (give --to to send it anyway)"
 SKIP_ALREADY_REPLAYED = "already replayed"
 SKIP_MAX_REPLAYS = "max replays reached"
 
@@ -269,22 +272,28 @@ def replay_headers(dl: DeadLetter, now_ms: int) -> list[tuple[str, bytes | None]
     return kept
 
 
-def replay_target(dl: DeadLetter, to_topic: str | None) -> str | None:
-    """Where a record goes: `to_topic` if given, else its original topic if that is a Kafka topic."""
+def replay_target(dl: DeadLetter, to_topic: str | None, sources: frozenset[str] | None = None) -> str | None:
+    """Where a record goes: `to_topic` if given, else its original topic if that is a Kafka topic and (when
+    `sources` is given) one of the topics this DLQ serves: the header is unauthenticated, so it alone must
+    not choose where a record is written."""
     if to_topic:
         return to_topic
-    return dl.original_topic if is_kafka_topic(dl.original_topic) else None
+    if not is_kafka_topic(dl.original_topic):
+        return None
+    return dl.original_topic if sources is None or dl.original_topic in sources else None
 
 
 def skip_reason(dl: DeadLetter, *, to_topic: str | None, max_replays: int, force: bool,
-                already_replayed: bool) -> str | None:
+                already_replayed: bool, sources: frozenset[str] | None = None) -> str | None:
     """Why `dl` is not replayed (one of the SKIP_* reasons), or None when it is to be sent.
 
-    A record with no Kafka topic to go to is skipped even with `--force` (there is nowhere to send
+    A record with no allowed topic to go to is skipped even with `--force` (there is nowhere to send
     it); `--force` overrides the two safety stops: already in the replay log, and max replays reached.
     """
     if replay_target(dl, to_topic) is None:
         return SKIP_NOT_A_TOPIC
+    if replay_target(dl, to_topic, sources) is None:
+        return SKIP_NOT_A_SOURCE
     if force:
         return None
     if already_replayed:
@@ -314,6 +323,17 @@ def render_bytes(data: bytes | None) -> str:
     return text if _printable(text) else "hex:" + data.hex()
 
 
+#: Characters a terminal acts on: C0/C1 controls but newline and tab (ESC starts colour, cursor and title
+#: sequences; CSI U+009B too; a bare CR overwrites a line), DEL, and the bidi overrides that reorder text.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every terminal control character written as `\\uXXXX` (valid inside JSON strings too), so
+    error text from a sender cannot recolour, move the cursor, retitle the terminal or hide a line."""
+    return _TERMINAL_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _printable(text: str) -> bool:
     return all(c.isprintable() or c in "\n\r\t" for c in text)
 
@@ -325,8 +345,11 @@ def plain_value(data: bytes) -> dict[str, object]:
     except UnicodeDecodeError:
         return {"format": "hex", "data": data.hex()}
     try:
-        return {"format": "json", "data": json.loads(text)}
-    except ValueError:
+        parsed = json.loads(text)
+        # A parked hostile body may nest deeper than printing it (json.dumps recurses) could go.
+        if not too_deep(parsed, MAX_DEPTH):
+            return {"format": "json", "data": parsed}
+    except (ValueError, RecursionError):  # not JSON, an integer beyond the int-string limit, deep nesting
         pass
     if _printable(text):
         return {"format": "text", "data": text}

@@ -13,7 +13,7 @@ from shopstream.config import Settings
 from shopstream.metrics import DLQ_BACKLOG
 from shopstream.topology import Topology
 
-from .dlq_common import dlq_topics, now_ms, one_line
+from .dlq_common import dlq_topics, now_ms, one_line, safe_out
 from .dlq_filters import DeadLetter, age, iso
 from .dlq_scan import TopicMissing, broker_topics, scan
 
@@ -74,7 +74,7 @@ def dlq_list(settings: Settings, topology: Topology, *, as_json: bool = False, o
 
     Sets the `shopstream_dlq_backlog{dlq_topic}` gauge. Exit 1 if a DLQ topic is missing or unreadable.
     """
-    out = out or sys.stdout
+    out = safe_out(out or sys.stdout)  # what a DLQ holds may carry terminal escape sequences
     existing = broker_topics(settings)
     summaries: list[_TopicSummary] = []
     for topic in dlq_topics(topology):

@@ -17,7 +17,7 @@ from shopstream.config import Settings
 from shopstream.kafka import make_producer
 from shopstream.topology import Topology
 
-from .dlq_common import REPLAY_LOG, now_ms, resolve_dlq, resolve_target
+from .dlq_common import REPLAY_LOG, now_ms, resolve_dlq, resolve_target, safe_out
 from .dlq_filters import (
     Selection,
     UsageError,
@@ -95,12 +95,14 @@ def _deliver(producer: Producer, topic: str, key: bytes | None, value: bytes | N
 def dlq_replay(settings: Settings, topology: Topology, topic_name: str, options: ReplayOptions, *,
                out: IO[str] | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """Re-send selected dead letters (see the package docs for what this guarantees); exit 1 if any failed."""
-    out = out or sys.stdout
+    out = safe_out(out or sys.stdout)  # what a DLQ holds may carry terminal escape sequences
     prefix = settings.topic_prefix
     topic = resolve_dlq(topology, topic_name, prefix)
     to_topic = resolve_target(topology, options.to, prefix) if options.to else None
     physical = topic.physical_name(prefix)
     log_topic = settings.topic(REPLAY_LOG)
+    # Without --to a record goes back only to a topic whose DLQ this is (not wherever its header says).
+    sources = frozenset(t for t, dlq in topology.dlq_routes(prefix).items() if dlq == physical)
 
     # 1. Which topics exist: a record is never sent to a topic the broker would have to invent.
     existing = broker_topics(settings)
@@ -123,13 +125,14 @@ def dlq_replay(settings: Settings, topology: Topology, topic_name: str, options:
                 break
             summary.selected += 1
             reason = skip_reason(dl, to_topic=to_topic, max_replays=options.max_replays, force=options.force,
-                                 already_replayed=log_key(dl.topic, dl.partition, dl.offset) in replayed)
+                                 already_replayed=log_key(dl.topic, dl.partition, dl.offset) in replayed,
+                                 sources=sources)
             if reason is not None:
                 summary.skipped[reason] += 1
                 extra = f" ({dl.replay_count} of --max-replays {options.max_replays})" if "max" in reason else ""
                 print(f"skip         {dl.ref}  {reason}{extra}", file=out)
                 continue
-            target = replay_target(dl, to_topic)
+            target = replay_target(dl, to_topic, sources)
             assert target is not None  # skip_reason returned None
             describe = (f"{dl.ref} -> {target}  key {render_bytes(dl.key)}  replay {dl.replay_count + 1}  "
                         f"{dl.error_class_short} {dl.fingerprint or '-'}")

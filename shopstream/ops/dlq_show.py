@@ -11,7 +11,7 @@ from typing import IO, Any
 from shopstream.config import Settings
 from shopstream.topology import Topology
 
-from .dlq_common import now_ms, one_line, resolve_dlq
+from .dlq_common import now_ms, one_line, resolve_dlq, safe_out
 from .dlq_filters import DeadLetter, Selection, UsageError, age, iso, plain_value, render_bytes
 from .dlq_scan import TopicMissing, broker_topics, scan
 
@@ -103,7 +103,7 @@ def dlq_show(settings: Settings, topology: Topology, topic_name: str, *, offset:
              fingerprint: str | None = None, since_ms: int | None = None, until_ms: int | None = None,
              limit: int = SHOW_LIMIT, as_json: bool = False, out: IO[str] | None = None) -> int:
     """The decoded view of the records of one DLQ (all, one offset, one fingerprint or a time window)."""
-    out = out or sys.stdout
+    out = safe_out(out or sys.stdout)  # what a DLQ holds may carry terminal escape sequences
     if offset is not None and (fingerprint is not None or since_ms is not None or until_ms is not None):
         raise UsageError("--offset selects one record: it cannot be combined with --fingerprint, --since or --until")
     if limit < 1:

@@ -13,7 +13,6 @@ from shopstream.config import Settings
 
 #: variable -> what it is and where it comes from. Rename here and in the one template/compose place.
 PENDING_SETTINGS: dict[str, str] = {
-    "SHOPSTREAM_ADMIN_PORT": "the admin port serving /metrics and /readyz (admin-port branch; name not final)",
 }
 
 #: processors the chart and compose run that `shopstream worker` does not offer yet.

@@ -308,8 +308,8 @@ def test_replay_to_override_and_non_topic_originals(world: World, capsys: pytest
     code, out, _ = run(capsys, "replay", "connectors.dlq")
     assert code == 0
     assert "re-deliver from the source" in out
-    assert summary(out) == (f"replay of {world.connectors_dlq}: selected 1, sent 0, "
-                            "skipped 1 (original is not a Kafka topic: re-deliver from the source: 1), failed 0")
+    assert summary(out) == (f"replay of {world.connectors_dlq}: selected 1, sent 0, skipped 1 (original is not a "
+                            "Kafka topic: `dlq redrive` it, or re-deliver from the source: 1), failed 0")
     code, out, _ = run(capsys, "replay", "connectors.dlq", "--to", "shop.orders")
     assert code == 0, out
     assert ", sent 1," in summary(out)

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from shopstream.config import Settings
 from shopstream.views.orders import OrderView, order_document
 from tests.integration.test_order_view import make_state
-from tests.workers import api_client, auth_header, write_test_tokens
+from tests.workers import api_client, api_clients, auth_header, write_test_tokens
 
 ClientFactory = Callable[[Settings], AbstractAsyncContextManager[TestClient]]
 
@@ -73,20 +73,23 @@ async def test_malformed_order_id_is_400(api: ClientFactory, settings: Settings,
         assert body["error"] == "invalid order_id" and body["reason"]
 
 
-async def test_health_and_readiness(api: ClientFactory, settings: Settings) -> None:
-    async with api(settings) as client:
+async def test_health_and_readiness(settings: Settings) -> None:
+    async with api_clients(settings) as (client, admin):
         resp = await client.get("/healthz")
         assert resp.status == 200 and await resp.json() == {"status": "ok"}
-        resp = await client.get("/readyz")
+        # Readiness and metrics are on the admin port only.
+        assert (await client.get("/readyz")).status == 404
+        assert (await client.get("/metrics")).status == 404
+        resp = await admin.get("/readyz")
         assert resp.status == 200, await resp.text()
         assert await resp.json() == {"status": "ready", "checks": {"redis": "ok", "kafka": "ok"}}
 
 
-async def test_not_ready_without_redis(api: ClientFactory, settings: Settings) -> None:
+async def test_not_ready_without_redis(settings: Settings) -> None:
     # Port 1 on loopback refuses connections: Redis is "down", the broker is up.
     broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    async with api(broken) as client:
-        resp = await client.get("/readyz")
+    async with api_clients(broken) as (client, admin):
+        resp = await admin.get("/readyz")
         assert resp.status == 503
         body = await resp.json()
         assert body["failed"] == ["redis"]
@@ -97,12 +100,12 @@ async def test_not_ready_without_redis(api: ClientFactory, settings: Settings) -
         assert (await client.get("/v1/orders/1001")).status == 503
 
 
-async def test_metrics_count_requests(api: ClientFactory, settings: Settings, stored_order: str) -> None:
-    async with api(settings) as client:
+async def test_metrics_count_requests(settings: Settings, stored_order: str) -> None:
+    async with api_clients(settings) as (client, admin):
         await client.get(f"/v1/orders/{stored_order}")
         await client.get("/v1/orders/missing")
         await client.get("/no/such/route")
-        resp = await client.get("/metrics")
+        resp = await admin.get("/metrics")
         assert resp.status == 200
         assert resp.content_type == "text/plain"
         text = await resp.text()
@@ -124,9 +127,10 @@ async def test_every_read_endpoint_needs_a_viewer_token(settings: Settings, stor
             assert (await client.get(path, headers={"Authorization": "Basic dXNlcjpwdw=="})).status == 401
             for role in ("viewer", "reviewer", "operator", "admin"):
                 assert (await client.get(path, headers=auth_header(role))).status in (200, 404), (path, role)
-        # liveness, readiness and metrics stay open (they move to an admin port separately)
+        # liveness stays open; readiness and metrics are not on the public port at all (admin port)
         assert (await client.get("/healthz")).status == 200
-        assert (await client.get("/metrics")).status == 200
+        for internal in ("/metrics", "/readyz"):
+            assert (await client.get(internal, headers=auth_header("admin"))).status == 404, internal
 
 
 async def test_without_a_tokens_file_every_read_is_refused(settings: Settings, stored_order: str,

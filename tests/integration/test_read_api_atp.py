@@ -17,7 +17,7 @@ from shopstream.schemas.models import AtpLocation
 from shopstream.views.atp import MAX_BATCH, AtpView, atp_key
 from shopstream.views.guard import CHUNK
 from tests.unit.test_atp_view import make_level
-from tests.workers import api_client
+from tests.workers import api_client, api_clients
 
 ClientFactory = Callable[[Settings], AbstractAsyncContextManager[TestClient]]
 STORED = ["A-1", "B/2", "Ü 3"]
@@ -152,12 +152,13 @@ async def test_atp_unavailable_without_redis(api: ClientFactory, settings: Setti
         assert resp.status == 503 and await resp.json() == {"error": "atp view unavailable"}
 
 
-async def test_metrics_count_atp_routes(client: TestClient) -> None:
-    await client.get("/v1/atp/A-1")
-    await client.get("/v1/atp/missing")
-    await client.get("/v1/atp?sku=A-1")
-    await client.get("/v1/atp")
-    text = await (await client.get("/metrics")).text()
+async def test_metrics_count_atp_routes(settings: Settings, stored: list[str]) -> None:
+    async with api_clients(settings) as (client, admin):
+        await client.get("/v1/atp/A-1")
+        await client.get("/v1/atp/missing")
+        await client.get("/v1/atp?sku=A-1")
+        await client.get("/v1/atp")
+        text = await (await admin.get("/metrics")).text()
     assert 'shopstream_api_requests_total{method="GET",route="/v1/atp/{sku}",status="200"}' in text
     assert 'shopstream_api_requests_total{method="GET",route="/v1/atp/{sku}",status="404"}' in text
     assert 'shopstream_api_requests_total{method="GET",route="/v1/atp",status="200"}' in text

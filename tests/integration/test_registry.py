@@ -38,15 +38,51 @@ def storage(tmp_path: Path) -> Path:
     return tmp_path / "registry.json"
 
 
+TOKEN = "registry-admin-token-" + "t" * 16
+
+
 @pytest.fixture
 def server(storage: Path) -> Iterator[RegistryServer]:
-    running = start_in_thread(SchemaStore(storage))
+    running = start_in_thread(SchemaStore(storage), token=TOKEN)
     yield running
     running.stop()
 
 
 def client_for(server: RegistryServer) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": server.url})
+    """confluent-kafka's client with the admin token (its static bearer token; the pool/cluster are unused)."""
+    return SchemaRegistryClient({"url": server.url, "bearer.auth.credentials.source": "STATIC_TOKEN",
+                                 "bearer.auth.token": TOKEN, "bearer.auth.logical.cluster": "lsrc-dev",
+                                 "bearer.auth.identity.pool.id": "pool-dev"})
+
+
+def test_administrative_writes_need_the_token(server: RegistryServer, storage: Path) -> None:
+    plain = SchemaRegistryClient({"url": server.url})
+    plain.register_schema(SUBJECT, V1)  # services register without a token
+    assert plain.get_versions(SUBJECT) == [1]
+    writes = (("PUT", "/config"), ("PUT", f"/config/{SUBJECT}"), ("DELETE", f"/config/{SUBJECT}"),
+              ("DELETE", f"/subjects/{SUBJECT}?permanent=true"), ("DELETE", f"/subjects/{SUBJECT}/versions/1"))
+    for method, path in writes:
+        body = {"compatibility": "NONE"} if method == "PUT" else None
+        assert httpx.request(method, server.url + path, json=body).status_code == 401, path
+        wrong = httpx.request(method, server.url + path, json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403, path
+    assert plain.get_versions(SUBJECT) == [1] and plain.get_compatibility() == "BACKWARD"
+    # Without a configured token the writes are off altogether.
+    tokenless = start_in_thread(SchemaStore(storage.with_name("other.json")))
+    try:
+        resp = httpx.put(f"{tokenless.url}/config", json={"compatibility": "NONE"},
+                         headers={"Authorization": "Bearer anything"})
+        assert resp.status_code == 403 and "SHOPSTREAM_REGISTRY_TOKEN" in resp.json()["message"]
+    finally:
+        tokenless.stop()
+
+
+def test_refuses_a_public_bind_unless_allowed(storage: Path) -> None:
+    from shopstream.config import ConfigError
+    from shopstream.dev.registry.service import serve
+
+    with pytest.raises(ConfigError, match="SHOPSTREAM_REGISTRY_ALLOW_REMOTE"):
+        serve("0.0.0.0", 1, str(storage))
 
 
 def sr_error(call: Any, *args: Any) -> SchemaRegistryError:
@@ -159,7 +195,7 @@ def test_avro_serde_with_confluent_framing(server: RegistryServer) -> None:
 
 
 def test_survives_restart(storage: Path) -> None:
-    first = start_in_thread(SchemaStore(storage))
+    first = start_in_thread(SchemaStore(storage), token=TOKEN)
     try:
         sr = client_for(first)
         id1 = sr.register_schema(SUBJECT, V1)

@@ -22,7 +22,9 @@ from pydantic import SecretStr
 
 from shopstream.config import Settings
 from shopstream.connectors.dedupe import PENDING_TTL_S, Claim, DeliveryDedupe
+from shopstream.connectors.payload import MAX_BODY, PARKED_PREFIX
 from shopstream.connectors.shopify import sign
+from shopstream.connectors.webhook import TRUNCATED_HEADER
 from shopstream.dev.demo import shopify_order
 from shopstream.dlq import PREFIX, header_map
 from shopstream.schemas.models import OrderPlaced
@@ -159,8 +161,33 @@ async def test_malformed_body_is_422_and_kept_on_the_connector_dlq(front_setting
     assert h[PREFIX + "original.topic"] == b"webhook:shopify"
     assert h[PREFIX + "stage"] == b"connector"
     assert h["http.x-shopify-topic"] == b"orders/create"
-    assert not any("hmac" in k for k in h)  # the signature is not kept
+    # The signature is kept (a redrive verifies it again); headers outside the allowlist are not.
+    assert h["http.x-shopify-hmac-sha256"] == sign(SECRET, body).encode()
     assert read_topic(s, ORDERS, partitions=4, want=0, settle_s=0.5) == []
+    # The claim was released: the same delivery id is not answered "duplicate" for days.
+    assert redis.Redis.from_url(s.redis_url).get(dedupe_key(s, webhook_id)) is None
+
+
+async def test_hostile_requests_get_a_4xx_never_a_500(front_settings: Settings) -> None:
+    s = front_settings.model_copy(update={"stripe_secret": SecretStr(SECRET)})
+    body, headers = shopify_request(880033, str(uuid.uuid4()))
+    async with client_for(s) as client:
+        # A signature header sent twice: a proxy and this service could read different ones.
+        twice = [*headers.items(), ("X-Shopify-Hmac-Sha256", "AAAA")]
+        resp = await client.post("/webhooks/shopify", data=body, headers=twice)
+        assert resp.status == 400 and "more than once" in (await resp.json())["error"]
+        # Unicode digits and a 5,000-digit timestamp in Stripe-Signature: 401, not int() blowing up.
+        for t in ("\u00b2", "9" * 5000):
+            resp = await client.post("/webhooks/stripe", data=b"{}",
+                                     headers={"Stripe-Signature": f"t={t},v1=00".encode().decode("latin-1")})
+            assert resp.status == 401
+        # Larger than the broker takes: 413, the start of it parked (marked truncated).
+        big = b'{"x": "' + b"a" * (MAX_BODY + 10) + b'"}'
+        resp = await client.post("/webhooks/shopify", data=big, headers=headers)
+        assert resp.status == 413 and "larger than" in (await resp.json())["error"]
+    (parked,) = read_topic(s, "connectors.dlq", partitions=1, want=1)
+    h = header_map(headers_of(parked))
+    assert h[TRUNCATED_HEADER] == str(len(big)).encode() and len(parked.value()) == PARKED_PREFIX
 
 
 @pytest.fixture
@@ -201,3 +228,34 @@ async def test_concurrent_claims_only_one_wins(dedupe: tuple[DeliveryDedupe, aio
     results = await asyncio.gather(*(store.claim("shopify", "race") for _ in range(20)))
     assert results.count(Claim.NEW) == 1
     assert results.count(Claim.IN_FLIGHT) == 19
+
+
+async def test_a_source_at_its_concurrency_bound_gets_503(front_settings: Settings,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from shopstream.connectors import webhook
+
+    monkeypatch.setattr(webhook, "MAX_CONCURRENT_PER_SOURCE", 0)  # every slot taken
+    monkeypatch.setattr(webhook, "BUSY_WAIT_S", 0.1)
+    body, headers = shopify_request(880044, str(uuid.uuid4()))
+    async with client_for(front_settings) as client:
+        resp = await client.post("/webhooks/shopify", data=body, headers=headers)
+        assert resp.status == 503 and "too many shopify deliveries" in (await resp.json())["error"]
+
+
+async def test_a_registry_refusing_our_schema_is_503_and_parks_nothing(front_settings: Settings) -> None:
+    # Someone registered an incompatible OrderPlaced under our subject: registering ours is a 409. That is
+    # our deployment's fault, not the sender's body: 503 (Shopify retries), nothing parked, claim released.
+    s = front_settings
+    from confluent_kafka.schema_registry import Schema
+
+    subject = f"{s.topic(ORDERS)}-{OrderPlaced.AVRO_NAME}"
+    other = {"type": "record", "name": "OrderPlaced", "namespace": "io.shopstream.events",
+             "fields": [{"name": "x", "type": "int"}]}
+    make_registry_client(s.schema_registry_url).register_schema(subject, Schema(json.dumps(other), "AVRO"))
+    webhook_id = str(uuid.uuid4())
+    body, headers = shopify_request(880055, webhook_id)
+    async with client_for(s) as client:
+        resp = await client.post("/webhooks/shopify", data=body, headers=headers)
+        assert resp.status == 503, await resp.text()
+    assert read_topic(s, "connectors.dlq", partitions=1, want=0, settle_s=0.5) == []
+    assert redis.Redis.from_url(s.redis_url).get(dedupe_key(s, webhook_id)) is None

@@ -89,8 +89,14 @@ def test_signature_is_hex_hmac_sha256_of_the_raw_body() -> None:
     assert sign(SECRET, body) == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     connector = CarrierConnector(SECRET)
     assert connector.verify(headers(body), body)
-    assert connector.verify({"x-shopstream-signature": sign(SECRET, body).upper()}, body)  # hex, any case
-    assert connector.verify({"X-Shopstream-Signature": "sha256=" + sign(SECRET, body)}, body)
+    upper = headers(body)["X-Shopstream-Signature"].replace("v1=", "").upper().replace("T=", "t=")
+    t, v1 = upper.split(",")
+    assert connector.verify({"x-shopstream-signature": f"{t},v1={v1}"}, body)  # hex, any case
+    # The untimed legacy form only behind SHOPSTREAM_SIGNATURE_ACCEPT_LEGACY (a migration window).
+    assert not connector.verify({"X-Shopstream-Signature": sign(SECRET, body)}, body)
+    legacy = CarrierConnector(SECRET, accept_legacy=True)
+    assert legacy.verify({"x-shopstream-signature": sign(SECRET, body).upper()}, body)
+    assert legacy.verify({"X-Shopstream-Signature": "sha256=" + sign(SECRET, body)}, body)
 
 
 @pytest.mark.parametrize("case", ["wrong_secret", "tampered", "missing", "empty", "garbage"])

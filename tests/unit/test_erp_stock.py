@@ -253,6 +253,12 @@ def test_parse_as_of() -> None:
         parse_as_of("2026-11-23T06:00:00")
     with pytest.raises(ValueError, match="not an ISO-8601 time"):
         parse_as_of("yesterday")
+    with pytest.raises(ValueError, match="out of range"):
+        parse_as_of("0001-01-01T00:00:00+01:00")
+    # A typo years ahead would make every later count of those SKUs stale: refused beyond the skew.
+    with pytest.raises(ValueError, match="ahead of our clock"):
+        parse_as_of("2062-11-23T06:00:00Z", now=now, max_future_skew_s=600)
+    assert parse_as_of("2026-01-01T00:09:00Z", now=now, max_future_skew_s=600) > now
 
 
 def test_plain_quoted_and_non_ascii_lines_read_alike() -> None:
@@ -272,3 +278,41 @@ def test_plain_quoted_and_non_ascii_lines_read_alike() -> None:
     assert [(e.line_number, e.kind) for e in errors(items)] == [(5, DuplicateRow), (6, DuplicateRow),
                                                                  (7, BadQuantity)]
     assert "first seen on line 2" in errors(items)[0].reason and "first seen on line 4" in errors(items)[1].reason
+
+
+# ----------------------------------------------------------------------------------- hostile files
+
+
+def _split(items: list[StockSnapshot | RowError]) -> tuple[list[StockSnapshot], list[RowError]]:
+    return ([i for i in items if isinstance(i, StockSnapshot)], [i for i in items if isinstance(i, RowError)])
+
+
+@pytest.mark.parametrize("data", [
+    "\ufeffsku,on_hand\nA,1\nB,2\n".encode(),  # BOM
+    b"sku;on_hand\nA;1\nB;2\n",  # semicolons
+    b"sku\ton_hand\nA\t1\nB\t2\n",  # tabs
+    b"sku,on_hand\r\nA,1\r\nB,2\r\n",  # CRLF
+])
+def test_bom_delimiters_and_crlf_read_alike(data: bytes) -> None:
+    ok, bad = _split(parse(data))
+    assert [(s.sku, s.on_hand) for s in ok] == [("A", 1), ("B", 2)] and bad == []
+
+
+def test_an_unterminated_quote_does_not_swallow_the_rows_after_it() -> None:
+    rows = b"".join(b"S%d,%d\n" % (i, i) for i in range(5000))
+    ok, bad = _split(parse(b'sku,on_hand\n"A,1\n' + rows))
+    assert len(ok) == 5000 and ok[0].sku == "S0" and ok[-1].sku == "S4999"
+    assert [(e.line_number, e.reason) for e in bad] == [(2, 'unterminated quote (no closing " within 20 lines)')]
+    # A quoted field over a few lines is still one field.
+    ok, bad = _split(parse(b'sku,on_hand,note\nA,1,"two\nlines"\nB,2,x\n'))
+    assert [s.sku for s in ok] == ["A", "B"] and bad == []
+
+
+def test_a_huge_line_full_width_digits_and_a_long_sku_are_rejected_rows() -> None:
+    data = ("sku,on_hand\n" + "X" * 200 * 1024 + ",1\nA,\uff11\uff12\n" + "S" * 300 + ",1\nB,2\n").encode()
+    ok, bad = _split(parse(data))
+    assert [s.sku for s in ok] == ["B"]
+    assert [e.line_number for e in bad] == [2, 3, 4]
+    assert "field larger than field limit" in bad[0].reason
+    assert "not a whole number" in bad[1].reason
+    assert "longer than 255" in bad[2].reason

@@ -16,6 +16,7 @@ from shopstream.config import Settings
 from shopstream.connectors.base import PayloadError
 from shopstream.connectors.erp_webhook import MAX_EVENTS, ErpWebhookConnector, parse_delivery
 from shopstream.connectors.service import source_connectors
+from shopstream.connectors.signing import shopstream_headers
 from shopstream.connectors.signing import shopstream_sign as sign
 from shopstream.schemas.models import GoodsReceived, StockAdjusted
 
@@ -45,7 +46,7 @@ def encode(body: object) -> bytes:
 
 def translate(body: object, received_at: datetime = RECEIVED) -> list[Any]:
     raw = body if isinstance(body, bytes) else encode(body)
-    return ErpWebhookConnector(SECRET).translate({"X-Shopstream-Signature": sign(SECRET, raw)}, raw, received_at)
+    return ErpWebhookConnector(SECRET).translate(shopstream_headers(SECRET, raw), raw, received_at)
 
 
 def avro_round_trip(record: BaseModel) -> BaseModel:
@@ -61,13 +62,15 @@ def avro_round_trip(record: BaseModel) -> BaseModel:
 def test_signature_is_the_carrier_scheme_and_an_empty_secret_refuses_everything() -> None:
     body = encode(adjustment())
     connector = ErpWebhookConnector(SECRET)
-    assert connector.verify({"X-Shopstream-Signature": sign(SECRET, body)}, body)
-    assert connector.verify({"x-shopstream-signature": "sha256=" + sign(SECRET, body).upper()}, body)
-    assert not connector.verify({"X-Shopstream-Signature": sign("wrong", body)}, body)
-    assert not connector.verify({"X-Shopstream-Signature": sign(SECRET, body)}, body.replace(b"-3", b"-4"))
+    assert connector.verify(shopstream_headers(SECRET, body), body)
+    assert not connector.verify({"X-Shopstream-Signature": sign(SECRET, body)}, body)  # legacy form: off
+    assert ErpWebhookConnector(SECRET, accept_legacy=True).verify(
+        {"x-shopstream-signature": "sha256=" + sign(SECRET, body).upper()}, body)
+    assert not connector.verify(shopstream_headers("wrong", body), body)
+    assert not connector.verify(shopstream_headers(SECRET, body), body.replace(b"-3", b"-4"))
     assert not connector.verify({}, body)
     assert not connector.verify({"X-Shopstream-Signature": ""}, body)
-    assert not ErpWebhookConnector("").verify({"X-Shopstream-Signature": sign("", body)}, body)
+    assert not ErpWebhookConnector("").verify(shopstream_headers("", body), body)
 
 
 def test_the_service_routes_erp_with_its_own_secret() -> None:
@@ -75,8 +78,8 @@ def test_the_service_routes_erp_with_its_own_secret() -> None:
     erp = connectors["erp"]
     assert isinstance(erp, ErpWebhookConnector) and erp.name == "erp"
     body = encode(adjustment())
-    assert erp.verify({"X-Shopstream-Signature": sign(SECRET, body)}, body)
-    assert not erp.verify({"X-Shopstream-Signature": sign("other", body)}, body)
+    assert erp.verify(shopstream_headers(SECRET, body), body)
+    assert not erp.verify(shopstream_headers("other", body), body)
 
 
 def test_secret_is_read_from_its_variable_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,12 +30,19 @@ Levels: NONE, BACKWARD (default), FORWARD, FULL and their _TRANSITIVE forms.
 Deliberately left out: schema types other than AVRO (42201), schema references (42201: a
 referencing schema cannot be validated alone), contexts, modes other than READWRITE, metadata
 and rule sets (accepted and dropped), `normalize` (dedupe already ignores whitespace and key
-order), guids, pagination (offset/limit), auth, and clustering — one process owns the file.
+order), guids, pagination (offset/limit), and clustering — one process owns the file.
+
+Exposure: it is a dev tool. `serve` refuses a non-loopback address unless `allow_remote`
+(SHOPSTREAM_REGISTRY_ALLOW_REMOTE). The administrative writes — `PUT /config[/{subject}]`,
+`DELETE /config/{subject}`, `DELETE /subjects/...` — need `Authorization: Bearer <SHOPSTREAM_REGISTRY_TOKEN>`
+(401 without it, 403 with another; refused altogether while no token is set). Registering and looking up
+schemas stay open: every service does that with the plain Confluent client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import threading
@@ -44,7 +51,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from shopstream.config import ConfigError, is_loopback
 from shopstream.dev.registry.store import RegistryError, SchemaStore, VersionRef
 
 __all__ = ["CONTENT_TYPE", "RegistryServer", "make_app", "serve", "start_in_thread"]
@@ -240,9 +249,29 @@ async def _delete_config(request: web.Request) -> web.Response:
     return _json({"compatibilityLevel": await asyncio.to_thread(store.delete_compatibility, subject)})
 
 
-def make_app(store: SchemaStore) -> web.Application:
-    """The registry's aiohttp application over `store`."""
-    app = web.Application(middlewares=[_errors])
+def _admin_guard(token: str) -> Middleware:
+    """Middleware: the administrative writes (compatibility levels, deletes) need the bearer token."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        admin = request.method == "DELETE" or (request.method == "PUT" and request.path.startswith("/config"))
+        if not admin:
+            return await handler(request)
+        if not token:
+            return _error(403, 40301, "administrative writes are disabled: set SHOPSTREAM_REGISTRY_TOKEN")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return _error(401, 40101, "administrative writes need Authorization: Bearer <token>")
+        if not given.isascii() or not hmac.compare_digest(given.encode(), token.encode()):
+            return _error(403, 40301, "the token does not allow administrative writes")
+        return await handler(request)
+
+    return guard
+
+
+def make_app(store: SchemaStore, token: str = "") -> web.Application:
+    """The registry's aiohttp application over `store`; `token` guards the administrative writes."""
+    app = web.Application(middlewares=[_errors, _admin_guard(token)])
     app[STORE_KEY] = store
     app.add_routes(
         [
@@ -273,11 +302,14 @@ def make_app(store: SchemaStore) -> web.Application:
     return app
 
 
-def serve(host: str, port: int, storage_path: str) -> None:
+def serve(host: str, port: int, storage_path: str, *, token: str = "", allow_remote: bool = False) -> None:
     """Run the registry in the foreground until SIGINT/SIGTERM (`shopstream registry serve`)."""
+    if not is_loopback(host) and not allow_remote:
+        raise ConfigError(f"the embedded registry is a dev tool and refuses to listen on {host}: bind 127.0.0.1, "
+                          "or set SHOPSTREAM_REGISTRY_ALLOW_REMOTE=true (and SHOPSTREAM_REGISTRY_TOKEN)")
     store = SchemaStore(storage_path)
     log.info("schema registry on http://%s:%d, storage %s", host, port, storage_path)
-    web.run_app(make_app(store), host=host, port=port, print=None)
+    web.run_app(make_app(store, token), host=host, port=port, print=None)
 
 
 @dataclass
@@ -297,14 +329,14 @@ class RegistryServer:
         self._loop.close()
 
 
-def start_in_thread(store: SchemaStore, host: str = "127.0.0.1", port: int = 0) -> RegistryServer:
+def start_in_thread(store: SchemaStore, host: str = "127.0.0.1", port: int = 0, token: str = "") -> RegistryServer:
     """Serve `store` in a background thread; port 0 picks a free port (see `.url`)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="schema-registry", daemon=True)
     thread.start()
 
     async def start() -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(make_app(store), access_log=None)
+        runner = web.AppRunner(make_app(store, token), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
