@@ -100,6 +100,7 @@ class ShopifyGraphQL(_Client):
         self.url = f"{cfg.shop_url.rstrip('/')}/admin/api/{cfg.api_version}/graphql.json"
         self.headers = {"X-Shopify-Access-Token": token, "Content-Type": "application/json"}
         self.bucket = LeakyBucket.full(cfg.graphql.bucket, cfg.graphql.restore_per_s, now())
+        self.cost = cfg.graphql.mutation_cost  # corrected by each response's requestedQueryCost
 
     def write(self, writes: Sequence[Write]) -> list[WriteOutcome]:
         """Set `available` of every write, `batch_size` per mutation."""
@@ -117,10 +118,9 @@ class ShopifyGraphQL(_Client):
                             "quantity": w.command.available} for w in writes]}}
 
     def _mutation(self, writes: list[Write]) -> list[WriteOutcome]:
-        cost = self.cfg.graphql.mutation_cost
         for _ in range(self.retries.max_throttle_retries):
-            self.sleep(self.bucket.wait_s(cost, self.now()))
-            self.bucket.spend(cost, self.now())
+            self.sleep(self.bucket.wait_s(self.cost, self.now()))
+            self.bucket.spend(self.cost, self.now())
             resp = self._post(self.url, json={"query": MUTATION, "variables": self._variables(writes)},
                               headers=self.headers)
             if isinstance(resp, str):
@@ -138,6 +138,8 @@ class ShopifyGraphQL(_Client):
             if status is not None:
                 self.bucket.observe(status[0], self.now(), capacity=status[1], rate=status[2])
             requested, actual = graphql_costs(body)
+            if requested is not None and requested > 0:
+                self.cost = requested  # the shop's price of this mutation, not our configured guess
             self.stats.log.append({"batch": len(writes), "requested": requested, "actual": actual,
                                    "available": status[0] if status else None})
             if is_throttled(body):

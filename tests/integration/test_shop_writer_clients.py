@@ -42,10 +42,10 @@ def shopify_cfg(url: str, **graphql: float) -> Shopify:
 
 def test_5000_skus_reach_the_shop_in_batches_of_250_within_the_cost_budget() -> None:
     # a small, fast bucket (100 points, 500/s) so the burst really meets the limit; the client is told the
-    # documented default (1000 / 50) and must learn the shop's real figures from throttleStatus
+    # documented default (1000 / 50, cost 10) and must learn the real figures from throttleStatus and the cost
     shop = FakeShop(gql_bucket=100, gql_restore=500, gql_cost=30)
     with running(shop) as url:
-        client = ShopifyGraphQL(shopify_cfg(url, mutation_cost=30), TOKEN, Retries())
+        client = ShopifyGraphQL(shopify_cfg(url), TOKEN, Retries())  # believes the default cost 10: learns 30
         burst = writes(5000)
         out = client.write(burst)
     assert all(o.ok for o in out) and len(out) == 5000
