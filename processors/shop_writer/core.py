@@ -31,6 +31,7 @@ from the command and the outcome (`result_record`), so a re-emission after a cra
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -53,12 +54,13 @@ class StockCommand:
     event_id: str
     offset: int = 0
     offered_at: float = 0.0
+    raw: bytes | None = field(default=None, compare=False)  # the record's bytes, for the DLQ if it fails for good
 
     @classmethod
-    def of(cls, command: SyncShopStock, offset: int, now: float) -> StockCommand:
+    def of(cls, command: SyncShopStock, offset: int, now: float, raw: bytes | None = None) -> StockCommand:
         """From the decoded Avro command at a partition offset."""
         return cls(sku=command.sku, available=max(0, command.available), atp_version=command.atp_version,
-                   event_id=command.meta.event_id, offset=offset, offered_at=now)
+                   event_id=command.meta.event_id, offset=offset, offered_at=now, raw=raw)
 
     def newer_than(self, other: StockCommand) -> bool:
         """Whether this figure supersedes `other` (see the module docstring)."""
@@ -69,14 +71,16 @@ class StockCommand:
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form (the changelog)."""
         return {"sku": self.sku, "available": self.available, "atp_version": self.atp_version,
-                "event_id": self.event_id, "offset": self.offset, "offered_at": self.offered_at}
+                "event_id": self.event_id, "offset": self.offset, "offered_at": self.offered_at,
+                "raw": base64.b64encode(self.raw).decode() if self.raw is not None else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StockCommand:
         """Inverse of `to_dict`."""
         return cls(sku=str(data["sku"]), available=int(data["available"]), atp_version=data.get("atp_version"),
                    event_id=str(data["event_id"]), offset=int(data.get("offset", 0)),
-                   offered_at=float(data.get("offered_at", 0.0)))
+                   offered_at=float(data.get("offered_at", 0.0)),
+                   raw=base64.b64decode(data["raw"]) if data.get("raw") else None)
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,10 @@ def test_transient_failures_back_off_then_fail_permanent_ones_fail_at_once() -> 
 
 
 def test_entries_round_trip_through_the_changelog_form() -> None:
-    entry = core.offer(core.settle_applied(core.offer(None, cmd("A", 5, 1)).entry, cmd("A", 5, 1))[0],
-                       cmd("A", 6, 2)).entry
-    assert SkuEntry.from_dict(entry.to_dict()) == entry
+    newer = StockCommand("A", 6, 2, str(uuid.uuid4()), offset=3, offered_at=1.5, raw=b"\x00\x01raw")
+    entry = core.offer(core.settle_applied(core.offer(None, cmd("A", 5, 1)).entry, cmd("A", 5, 1))[0], newer).entry
+    back = SkuEntry.from_dict(entry.to_dict())
+    assert back == entry and back.pending is not None and back.pending.raw == b"\x00\x01raw"
 
 
 def _writer(fail: set[str] = frozenset(), transient: set[str] = frozenset()):  # type: ignore[no-untyped-def]
