@@ -319,6 +319,14 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--preload-single", action="store_true", help="preload inventory.atp one record per batch")
     p.add_argument("--breakdown", action="store_true", help="time spent per loop phase")
 
+    p = scenario("shop-stock", "the shop writer's core and Shopify GraphQL client into the local API double: "
+                               "commands/s (unlimited budget) and a first load at the default budget (virtual clock)")
+    p.add_argument("--skus", type=positive_int, default=100_000, metavar="N", help="SKUs for commands/s (100,000)")
+    p.add_argument("--first-load", type=positive_int, default=1_000_000, metavar="N",
+                   help="SKUs of the first load at the default budget (default 1,000,000)")
+    p.add_argument("--mutation-cost", type=positive_float, default=10.0, metavar="POINTS",
+                   help="requested cost of one inventorySetQuantities mutation (default 10)")
+
     p = scenario("views-sink", "pre-loaded AtpLevels → Redis ATP view, the view sink in-process against the real "
                                "Redis, one embedded broker and registry for all runs")
     p.add_argument("--records", type=positive_int, default=100_000, metavar="N",

@@ -144,7 +144,9 @@ class ShopifyGraphQL(_Client):
                                    "available": status[0] if status else None})
             if is_throttled(body):
                 self.stats.throttled += 1
-                continue  # the observed bucket says how long to wait: the loop's wait_s does it
+                # the observed bucket says how long; at least one point's worth, so rounding cannot spin
+                self.sleep(max(self.bucket.wait_s(self.cost, self.now()), 1.0 / self.bucket.rate))
+                continue
             if body.get("errors"):
                 return _all(writes, False, permanent=True, error=f"GraphQL errors: {str(body['errors'])[:300]}")
             return self._user_errors(writes, body)

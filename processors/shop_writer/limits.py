@@ -44,7 +44,10 @@ class LeakyBucket:
     def wait_s(self, cost: float, now: float) -> float:
         """Seconds until `cost` fits (0 when it fits now); a cost above the capacity waits for a full bucket."""
         need = min(cost, self.capacity) - self.level(now)
-        return max(0.0, need / self.rate) if self.rate > 0 else (0.0 if need <= 0 else float("inf"))
+        if need <= -1e-9:
+            return 0.0
+        # a hair more than exact: arriving at exactly the cost is rounding away from a THROTTLED answer
+        return (need + 1e-6) / self.rate if self.rate > 0 else float("inf")
 
     def spend(self, cost: float, now: float) -> None:
         """Take `cost` out (a request was sent)."""
