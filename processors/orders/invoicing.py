@@ -283,7 +283,8 @@ def outputs(rec: OrderRecord, state: OrderState, done: set[str], policy: Invoici
     """Invoices and credit notes whose condition holds now and were not sent (adds their `done` keys)."""
     out: list[BaseModel] = []
     if policy.per_shipment(rec.payment_gateway):
-        out += _shipment_invoices(rec, state, done, policy, cause)
+        if "invoice" not in done:  # invoiced whole already (before the policy changed): never twice
+            out += _shipment_invoices(rec, state, done, policy, cause)
     elif "invoice" not in done and payments.invoice_due(state.captured.amount, state.total):
         done.add("invoice")
         out.append(build_invoice(rec, state, cause, policy, [(x, x.quantity) for x in state.lines],

@@ -185,3 +185,11 @@ def test_shipped_policies_load_with_invoicing_and_label_sections() -> None:
     assert orders.invoicing.per_shipment("invoice") and not orders.invoicing.per_shipment("shopify_payments")
     label = load_returns_policy().label
     assert label.carrier and label.ship_to is not None and label.ship_to.country_code
+
+
+def test_an_order_invoiced_whole_is_not_invoiced_again_per_shipment() -> None:
+    record, _ = feed(_placed(gateway="invoice"), authorized(1, TOTAL), captured(2, TOTAL))
+    assert record is not None and "invoice" in record.done
+    ctx = context(orders=OrdersPolicy(invoicing=Invoicing(on_shipment=True)))
+    _, outs = feed(dispatched(5, "s1", [("SKU-l1", 2)]), record=record, ctx=ctx)
+    assert records_of(outs, CreateInvoice) == []
