@@ -82,9 +82,10 @@ class Settings(BaseSettings):
     single_record_batches: bool = Field(
         False, validation_alias=AliasChoices("SHOPSTREAM_SINGLE_RECORD_BATCHES"),
         description="Send every record in its own batch, for Tansu: it answers ListOffsets(latest) with the "
-                    "last batch's base offset + 1, so Faust's table recovery stopped short of a changelog's "
-                    "tail; and under load a Faust consumer was seen to never receive the first record of a "
-                    "two-record batch at a partition's tail (2 of 8 crash-test runs; 0 of 6 with this on). "
+                    "last batch's base offset + 1, so a changelog restore to it stops short of the tail (the "
+                    "runner drains past it); and under load a Faust consumer was seen to never receive "
+                    "the first record of a two-record batch at a partition's tail (2 of 8 crash-test "
+                    "runs; 0 of 6 with this on). "
                     "`shopstream dev` turns it on for the embedded broker; real Kafka does not need it.",
     )
     kafka_fetch_max_wait_ms: int = Field(
@@ -94,13 +95,12 @@ class Settings(BaseSettings):
     )
     kafka_producer_timeout_s: float = Field(
         30.0, gt=0, le=1200, validation_alias=AliasChoices("KAFKA_PRODUCER_TIMEOUT_S"),
-        description="How long a Faust worker's (aiokafka) producer waits for the broker to confirm a send "
-                    "before the send fails and the retry policy takes over; the same 30 s as librdkafka's "
-                    "message.timeout.ms (Faust's own default, 1200 s, hid a dead broker for 20 minutes).",
+        description="How long a worker's producer waits for the broker to confirm a record (librdkafka's "
+                    "message.timeout.ms) before the record fails and the retry policy takes over.",
     )
     retry_max_elapsed_s: float = Field(
         120.0, gt=0, le=3600, validation_alias=AliasChoices("SHOPSTREAM_RETRY_MAX_ELAPSED_S"),
-        description="How long a Faust worker retries a transient fault of one record in place before parking "
+        description="How long a worker retries a transient fault of one record in place before parking "
                     "it, and then a failing DLQ write before it stops without committing (exit 75).",
     )
     topic_prefix: str = Field(
@@ -191,10 +191,6 @@ class Settings(BaseSettings):
         "", validation_alias=AliasChoices("SHOPSTREAM_DEV_LOG_DIR"),
         description="`shopstream dev`: write each service's output to DIR/<service>.log instead of the "
                     "terminal (tests and benchmarks set it, so a stalled service is found by its own log).",
-    )
-    faust_store: str = Field(
-        "memory://", validation_alias=AliasChoices("SHOPSTREAM_FAUST_STORE"),
-        description="Faust table store; tables are rebuilt from their changelog topics on start.",
     )
     mappings_dir: str = Field(
         "", validation_alias=AliasChoices("SHOPSTREAM_MAPPINGS_DIR"),

@@ -6,11 +6,11 @@ past the retry budget, or the producer lost a record it cannot attribute to one 
 stops here at once, with `os._exit`, and a supervisor (Kubernetes, `shopstream dev`, a test) starts it
 again; it then re-reads from the last committed offset.
 
-Why `os._exit` and not an exception: Faust catches an exception leaving an agent, restarts the agent
-and acknowledges the event in flight, and its orderly shutdown commits acknowledged offsets. A hard
-exit skips every such path: no `finally`, no atexit, no consumer close, so no commit (and no leave-
-group: the group notices after the session timeout). Log handlers and stdio are flushed first so the
-critical line that says why reaches the log.
+Why `os._exit` and not an exception: an exception unwinds through the runner's `finally`, whose
+consumer close commits what the loop marked done (Faust, before the runner, even acknowledged the
+event in flight when an agent raised). A hard exit skips every such path: no `finally`, no atexit,
+no consumer close, so no commit (and no leave-group: the group notices after the session timeout).
+Log handlers and stdio are flushed first so the critical line that says why reaches the log.
 
 Exit codes (distinct so an operator can tell them from a crash, 1, or a signal, 128+n):
 - `EXIT_PARK_FAILED` (75, EX_TEMPFAIL): a record could neither be applied nor parked;

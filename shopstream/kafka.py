@@ -1,7 +1,7 @@
-"""Kafka I/O outside Faust: the one producer factory, an asyncio wrapper, the consumer and admin factories.
+"""Kafka I/O: the one producer factory, an asyncio wrapper for the HTTP faces, the consumer and admin factories.
 
 Every confluent-kafka producer comes from `make_producer`, which sets `partitioner=murmur2_random`:
-librdkafka's default (CRC32) would place a key on a different partition than Faust/aiokafka and
+librdkafka's default (CRC32) would place a key on a different partition than aiokafka and
 Java clients (murmur2), and state partitioned by key would split. tests/integration checks this.
 """
 
@@ -19,7 +19,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from shopstream.config import Settings
-from shopstream.halt import EXIT_DELIVERY_FAILED, MustRestart
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -68,13 +67,6 @@ class DeliveryError(Exception):
         self.retriable = bool(isinstance(error, KafkaError) and error.retriable())
 
 
-class DeliveryLatched(DeliveryError, MustRestart):
-    """A queued record was refused earlier; which input it belonged to is unknown, so nothing may be
-    acknowledged any more and the process must restart (re-reading from its last commit)."""
-
-    exit_code = EXIT_DELIVERY_FAILED
-
-
 class Publisher(Protocol):
     """Anything that writes a record and returns once the broker confirmed it."""
 
@@ -108,27 +100,12 @@ class AsyncProducer:
     """A confluent-kafka producer for asyncio code: `publish` resolves when the broker confirmed.
 
     librdkafka runs delivery callbacks from `poll()`, so a daemon thread polls and hands each
-    report back to the event loop; a webhook is then acknowledged only after Kafka confirmed.
-
-    A failed `produce`d record latches the producer: from then on `produce` and `confirm` raise
-    `DeliveryLatched` every time, for the life of the object. A report names only the record, not
-    the input it came from, and the failed record may be a changelog write of an event acknowledged
-    long ago; handing the error to the next caller once (as it was) blamed an innocent event and then
-    let the pre-commit flush succeed, committing past a state that was never stored. `DeliveryLatched`
-    is a `MustRestart`: consumers halt on it without committing (`shopstream.halt`). `publish` is not
-    latched: its caller hears of its own record's failure and decides.
+    report back to the event loop; a webhook is then acknowledged only after Kafka confirmed. The
+    stream processors use the runner's `ConfirmingProducer` instead (batches, failures latched).
     """
 
-    def __init__(self, settings: Settings, *, queued_only: bool = False, **overrides: Any) -> None:
-        """`queued_only`: for `produce`/`confirm` alone (no `publish`): librdkafka then reports only
-        failed deliveries, so a bulk writer takes no Python callback (and no GIL hand-over to the
-        poll thread) per confirmed record; `confirm` still waits for every one of them."""
-        self._queued_only = queued_only
-        if queued_only:
-            overrides = {"delivery.report.only.error": True, **overrides}
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
         self._producer = make_producer(settings, **overrides)
-        # The first refused queued record, set from the poll thread and never cleared (the latch).
-        self._queued_failure: DeliveryLatched | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
         self._thread.start()
@@ -140,8 +117,6 @@ class AsyncProducer:
     async def publish(self, topic: str, key: bytes | None, value: bytes | None,
                       headers: Headers | None = None) -> None:
         """Write one record; raise DeliveryError if the broker does not confirm it."""
-        if self._queued_only:
-            raise TypeError("a queued_only AsyncProducer hears only of failures: use produce and confirm")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -167,45 +142,6 @@ class AsyncProducer:
             except KafkaException as exc:
                 raise DeliveryError(topic, exc.args[0]) from exc
         await done
-
-    async def produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
-        """Queue one record without waiting for the broker; `confirm` waits for all queued so far.
-
-        For bulk paths: a future per record (as `publish` makes) costs more than the produce itself.
-        Raises `DeliveryLatched` once any queued record failed (nothing more is worth writing)."""
-        if self._queued_failure is not None:
-            raise self._queued_failure
-        while True:
-            try:
-                if partition is None:
-                    self._producer.produce(topic, key=key, value=value, on_delivery=self._on_queued_delivery)
-                else:
-                    self._producer.produce(topic, key=key, value=value, partition=partition,
-                                           on_delivery=self._on_queued_delivery)
-                return
-            except BufferError:
-                await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
-            except KafkaException as exc:
-                raise DeliveryError(topic, exc.args[0]) from exc
-
-    def _on_queued_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None and self._queued_failure is None:
-            self._queued_failure = DeliveryLatched(str(msg.topic()), err)
-
-    @property
-    def latched(self) -> bool:
-        """True once a queued record failed: `produce` and `confirm` raise from then on."""
-        return self._queued_failure is not None
-
-    async def confirm(self, timeout_s: float = 30.0) -> None:
-        """Wait until the broker confirmed every record `produce` queued; raise `DeliveryLatched` if any
-        queued record ever failed (every call, see the class docstring), TimeoutError (transient) when
-        some are still unconfirmed after `timeout_s`."""
-        left = await asyncio.to_thread(self._producer.flush, timeout_s)
-        if self._queued_failure is not None:
-            raise self._queued_failure
-        if left:
-            raise TimeoutError(f"{left} records not confirmed by the broker within {timeout_s:.0f} s")
 
     def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
         """The topic's partition count as the broker reports it (DeliveryError when it is unknown)."""

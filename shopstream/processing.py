@@ -1,4 +1,4 @@
-"""How every consumer handles one record: retry transient faults in place, park permanent ones.
+"""The one retry policy (the runner's, per record): retry transient faults in place, park permanent ones.
 
 - Transient (registry or Redis briefly away, broker timeouts): retried in place with exponential
   backoff and full jitter, for at most `RetryPolicy.max_elapsed_s`; the partition waits, so per-key
@@ -6,10 +6,8 @@
 - Permanent (undecodable bytes, unknown schema, validation error, a bug raising in the handler):
   parked on the DLQ at once; the partition moves on. A poison record never blocks its partition.
 - Broker faults count as transient when the client says they may heal: confluent-kafka's
-  `DeliveryError.retriable`, and aiokafka's (Faust's producer) errors whose class is `retriable`
-  (NodeNotReady, RequestTimedOut, NotLeaderForPartition, KafkaConnectionError, ...) plus
-  KafkaTimeoutError, BrokerNotAvailable and KafkaUnavailable, which aiokafka raises when a send
-  or a metadata wait ran out of time. Parking those would break per-key order over a blip.
+  `DeliveryError.retriable` and a `KafkaException` carrying a retriable `KafkaError`, plus timeouts
+  (a send or a flush that ran out of time). Parking those would break per-key order over a blip.
 - Parking itself failing (the DLQ write was not confirmed): `process_record` never returns then, so
   the record is never acknowledged. A transient DLQ fault is retried in place with the same policy;
   a permanent one, or one still failing after `max_elapsed_s` (counted from the first park
@@ -24,20 +22,25 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import aiokafka.errors
 import redis
+from confluent_kafka import KafkaError, KafkaException
 
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.halt import EXIT_PARK_FAILED, MustRestart, halt
 from shopstream.kafka import DeliveryError
-from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RETRIES
+from shopstream.metrics import RECORDS_IN, RETRIES
 from shopstream.serde import RegistryUnavailable, SerdeError
 
 Outcome = Literal["ok", "dlq"]
+
+
+class StopRequested(Exception):
+    """The process is stopping while a transient fault is retried: the record is neither parked nor
+    acknowledged (its consumer stops without committing it, and the next owner reads it again)."""
 log = logging.getLogger("shopstream.processing")
 
 
@@ -57,31 +60,27 @@ class RetryPolicy:
 
 # Redis replies that mean "not now" rather than "never" (failover, loading, memory pressure).
 _TRANSIENT_REDIS_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY")
-# aiokafka errors not flagged `retriable` that still mean "the broker is not reachable right now":
-# a send whose request or metadata wait timed out, or no broker answering at all.
-_TRANSIENT_AIOKAFKA = (aiokafka.errors.KafkaTimeoutError, aiokafka.errors.BrokerNotAvailableError,
-                       aiokafka.errors.KafkaUnavailableError)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Faults expected to heal by themselves: worth a retry, not a dead letter."""
     if isinstance(exc, DeliveryError):
         return exc.retriable
-    if isinstance(exc, aiokafka.errors.KafkaError):
-        return bool(exc.retriable) or isinstance(exc, _TRANSIENT_AIOKAFKA)
-    if type(exc).__module__ == "faust.exceptions" and type(exc).__name__ == "ProducerSendError":
-        # Faust's producer wraps aiokafka's error (raise ... from exc); matched by name so that this
-        # kernel module does not import Faust for the non-Faust consumers.
-        return exc.__cause__ is not None and is_transient(exc.__cause__)
+    if isinstance(exc, KafkaException):
+        error = exc.args[0] if exc.args else None
+        return isinstance(error, KafkaError) and bool(error.retriable())
     if isinstance(exc, redis.ResponseError):
         return str(exc).upper().startswith(_TRANSIENT_REDIS_REPLIES)
     return isinstance(exc, RegistryUnavailable | redis.ConnectionError | redis.TimeoutError
                       | ConnectionError | asyncio.TimeoutError)
 
 
-async def process_record(record: FailedRecord, handler: Callable[[], Awaitable[None]], dlq: DeadLetterWriter,
-                         policy: RetryPolicy = RetryPolicy(), topic_label: str | None = None) -> Outcome:
-    """Run `handler` for `record` under the retry/park policy; returns what happened."""
+def process_record(record: FailedRecord, handler: Callable[[], None], dlq: DeadLetterWriter,
+                   policy: RetryPolicy = RetryPolicy(), topic_label: str | None = None,
+                   stopping: Callable[[], bool] = lambda: False) -> Outcome:
+    """Run `handler` for `record` under the retry/park policy; returns what happened ("ok": the caller
+    counts it once its effects are confirmed). `stopping`: a stop was asked; a transient fault then
+    raises StopRequested instead of waiting out the budget (never a park: the fault was not the record's)."""
     attempts = 0
     first_ms = int(time.time() * 1000)
     started = time.monotonic()
@@ -89,23 +88,31 @@ async def process_record(record: FailedRecord, handler: Callable[[], Awaitable[N
     while True:
         attempts += 1
         try:
-            await handler()
-            RECORDS_IN.labels(dlq.processor, label, "ok").inc()
-            PROCESSING_SECONDS.labels(dlq.processor).observe(time.monotonic() - started)
+            handler()
             return "ok"
         except MustRestart as exc:
             halt(f"{dlq.processor}: {record.topic}[{record.partition}]@{record.offset}: {exc}", exc.exit_code)
         except Exception as exc:
             transient = is_transient(exc)
+            if transient and stopping():
+                raise StopRequested(f"{record.topic}[{record.partition}]@{record.offset}") from exc
             if transient and time.monotonic() - started < policy.max_elapsed_s:
                 RETRIES.labels(dlq.processor, type(exc).__name__).inc()
-                await asyncio.sleep(policy.backoff(attempts))
+                time.sleep(policy.backoff(attempts))
                 continue
             stage = "retry-exhausted" if transient else "deserialize" if isinstance(exc, SerdeError) else "process"
-            await park_or_halt(record, Failure(error=exc, stage=stage, attempts=attempts, first_failure_ms=first_ms),
-                               dlq, policy)
+            park(record, Failure(error=exc, stage=stage, attempts=attempts, first_failure_ms=first_ms), dlq, policy)
             RECORDS_IN.labels(dlq.processor, label, "dlq").inc()
             return "dlq"
+
+
+def park(record: FailedRecord, failure: Failure, dlq: DeadLetterWriter, policy: RetryPolicy = RetryPolicy()) -> None:
+    """`park_or_halt` for synchronous callers (the runner's thread has no running event loop)."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(park_or_halt(record, failure, dlq, policy))
+    finally:
+        loop.close()
 
 
 async def park_or_halt(record: FailedRecord, failure: Failure, dlq: DeadLetterWriter,

@@ -132,8 +132,9 @@ class BrokerProxy:
     def fail_produce(self, client_id: str = "", topic: str = "") -> None:
         """From now on, drop the connection of every Produce request from clients whose id starts with
         `client_id` and that writes to a topic whose name contains `topic` (until `heal`): e.g. client
-        "faust" fails a Faust worker's writes but not the test's producer; topic "-changelog" fails only
-        table changelog writes. (The topic is matched as bytes anywhere in the request: fine for tests.)"""
+        "shopstream-orders" fails the orders worker's writes but not the test's producer; topic
+        "-changelog" fails only state-store changelog writes. (The topic is matched as bytes anywhere
+        in the request: fine for tests.)"""
         self._loop.call_soon_threadsafe(setattr, self, "_refuse_produce", (client_id, topic.encode()))
 
     def stall(self) -> None:

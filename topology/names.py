@@ -37,7 +37,7 @@ REVIEW_QUEUE = "review.queue"
 REVIEW_DECISIONS = "review.decisions"
 DLQ_REPLAY_LOG = "dlq.replay-log"
 
-# Faust table changelogs (`<app>-<table>-changelog`)
+# State-store changelogs of the runner (`<processor>-<store>-changelog`)
 ORDERS_CHANGELOG = changelog_name("orders", "orders")
 INVENTORY_CHANGELOG = changelog_name("inventory", "atp")
 SHOP_WRITER_CHANGELOG = changelog_name("shop-writer", "skus")

@@ -27,14 +27,11 @@ The shipped production overlay is `overlays/production.yaml`. Every runtime read
 (workers, `topics apply|check`, `dlq`, the read API, `dev`, `bench`) calls `load_topology_for(settings)`,
 so SHOPSTREAM_TOPOLOGY_OVERLAY applies everywhere at once.
 
-The topology is also what the Faust workers read (decided for issue 10): the changelog topics of their
-tables are declared here (kind `internal`, compacted, named as Faust names them,
-`changelog_name(app, table)`), so `topics apply` creates them with the topology's partitions,
-replication and configs; a table's partition count is its changelog's, which `table_changelog()`
-checks against the co-partition group of the processor's inputs; and Faust's own defaults
-(topic_partitions, topic_replication_factor) come from the app's internal topics. Faust still declares a
-missing changelog itself (workers started without `topics apply`, e.g. in tests), but with exactly these
-settings, so whichever creates it, the topic is the same.
+The topology is also what the runner's state stores read (decided for issue 10): their changelog
+topics are declared here (kind `internal`, compacted, `changelog_name(app, table)`), so `topics apply`
+creates them with the topology's partitions, replication and configs; a store's partition count is its
+changelog's, which `table_changelog()` checks against the co-partition group of the processor's
+inputs. The runner never declares a topic itself.
 """
 
 from __future__ import annotations
@@ -314,7 +311,7 @@ class Topology(BaseModel):
         return counts.pop()
 
     def internal_topics(self, app: str) -> list[Topic]:
-        """Internal topics a Faust app `app` (logical app name) creates, e.g. its table changelogs."""
+        """Internal topics of processor `app` (logical name), e.g. its state-store changelogs."""
         return [t for t in self.topics if t.kind == "internal" and t.name.startswith(f"{app}-")]
 
     def table_changelog(self, app: str, table: str, inputs: Iterable[str]) -> Topic:
@@ -353,10 +350,10 @@ class Topology(BaseModel):
 
 
 def changelog_name(app: str, table: str) -> str:
-    """Faust's name for a table's changelog topic: `<app id>-<table>-changelog` (faust.tables.base).
+    """The name of a state store's changelog topic: `<processor>-<store>-changelog` (the name Faust gave its
+    tables' changelogs, kept so that existing changelogs restore).
 
-    With the logical app name this is the logical topic name; the physical one adds the topic prefix,
-    exactly as Faust's app id does (`Settings.topic(app)`).
+    This is the logical topic name; the physical one adds the topic prefix (`Settings.topic`).
     """
     return f"{app}-{table}-changelog"
 

@@ -1,10 +1,10 @@
-"""Inventory processor (`shopstream worker inventory`): the Faust adapter around the pure ATP core.
+"""Inventory processor (`shopstream worker inventory`): the pure ATP core on the runner (`shopstream.runner`).
 
 Consumes `inventory.stock` (StockSnapshot / StockSnapshotBatch / StockAdjusted / GoodsReceived) and
 `inventory.reservations` (ReservationChanged), both keyed by SKU and co-partitioned (copartition group
-`sku`; the table has that group's partition count, from the topology), keeps one `SkuState` per SKU in
-the Faust table `atp` (key: the SKU, value: `SkuState.to_dict()` as JSON in the changelog, the
-`SkuState` itself in memory) and feeds every event through the matching `apply_*` of
+`sku`; the store has that group's partition count, from the topology), keeps one `SkuState` per SKU in
+the runner's state store (key: the SKU, value: `SkuState.to_dict()` as JSON in the changelog
+`inventory-atp-changelog`, the `SkuState` itself in memory) and feeds every event through the matching `apply_*` of
 `shopstream.processors.inventory.atp`, which holds all of the arithmetic and the idempotence rules:
 - a StockSnapshot is the ERP count of one location as of `as_of`; an older one is stale and
   ignored, one repeating the current figures is a duplicate;
@@ -42,21 +42,15 @@ nothing and emit nothing; they are counted in `shopstream_records_in_total` with
 counts as `duplicate` too).
 Undecodable records, records of the wrong type, records not keyed by their SKU (their state would
 live on another partition) and events the core rejects (negative quantities) go to `<topic>.dlq`;
-transient faults are retried in place (shopstream.processing).
+transient faults are retried in place (the runner's one retry policy).
 
-One agent reads both topics, so events are handled one at a time: the handler awaits the broker
-between reading a SKU's state and writing it back, and two agents (one per topic) could interleave
-there and lose an update. The table is written only after the broker confirmed every output (as in
-the orders processor), so the changelog never claims an event whose output was lost; after a crash
-the uncommitted tail is read again and the core treats it as duplicates. Outputs and changelog
-records go through a librdkafka producer (`shopstream.kafka.AsyncProducer`, the one producer
-factory), queued without a future per record: an event's (a batch's) outputs are confirmed before
-its changelog records are queued, and every changelog record is confirmed before Faust commits an
-offset past its event (the worker wraps Faust's pre-commit flush, `_confirm_before_commit`).
-A refused output or changelog record cannot be pinned on one event (the producer reports only
-failures, by record): it latches the producer, and the worker halts without committing (exit code
-76) as soon as it next queues, confirms or flushes, so a restart re-reads every event whose state
-may be missing from the changelog instead of rolling a SKU back a version.
+The runner handles both topics' records of a partition one at a time in one thread, so no two
+events of a SKU interleave. A polled batch's outputs and changelog records go through the runner's one
+confirming producer and are confirmed once per batch; only then are the states stored and offsets
+committed, so the changelog never claims an event whose output was lost, and after a crash the
+uncommitted tail is read again and the core treats it as duplicates. A refused changelog record halts
+the worker without committing (exit 76), so a restart re-reads every event whose state may be missing
+from the changelog instead of rolling a SKU back a version (tests/integration/test_broker_faults.py).
 
 Bulk speed: a batch is decoded to plain values (no pydantic model per line), a line that repeats the
 SKU's figures takes the core's short path (only `as_of` moves) and emits nothing, metrics are counted
@@ -77,22 +71,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import faust
 import orjson
-from faust.serializers import codecs
 
 from shopstream.codecs import atp_level as atp_level_codec
 from shopstream.codecs.atp_level import AtpLevelEncoder
 from shopstream.config import Settings
-from shopstream.dlq import DeadLetterWriter, FailedRecord
-from shopstream.faust_app import FaustPublisher, make_faust_app
-from shopstream.halt import MustRestart, halt
-from shopstream.kafka import AsyncProducer, partition_for
-from shopstream.metrics import RECORDS_IN, RECORDS_OUT
-from shopstream.processing import RetryPolicy, process_record
+from shopstream.kafka import partition_for
+from shopstream.metrics import RECORDS_IN
 from shopstream.processors.inventory.atp import (
     Levels,
     Outcome,
@@ -104,6 +93,7 @@ from shopstream.processors.inventory.atp import (
     new_state,
 )
 from shopstream.processors.inventory.config import InventoryConfig, load_inventory_config
+from shopstream.runner import Effects, ProcessorBase, Record, run_processor
 from shopstream.schemas.models import (
     AnomalyAlert,
     AtpLevel,
@@ -130,24 +120,25 @@ ATP_NS = uuid.UUID("5d0c7a8e-2b1f-4f3e-9a51-8e4b6c2d7f30")
 NEVER_COUNTED = datetime(1970, 1, 1, tzinfo=UTC)
 
 StockEvent = StockSnapshot | StockAdjusted | GoodsReceived
-SKU_STATE_CODEC = "shopstream-sku-state"
+Output = tuple[str, bytes | None, bytes]
 
 
-class SkuStateCodec(codecs.Codec):
-    """Table values: the `SkuState` in memory (no parsing per event), `to_dict()` JSON in the changelog.
+class SkuStateCodec:
+    """Store values: the `SkuState` in memory (no parsing per event), `to_dict()` JSON in the changelog.
 
     orjson writes the dataclass itself: the same JSON as `to_dict()` (a unit test checks it) at a tenth
     of the cost, which a bulk snapshot pays once per SKU."""
 
-    def _dumps(self, obj: Any) -> bytes:
+    def dumps(self, obj: SkuState) -> bytes:
+        """The changelog bytes of a state."""
         return orjson.dumps(obj)
 
-    def _loads(self, s: bytes) -> Any:
-        return SkuState.from_dict(orjson.loads(s))
+    def loads(self, data: bytes) -> SkuState:
+        """A state from its changelog bytes."""
+        return SkuState.from_dict(orjson.loads(data))
 
 
 _CODEC = SkuStateCodec()
-codecs.register(SKU_STATE_CODEC, _CODEC)
 
 
 def atp_level_datum(levels: Levels, cause: EventMeta) -> dict[str, Any]:
@@ -210,64 +201,50 @@ def apply_event(state: SkuState, config: InventoryConfig, event: StockEvent | Re
                              at=event.meta.occurred_at, location=event.location)
 
 
-class InventoryProcessor:
-    """Holds the Faust app, topics and table of the inventory worker."""
+class InventoryProcessor(ProcessorBase):
+    """The inventory worker's processor on the runner: state = one `SkuState` per SKU."""
 
-    def __init__(self, settings: Settings, web_port: int | None = None,
-                 config: InventoryConfig | None = None, topology: Topology | None = None) -> None:
+    name = PROCESSOR
+    inputs: tuple[str, ...] = (STOCK, RESERVATIONS)
+    # A StockSnapshotBatch holds up to 1,000 lines: 50 records bound a confirm (and its memory) at ~50k SKUs.
+    batch_size = 50
+
+    def __init__(self, settings: Settings, config: InventoryConfig | None = None,
+                 topology: Topology | None = None) -> None:
         self.settings = settings
         self.config = config or load_inventory_config()
         self.topology = topology or load_topology_for(settings)
-        # The table is partitioned like the `sku` co-partition group of its inputs (so a bulk snapshot's
+        # The store is partitioned like the `sku` co-partition group of its inputs (so a bulk snapshot's
         # lines share the partition they arrive on), with the changelog declared in the topology.
-        self.changelog = self.topology.table_changelog(PROCESSOR, TABLE, (STOCK, RESERVATIONS))
-        self.partitions = self.changelog.partitions
-        self.app = make_faust_app(settings, PROCESSOR, web_port=web_port, topology=self.topology)
+        changelog = self.topology.table_changelog(PROCESSOR, TABLE, (STOCK, RESERVATIONS))
+        self.changelog = changelog.name
+        self.partitions = changelog.partitions
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
-        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.input_topics = self.app.topic(settings.topic(STOCK), settings.topic(RESERVATIONS),
-                                           **raw)  # type: ignore[arg-type]
-        self.out_topics = {name: self.app.topic(settings.topic(name), **raw)  # type: ignore[arg-type]
-                           for name in (OUTPUT, names.COMMANDS_ERP, names.ALERTS_ANOMALIES, names.REVIEW_QUEUE)}
-        self._topic_names = {name: topic.get_topic_name() for name, topic in self.out_topics.items()}
-        self._sent = {name: RECORDS_OUT.labels(PROCESSOR, name) for name in self.out_topics}
-        self._labels = {settings.topic(STOCK): STOCK, settings.topic(RESERVATIONS): RESERVATIONS}
-        # Keys raw bytes (the SKU); values SkuState, JSON of SkuState.to_dict() in the changelog.
-        self.table = self.app.Table(TABLE, default=None, partitions=self.partitions, key_type=bytes,
-                                    extra_topic_configs=self.changelog.kafka_configs())
-        # Faust derives the codec from value_type (a faust.Record) in the constructor; the table passes
-        # its own attribute to every changelog send, the store its own when recovering: set both.
-        self.table.value_serializer = self.table.data.value_serializer = SKU_STATE_CODEC  # type: ignore[attr-defined]
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app, settings.kafka_producer_timeout_s), PROCESSOR,
-                                    self.topology.dlq_routes(settings.topic_prefix))
-        self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
-        self.sender = AsyncProducer(settings, queued_only=True)
+        self._topic_names = {name: settings.topic(name)
+                             for name in (OUTPUT, names.COMMANDS_ERP, names.ALERTS_ANOMALIES, names.REVIEW_QUEUE)}
         # Built (and so checked against fastavro) here: a writer that disagrees with the schema must stop
         # the worker at start, not fail every record into the DLQ. The frame's schema id comes from the
         # registry on first use (`_atp_level_encoder`).
         self._atp_writer = AtpLevelEncoder(0, event_ns=ATP_NS, never_counted=NEVER_COUNTED)
         self._atp_encoder: AtpLevelEncoder | None = None
-        self.app.agent(self.input_topics, name="inventory.atp")(self._agent)
         self._skipped = {(label, kind): RECORDS_IN.labels(PROCESSOR, label, kind)
                          for label in (STOCK, RESERVATIONS) for kind in ("stale", "duplicate")}
 
-    async def _agent(self, stream: faust.StreamT[Any]) -> None:
-        self._confirm_before_commit()
-        async for event in stream.events():
-            msg = event.message
-            record = FailedRecord(topic=msg.topic, key=msg.key, value=msg.value, headers=list(msg.headers or []),
-                                  partition=msg.partition, offset=msg.offset,
-                                  timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None)
-            await process_record(record, lambda r=record: self.handle(r), self.dlq, self.retry,  # type: ignore[misc]
-                                 topic_label=self._labels.get(msg.topic, msg.topic))
+    def encode_state(self, value: Any) -> bytes:
+        """`SkuState` as changelog JSON (orjson, the same document as `to_dict()`)."""
+        return orjson.dumps(value)
 
-    async def handle(self, record: FailedRecord) -> None:
-        """Decode, apply to the SKU's state, emit the outputs; raises on failure (the caller classifies)."""
-        label = self._labels.get(record.topic, record.topic)
+    def decode_state(self, data: bytes) -> SkuState:
+        """A changelog value back into the `SkuState`."""
+        return SkuState.from_dict(orjson.loads(data))
+
+    def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
+        """Decode, apply to the SKU's state: the outputs and new states (raises: the runner classifies)."""
+        label = record.label
         if label == STOCK and self.serde.record_name(record.value) == StockSnapshotBatch.AVRO_NAME:
             # Plain values, no pydantic model per line: a bulk export's cost is per line.
-            await self._handle_batch(record, self.serde.decode_datum(record.value, StockSnapshotBatch.AVRO_NAME))
-            return
+            return self._handle_batch(record, self.serde.decode_datum(record.value, StockSnapshotBatch.AVRO_NAME),
+                                      state)
         event = self.serde.decode(record.value)
         expected = (ReservationChanged,) if label == RESERVATIONS else (StockSnapshot, StockAdjusted, GoodsReceived)
         if not isinstance(event, expected):
@@ -277,63 +254,62 @@ class InventoryProcessor:
         if record.key != key:
             # The SKU's state lives with its key's partition; a record keyed otherwise would split it.
             raise ValueError(f"record key {record.key!r} is not the event's SKU {event.sku!r}")
-        state = self._state(key, event.sku)
-        outcome = apply_event(state, self.config, event)
+        current = self._state(state, key, event.sku)
+        outcome = apply_event(current, self.config, event)
         outputs = self._outputs(key, outcome, event.meta)
         if not outcome.changed:
             self._skipped[(label, "stale" if outcome.stale else "duplicate")].inc()
-        await self._emit(outputs, {key: outcome.state} if outcome.state != state else {}, record.partition)
+        return Effects(outputs, {key: outcome.state} if outcome.state != current else {})
 
-    async def _handle_batch(self, record: FailedRecord, batch: dict[str, Any]) -> None:
-        """Each line like a StockSnapshot of its SKU; states written once every output is confirmed.
+    def _handle_batch(self, record: Record, batch: dict[str, Any], state: Mapping[bytes, Any]) -> Effects:
+        """Each line like a StockSnapshot of its SKU, in line order; one Effects for the whole batch.
 
         `batch` is the plain StockSnapshotBatch datum (`AvroSerde.decode_datum`: times as epoch ms)."""
         partitions = self.partitions
         lines = batch["lines"]
-        if record.partition is not None:
-            for line in lines:
-                if partition_for(line["sku"].encode(), partitions) != record.partition:
-                    raise ValueError(f"StockSnapshotBatch on partition {record.partition} holds SKU {line['sku']!r}, "
-                                     f"which belongs to partition {partition_for(line['sku'].encode(), partitions)}")
+        for line in lines:
+            if partition_for(line["sku"].encode(), partitions) != record.partition:
+                raise ValueError(f"StockSnapshotBatch on partition {record.partition} holds SKU {line['sku']!r}, "
+                                 f"which belongs to partition {partition_for(line['sku'].encode(), partitions)}")
         meta = batch["meta"]
         cause = EventMeta.model_validate({**meta, "occurred_at": _from_millis(meta["occurred_at"]),
                                           "recorded_at": _from_millis(meta["recorded_at"])})
         location, as_of = batch["location"], _from_millis(batch["as_of"])
-        stored = self.table.data
         # One policy for every line unless reorder points are set per SKU.
         same = None if self.config.reorder_points.skus else self.config.policy("")
         policy = self.config.policy
         states: dict[bytes, SkuState] = {}
-        outputs: list[tuple[str, bytes, bytes]] = []
+        outputs: list[Output] = []
         quiet = {"stale": 0, "duplicate": 0}  # lines that changed no figure, counted once per batch
         for line in lines:
             sku = line["sku"]
             key = sku.encode()
-            state = states.get(key) or self._state(key, sku, stored)
-            outcome = apply_snapshot(state, same or policy(sku), location=location, on_hand=line["on_hand"],
+            current = states.get(key) or self._state(state, key, sku)
+            outcome = apply_snapshot(current, same or policy(sku), location=location, on_hand=line["on_hand"],
                                      safety_stock=line["safety_stock"], incoming=line["incoming"], as_of=as_of)
             outputs.extend(self._outputs(key, outcome, cause))
             if not outcome.changed:
                 quiet["stale" if outcome.stale else "duplicate"] += 1
-            if outcome.state is not state:
+            if outcome.state is not current:
                 states[key] = outcome.state
-        await self._emit(outputs, states, record.partition)
         for kind, lines_ in quiet.items():
             if lines_:
                 self._skipped[(STOCK, kind)].inc(lines_)
+        return Effects(outputs, dict(states))
 
-    def _state(self, key: bytes, sku: str, table: Any = None) -> SkuState:
-        """The SKU's state; `table`: the table's store, when the caller holds it (bulk lines)."""
-        stored = (self.table.data if table is None else table).get(key)
+    @staticmethod
+    def _state(state: Mapping[bytes, Any], key: bytes, sku: str) -> SkuState:
+        """The SKU's state in the store (or a new one)."""
+        stored = state.get(key)
         if stored is None:
             return new_state(sku)
         if isinstance(stored, SkuState):
             return stored
         return SkuState.from_dict(json.loads(stored) if isinstance(stored, str | bytes) else stored)
 
-    def _outputs(self, key: bytes, outcome: Outcome, cause: EventMeta) -> list[tuple[str, bytes, bytes]]:
+    def _outputs(self, key: bytes, outcome: Outcome, cause: EventMeta) -> list[Output]:
         """(output, key, encoded value) for what the outcome says (callers count events that changed nothing)."""
-        outputs: list[tuple[str, bytes, bytes]] = []
+        outputs: list[Output] = []
         if not (outcome.changed or outcome.reorder_crossed or outcome.oversold_orders):
             return outputs  # its figures are never computed
         levels = outcome.levels
@@ -358,55 +334,6 @@ class InventoryProcessor:
     def _encode(self, name: str, record: Any) -> bytes:
         return self.serde.encode(self._topic_names[name], record)
 
-    async def _emit(self, outputs: list[tuple[str, bytes, bytes]], states: dict[bytes, SkuState],
-                    partition: int | None) -> None:
-        # librdkafka (the one producer factory), not Faust's aiokafka producer: per record it costs a
-        # fraction, and a bulk snapshot writes a million outputs and changelog records (py-spy).
-        sender = self.sender
-        for name, key, value in outputs:
-            await sender.produce(self._topic_names[name], key, value)
-            self._sent[name].inc()
-        # Outputs are confirmed before the changelog records are queued: a crash in between re-reads
-        # the event against the unchanged state and re-emits the same outputs (same versions, same
-        # event ids). The changelog is confirmed before any offset is committed (`_confirm_before_commit`),
-        # not here: a daily export's batches emit nothing but changelog records, and a wait per batch
-        # idled the worker for a fifth of the run.
-        if outputs:
-            await sender.confirm()
-        if not states:
-            return
-        # The table's write path by hand: the changelog record Faust's __setitem__ would send (same
-        # topic, key, codec and partition: the current event's), then the store. Faust's per-set
-        # machinery cost as much as the rest of a bulk line (py-spy). Bookkeeping-only changes (a
-        # newer as_of) are written too: they decide what later events count.
-        changelog = self.table.changelog_topic.get_topic_name()
-        data = self.table.data
-        for key, state in states.items():
-            await sender.produce(changelog, key, _CODEC.dumps(state), partition)
-            data[key] = state
-
-    def _confirm_before_commit(self) -> None:
-        """Make Faust's flush before every offset commit (and before a rebalance) confirm our producer too.
-
-        Faust commits the offsets of acknowledged events after `app.producer.flush()`, which knows only
-        its own producer; this worker's changelog records go through `self.sender`. Wrapping the flush
-        keeps the rule that no offset is committed past an event whose changelog record is unconfirmed.
-        A record the broker refused latches `self.sender` (`AsyncProducer`): every later flush would
-        raise, but Faust's shutdown paths must not get the chance to commit anyway, so the worker halts
-        here at once without committing (exit code 76, `shopstream.halt`) and, restarted, re-reads from
-        the last committed offset: the refused state is applied again, and no SKU's version goes back."""
-        producer = self.app.producer
-        faust_flush = producer.flush
-
-        async def flush() -> None:
-            try:
-                await self.sender.confirm()
-            except MustRestart as exc:
-                halt(f"{PROCESSOR}: a record written before this commit was refused: {exc}", exc.exit_code)
-            await faust_flush()
-
-        producer.flush = flush  # type: ignore[method-assign]
-
 
 def _from_millis(millis: int) -> datetime:
     """An Avro timestamp-millis as a UTC datetime (exact, unlike fromtimestamp on a float)."""
@@ -418,6 +345,4 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def run(settings: Settings, web_port: int | None = None) -> None:
     """Run the inventory worker in the foreground until interrupted."""
-    from shopstream.faust_app import run_worker
-
-    run_worker(InventoryProcessor(settings, web_port=web_port).app, settings)
+    run_processor(settings, InventoryProcessor(settings), web_port=web_port)

@@ -1,7 +1,7 @@
 """Available-to-promise (ATP) per SKU: `apply_*(state, policy, ...) -> Outcome`, pure and deterministic.
 
-This is the whole stock arithmetic of the inventory processor (`shopstream worker inventory`): its Faust
-adapter keeps one `SkuState` per SKU in a table (stored as `SkuState.to_dict()`), feeds every
+This is the whole stock arithmetic of the inventory processor (`shopstream worker inventory`): its processor
+on the runner keeps one `SkuState` per SKU in the runner's store (stored as `SkuState.to_dict()`), feeds every
 `inventory.stock` event (StockSnapshot, StockAdjusted, GoodsReceived) and every
 `inventory.reservations` event (ReservationChanged) through the matching `apply_*` function, and
 publishes from the `Outcome`: an AtpLevel when `changed`, a (coalesced) SyncShopStock when

@@ -17,7 +17,8 @@ means 1M AtpLevels, and Faust costs 100-250 µs per message here):
    to the DLQ;
 3. send the commands of the windows that ended (`due(now)`, at most `batch_size` per step so a slow
    broker never keeps the consumer from polling), keyed by SKU, on `commands.shop` through the one
-   producer factory (`make_producer`: murmur2, idempotent, acks=all), and wait until the broker
+   confirming producer (the runner's `ConfirmingProducer`, from `make_producer`: murmur2, idempotent,
+   acks=all, failures-only delivery reports; also the DLQ writer's), and wait until the broker
    confirmed all of them;
 4. commit, per partition, the offset of the oldest record whose change is still in an open window
    or in a command not confirmed yet (or everything read, when none is): only input whose commands
@@ -83,17 +84,18 @@ from functools import partial
 from types import FrameType
 from typing import Any, NamedTuple, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import Counter, Gauge, start_http_server
 
 from shopstream.codecs.avro import event_uuid5, frame
 from shopstream.codecs.sync_shop_stock import SyncShopStockEncoder
 from shopstream.config import ConfigError, Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
-from shopstream.kafka import DeliveryError, Headers, make_consumer, make_producer, poll_batch
+from shopstream.kafka import make_consumer, poll_batch
 from shopstream.metrics import RECORDS_IN, RECORDS_OUT, RETRIES
 from shopstream.processing import RetryPolicy, is_transient
 from shopstream.processors.inventory.shop_sync import Offer, ShopStockCommand, ShopSyncCoalescer
+from shopstream.runner.producer import ConfirmingProducer, SendRecord
 from shopstream.serde import AvroSerde, RegistryUnavailable, SerdeError, make_registry_client
 from shopstream.topology import load_topology_for, names
 
@@ -118,7 +120,7 @@ PENDING = Gauge("shopstream_shop_sync_pending", "SKUs with an open coalescing wi
 log = logging.getLogger("shopstream.processors.inventory.shop_sync_worker")
 T = TypeVar("T")
 #: (topic, key, value, headers) of a record to produce.
-OutRecord = tuple[str, bytes, bytes | None, Headers | None]
+OutRecord = SendRecord
 
 #: Per batch: well below max.poll.interval.ms (300 s by default), so the group keeps us while we wait.
 SHOP_SYNC_RETRY = RetryPolicy(initial_s=0.2, max_backoff_s=5.0, max_elapsed_s=60.0)
@@ -211,60 +213,6 @@ class CommandEncoder:
     def encode_all(self, commands: Sequence[ShopStockCommand[AtpChange]], recorded_at_ms: int) -> list[bytes]:
         """`encode` for a batch (the parts every command of the batch shares are computed once)."""
         return self._writer.encode_all(self.header(), commands, recorded_at_ms)
-
-
-class ConfirmingProducer:
-    """Produce records and wait until the broker confirmed them; collects failed deliveries.
-
-    One librdkafka producer from `make_producer` with a global delivery callback that only fires on
-    errors (`delivery.report.only.error`): no Python call per confirmed command.
-    """
-
-    def __init__(self, settings: Settings, producer: Producer | None = None) -> None:
-        self._failed: list[tuple[Message, KafkaError]] = []
-        self._producer = producer or make_producer(
-            settings, on_delivery=self._on_delivery, **{"delivery.report.only.error": True})
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._failed.append((msg, err))
-
-    def send(self, records: Sequence[OutRecord], timeout_s: float = 60.0) -> list[tuple[Message, KafkaError]]:
-        """Produce (topic, key, value, headers) records, flush; returns the deliveries that failed."""
-        self._failed = []
-        produce, poll = self._producer.produce, self._producer.poll
-        for topic, key, value, headers in records:
-            while True:
-                try:
-                    if headers:
-                        produce(topic, value, key, headers=list(headers))
-                    else:
-                        produce(topic, value, key)
-                    break
-                except BufferError:  # local queue full: serve delivery reports, then try again
-                    poll(0.05)
-        remaining = self._producer.flush(timeout_s)
-        failed = self._failed
-        if remaining:
-            raise DeliveryError(records[0][0] if records else "?", f"{remaining} records unconfirmed after "
-                                                                   f"{timeout_s} s")
-        return failed
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        self._producer.flush(timeout_s)
-
-
-class ProducerPublisher:
-    """`shopstream.kafka.Publisher` over the worker's producer, for the DLQ writer (rare path)."""
-
-    def __init__(self, producer: ConfirmingProducer) -> None:
-        self._producer = producer
-
-    async def publish(self, topic: str, key: bytes | None, value: bytes | None,
-                      headers: Headers | None = None) -> None:
-        failed = self._producer.send([(topic, key or b"", value, headers)])
-        if failed:
-            raise DeliveryError(topic, failed[0][1])
 
 
 def _header_list(msg: Message) -> list[tuple[str, bytes]]:
@@ -565,11 +513,11 @@ class ShopSync:
         if not settings.kafka_bootstrap_servers:
             raise ConfigError("KAFKA_BOOTSTRAP_SERVERS: required by the shop sync worker")
         consumer = make_consumer(settings, GROUP_ID)
-        producer = ConfirmingProducer(settings)
+        producer = ConfirmingProducer(settings, **{"client.id": f"shopstream-{GROUP_ID}"})
         command_topic = settings.topic(COMMAND_TOPIC)
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         sync = cls(consumer, producer, AtpDecoder(serde), CommandEncoder(serde, command_topic),
-                   DeadLetterWriter(ProducerPublisher(producer), processor=settings.topic(GROUP_ID),
+                   DeadLetterWriter(producer, processor=settings.topic(GROUP_ID),
                                     routes=load_topology_for(settings).dlq_routes(settings.topic_prefix)),
                    command_topic=command_topic, window_ms=settings.shop_sync_window_ms,
                    source_topic=settings.topic(SOURCE_TOPIC), batch_size=batch_size, retry=retry, stop=stop)

@@ -1,10 +1,11 @@
-"""Orders processor (`shopstream worker orders`): the Faust adapter around the canonical order core.
+"""Orders processor (`shopstream worker orders`): the canonical order core on the runner (`shopstream.runner`).
 
 Consumes the four order topics, all keyed by order id and co-partitioned (copartition group `order`):
 `shop.orders` (OrderPlaced / OrderUpdated / OrderCancelled), `payments`, `fulfillment.shipments` and
-`returns`. Each record is decoded and fed, with the order's entry of the Faust table `orders`
-(an `OrderRecord`: the canonical OrderState plus every source's facts, parked events and once-only
-flags; JSON in the changelog), to the pure `canonical.apply`, which documents the whole behaviour:
+`returns`. Each record is decoded and fed, with the order's entry of the runner's state store
+(an `OrderRecord` per order id: the canonical OrderState plus every source's facts, parked events and
+once-only flags; `to_dict()` JSON in the changelog `orders-orders-changelog`), to the pure
+`canonical.apply`, which documents the whole behaviour:
 strict transitions, status mappings as data, reconciliation, returns policy, parking of events for
 orders not seen yet. This adapter only moves bytes:
 
@@ -12,14 +13,15 @@ orders not seen yet. This adapter only moves bytes:
   `review.queue`, `commands.fulfillment`, `commands.erp`, `commands.payments`, `alerts.anomalies`,
   `inventory.stock` for restocked returns, `inventory.reservations` for reserve / adjust / release /
   ship per SKU), keyed as the core says (order id, or SKU for the two inventory topics);
-- the table entry is written only after the broker confirmed every output, so the changelog never
-  claims an event whose outputs were lost; a failed send is retried against the unchanged entry and
-  re-emits the same records (the core's ids are deterministic: uuid5 of the cause), which every
-  consumer treats as duplicates;
+- the entry is stored only after the broker confirmed every output and its changelog record (once
+  per polled batch of a partition, not per record: a later record of the batch sees the earlier
+  ones' entries), so the changelog never claims an event whose outputs were lost; a failed send is
+  retried against the unchanged entry and re-emits the same records (the core's ids are
+  deterministic: uuid5 of the cause), which every consumer treats as duplicates;
 - duplicates, stale updates and already-parked events change nothing and emit nothing;
 - undecodable records, records of a type that does not belong on their topic, a missing status
   mapping and handler bugs go to `<input topic>.dlq`; transient faults (broker, registry) are retried
-  in place (`shopstream.processing`).
+  in place (the runner's one retry policy).
 
 Clock: the adapter passes processing time (the wall clock) as the core's `now`, so a parked event
 waits `parking.expire_after` *in this processor* before it expires: a backlog caught up after an
@@ -27,46 +29,39 @@ outage, or records replayed from a DLQ days later, are parked and matched as usu
 expiring on arrival because their `recorded_at` is old. Output ids stay deterministic (they derive
 from the cause event), so a re-run re-emits the same records whatever the clock says.
 
-The sweep: every `SHOPSTREAM_ORDERS_SWEEP_INTERVAL_S` a timer visits the entries of the partitions
-this worker owns for which `canonical.waiting` holds (parked events; return requests waiting for a
-delivery; inspections without a request) and applies `canonical.expire` with the wall clock, so an
-order that never arrives, or a return that can never be decided, reaches `review.queue` without
-another event for it. Those keys are kept in a set that every table write updates and one scan
-rebuilds after each rebalance (the table is then refilled from the changelog), so a sweep parses
-only waiting entries, not every order. The sweep and the agent take the same lock, so an entry is never
-read-modified-written by both at once. The table partitions its changelog with the producer's
-murmur2 partitioner (`use_partitioner`): the same partition as the order's input records, which is
-what lets the timer write outside stream iteration.
+The sweep is the runner's tick: every `SHOPSTREAM_ORDERS_SWEEP_INTERVAL_S` it visits the entries
+of the partitions this worker owns for which `canonical.waiting` holds (parked events; return
+requests waiting for a delivery; inspections without a request) and applies `canonical.expire` with
+the wall clock, so an order that never arrives, or a return that can never be decided, reaches
+`review.queue` without another event for it. Those keys are kept per partition in a set that every
+stored batch updates and each restore rebuilds, so a sweep parses only waiting entries, not every
+order. The tick runs in the runner's thread between batches: no lock is needed.
 
-Outputs go through Faust's producer, which Faust flushes before committing input offsets; it places
-keys with murmur2 like every shopstream producer, so a reservation lands on its SKU's partition of
-`inventory.stock` (tests/integration/test_partitioner.py). After a crash the uncommitted tail is read
-again; the core treats it as duplicates, so state ends exactly as an oracle computes it
+Outputs and changelog records go through the runner's one confirming producer (murmur2, like every
+shopstream producer), so a reservation lands on its SKU's partition of `inventory.reservations`
+(tests/integration/test_partitioner.py). After a crash the uncommitted tail is read again; the core
+treats it as duplicates, so state ends exactly as an oracle computes it
 (tests/integration/test_orders_crash.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import faust
 from pydantic import BaseModel
 
 from shopstream.config import Settings
-from shopstream.dlq import DeadLetterWriter, FailedRecord
-from shopstream.faust_app import FaustPublisher, make_faust_app, wait_confirmed
-from shopstream.kafka import partition_for
-from shopstream.metrics import RECORDS_IN, RECORDS_OUT
-from shopstream.processing import RetryPolicy, process_record
+from shopstream.metrics import RECORDS_IN
 from shopstream.processors.orders import payments, returns, shipments
 from shopstream.processors.orders.canonical import Context, RecordOutcome, apply, expire, waiting
 from shopstream.processors.orders.mapping import StatusMapping, load_mapping
 from shopstream.processors.orders.parking import DECISION_EVENTS, AnyEvent, order_id_of
 from shopstream.processors.orders.record import OrderRecord
+from shopstream.runner import Effects, ProcessorBase, Record, run_processor
 from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import Topology, load_topology_for, names
@@ -89,39 +84,28 @@ OUTPUTS = (names.ORDERS_STATE, names.ORDERS_STATUS_CHANGES, names.REVIEW_QUEUE, 
 TABLE = "orders"
 
 
-class OrdersProcessor:
-    """Holds the Faust app, topics and table of the orders worker."""
+class OrdersProcessor(ProcessorBase):
+    """The orders worker's processor on the runner: state = one `OrderRecord` per order id."""
 
-    def __init__(self, settings: Settings, web_port: int | None = None, topology: Topology | None = None) -> None:
+    name = PROCESSOR
+    inputs: tuple[str, ...] = tuple(INPUTS)
+
+    def __init__(self, settings: Settings, topology: Topology | None = None) -> None:
         self.settings = settings
         self.topology = topology or load_topology_for(settings)
-        # The table is partitioned like the `order` co-partition group of its inputs, and its changelog
-        # is the one declared in the topology (created by `topics apply`, same settings if Faust does).
-        self.changelog = self.topology.table_changelog(PROCESSOR, TABLE, INPUTS)
-        self.partitions = self.changelog.partitions
-        self.app = make_faust_app(settings, PROCESSOR, web_port=web_port, topology=self.topology)
+        # The store is partitioned like the `order` co-partition group of its inputs, its changelog the
+        # one declared in the topology (checked here: a worker refuses to start on a mismatch).
+        changelog = self.topology.table_changelog(PROCESSOR, TABLE, INPUTS)
+        self.changelog = changelog.name
+        self.partitions = changelog.partitions
+        self.tick_interval_s = settings.orders_sweep_interval_s
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         self._mappings: dict[str, StatusMapping] = {}
         self.context = Context.from_files(self.mapping, settings.orders_policy or None,
                                           settings.returns_policy or None)
-        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self._inputs = {settings.topic(name): name for name in INPUTS}
-        self.input_topic = self.app.topic(*self._inputs, **raw)  # type: ignore[arg-type]
         self._outputs = {name: settings.topic(name) for name in OUTPUTS}
-        # Keys raw bytes (the order id), values OrderRecord.to_dict() as JSON (Faust's default value codec).
-        self.table = self.app.Table(TABLE, default=None, partitions=self.partitions, key_type=bytes,
-                                    use_partitioner=True, extra_topic_configs=self.changelog.kafka_configs())
-        self.dlq = DeadLetterWriter(FaustPublisher(self.app, settings.kafka_producer_timeout_s), PROCESSOR,
-                                    self.topology.dlq_routes(settings.topic_prefix))
-        self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
-        self._lock = asyncio.Lock()
-        # Keys of owned entries `canonical.waiting` holds for, so a sweep parses only those, not every order.
-        self._waiting: set[bytes] = set()
-        self._waiting_for: frozenset[int] | None = None
-        self._rescan = True
-        self.app.on_rebalance_complete.connect(self._after_rebalance)  # type: ignore[arg-type]
-        self.app.agent(self.input_topic, name="orders.lifecycle")(self._agent)
-        self.app.timer(settings.orders_sweep_interval_s, name="orders.sweep")(self._sweep)
+        # Per owned partition: keys of entries `canonical.waiting` holds for, so a sweep parses only those.
+        self._waiting: dict[int, set[bytes]] = {}
 
     def mapping(self, source: str) -> StatusMapping:
         """The status mapping of a source system (data in topology/mappings/)."""
@@ -129,82 +113,69 @@ class OrdersProcessor:
             self._mappings[source] = load_mapping(source, self.settings.mappings_dir or None)
         return self._mappings[source]
 
-    async def _agent(self, stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            record = FailedRecord(topic=msg.topic, key=msg.key, value=msg.value, headers=list(msg.headers or []),
-                                  partition=msg.partition, offset=msg.offset,
-                                  timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None)
-            label = self._inputs.get(msg.topic, msg.topic)
-            await process_record(record, lambda r=record: self.handle(r), self.dlq, self.retry,  # type: ignore[misc]
-                                 topic_label=label)
-
-    async def handle(self, record: FailedRecord) -> None:
-        """Decode, apply to the order's table entry, emit outputs; raises on failure (the caller classifies)."""
-        name = self._inputs.get(record.topic, record.topic)
+    def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
+        """Decode and apply to the order's entry: its outputs and new entry (raises: the runner classifies)."""
+        name = record.label
         event = self.serde.decode(record.value)
         if not isinstance(event, INPUTS.get(name, ())):
             raise TypeError(f"{type(event).__name__} does not belong on {name}")
         order_event = cast(AnyEvent, event)
         key = order_id_of(order_event).encode()
-        async with self._lock:
-            outcome = apply(self._load(key), order_event, self.context, datetime.now(UTC))
-            if outcome.duplicate:
-                RECORDS_IN.labels(PROCESSOR, name, "duplicate").inc()
-            await self._commit(key, outcome)
+        outcome = apply(state.get(key), order_event, self.context, datetime.now(UTC))
+        if outcome.duplicate:
+            RECORDS_IN.labels(PROCESSOR, name, "duplicate").inc()
+        return self._effects(key, outcome, Effects())
 
-    async def _sweep(self) -> None:
-        """Expire what waits too long on the partitions this worker owns (see the module docstring)."""
-        owned = frozenset(tp.partition for tp in self.app.assignor.assigned_actives()
-                          if tp.topic == self.settings.topic(INPUT))
-        if self._rescan or owned != self._waiting_for:
-            # After a rebalance the table was (re)filled from the changelog, not through _commit: find
-            # the waiting entries once; from then on _commit keeps the set current.
-            self._rescan = False
-            self._waiting = {k for k in list(self.table.keys()) if partition_for(k, self.partitions) in owned
-                             and (record := self._load(k)) is not None and waiting(record)}
-            self._waiting_for = owned
-        now = datetime.now(UTC)
-        for key in sorted(k for k in self._waiting if partition_for(k, self.partitions) in owned):
-            async with self._lock:
-                record = self._load(key)
-                if record is None or not waiting(record):
-                    continue
-                outcome = expire(record, self.context, now)
-                if outcome.changed or outcome.outputs:
-                    log.info("orders sweep: order %s: %d record(s) to review", record.order_id,
-                             len(outcome.outputs))
-                await self._commit(key, outcome)
-
-    async def _after_rebalance(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        """Faust recovered the tables of a new assignment: the next sweep rebuilds its set of waiting keys."""
-        self._rescan = True
-
-    def _load(self, key: bytes) -> OrderRecord | None:
-        stored = self.table.get(key)
-        if not stored:
-            return None
-        return OrderRecord.from_dict(json.loads(stored) if isinstance(stored, str | bytes) else stored)
-
-    async def _commit(self, key: bytes, outcome: RecordOutcome) -> None:
-        """Send the outcome's records, wait for the broker, then store the entry (in that order: see above)."""
-        pending = []
-        for out in outcome.outputs:
-            topic = self._outputs[out.topic]
-            value = self.serde.encode(topic, out.record)
-            pending.append(await self.app.producer.send(topic, out.key.encode(), value, None, None, None))
-            RECORDS_OUT.labels(PROCESSOR, out.topic).inc()
-        await wait_confirmed(pending, self.settings.kafka_producer_timeout_s)
+    def _effects(self, key: bytes, outcome: RecordOutcome, effects: Effects) -> Effects:
+        encode, topics = self.serde.encode, self._outputs
+        effects.outputs.extend((out.topic, out.key.encode(), encode(topics[out.topic], out.record))
+                               for out in outcome.outputs)
         if outcome.changed:
-            self.table[key] = outcome.record.to_dict()
-            if waiting(outcome.record):
-                self._waiting.add(key)
+            effects.writes[key] = outcome.record
+        return effects
+
+    def tick(self, now: float, states: Mapping[int, Mapping[bytes, Any]]) -> Iterator[tuple[int, Effects]]:
+        """The sweep: expire what waits too long on the owned partitions (see the module docstring)."""
+        when = datetime.fromtimestamp(now, UTC)
+        for partition, state in states.items():
+            effects = Effects()
+            for key in sorted(self._waiting.get(partition, ())):
+                entry = state.get(key)
+                if entry is None or not waiting(entry):
+                    continue
+                outcome = expire(entry, self.context, when)
+                if outcome.changed or outcome.outputs:
+                    log.info("orders sweep: order %s: %d record(s) to review", entry.order_id, len(outcome.outputs))
+                self._effects(key, outcome, effects)
+            if effects.outputs or effects.writes:
+                yield partition, effects
+
+    def restored(self, partition: int, state: Mapping[bytes, Any]) -> None:
+        """The partition's entries came from the changelog: find the waiting ones once."""
+        self._waiting[partition] = {key for key, entry in state.items() if waiting(entry)}
+
+    def stored(self, partition: int, writes: Mapping[bytes, Any]) -> None:
+        """Keep the partition's set of waiting keys current."""
+        keys = self._waiting.setdefault(partition, set())
+        for key, entry in writes.items():
+            if entry is not None and waiting(entry):
+                keys.add(key)
             else:
-                self._waiting.discard(key)
+                keys.discard(key)
+
+    def dropped(self, partition: int) -> None:
+        """The partition went to another worker."""
+        self._waiting.pop(partition, None)
+
+    def encode_state(self, value: Any) -> bytes:
+        """`OrderRecord.to_dict()` as JSON (the changelog format the Faust table wrote)."""
+        return json.dumps(value.to_dict(), separators=(",", ":")).encode()
+
+    def decode_state(self, data: bytes) -> OrderRecord:
+        """A changelog value back into the `OrderRecord`."""
+        return OrderRecord.from_dict(json.loads(data))
 
 
 def run(settings: Settings, web_port: int | None = None) -> None:
     """Run the orders worker in the foreground until interrupted."""
-    from shopstream.faust_app import run_worker
-
-    run_worker(OrdersProcessor(settings, web_port=web_port).app, settings)
+    run_processor(settings, OrdersProcessor(settings), web_port=web_port)

@@ -1,7 +1,7 @@
 """The canonical order lifecycle: `apply(state, event, mapping) -> Outcome`, pure and deterministic.
 
-This is the whole behaviour of the orders processor (`shopstream worker orders`, the Faust adapter
-in `app.py`): it feeds every `shop.orders` event through `apply` with the stored `OrderState` and
+This is the whole behaviour of the orders processor (`shopstream worker orders`, its processor on
+the runner in `app.py`): it feeds every `shop.orders` event through `apply` with the stored `OrderState` and
 the event source's status mapping, then publishes `Outcome.state` to `orders.state`,
 `Outcome.change` to `orders.status-changes` and `Outcome.rejected` to `review.queue`. No Faust,
 Kafka, Redis, clock or file access happens here; the same inputs always give the same outputs.

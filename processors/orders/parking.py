@@ -91,7 +91,7 @@ class ParkedEvent:
     parked_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible form (for the Faust table)."""
+        """JSON-compatible form (for the state-store changelog)."""
         return {"type": type(self.event).__name__, "event": self.event.model_dump(mode="json"),
                 "parked_at": self.parked_at.isoformat()}
 

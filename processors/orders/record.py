@@ -30,7 +30,7 @@ events of every source idempotently and in any arrival order, the processor also
              `return.restock:<inspection event id>`, `return.refund:<inspection event id>`,
              `return.shipping`
 
-`to_dict()` / `from_dict()` give a JSON-compatible dict (what the Faust table stores: exact decimals as
+`to_dict()` / `from_dict()` give a JSON-compatible dict (what the changelog stores: exact decimals as
 strings, times as ISO-8601). `from_dict` also accepts a bare OrderState dict — what the orders table
 held before this wrapper — and wraps it (`from_state`), so an existing table keeps working.
 """

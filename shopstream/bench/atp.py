@@ -23,7 +23,7 @@ changed SKUs, and the Redis check still covers every SKU.
 
 The embedded broker's one-record-per-batch workaround (SHOPSTREAM_SINGLE_RECORD_BATCHES, on in
 `shopstream dev` with Tansu, see config.py) is off here unless `--single-record-batches` is given:
-it makes every record Faust produces its own produce request (measured: 170 SKUs/s instead of
+it makes every record a worker produces its own produce request (measured: 170 SKUs/s instead of
 ~3,000 on 20k SKUs), and it exists only for Tansu's offset quirk, not for Apache Kafka.
 """
 

@@ -32,7 +32,7 @@ REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 
               "--appendonly no\nor point REDIS_URL at a running server")
 
 WORKER_PORTS = 5  # orders, views, inventory, shop-sync, review: SHOPSTREAM_WORKER_PORT + 0..4
-FAUST_WORKER_PORT_OFFSETS = (0, 2)  # orders and inventory serve /readyz (faust_app.faust_readiness)
+RUNNER_WORKER_PORT_OFFSETS = (0, 2)  # orders and inventory serve /readyz (the runner's readiness)
 
 
 # How long a stage of `Stack.stop` waits for its processes before killing them; `DevProcess.stop`
@@ -282,10 +282,10 @@ class DevProcess:
     @property
     def readiness_urls(self) -> list[str]:
         """What `wait_ready` polls: both HTTP services' /readyz on their admin ports (Kafka and Redis answer)
-        and each Faust worker's /readyz (joined its group, holds partitions, tables recovered)."""
+        and each stateful worker's /readyz (joined its group, holds partitions, state restored from the changelog)."""
         workers = int(self.env["SHOPSTREAM_WORKER_PORT"])
         return [f"{self.connectors_admin_url}/readyz", f"{self.api_admin_url}/readyz",
-                *(f"http://127.0.0.1:{workers + offset}/readyz" for offset in FAUST_WORKER_PORT_OFFSETS)]
+                *(f"http://127.0.0.1:{workers + offset}/readyz" for offset in RUNNER_WORKER_PORT_OFFSETS)]
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until every service says it is ready; stop dev and raise with the logs' tails if not."""

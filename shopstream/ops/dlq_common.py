@@ -76,7 +76,7 @@ def resolve_dlq(topology: Topology, name: str, prefix: str = "") -> Topic:
 
 
 def _replayable(topic: Topic) -> bool:
-    """A DLQ, the replay log or a Faust table changelog (internal, read by no processor as input) is no
+    """A DLQ, the replay log or a state-store changelog (internal, read by no processor as input) is no
     replay target: records sent there are parked again or corrupt a table's state."""
     return topic.kind != "dlq" and topic.name != REPLAY_LOG and not (topic.kind == "internal" and not topic.consumed)
 

@@ -79,10 +79,11 @@ from pydantic import BaseModel
 
 from shopstream.config import ConfigError, Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
-from shopstream.kafka import AsyncProducer, DeliveryError, make_consumer, poll_batch
+from shopstream.kafka import DeliveryError, make_consumer, poll_batch
 from shopstream.metrics import RECORDS_IN, RETRIES
 from shopstream.processing import RetryPolicy
 from shopstream.processing import is_transient as shared_is_transient
+from shopstream.runner.producer import ConfirmingProducer
 from shopstream.schemas.models import AtpLevel, OrderState, OrderStatusChanged
 from shopstream.serde import AvroSerde, SerdeError, make_registry_client
 from shopstream.topology import load_topology_for, names
@@ -266,7 +267,7 @@ class ViewSink:
     def __init__(self, consumer: Consumer, routes: Sequence[ViewRoute], dlq: DeadLetterWriter,
                  loop: asyncio.AbstractEventLoop, *, batch_size: int = BATCH_SIZE, poll_timeout_s: float = 0.5,
                  retry: RetryPolicy | None = None, stop: threading.Event | None = None,
-                 producer: AsyncProducer | None = None) -> None:
+                 producer: ConfirmingProducer | None = None) -> None:
         self.consumer = consumer
         self.routes: dict[str, ViewRoute] = {route.topic: route for route in routes}
         self.dlq = dlq
@@ -464,7 +465,7 @@ class ViewSink:
         ]
         consumer = make_consumer(settings, GROUP_ID)
         consumer.subscribe([route.topic for route in routes])
-        producer = AsyncProducer(settings)
+        producer = ConfirmingProducer(settings, **{"client.id": f"shopstream-{GROUP_ID}"})  # the DLQ writer's
         dlq = DeadLetterWriter(producer, processor=settings.topic(GROUP_ID),
                                routes=load_topology_for(settings).dlq_routes(settings.topic_prefix))
         return cls(consumer, routes, dlq, asyncio.new_event_loop(), batch_size=batch_size,

@@ -4,7 +4,7 @@ Each test runs its own Tansu behind a `BrokerProxy` (tests/broker_proxy.py: the 
 the proxy, so every client connection goes through it) and the real worker process.
 
 Orders: once the worker has applied and committed a first lot of OrderPlaced, the broker stops
-taking its writes (`fail_produce("faust")`: fetches, offset commits and the group keep working, so
+taking its writes (`fail_produce("shopstream-orders")`: fetches, offset commits and the group keep working, so
 an acknowledged record would be committed) and a second lot arrives. The output send fails (producer
 timeout 2 s), the in-place retries run out (bound 3 s), the DLQ write fails the same way, and the
 worker must stop with exit code 75 instead of acknowledging the record. (A full `cut` is no test of
@@ -93,7 +93,7 @@ def test_orders_worker_never_commits_past_a_record_it_could_neither_apply_nor_pa
         assert err is None, err
         where[(msg.partition() or 0, msg.offset() or 0)] = (msg.key() or b"").decode()
 
-    producer = make_producer(settings)  # librdkafka's client id: its writes pass `fail_produce("faust")`
+    producer = make_producer(settings)  # librdkafka's client id: its writes pass `fail_produce("shopstream-orders")`
     ids = [str(7_300_000 + i) for i in range(ORDERS)]
 
     def produce(lot: list[str]) -> None:
@@ -115,7 +115,7 @@ def test_orders_worker_never_commits_past_a_record_it_could_neither_apply_nor_pa
         wait_for(lambda: set(first) <= states(), 120, log, "the first lot applied")
         wait_for(lambda: sum(max(0, o) for o in _committed(settings, group, topic).values()) == len(first),
                  30, log, "the first lot committed")
-        proxy.fail_produce("faust")  # the worker's outputs and DLQ writes (Faust's producer) now fail
+        proxy.fail_produce("shopstream-orders")  # the worker's outputs and DLQ writes now fail
         produce(second)
         code = wait_for(lambda: worker.poll(), 90, log, "the worker to stop on the failed park")
         assert code == EXIT_PARK_FAILED, log.read_text(errors="replace")[-3000:]

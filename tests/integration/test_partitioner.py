@@ -1,7 +1,7 @@
-"""One partitioner: confluent-kafka producers from `make_producer` place every key where Faust/aiokafka do.
+"""One partitioner: confluent-kafka producers from `make_producer` place every key where aiokafka and Java do.
 
-State is partitioned by key, so a key written by a connector (confluent-kafka) and by a Faust agent
-(aiokafka) must land on the same partition. librdkafka's default is CRC32 (`consistent_random`),
+State is partitioned by key, so a key written by any client (confluent-kafka here, aiokafka or Java
+elsewhere) must land on the same partition. librdkafka's default is CRC32 (`consistent_random`),
 aiokafka/Java use murmur2: `make_producer` sets `partitioner=murmur2_random`. Checked here on a
 real broker, against aiokafka's partitioner function and against records aiokafka actually wrote.
 """
@@ -19,7 +19,8 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from confluent_kafka.admin import NewTopic
 
 from shopstream.config import Settings
-from shopstream.kafka import AsyncProducer, make_admin, make_producer, partition_for
+from shopstream.kafka import make_admin, make_producer, partition_for
+from shopstream.runner.producer import ConfirmingProducer
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -109,7 +110,7 @@ async def test_make_producer_places_keys_like_aiokafka(settings: Settings, topic
     confluent = produce_confluent(ours, topic, KEYS, b"confluent")
     aio = await produce_aiokafka(settings.kafka_bootstrap_servers, topic, KEYS, b"aiokafka")
 
-    # 1. aiokafka's own partitioner function (the one Faust uses) agrees with the broker's placement.
+    # 1. aiokafka's own partitioner function (the Java-compatible reference) agrees with the broker's placement.
     expected = {key: DefaultPartitioner()(key, all_partitions, all_partitions) for key in KEYS}
     mismatched = [k for k in KEYS if confluent[k] != expected[k]]
     assert mismatched == [], f"{len(mismatched)} keys placed differently, e.g. {mismatched[:5]}"
@@ -149,20 +150,17 @@ def test_producer_config_sets_murmur2(settings: Settings) -> None:
     assert conf["message.timeout.ms"] == 1000 and conf["acks"] == "all" and conf["enable.idempotence"] is True
 
 
-async def test_queued_producer_confirms_every_record_and_places_keys_alike(
+def test_runner_producer_confirms_every_record_and_places_keys_alike(
         settings: Settings, topics: dict[int, str]) -> None:
-    """AsyncProducer.produce/confirm (the inventory worker's bulk path, delivery reports only on failure):
-    after confirm every record is on the broker, on the partition murmur2 gives its key (or the one
-    named), and publish is refused since its futures would never hear of a success."""
+    """The runner's ConfirmingProducer (delivery reports only on failure): after confirm every record is
+    on the broker, on the partition murmur2 gives its key (or the one named, as a changelog record's)."""
     topic = topics[4]
-    producer = AsyncProducer(settings, queued_only=True)
+    producer = ConfirmingProducer(settings)
     try:
-        for key in KEYS:
-            await producer.produce(topic, key, b"queued:" + key)
-        await producer.produce(topic, b"pinned", b"queued:pinned", partition=3)
-        await producer.confirm()
-        with pytest.raises(TypeError):
-            await producer.publish(topic, b"k", b"v")
+        producer.produce([(topic, key, b"queued:" + key, None) for key in KEYS])
+        producer.produce([(topic, b"pinned", b"queued:pinned", 3)])
+        assert producer.confirm() == []
+        assert not producer.latched
     finally:
         producer.close()
     seen = read_back(settings.kafka_bootstrap_servers, topic, 4, len(KEYS) + 1)

@@ -29,7 +29,7 @@ FORBIDDEN = frozenset({"faust", "confluent_kafka", "aiokafka", "redis"})
 
 #: feature packages below the kernel. The contract is not one: `shopstream.schemas` (the events: the serde
 #: and the codecs are built on it) and `shopstream.topology` (topics, partitions, DLQ routes as data: the
-#: kernel's producer, DLQ writer and Faust app read what the runtime must honour from it)
+#: kernel's producer, DLQ writer and runner read what the runtime must honour from it)
 FEATURES = ("shopstream.processors", "shopstream.connectors", "shopstream.views", "shopstream.api",
             "shopstream.bench", "shopstream.ops", "shopstream.dev")
 
@@ -188,10 +188,10 @@ def _feature_of(name: str) -> str | None:
 
 
 def _kernel_modules() -> list[str]:
-    """Modules directly in shopstream/ (not its subpackages), and the codecs package."""
+    """Modules directly in shopstream/ (not its subpackages), and the codecs and runner packages."""
     return sorted(m for m, path in _modules().items()
-                  if (path.parent == ROOT / "shopstream" and m != "shopstream") or m == "shopstream.codecs"
-                  or m.startswith("shopstream.codecs."))
+                  if (path.parent == ROOT / "shopstream" and m != "shopstream")
+                  or any(m == p or m.startswith(p + ".") for p in ("shopstream.codecs", "shopstream.runner")))
 
 
 def _kernel_violations() -> set[tuple[str, str]]:
@@ -208,6 +208,7 @@ def _kernel_violations() -> set[tuple[str, str]]:
 
 def test_kernel_modules_do_not_import_feature_packages() -> None:
     assert "shopstream.serde" in _kernel_modules() and "shopstream.codecs.avro" in _kernel_modules()
+    assert "shopstream.runner.loop" in _kernel_modules()
     new = _kernel_violations() - KNOWN_VIOLATIONS
     assert not new, (f"kernel modules import feature packages (wire them in {COMPOSITION_ROOT} or move the module "
                      f"into a feature package): {sorted(new)}")

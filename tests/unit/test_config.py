@@ -55,7 +55,6 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "state_dir": ("/data/state", "/data/state"),
     "api_tokens_file": ("/etc/shopstream/tokens.yaml", "/etc/shopstream/tokens.yaml"),
     "dev_log_dir": ("/tmp/dev-logs", "/tmp/dev-logs"),
-    "faust_store": ("rocksdb://", "rocksdb://"),
     "log_level": ("DEBUG", "DEBUG"),
     "shop_sync_window_ms": ("750", 750),
     "orders_policy": ("/etc/shopstream/orders_policy.yaml", "/etc/shopstream/orders_policy.yaml"),
@@ -94,7 +93,6 @@ def test_defaults() -> None:
     assert (s.connectors_port, s.api_port, s.worker_web_port) == (8080, 8081, 6066)
     assert s.http_host == "127.0.0.1"
     assert s.shopify_secret.get_secret_value() == ""
-    assert s.faust_store == "memory://"
     assert s.log_level == "INFO"
     assert s.topic("shop.orders") == "shop.orders"
 

@@ -63,15 +63,6 @@ def test_compose_requires_every_secret_and_publishes_on_loopback_only(repo_root:
             assert str(port).startswith("127.0.0.1:"), (name, port)
 
 
-def test_faust_workers_serve_no_tables_or_router_and_bind_the_configured_host() -> None:
-    from shopstream.faust_app import make_faust_app
-
-    app = make_faust_app(Settings(kafka_bootstrap_servers="k:9092", http_host="127.0.0.1"), "orders")
-    assert app.conf.web_tables_enabled is False and app.conf.web_router_enabled is False
-    assert app.conf.web_stats_enabled is False and app.conf.web_graph_enabled is False
-    assert app.conf.web_bind == "127.0.0.1"
-
-
 def test_readiness_is_cached_and_shares_one_check() -> None:
     pings = 0
     now = [0.0]

@@ -1,4 +1,4 @@
-"""The retry/park policy of `process_record`, with an in-memory publisher standing in for the DLQ write.
+"""The one retry/park policy (`process_record`, per record on the runner); a fake publisher is the DLQ write.
 
 This is a unit test of the policy (what gets retried, what gets parked, with which context); the
 real broker path of DLQ writes is covered by the integration tests.
@@ -9,11 +9,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-import aiokafka.errors
 import pytest
 import redis
 from confluent_kafka import KafkaError
@@ -56,11 +55,11 @@ def _writer(publisher: object) -> DeadLetterWriter:
     return DeadLetterWriter(publisher, "p", load_topology().dlq_routes("t1."))  # type: ignore[arg-type]
 
 
-def handler_failing(times: int, exc: Callable[[], BaseException]) -> tuple[Callable[[], Awaitable[None]], list[int]]:
+def handler_failing(times: int, exc: Callable[[], BaseException]) -> tuple[Callable[[], None], list[int]]:
     """A handler that raises `exc()` on its first `times` calls, then succeeds; returns (handler, calls)."""
     calls: list[int] = []
 
-    async def handler() -> None:
+    def handler() -> None:
         calls.append(1)
         if len(calls) <= times:
             raise exc()
@@ -78,17 +77,17 @@ def dlq(publisher: CollectingPublisher) -> DeadLetterWriter:
     return DeadLetterWriter(publisher, "t1.orders-processor", load_topology().dlq_routes("t1."))
 
 
-async def test_success_is_ok_and_parks_nothing(publisher: CollectingPublisher, dlq: DeadLetterWriter) -> None:
+def test_success_is_ok_and_parks_nothing(publisher: CollectingPublisher, dlq: DeadLetterWriter) -> None:
     handler, calls = handler_failing(0, lambda: RuntimeError())
-    assert await process_record(RECORD, handler, dlq, FAST) == "ok"
+    assert process_record(RECORD, handler, dlq, FAST) == "ok"
     assert len(calls) == 1
     assert publisher.published == []
 
 
-async def test_permanent_error_is_parked_once_without_retry(publisher: CollectingPublisher,
+def test_permanent_error_is_parked_once_without_retry(publisher: CollectingPublisher,
                                                             dlq: DeadLetterWriter) -> None:
     handler, calls = handler_failing(100, lambda: KeyError("lines"))
-    assert await process_record(RECORD, handler, dlq, FAST) == "dlq"
+    assert process_record(RECORD, handler, dlq, FAST) == "dlq"
     assert len(calls) == 1  # a bug in the handler is not retried
     assert len(publisher.published) == 1
     parked = publisher.published[0]
@@ -106,10 +105,10 @@ async def test_permanent_error_is_parked_once_without_retry(publisher: Collectin
 
 
 @pytest.mark.parametrize("error", [NotAvroFramed("first byte is 123"), InvalidRecord("bad body")])
-async def test_serde_error_is_parked_at_stage_deserialize(error: Exception, publisher: CollectingPublisher,
+def test_serde_error_is_parked_at_stage_deserialize(error: Exception, publisher: CollectingPublisher,
                                                           dlq: DeadLetterWriter) -> None:
     handler, calls = handler_failing(100, lambda: error)
-    assert await process_record(RECORD, handler, dlq, FAST) == "dlq"
+    assert process_record(RECORD, handler, dlq, FAST) == "dlq"
     assert len(calls) == 1
     (parked,) = publisher.published
     assert parked.headers[PREFIX + "stage"] == b"deserialize"
@@ -123,20 +122,20 @@ async def test_serde_error_is_parked_at_stage_deserialize(error: Exception, publ
     lambda: redis.TimeoutError("Redis slow"),
     lambda: DeliveryError("t1.x", KafkaError(KafkaError._MSG_TIMED_OUT, "timed out", retriable=True)),
 ], ids=["registry", "redis-connection", "redis-timeout", "retriable-delivery"])
-async def test_transient_error_that_heals_is_retried_in_place(make_error: Callable[[], BaseException],
+def test_transient_error_that_heals_is_retried_in_place(make_error: Callable[[], BaseException],
                                                               publisher: CollectingPublisher,
                                                               dlq: DeadLetterWriter) -> None:
     handler, calls = handler_failing(2, make_error)
-    assert await process_record(RECORD, handler, dlq, FAST) == "ok"
+    assert process_record(RECORD, handler, dlq, FAST) == "ok"
     assert len(calls) == 3
     assert publisher.published == []
 
 
-async def test_transient_error_that_never_heals_is_parked_as_retry_exhausted(
+def test_transient_error_that_never_heals_is_parked_as_retry_exhausted(
         publisher: CollectingPublisher, dlq: DeadLetterWriter) -> None:
     handler, calls = handler_failing(10_000, lambda: RegistryUnavailable("still down"))
     started = time.monotonic()
-    outcome = await process_record(RECORD, handler, dlq, RetryPolicy(max_elapsed_s=0.2))
+    outcome = process_record(RECORD, handler, dlq, RetryPolicy(max_elapsed_s=0.2))
     elapsed = time.monotonic() - started
     assert outcome == "dlq"
     assert len(calls) > 1
@@ -149,14 +148,14 @@ async def test_transient_error_that_never_heals_is_parked_as_retry_exhausted(
     assert int(h[PREFIX + "last.failure"]) - int(h[PREFIX + "first.failure"]) >= 150
 
 
-async def test_transient_then_permanent_counts_all_attempts(publisher: CollectingPublisher,
+def test_transient_then_permanent_counts_all_attempts(publisher: CollectingPublisher,
                                                             dlq: DeadLetterWriter) -> None:
     errors = iter([redis.ConnectionError("blip"), ValueError("bad value")])
 
-    async def handler() -> None:
+    def handler() -> None:
         raise next(errors)
 
-    assert await process_record(RECORD, handler, dlq, FAST) == "dlq"
+    assert process_record(RECORD, handler, dlq, FAST) == "dlq"
     (parked,) = publisher.published
     assert parked.headers[PREFIX + "stage"] == b"process"
     assert parked.headers[PREFIX + "attempts"] == b"2"
@@ -183,37 +182,11 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
         assert max(samples) > ceiling / 2  # full jitter spreads over the whole range
 
 
-@pytest.mark.parametrize("error", [
-    aiokafka.errors.KafkaTimeoutError(), aiokafka.errors.KafkaConnectionError("refused"),
-    aiokafka.errors.NodeNotReadyError(), aiokafka.errors.RequestTimedOutError(),
-    aiokafka.errors.NotLeaderForPartitionError(), aiokafka.errors.LeaderNotAvailableError(),
-    aiokafka.errors.BrokerNotAvailableError(), aiokafka.errors.KafkaUnavailableError(),
-    aiokafka.errors.NotEnoughReplicasError(), aiokafka.errors.UnknownTopicOrPartitionError(),
-], ids=lambda e: type(e).__name__)
-def test_aiokafka_broker_blips_are_transient(error: Exception) -> None:
-    # Faust's producer raises these on a broker blip; parking them would break per-key order.
-    assert is_transient(error)
+def test_retriable_kafka_exceptions_are_transient_and_others_not() -> None:
+    from confluent_kafka import KafkaException
 
-
-def test_faust_send_error_is_classified_by_its_cause() -> None:
-    from faust.exceptions import ProducerSendError
-
-    def wrapped(cause: Exception) -> ProducerSendError:
-        try:
-            raise ProducerSendError(f"Error while sending: {cause!r}") from cause
-        except ProducerSendError as exc:
-            return exc
-
-    assert is_transient(wrapped(aiokafka.errors.KafkaTimeoutError()))
-    assert not is_transient(wrapped(aiokafka.errors.MessageSizeTooLargeError()))
-
-
-@pytest.mark.parametrize("error", [
-    aiokafka.errors.MessageSizeTooLargeError(), aiokafka.errors.TopicAuthorizationFailedError(),
-    aiokafka.errors.ProducerClosed(), aiokafka.errors.UnsupportedVersionError(),
-], ids=lambda e: type(e).__name__)
-def test_aiokafka_permanent_errors_are_not_transient(error: Exception) -> None:
-    assert not is_transient(error)
+    assert is_transient(KafkaException(KafkaError(KafkaError._TRANSPORT, "broker down", retriable=True)))
+    assert not is_transient(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
 
 
 class Halted(Exception):
@@ -249,41 +222,41 @@ class FlakyPublisher:
         self.published.append(Published(topic, key, value, header_map(headers)))
 
 
-async def test_dlq_write_that_heals_is_retried_until_parked(halts: None) -> None:
-    publisher = FlakyPublisher(3, lambda: aiokafka.errors.KafkaTimeoutError())
+def test_dlq_write_that_heals_is_retried_until_parked(halts: None) -> None:
+    publisher = FlakyPublisher(3, lambda: TimeoutError())
     handler, _ = handler_failing(100, lambda: KeyError("bug"))
-    assert await process_record(RECORD, handler, _writer(publisher), FAST) == "dlq"
+    assert process_record(RECORD, handler, _writer(publisher), FAST) == "dlq"
     assert publisher.attempts == 4
     (parked,) = publisher.published
     assert parked.headers[PREFIX + "error.class"] == b"builtins.KeyError"  # the record's failure, not the DLQ's
 
 
-async def test_dlq_write_that_never_heals_halts_without_returning(halts: None) -> None:
-    publisher = FlakyPublisher(10_000, lambda: aiokafka.errors.KafkaConnectionError("refused"))
+def test_dlq_write_that_never_heals_halts_without_returning(halts: None) -> None:
+    publisher = FlakyPublisher(10_000, lambda: ConnectionRefusedError("refused"))
     handler, _ = handler_failing(100, lambda: KeyError("bug"))
     started = time.monotonic()
     with pytest.raises(Halted) as halted:
-        await process_record(RECORD, handler, _writer(publisher), RetryPolicy(
+        process_record(RECORD, handler, _writer(publisher), RetryPolicy(
             initial_s=0.001, max_backoff_s=0.01, max_elapsed_s=0.2))
     assert halted.value.code == EXIT_PARK_FAILED
     assert 0.2 <= time.monotonic() - started < 3.0
     assert publisher.attempts > 1 and publisher.published == []
 
 
-async def test_permanent_dlq_fault_halts_at_once(halts: None) -> None:
+def test_permanent_dlq_fault_halts_at_once(halts: None) -> None:
     publisher = FlakyPublisher(10_000, lambda: DeliveryError("t.dlq", KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)))
     handler, _ = handler_failing(100, lambda: KeyError("bug"))
     with pytest.raises(Halted) as halted:
-        await process_record(RECORD, handler, _writer(publisher), FAST)
+        process_record(RECORD, handler, _writer(publisher), FAST)
     assert halted.value.code == EXIT_PARK_FAILED
     assert publisher.attempts == 1
 
 
-async def test_must_restart_halts_without_parking(halts: None, publisher: CollectingPublisher,
+def test_must_restart_halts_without_parking(halts: None, publisher: CollectingPublisher,
                                                   dlq: DeadLetterWriter) -> None:
     handler, calls = handler_failing(100, lambda: MustRestart("a changelog record was refused"))
     with pytest.raises(Halted) as halted:
-        await process_record(RECORD, handler, dlq, FAST)
+        process_record(RECORD, handler, dlq, FAST)
     assert halted.value.code == EXIT_DELIVERY_FAILED
     assert len(calls) == 1 and publisher.published == []  # the record in hand is innocent: not parked
 
@@ -294,3 +267,18 @@ def test_halt_exits_the_process_with_its_code() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert done.returncode == 75
     assert b"stopping without committing offsets" in done.stderr
+
+
+def test_a_stop_during_a_transient_fault_neither_parks_nor_acknowledges(publisher: CollectingPublisher,
+                                                                       dlq: DeadLetterWriter) -> None:
+    handler, calls = handler_failing(10_000, lambda: RegistryUnavailable("still down"))
+    with pytest.raises(processing.StopRequested):
+        process_record(RECORD, handler, dlq, FAST, stopping=lambda: len(calls) >= 2)
+    assert len(calls) == 2 and publisher.published == []  # the fault was not the record's: not parked
+
+
+def test_a_stop_does_not_save_a_poison_record_from_its_dlq(publisher: CollectingPublisher,
+                                                           dlq: DeadLetterWriter) -> None:
+    handler, _ = handler_failing(100, lambda: KeyError("bug"))
+    assert process_record(RECORD, handler, dlq, FAST, stopping=lambda: True) == "dlq"
+    assert len(publisher.published) == 1

@@ -22,6 +22,7 @@ import pytest
 
 from shopstream import schemas
 from shopstream.dlq import DeadLetterWriter
+from shopstream.kafka import DeliveryError
 from shopstream.processing import RetryPolicy
 from shopstream.processors.inventory.shop_sync import ShopStockCommand
 from shopstream.processors.inventory.shop_sync_worker import (
@@ -31,7 +32,6 @@ from shopstream.processors.inventory.shop_sync_worker import (
     CommandEncoder,
     CommandsNotConfirmed,
     OutRecord,
-    ProducerPublisher,
     ShopSync,
     command_event_id,
 )
@@ -202,6 +202,12 @@ class FakeProducer:
         self.sent.extend(records)
         return []
 
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
+        """The DLQ writer's path (the runner's ConfirmingProducer.publish): one record, confirmed."""
+        failed = self.send([(topic, key or b"", value, headers)])
+        if failed:
+            raise DeliveryError(topic, str(failed[0][1]))
+
 
 class Clock:
     def __init__(self) -> None:
@@ -215,7 +221,7 @@ def make_sync(window_ms: int = 2000, retry: RetryPolicy | None = None) -> tuple[
         ShopSync, FakeConsumer, FakeProducer, Clock]:
     registry = FakeRegistry()
     consumer, producer, clock = FakeConsumer(), FakeProducer(), Clock()
-    dlq = DeadLetterWriter(ProducerPublisher(producer), processor="shop-sync",  # type: ignore[arg-type]
+    dlq = DeadLetterWriter(producer, processor="shop-sync",  # type: ignore[arg-type]
                            routes=load_topology().dlq_routes())
     serde = AvroSerde(registry)  # type: ignore[arg-type]
     sync = ShopSync(consumer, producer, AtpDecoder(serde), CommandEncoder(serde, "commands.shop"),  # type: ignore[arg-type]

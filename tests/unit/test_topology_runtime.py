@@ -65,20 +65,17 @@ def test_table_partitions_follow_the_copartition_group(tmp_path: Path) -> None:
 
 
 def test_orders_processor_table_has_the_groups_partitions(tmp_path: Path) -> None:
-    """Built, not started: the Faust table and its changelog come from the overlay named by the setting."""
+    """Built, not started: the state store's changelog and partitions come from the overlay named by the setting."""
     from shopstream.processors.orders.app import OrdersProcessor
 
     settings = load_settings(kafka_bootstrap_servers="127.0.0.1:9", schema_registry_url="http://127.0.0.1:9",
                              topic_prefix="t1.", state_dir=str(tmp_path),
                              topology_overlay=str(_order_group_overlay(tmp_path, 12)))
     processor = OrdersProcessor(settings)
-    assert processor.table.partitions == 12
-    changelog = processor.table.changelog_topic
-    assert changelog.get_topic_name() == "t1.orders-orders-changelog"  # what topics apply creates
-    assert changelog.partitions == 12
-    assert dict(changelog.config or {}) == processor.topology.topic("orders-orders-changelog").kafka_configs()
-    assert processor.app.conf.topic_partitions == 12
-    assert processor.app.conf.topic_replication_factor == 1
+    assert processor.partitions == 12
+    assert processor.changelog == "orders-orders-changelog"
+    assert settings.topic(processor.changelog) == "t1.orders-orders-changelog"  # what topics apply creates
+    assert processor.topology.topic(processor.changelog).partitions == 12
 
 
 def test_orders_processor_under_the_production_overlay(tmp_path: Path) -> None:
@@ -87,10 +84,11 @@ def test_orders_processor_under_the_production_overlay(tmp_path: Path) -> None:
     settings = load_settings(kafka_bootstrap_servers="127.0.0.1:9", schema_registry_url="http://127.0.0.1:9",
                              state_dir=str(tmp_path), topology_overlay=str(PRODUCTION_OVERLAY_PATH))
     processor = OrdersProcessor(settings)
-    # Should Faust declare the changelog itself, it does so as `topics apply` would: RF 3, ISR 2.
-    assert processor.app.conf.topic_replication_factor == 3
-    assert processor.table.changelog_topic.config["min.insync.replicas"] == "2"
-    assert processor.table.partitions == 12
+    # `topics apply` creates the changelog as the topology says: RF 3, ISR 2, the group's partitions.
+    changelog = processor.topology.topic(processor.changelog)
+    assert changelog.replication_factor == 3
+    assert changelog.kafka_configs()["min.insync.replicas"] == "2"
+    assert processor.partitions == 12
 
 
 def test_table_changelog_errors_name_the_problem(tmp_path: Path) -> None:
@@ -107,14 +105,6 @@ def test_table_changelog_errors_name_the_problem(tmp_path: Path) -> None:
     assert any("orders-orders-changelog=4" in p for p in check(lagging))
     with pytest.raises(TopologyError, match="differing partition counts"):
         lagging.table_changelog("orders", "orders", ORDER_INPUTS)
-
-
-def test_faust_app_requires_declared_internal_topics() -> None:
-    from shopstream.faust_app import make_faust_app
-
-    settings = load_settings(kafka_bootstrap_servers="127.0.0.1:9")
-    with pytest.raises(TopologyError, match="no internal topics declared for Faust app 'stranger'"):
-        make_faust_app(settings, "stranger")
 
 
 # ------------------------------------------------------------------------------------------ overlay

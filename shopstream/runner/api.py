@@ -1,0 +1,104 @@
+"""What a processor gives the runner, and what the runner hands it: plain values, no Kafka client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed input record; `label` is its logical topic name (metrics, routing)."""
+
+    topic: str
+    label: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+
+@dataclass(slots=True)
+class Effects:
+    """What handling a record (or a tick) produced: outputs to send and state to write, applied only together.
+
+    `outputs`: (logical topic, key, value bytes), sent in order; `writes`: key -> new state (None
+    deletes) of the record's partition, stored once every output and changelog record is confirmed."""
+
+    outputs: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    writes: dict[bytes, Any] = field(default_factory=dict)
+
+
+class Processor(Protocol):
+    """A processor on the runner: its inputs, optional changelogged state, a pure-ish handler per record."""
+
+    #: Logical name: consumer group, metrics label, DLQ `processor` header.
+    name: str
+    #: Logical input topics (co-partitioned when there is state).
+    inputs: tuple[str, ...]
+    #: Logical changelog topic of the state store, or None for a stateless processor.
+    changelog: str | None
+    #: Seconds between `tick` calls, or None for no tick.
+    tick_interval_s: float | None
+    #: Records per poll at most (all of them are confirmed together, per partition).
+    batch_size: int
+
+    def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
+        """Decode and apply one record against its partition's state; raise on failure (the runner classifies)."""
+        ...
+
+    def encode_state(self, value: Any) -> bytes:
+        """A state value as changelog bytes."""
+        ...
+
+    def decode_state(self, data: bytes) -> Any:
+        """Changelog bytes as a state value (on restore)."""
+        ...
+
+    def tick(self, now: float, states: Mapping[int, Mapping[bytes, Any]]) -> Iterable[tuple[int, Effects]]:
+        """Periodic work over owned state (per partition), in the loop's thread between batches."""
+        ...
+
+    def restored(self, partition: int, state: Mapping[bytes, Any]) -> None:
+        """A partition's state was restored from the changelog (assignment)."""
+        ...
+
+    def dropped(self, partition: int) -> None:
+        """A partition's state was dropped (revoke or loss)."""
+        ...
+
+    def stored(self, partition: int, writes: Mapping[bytes, Any]) -> None:
+        """A batch's writes were confirmed and stored."""
+        ...
+
+
+class ProcessorBase:
+    """Defaults for the optional parts: no state, no tick, no hooks."""
+
+    changelog: str | None = None
+    tick_interval_s: float | None = None
+    batch_size: int = 500
+
+    def encode_state(self, value: Any) -> bytes:
+        """Stateless processors never call this."""
+        raise NotImplementedError
+
+    def decode_state(self, data: bytes) -> Any:
+        """Stateless processors never call this."""
+        raise NotImplementedError
+
+    def tick(self, now: float, states: Mapping[int, Mapping[bytes, Any]]) -> Iterable[tuple[int, Effects]]:
+        """No periodic work."""
+        return ()
+
+    def restored(self, partition: int, state: Mapping[bytes, Any]) -> None:
+        """Nothing to rebuild."""
+
+    def dropped(self, partition: int) -> None:
+        """Nothing to forget."""
+
+    def stored(self, partition: int, writes: Mapping[bytes, Any]) -> None:
+        """Nothing to track."""

@@ -1,0 +1,311 @@
+"""The runner's loop: poll, group by partition, handle, produce + confirm, store, commit (see `shopstream.runner`)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from shopstream.config import Settings
+from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
+from shopstream.halt import EXIT_DELIVERY_FAILED, halt
+from shopstream.kafka import DeliveryError, make_consumer, poll_batch
+from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RECORDS_OUT, RETRIES
+from shopstream.processing import RetryPolicy, StopRequested, park, process_record
+from shopstream.runner.admin import AdminServer
+from shopstream.runner.api import Effects, Processor, Record
+from shopstream.runner.offsets import DoneOffsets, by_partition
+from shopstream.runner.producer import ConfirmingProducer, OutRecord
+from shopstream.runner.store import PartitionState, restore
+from shopstream.topology import Topology, load_topology_for
+
+log = logging.getLogger("shopstream.runner")
+
+
+class Runner:
+    """Runs one processor in one thread until `stop` is set; see the package docstring for the rules."""
+
+    def __init__(self, settings: Settings, processor: Processor, *, topology: Topology | None = None,
+                 batch_size: int | None = None, stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.name = processor.name
+        self.topology = topology or load_topology_for(settings)
+        self.inputs = {settings.topic(name): name for name in processor.inputs}
+        self.changelog = settings.topic(processor.changelog) if processor.changelog else None
+        self.batch_size = batch_size or processor.batch_size
+        self.stop = stop or threading.Event()
+        client_id = f"shopstream-{processor.name}"
+        self.producer = ConfirmingProducer(settings, **{"client.id": client_id})
+        self.consumer: Consumer = make_consumer(settings, processor.name, **{"client.id": client_id})
+        self.dlq = DeadLetterWriter(self.producer, processor.name, self.topology.dlq_routes(settings.topic_prefix))
+        self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
+        self.states: dict[int, dict[bytes, Any]] = {}  # partition -> confirmed state (stateful processors)
+        self.owned: set[tuple[str, int]] = set()
+        self.offsets = DoneOffsets()
+        self._physical: dict[str, str] = {}
+        self._sent: dict[str, Any] = {}
+        self._last_error: str | None = None
+
+    # -- readiness -------------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[dict[str, Any], int]:
+        """(body, status) of `/readyz`: ready once partitions are assigned and every one is restored."""
+        restored = self.changelog is None or all(p in self.states for _, p in self.owned)
+        checks = {"assigned_partitions": len(self.owned), "state_restored": restored}
+        ready = bool(self.owned) and restored
+        return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Subscribe, then poll and process batches until `stop`; commits what is done on the way out."""
+        self.consumer.subscribe(list(self.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_lost)
+        interval = self.processor.tick_interval_s
+        next_tick = time.monotonic() + interval if interval else float("inf")
+        try:
+            while not self.stop.is_set():
+                wait = max(0.0, min(0.5, next_tick - time.monotonic()))
+                self.step(wait)
+                if time.monotonic() >= next_tick and interval:
+                    self._tick()
+                    next_tick = time.monotonic() + interval
+            self._commit()
+        except StopRequested as exc:  # stopped amid a transient fault: the record in hand stays unacknowledged
+            log.warning("%s: stopped while retrying %s; it is read again on restart", self.name, exc)
+        finally:
+            self.consumer.close()  # leaves the group (its revoke callback commits what is done)
+            self.producer.close()
+
+    def step(self, timeout_s: float = 0.5) -> int:
+        """One poll: handle its records per partition, confirm, store, commit; returns how many were read."""
+        msgs, self._last_error = poll_batch(self.consumer, self.batch_size, timeout_s, self._last_error)
+        for partition, group in by_partition(msgs, self.owned).items():
+            self._process(partition, group)
+        self._commit()
+        return len(msgs)
+
+    def _process(self, partition: int, msgs: list[Message]) -> None:
+        """One partition's records of a poll: handle each, then confirm the outputs and state once."""
+        started = time.monotonic()
+        stored = self.states.get(partition)
+        state = PartitionState(stored if stored is not None else {})
+        outputs: list[tuple[str, bytes | None, bytes]] = []
+        handled: list[Record] = []
+        offsets = self.offsets
+        for msg in msgs:
+            record = self._record(msg, partition)
+            tp = (record.topic, partition)
+            offsets.read(tp, record.offset)
+            effects = self._handle(record, state)
+            if effects is None:  # parked (confirmed on its DLQ): done
+                offsets.done(tp, record.offset)
+                continue
+            handled.append(record)
+            outputs.extend(effects.outputs)
+            if effects.writes:
+                state.writes.update(effects.writes)
+        if handled:
+            self._confirm(partition, state, outputs, handled)
+            for record in handled:
+                offsets.done((record.topic, partition), record.offset)
+                RECORDS_IN.labels(self.name, record.label, "ok").inc()
+            PROCESSING_SECONDS.labels(self.name).observe((time.monotonic() - started) / len(handled))
+
+    def _record(self, msg: Message, partition: int) -> Record:
+        topic = msg.topic() or ""
+        ts_type, ts = msg.timestamp()
+        raw = msg.headers() or []
+        pairs = raw.items() if isinstance(raw, dict) else raw
+        headers = tuple((k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in pairs)
+        return Record(topic=topic, label=self.inputs.get(topic, topic), partition=partition, offset=msg.offset() or 0,
+                      key=msg.key(), value=msg.value(), headers=headers, timestamp_ms=ts if ts_type else None)
+
+    def _handle(self, record: Record, state: PartitionState) -> Effects | None:
+        """The processor's handler under the one retry policy; None when the record was parked instead."""
+        result: list[Effects] = []
+        outcome = process_record(self._failed(record), lambda: result.append(self.processor.handle(record, state)),
+                                 self.dlq, self.retry, record.label, self.stop.is_set)
+        return result[0] if outcome == "ok" else None
+
+    @staticmethod
+    def _failed(record: Record) -> FailedRecord:
+        return FailedRecord(topic=record.topic, key=record.key, value=record.value, headers=list(record.headers),
+                            partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp_ms)
+
+    def _park(self, record: Record, failure: Failure) -> None:
+        """Park on the record's DLQ; returns once confirmed, else halts (exit 75): never acknowledged unparked."""
+        park(self._failed(record), failure, self.dlq, self.retry)
+        RECORDS_IN.labels(self.name, record.label, "dlq").inc()
+
+    def _topic(self, name: str) -> str:
+        physical = self._physical.get(name)
+        if physical is None:
+            physical = self._physical[name] = self.settings.topic(name)
+            self._sent[name] = RECORDS_OUT.labels(self.name, name)
+        return physical
+
+    def _confirm(self, partition: int, state: PartitionState, outputs: list[tuple[str, bytes | None, bytes]],
+                 records: list[Record]) -> None:
+        """Produce the outputs and wait for the broker, then the changelog records and wait, then store the state.
+
+        A refused changelog record halts at once (exit 76). Refused outputs latch the producer (nothing
+        is committed by this process any more) and the batch is re-sent in place under the retry policy
+        (the same records: ids are deterministic); past the budget its records are parked (exit 75 if that
+        fails too). Either way the state is not stored, and the latch halts the process (exit 76) at the
+        next commit, so a restart re-reads from the last commit."""
+        queued: list[OutRecord] = [(self._topic(name), key, value, None) for name, key, value in outputs]
+        started, attempt = time.monotonic(), 0
+        while queued:
+            self.producer.produce(queued)
+            failures = self._confirmed()
+            if not failures:
+                break
+            attempt += 1
+            error = DeliveryError(failures[0][0], failures[0][1])
+            if self.stop.is_set():  # nothing parked on the way out: latched, a restart re-reads it all
+                halt(f"{self.name}: stopping with outputs of partition {partition} refused: {failures[0][1]}",
+                     EXIT_DELIVERY_FAILED)
+            if time.monotonic() - started >= self.retry.max_elapsed_s:
+                state.rollback()
+                for record in records:
+                    self._park(record, Failure(error=error, stage="retry-exhausted", attempts=attempt))
+                self._commit()  # latched: halts here
+                return
+            RETRIES.labels(self.name, "produce").inc()
+            log.warning("broker refused %d output(s) of partition %d (%s); re-sending", len(failures), partition,
+                        failures[0][1])
+            time.sleep(self.retry.backoff(attempt))
+        # The changelog only after the outputs were confirmed: it never claims an event whose outputs were lost.
+        if self.changelog is not None and state.writes:
+            encode, changelog = self.processor.encode_state, self.changelog
+            self.producer.produce([(changelog, key, None if value is None else encode(value), partition)
+                                   for key, value in state.writes.items()])
+            failures = self._confirmed()
+            if failures:
+                halt(f"{self.name}: a changelog record of partition {partition} was refused: {failures[0][1]}",
+                     EXIT_DELIVERY_FAILED)
+        for name, count in Counter(name for name, _, _ in outputs).items():
+            self._sent[name].inc(count)
+        if self.changelog is not None:
+            writes = state.writes
+            state.commit()
+            if writes:
+                self.processor.stored(partition, writes)
+
+    def _confirmed(self) -> list[tuple[str, Any]]:
+        """Wait for everything queued; the refusals. Records still in flight are waited for again: librdkafka
+        settles each by `message.timeout.ms`."""
+        while True:
+            try:
+                return self.producer.confirm()
+            except TimeoutError as exc:
+                log.warning("%s: %s; waiting", self.name, exc)
+
+    def _tick(self) -> None:
+        """The processor's periodic work over owned state; its effects go the way of a batch's."""
+        states: Mapping[int, Mapping[bytes, Any]] = dict(self.states)
+        try:
+            work = list(self.processor.tick(time.time(), states))
+        except Exception:  # a bug in a sweep must not stop consumption; the next tick tries again
+            log.exception("%s: tick failed", self.name)
+            return
+        for partition, effects in work:
+            if partition not in self.states:
+                continue  # revoked meanwhile
+            state = PartitionState(self.states[partition])
+            for key, value in effects.writes.items():
+                state[key] = value
+            self._confirm(partition, state, effects.outputs, [])
+
+    def _commit(self) -> None:
+        """Commit the done prefix of every partition (never while the producer is latched: that halts)."""
+        if self.producer.latched:
+            halt(f"{self.name}: the broker refused a record this process wrote: {self.producer.failures[0][1]}",
+                 EXIT_DELIVERY_FAILED)
+        positions = self.offsets.positions()
+        if not positions:
+            return
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in positions.items()],
+                                 asynchronous=False)
+        except KafkaException as exc:  # typically a rebalance took the partitions: their owner re-reads
+            log.warning("offset commit failed (records will be read again): %s", exc)
+            return
+        self.offsets.committed(positions)
+
+    # -- rebalance -------------------------------------------------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Restore each new partition's state from its changelog before any of its records is handled."""
+        for number in sorted({tp.partition for tp in partitions}):
+            if self.changelog is not None and number not in self.states:
+                self.states[number] = self._restore(number)
+                self.processor.restored(number, self.states[number])
+        self.owned |= {(tp.topic, tp.partition) for tp in partitions}
+        log.info("%s: partitions assigned: %s", self.name, sorted(f"{t}[{p}]" for t, p in self.owned))
+
+    def _restore(self, partition: int) -> dict[bytes, Any]:
+        assert self.changelog is not None
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return restore(self.settings, self.changelog, partition, self.processor.decode_state)
+            except (KafkaException, TimeoutError) as exc:
+                attempt += 1
+                if time.monotonic() - started >= self.retry.max_elapsed_s:
+                    raise
+                log.warning("restoring partition %d failed (%s); retrying", partition, exc)
+                time.sleep(self.retry.backoff(attempt))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Work in hand is already confirmed (batches finish before the next poll): commit, then drop."""
+        self._commit()
+        self._drop(partitions)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Taken without a revoke: commits would fail; drop what was owned."""
+        log.warning("%s: partitions lost: %s", self.name, [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+        self._drop(partitions)
+
+    def _drop(self, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.owned -= gone
+        self.offsets.forget(gone)
+        still = {p for _, p in self.owned}
+        for number in {p for _, p in gone} - still:
+            if self.states.pop(number, None) is not None:
+                self.processor.dropped(number)
+
+
+def run_processor(settings: Settings, processor: Processor, *, web_port: int | None = None,
+                  batch_size: int | None = None, stop: threading.Event | None = None) -> None:
+    """Run `processor` on the runner in the foreground with `/metrics` and `/readyz` until SIGTERM/SIGINT."""
+    own_stop = stop or threading.Event()
+    previous: dict[int, Any] = {}
+    if stop is None and threading.current_thread() is threading.main_thread():
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: stopping after the current batch", signum)
+            own_stop.set()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    runner = Runner(settings, processor, batch_size=batch_size, stop=own_stop)
+    port = settings.worker_web_port if web_port is None else web_port
+    admin = AdminServer(settings.http_host, port, runner.readiness) if port else None
+    log.info("%s: runner started", processor.name, extra={"inputs": list(runner.inputs), "admin_port": port})
+    try:
+        runner.run()
+    finally:
+        if admin is not None:
+            admin.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        log.info("%s: runner stopped", processor.name)

@@ -1,0 +1,125 @@
+"""The runner's state store: one in-memory dict per owned partition, written through to a compacted changelog.
+
+Changelog partition = input partition (the changelog is a member of its inputs' co-partition group,
+`Topology.table_changelog`), so a key's state lives where its input records arrive. A value is
+stored in memory as the processor's object and written as `encode_state(value)` bytes (a tombstone
+for None). On assignment a partition is restored by reading its changelog partition from the
+beginning to the end before any input record of that partition is processed.
+
+The end: the high watermark, and then whatever else the last fetch carried. Tansu reports the base
+offset of the last batch + 1 as the high watermark (README, Tansu quirks), so the records of a
+multi-record last batch lie past it; they arrive in the same fetch as the first of them, and a short
+drain after the watermark picks them up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from shopstream.config import Settings
+
+log = logging.getLogger("shopstream.runner")
+
+Decode = Callable[[bytes], Any]
+
+
+class PartitionState(MutableMapping[bytes, Any]):
+    """A partition's committed state plus the writes of the batch in hand (seen by later records of it)."""
+
+    def __init__(self, stored: dict[bytes, Any]) -> None:
+        self.stored = stored
+        self.writes: dict[bytes, Any] = {}
+
+    def __getitem__(self, key: bytes) -> Any:
+        writes = self.writes
+        if key in writes:
+            value = writes[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        return self.stored[key]
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        """The value of `key` (the batch's write first), or `default`."""
+        writes = self.writes
+        if key in writes:
+            value = writes[key]
+            return default if value is None else value
+        return self.stored.get(key, default)
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.writes[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        self.writes[key] = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from {**self.stored, **self.writes}
+
+    def __len__(self) -> int:
+        return len({**self.stored, **self.writes})
+
+    def commit(self) -> None:
+        """The batch's writes were confirmed on the changelog: they become the stored state."""
+        stored, writes = self.stored, self.writes
+        if None in writes.values():
+            for key, value in writes.items():
+                if value is None:
+                    stored.pop(key, None)
+                else:
+                    stored[key] = value
+        else:
+            stored.update(writes)
+        self.writes = {}
+
+    def rollback(self) -> None:
+        """Forget the batch's writes (its records are read again or re-applied)."""
+        self.writes = {}
+
+
+def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
+            timeout_s: float = 120.0) -> dict[bytes, Any]:
+    """Read `changelog`[`partition`] from the beginning to its end; the latest value per key (tombstones drop it)."""
+    started = time.monotonic()
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"restore-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "enable.partition.eof": True, "fetch.wait.max.ms": 10})
+    state: dict[bytes, Any] = {}
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(changelog, partition), timeout=10)
+        if high <= low:
+            return state
+        consumer.assign([TopicPartition(changelog, partition, low)])
+        reached = False
+        while True:
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"restoring {changelog}[{partition}] took over {timeout_s:.0f} s")
+            batch = consumer.consume(10_000, 0.2 if reached else 1.0)
+            if not batch and reached:
+                break
+            for msg in batch:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == err._PARTITION_EOF:
+                        reached = True
+                        continue
+                    raise KafkaException(err)
+                key, value = msg.key(), msg.value()
+                if key is None:
+                    continue
+                if value is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = decode(value)
+                if (msg.offset() or 0) + 1 >= high:
+                    reached = True
+    finally:
+        consumer.close()
+    log.info("restored %s[%d]: %d keys in %.2f s", changelog, partition, len(state), time.monotonic() - started)
+    return state
