@@ -106,6 +106,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.processors.inventory.shop_sync_worker import run_shop_sync
 
         run_shop_sync(settings, metrics_port=args.port or settings.worker_web_port + 3)
+    elif args.processor == "shop-writer":
+        from shopstream.processors.shop_writer.config import ShopWriterConfigError
+        from shopstream.processors.shop_writer.worker import ConfigurationError
+        from shopstream.processors.shop_writer.worker import run as run_shop_writer
+
+        try:
+            run_shop_writer(settings, web_port=args.port or settings.worker_web_port + 5)
+        except (ConfigurationError, ShopWriterConfigError) as exc:
+            print(f"shopstream worker shop-writer: {exc}", file=sys.stderr)
+            return 2
     elif args.processor == "review":
         from shopstream.processors.review.rules import RulesError
         from shopstream.processors.review.worker import run_review
@@ -383,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review"],
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "shop-writer"],
                    help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)

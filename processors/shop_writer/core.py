@@ -12,8 +12,9 @@ Rules, per SKU (`offer`):
                both sides, the later position in the partition (its offset) is newer (one SKU, one
                partition: the order there is the order shop-sync sent them in)
   - duplicate  the same command event id as the pending or the applied one (redelivery): nothing
-  - stale      not newer than the figure already applied: result `superseded` (by the applied
-               command), never written — a stale command never overwrites a newer figure
+  - stale      not newer than the newest command already applied (or given up): result
+               `superseded` (by that command), never written — a stale command never overwrites a
+               newer figure
   - coalesced  a SKU has at most one pending figure: a newer command replaces it (the replaced one's
                result is `superseded` by the newer), an older one is superseded by the pending one;
                a burst of changes becomes one write of the latest figure
@@ -91,19 +92,29 @@ class SkuEntry:
     pending: StockCommand | None = None
     attempts: int = 0
     not_before: float = 0.0
+    failed: StockCommand | None = None  # the newest command given up: older ones are stale after it too
+
+    def newest_settled(self) -> StockCommand | None:
+        """The newest command applied or given up (what an offered command must be newer than)."""
+        settled = [c for c in (self.applied, self.failed) if c is not None]
+        if len(settled) == 2:
+            return settled[1] if settled[1].newer_than(settled[0]) else settled[0]
+        return settled[0] if settled else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form (the changelog)."""
         return {"applied": self.applied.to_dict() if self.applied else None,
                 "pending": self.pending.to_dict() if self.pending else None,
-                "attempts": self.attempts, "not_before": self.not_before}
+                "attempts": self.attempts, "not_before": self.not_before,
+                "failed": self.failed.to_dict() if self.failed else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkuEntry:
         """Inverse of `to_dict`."""
         return cls(applied=StockCommand.from_dict(data["applied"]) if data.get("applied") else None,
                    pending=StockCommand.from_dict(data["pending"]) if data.get("pending") else None,
-                   attempts=int(data.get("attempts", 0)), not_before=float(data.get("not_before", 0.0)))
+                   attempts=int(data.get("attempts", 0)), not_before=float(data.get("not_before", 0.0)),
+                   failed=StockCommand.from_dict(data["failed"]) if data.get("failed") else None)
 
 
 @dataclass(frozen=True)
@@ -130,12 +141,12 @@ class Offered:
 def offer(entry: SkuEntry | None, command: StockCommand) -> Offered:
     """Take a command into its SKU's entry (see the module docstring)."""
     entry = entry or SkuEntry()
-    ids = {c.event_id for c in (entry.applied, entry.pending) if c is not None}
+    ids = {c.event_id for c in (entry.applied, entry.pending, entry.failed) if c is not None}
     if command.event_id in ids:
         return Offered(entry, duplicate=True)
-    applied, pending = entry.applied, entry.pending
-    if applied is not None and not command.newer_than(applied):
-        return Offered(entry, (Result(command, "superseded", superseded_by=applied.event_id),))
+    settled, pending = entry.newest_settled(), entry.pending
+    if settled is not None and not command.newer_than(settled):
+        return Offered(entry, (Result(command, "superseded", superseded_by=settled.event_id),))
     if pending is None:
         return Offered(replace(entry, pending=command, attempts=0, not_before=0.0))
     if command.newer_than(pending):
@@ -156,7 +167,7 @@ def settle_applied(entry: SkuEntry, command: StockCommand, shop_item_id: str | N
     """The shop took `command`'s figure."""
     still = entry.pending if entry.pending is not None and entry.pending.event_id != command.event_id else None
     applied = command if entry.applied is None or command.newer_than(entry.applied) else entry.applied
-    return (SkuEntry(applied=applied, pending=still),
+    return (SkuEntry(applied=applied, pending=still, failed=entry.failed),
             Result(command, "applied", attempts=entry.attempts + 1, shop_item_id=shop_item_id))
 
 
@@ -172,7 +183,7 @@ def settle_failed(entry: SkuEntry, command: StockCommand, error: str, *, permane
         return entry, None  # a newer figure replaced it meanwhile: that one is written next
     attempts = entry.attempts + 1
     if permanent or attempts >= max_attempts:
-        return (SkuEntry(applied=entry.applied),
+        return (SkuEntry(applied=entry.applied, failed=command),
                 Result(command, "failed", error=error, attempts=attempts))
     return replace(entry, attempts=attempts, not_before=now + backoff_s(attempts, base_s)), None
 

@@ -31,7 +31,7 @@ DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
-WORKER_PORTS = 5  # orders, views, inventory, shop-sync, review: SHOPSTREAM_WORKER_PORT + 0..4
+WORKER_PORTS = 6  # orders, views, inventory, shop-sync, review, shop-writer: SHOPSTREAM_WORKER_PORT + 0..5
 RUNNER_WORKER_PORT_OFFSETS = (0, 2)  # orders and inventory serve /readyz (the runner's readiness)
 
 
@@ -212,6 +212,12 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
     stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
     stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
     stack.spawn("worker-review", "worker", "review", "--port", str(effective.worker_web_port + 4))
+    if os.environ.get("SHOPSTREAM_SHOPIFY_ACCESS_TOKEN") or os.environ.get("SHOPSTREAM_WOOCOMMERCE_KEY"):
+        # only with a shop to write to: without credentials it would exit 2 and stop the whole stack
+        stack.spawn("worker-shop-writer", "worker", "shop-writer", "--port", str(effective.worker_web_port + 5))
+    else:
+        print("shop writer not started: no shop credentials (SHOPSTREAM_SHOPIFY_ACCESS_TOKEN or "
+              "SHOPSTREAM_WOOCOMMERCE_KEY/_SECRET; see README, Shop stock writer)", flush=True)
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port),
                        ("connectors admin", effective.connectors_admin_port), ("api admin", effective.api_admin_port)):

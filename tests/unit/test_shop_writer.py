@@ -144,3 +144,14 @@ def test_shipped_config_loads_with_documented_defaults() -> None:
     assert cfg.platform == "shopify" and cfg.shopify.graphql.batch_size == 250
     assert (cfg.shopify.graphql.bucket, cfg.shopify.graphql.restore_per_s) == (1000, 50)
     assert (cfg.shopify.rest.bucket, cfg.shopify.rest.leak_per_s) == (40, 2)
+
+
+def test_after_a_command_was_given_up_older_ones_are_stale_too() -> None:
+    c5 = cmd("A", 5, 5)
+    entry, result = core.settle_failed(core.offer(None, c5).entry, c5, "HTTP 404", permanent=True, now=0.0,
+                                       max_attempts=3)
+    assert result is not None and entry.failed == c5
+    late = core.offer(entry, cmd("A", 9, 4))
+    assert late.entry.pending is None and late.results[0].superseded_by == c5.event_id
+    assert core.offer(entry, cmd("A", 9, 6)).entry.pending == cmd("A", 9, 6)
+    assert SkuEntry.from_dict(entry.to_dict()) == entry
