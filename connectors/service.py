@@ -2,6 +2,7 @@
 
 Public port (SHOPSTREAM_CONNECTORS_PORT): `POST /webhooks/shopify`, `/webhooks/stripe`,
 `/webhooks/woocommerce`, `/webhooks/carrier`, `/webhooks/returns`, `/webhooks/erp` (ERP stock deltas),
+`/webhooks/helpdesk` (generic signed JSON), `/webhooks/helpdesk/{zendesk,freshdesk,gorgias}`,
 `GET /healthz`. Admin port (SHOPSTREAM_ADMIN_PORT, default public + 1000): `GET /readyz` (Kafka + Redis, cached),
 `GET /metrics`. It refuses to listen on a non-loopback address with a weak webhook secret. Further
 sources (helpdesk) plug in as `SourceConnector`s in `source_connectors()`.
@@ -18,15 +19,17 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from shopstream.config import Settings, require_safe_exposure, secret_list
-from shopstream.connectors import carrier, erp_webhook, returns
+from shopstream.connectors import carrier, erp_webhook, helpdesk, returns
 from shopstream.connectors.base import SourceConnector
 from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_mapping
 from shopstream.connectors.dedupe import DeliveryDedupe
+from shopstream.connectors.freshdesk import FreshdeskConnector, GorgiasConnector
 from shopstream.connectors.payment_links import PaymentLinks
 from shopstream.connectors.shopify import ShopifyConnector
 from shopstream.connectors.stripe import StripeConnector
 from shopstream.connectors.webhook import WebhookFront
 from shopstream.connectors.woocommerce import WooCommerceConnector
+from shopstream.connectors.zendesk import ZendeskConnector
 from shopstream.dlq import DeadLetterWriter
 from shopstream.health import healthz, make_admin_app, serve_with_admin
 from shopstream.kafka import AsyncProducer
@@ -38,6 +41,8 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", aioredis.Redis)
 #: A Redis call that hangs must become a 503, not a request held until the source times out.
 REDIS_TIMEOUT_S = 5.0
+#: Helpdesks served on `/webhooks/helpdesk/<name>` (not on `/webhooks/<name>`).
+HELPDESKS = ("zendesk", "freshdesk", "gorgias")
 
 
 def source_connectors(settings: Settings, *, now: Callable[[], float] = time.time,
@@ -54,7 +59,18 @@ def source_connectors(settings: Settings, *, now: Callable[[], float] = time.tim
             "woocommerce": WooCommerceConnector(secret_list(settings.woocommerce_secret)),
             "carrier": carrier.CarrierConnector(secret_list(settings.carrier_secret), mapping, **ours),
             "returns": returns.ReturnsConnector(secret_list(settings.returns_secret), **ours),
-            "erp": erp_webhook.ErpWebhookConnector(secret_list(settings.erp_secret), **ours)}
+            "erp": erp_webhook.ErpWebhookConnector(secret_list(settings.erp_secret), **ours),
+            "helpdesk": helpdesk.GenericHelpdeskConnector(secret_list(settings.helpdesk_secret), **ours),
+            **helpdesk_connectors(settings, now=now)}
+
+
+def helpdesk_connectors(settings: Settings, *, now: Callable[[], float] = time.time) -> dict[str, SourceConnector]:
+    """The helpdesks answered on `/webhooks/helpdesk/<system>` (issue 15); also in `source_connectors`, by
+    their name, so a parked body is redriven through the same connector."""
+    return {"zendesk": ZendeskConnector(settings.zendesk_secret.get_secret_value(), now=now,
+                                        tolerance_s=int(settings.signature_tolerance_s)),
+            "freshdesk": FreshdeskConnector(settings.freshdesk_secret.get_secret_value()),
+            "gorgias": GorgiasConnector(settings.gorgias_secret.get_secret_value())}
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
@@ -82,6 +98,7 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
     app = web.Application(client_max_size=6 * 1024 * 1024)
     app[SETTINGS] = settings
     connectors = source_connectors(settings)
+    helpdesks = {name: connectors[name] for name in HELPDESKS}
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         producer = AsyncProducer(settings, **dict(producer_overrides or {}))
@@ -96,12 +113,20 @@ def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None
 
     async def webhook(request: web.Request) -> web.Response:
         connector = connectors.get(request.match_info["source"])
-        if connector is None:
+        if connector is None or request.match_info["source"] in HELPDESKS:  # those answer under /helpdesk/
             return web.json_response({"error": f"unknown webhook source {request.match_info['source']!r}",
                                       "sources": sorted(connectors)}, status=404)
         return await request.app[FRONT].handle(connector, request)
 
+    async def helpdesk_webhook(request: web.Request) -> web.Response:
+        connector = helpdesks.get(request.match_info["system"])
+        if connector is None:
+            return web.json_response({"error": f"unknown helpdesk {request.match_info['system']!r}",
+                                      "helpdesks": sorted(helpdesks)}, status=404)
+        return await request.app[FRONT].handle(connector, request)
+
     app.router.add_post("/webhooks/{source}", webhook)
+    app.router.add_post("/webhooks/helpdesk/{system}", helpdesk_webhook)
     app.router.add_get("/healthz", healthz)
     return app
 

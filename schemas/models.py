@@ -38,6 +38,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_utc_millis)]
 UuidStr = Annotated[str, BeforeValidator(_uuid_str)]
 AvroInt = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 AvroLong = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Decimal6x4 = Annotated[Decimal, BeforeValidator(_no_float), Field(max_digits=6, decimal_places=4)]
 Decimal18x4 = Annotated[Decimal, BeforeValidator(_no_float), Field(max_digits=18, decimal_places=4)]
 
 
@@ -905,6 +906,19 @@ class RouteTicket(BaseModel):
     order_id: str | None = None
     # Routing rule that matched.
     rule: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    # Intent label from the triage model.
+    intent: str | None = None
+    # Model confidence of the intent, 0..1 (4 decimals; the contract has no floats).
+    confidence: Decimal6x4 | None = None
+    # Canonical status of the order found for the ticket, when found.
+    order_status: str | None = None
+    # Why: rule ids, lookup outcome.
+    reasons: list[str] = Field(default_factory=list)
+    # Triage model version that classified the ticket.
+    model_version: str | None = None
+    # Routing rules version.
+    rules_version: str | None = None
 
 
 class ShipmentLine(BaseModel):
@@ -1087,6 +1101,31 @@ class StockSnapshotBatch(BaseModel):
     lines: list[StockSnapshotLine]
 
 
+class SuggestReply(BaseModel):
+    """Command (commands.support): a drafted reply for a ticket, from the order's real state."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.SuggestReply"
+
+    meta: EventMeta
+    ticket_id: str
+    intent: str
+    language: str
+    text: str
+    facts_used: dict[str, str] = Field(default_factory=dict)
+    # Model confidence of the intent, 0..1 (4 decimals; the contract has no floats).
+    confidence: Decimal6x4
+    requires_approval: bool
+    # Order action offered by the reply (UpdateShippingAddress, CancelOrder), if any.
+    action: str | None = None
+    # The order the reply speaks of.
+    order_id: str | None = None
+    # Triage model version.
+    model_version: str | None = None
+    # Automation policy version that decided requires_approval.
+    policy_version: str | None = None
+
+
 class SyncShopStock(BaseModel):
     """Command (commands.shop): set the shop's sellable stock of a SKU."""
 
@@ -1118,6 +1157,62 @@ class TicketCreated(BaseModel):
     customer_email: str | None = None
     tags: list[str] = Field(default_factory=list)
     created_at: UtcDatetime
+    # ISO 639-1 code the helpdesk reported (e.g. de, en), if any.
+    language: str | None = None
+    # The helpdesk's or shop's id of the requester, if known.
+    customer_id: str | None = None
+    # The helpdesk's ticket status as it sent it (e.g. open, new).
+    status: str | None = None
+    # Source helpdesk system (zendesk, freshdesk, gorgias, generic).
+    helpdesk: str | None = None
+
+
+class TicketUpdated(BaseModel):
+    """A support ticket changed in the helpdesk (status, tags, a new customer message)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.TicketUpdated"
+
+    meta: EventMeta
+    ticket_id: str
+    # Order the helpdesk linked, if any.
+    order_id: str | None = None
+    # The subject, when sent.
+    subject: str | None = None
+    # The latest customer message, when sent.
+    body: str | None = None
+    # The helpdesk's ticket status as it sent it.
+    status: str | None = None
+    priority: TicketPriority | None = None
+    # Requester e-mail.
+    customer_email: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    # ISO 639-1 code, if the helpdesk sent one.
+    language: str | None = None
+    # Source helpdesk system.
+    helpdesk: str | None = None
+    updated_at: UtcDatetime
+
+
+class UpdateShippingAddress(BaseModel):
+    """
+    Command (commands.shop, keyed by order id): change the shipping address of an order not yet
+    fulfilled; a person approved it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.UpdateShippingAddress"
+
+    meta: EventMeta
+    order_id: str
+    # The new address as the approving person wrote it in the decision note.
+    address_text: str
+    # Who approved (user:<name>).
+    requested_by: str | None = None
+    # The ticket the customer asked in.
+    ticket_id: str | None = None
+    # The approved work item.
+    work_item_id: str | None = None
 
 
 class WorkItemDecided(BaseModel):
@@ -1202,7 +1297,10 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.StockSnapshot": StockSnapshot,
     "io.shopstream.events.StockSnapshotBatch": StockSnapshotBatch,
     "io.shopstream.events.StockSnapshotLine": StockSnapshotLine,
+    "io.shopstream.events.SuggestReply": SuggestReply,
     "io.shopstream.events.SyncShopStock": SyncShopStock,
     "io.shopstream.events.TicketCreated": TicketCreated,
+    "io.shopstream.events.TicketUpdated": TicketUpdated,
+    "io.shopstream.events.UpdateShippingAddress": UpdateShippingAddress,
     "io.shopstream.events.WorkItemDecided": WorkItemDecided,
 }

@@ -112,7 +112,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.processors.shop_writer.worker import run as run_shop_writer
 
         try:
-            run_shop_writer(settings, web_port=args.port or settings.worker_web_port + 5)
+            run_shop_writer(settings, web_port=args.port or settings.worker_web_port + 6)
         except (ConfigurationError, ShopWriterConfigError) as exc:
             print(f"shopstream worker shop-writer: {exc}", file=sys.stderr)
             return 2
@@ -124,6 +124,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             run_review(settings, metrics_port=args.port or settings.worker_web_port + 4)
         except RulesError as exc:
             print(f"shopstream worker review: {exc}", file=sys.stderr)
+            return 2
+    elif args.processor == "support":
+        from shopstream.processors.support.worker import SupportConfigError
+        from shopstream.processors.support.worker import run as run_support
+
+        try:
+            run_support(settings, web_port=args.port or settings.worker_web_port + 5)
+        except SupportConfigError as exc:
+            print(f"shopstream worker support: {exc}", file=sys.stderr)
             return 2
     return 0
 
@@ -393,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "shop-writer"],
+    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "support",
+                   "shop-writer"],
                    help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)
@@ -423,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest_parser(sub)
 
     _add_bench_parser(sub)
+    from shopstream.processors.support.tools import add_support_parser
+    add_support_parser(sub)
     return parser
 
 

@@ -166,6 +166,12 @@ class Settings(BaseSettings):
     carrier_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_CARRIER_SECRET"))
     returns_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_RETURNS_SECRET"))
     erp_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ERP_SECRET"))
+    # Helpdesks (issue 15): Zendesk's signing secret, Freshdesk's Basic `user:password`, Gorgias' header
+    # token, and the generic helpdesk source's HMAC secret.
+    zendesk_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_ZENDESK_SECRET"))
+    freshdesk_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_FRESHDESK_SECRET"))
+    gorgias_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_GORGIAS_SECRET"))
+    helpdesk_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_HELPDESK_SECRET"))
 
     # Hostile input: how much a sender's clock may be ahead, how old a signature may be.
     max_future_skew_s: float = Field(
@@ -291,6 +297,10 @@ def secret_list(secret: SecretStr) -> list[str]:
 #: The webhook secrets every service checks before it binds a non-loopback address.
 WEBHOOK_SECRET_FIELDS = ("shopify_secret", "stripe_secret", "woocommerce_secret", "carrier_secret",
                          "returns_secret", "erp_secret")
+#: Optional webhook secrets (the helpdesks): empty is allowed (the endpoint answers 401), weak is not.
+#: Freshdesk's is `user:password` of an account the helpdesk owner chose: only known defaults are refused.
+OPTIONAL_WEBHOOK_SECRET_FIELDS = ("zendesk_secret", "gorgias_secret", "helpdesk_secret", "freshdesk_secret")
+_CHOSEN_ELSEWHERE = frozenset({"freshdesk_secret"})
 #: Values that appear in our docs, compose file or dev stack: known to everyone.
 KNOWN_SECRETS = frozenset({"change-me", "changeme", "secret", "dev-secret", "shopstream-dev-secret"})
 MIN_SECRET_BYTES = 32
@@ -306,14 +316,14 @@ def exposure_problems(settings: Settings, host: str | None = None) -> list[str]:
     if is_loopback(host if host is not None else settings.http_host):
         return []
     found = []
-    for field in WEBHOOK_SECRET_FIELDS:
+    for field in (*WEBHOOK_SECRET_FIELDS, *OPTIONAL_WEBHOOK_SECRET_FIELDS):
         values = secret_list(getattr(settings, field))
-        if not values:
+        if not values and field in WEBHOOK_SECRET_FIELDS:
             found.append(f"{env_name(field)} is empty")
         for value in values:
             if value in KNOWN_SECRETS or value.startswith("dev-"):
                 found.append(f"{env_name(field)} is a known default")
-            elif len(value.encode()) < MIN_SECRET_BYTES:
+            elif len(value.encode()) < MIN_SECRET_BYTES and field not in _CHOSEN_ELSEWHERE:
                 found.append(f"{env_name(field)} is shorter than {MIN_SECRET_BYTES} bytes")
     return found
 

@@ -6,7 +6,8 @@ Consumes `commands.shop` (co-partition group `shop_command` with its changelog
     commands it supersedes get their `superseded` result on `commands.shop.results` at once. A key
     that is not the command's SKU, or a SKU with no shop item in the configuration, is a permanent
     error: the runner parks the record on `commands.shop.dlq` with its context headers.
-  - CancelOrder: not this writer's (it only writes stock): acknowledged, nothing written.
+  - CancelOrder, UpdateShippingAddress: not this writer's (it only writes stock): acknowledged, nothing
+    written.
   - anything else or undecodable: parked on the DLQ by the runner.
 The entry is stored only after the broker confirmed the results and the changelog record, so an
 acknowledged command is always either pending in the store or settled.
@@ -46,7 +47,7 @@ from shopstream.metrics import RECORDS_IN
 from shopstream.processing import RetryPolicy, park
 from shopstream.runner import Effects, ProcessorBase, Record, run_processor
 from shopstream.runner.producer import ConfirmingProducer
-from shopstream.schemas.models import CancelOrder, SyncShopStock
+from shopstream.schemas.models import CancelOrder, SyncShopStock, UpdateShippingAddress
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import Topology, load_topology_for, names
 
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 
 PROCESSOR = "shop-writer"
 TABLE = "skus"
-INPUTS = {names.COMMANDS_SHOP: (SyncShopStock, CancelOrder)}
+INPUTS = {names.COMMANDS_SHOP: (SyncShopStock, CancelOrder, UpdateShippingAddress)}
 RESULTS = names.COMMANDS_SHOP_RESULTS
 MAX_PER_FLUSH = 2500  # 10 Shopify mutations: a flush never blocks the loop long on the budget
 
@@ -118,7 +119,7 @@ class ShopWriterProcessor(ProcessorBase):
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
         """Offer a SyncShopStock to its SKU's entry (raises on what the runner must park)."""
         event = self.serde.decode(record.value)
-        if isinstance(event, CancelOrder):
+        if isinstance(event, CancelOrder | UpdateShippingAddress):
             return Effects()  # for the shop's order adapter, not this stock writer
         if not isinstance(event, SyncShopStock):
             raise TypeError(f"{type(event).__name__} does not belong on {record.label}")

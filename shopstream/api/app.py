@@ -36,6 +36,7 @@ Endpoints:
     GET /metrics                Prometheus text format
     /v1/work-items…             the work queue (list, read, claim, decide): see shopstream.api.work_items
     /v1/review/lists…           the review rules' lists (admin): see shopstream.api.review_lists
+    /v1/support/stats           support KPIs (viewer): see shopstream.api.support
 
 Every endpoint but /healthz, /readyz and /metrics needs `Authorization: Bearer <token>` with the role
 `viewer` (401 without a valid token, 403 without the role; `shopstream.api.security`, tokens from
@@ -60,7 +61,7 @@ import redis.exceptions
 from aiohttp import web
 from prometheus_client import Counter
 
-from shopstream.api import review_lists
+from shopstream.api import review_lists, support
 from shopstream.api.backlog import refresher as backlog_refresher
 from shopstream.api.security import ROUTE_ROLES_KEY, TOKENS_KEY, authenticate
 from shopstream.api.work_items import ITEMS_KEY, add_routes
@@ -192,6 +193,7 @@ def make_app(settings: Settings) -> web.Application:
         app[HISTORY_KEY] = AsyncHistoryView(client, settings.redis_key_prefix)
         app[ITEMS_KEY] = AsyncWorkItems(client, settings.redis_key_prefix)
         app[review_lists.LISTS_KEY] = AsyncListStore(client, settings.redis_key_prefix)
+        app[support.CLIENT_KEY] = client
         yield
         await client.aclose()
 
@@ -203,6 +205,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/atp/{sku:.+}", get_atp)
     add_routes(app, settings)  # the work queue: shopstream.api.work_items
     review_lists.add_routes(app, settings)  # the review rules' lists (admin)
+    support.add_routes(app, settings)  # support KPIs (viewer)
     app.router.add_get("/healthz", healthz)
     return app
 

@@ -31,8 +31,8 @@ DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
-WORKER_PORTS = 6  # orders, views, inventory, shop-sync, review, shop-writer: SHOPSTREAM_WORKER_PORT + 0..5
-RUNNER_WORKER_PORT_OFFSETS = (0, 2)  # orders and inventory serve /readyz (the runner's readiness)
+WORKER_PORTS = 7  # orders, views, inventory, shop-sync, review, support, shop-writer: SHOPSTREAM_WORKER_PORT + 0..6
+RUNNER_WORKER_PORT_OFFSETS = (0, 2, 5)  # orders, inventory and support serve /readyz (the runner's readiness)
 
 
 # How long a stage of `Stack.stop` waits for its processes before killing them; `DevProcess.stop`
@@ -212,9 +212,10 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
     stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
     stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
     stack.spawn("worker-review", "worker", "review", "--port", str(effective.worker_web_port + 4))
+    stack.spawn("worker-support", "worker", "support", "--port", str(effective.worker_web_port + 5))
     if os.environ.get("SHOPSTREAM_SHOPIFY_ACCESS_TOKEN") or os.environ.get("SHOPSTREAM_WOOCOMMERCE_KEY"):
         # only with a shop to write to: without credentials it would exit 2 and stop the whole stack
-        stack.spawn("worker-shop-writer", "worker", "shop-writer", "--port", str(effective.worker_web_port + 5))
+        stack.spawn("worker-shop-writer", "worker", "shop-writer", "--port", str(effective.worker_web_port + 6))
     else:
         print("shop writer not started: no shop credentials (SHOPSTREAM_SHOPIFY_ACCESS_TOKEN or "
               "SHOPSTREAM_WOOCOMMERCE_KEY/_SECRET; see README, Shop stock writer)", flush=True)
@@ -233,7 +234,8 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
           f"{base}:{effective.worker_web_port + 1}/metrics (views sink: order + ATP views), "
           f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker), "
           f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync), "
-          f"{base}:{effective.worker_web_port + 4}/metrics (review rules)\n"
+          f"{base}:{effective.worker_web_port + 4}/metrics (review rules), "
+          f"{base}:{effective.worker_web_port + 5}/metrics (support)\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     if demo:
         from shopstream.dev.demo import feed_demo_orders

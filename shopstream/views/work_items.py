@@ -20,7 +20,8 @@ and the API never overwrite each other.
 
 Which queue an item lands in, from its kind (`QUEUES`; `details.queue` overrides): review rules'
 items `review`; payment reconciliation `payments`; returns `returns`; shipments `fulfillment`;
-everything else `operations`. The subject is the order (`order_id`), else the payment an unmatched
+everything else `operations`. The subject is the order (`order_id`; type `order` unless
+`details.subject_type` names another, e.g. support's `order_request`), else the payment an unmatched
 payment names.
 """
 
@@ -64,7 +65,9 @@ def item_document(item: ReviewItem) -> dict[str, Any]:
     """The view document of a new work item."""
     details = dict(item.details)
     if item.order_id:
-        subject_type, subject_id = "order", item.order_id
+        # A producer may name a narrower subject about the order (support: `order_request`), so that the
+        # order's owner does not act on decisions that are not about the order itself.
+        subject_type, subject_id = details.get("subject_type") or "order", item.order_id
     else:
         subject_type = "payment"
         subject_id = details.get("payment_id") or (item.meta.correlation_id or "").rsplit(":", 1)[-1]

@@ -139,9 +139,13 @@ def _pure_cores() -> list[str]:
     adapters = {"shopstream.processors.review.worker", "shopstream.processors.review.list_store"}
     review = sorted(m for m in modules if m == "shopstream.processors.review"
                     or (m.startswith("shopstream.processors.review.") and m not in adapters))
+    support_adapters = {"shopstream.processors.support.worker", "shopstream.processors.support.lookup"}
+    support = sorted(m for m in modules if m == "shopstream.processors.support"
+                     or (m.startswith("shopstream.processors.support.") and m not in support_adapters))
     return [
         *orders,
         *review,  # the review rules engine: language, facts, evaluator, velocity state
+        *support,  # ticket understanding, intent model, routing, replies, automation policy
         "shopstream.processors.inventory.atp",        # the ATP arithmetic
         "shopstream.processors.inventory.shop_sync",  # the per-SKU coalescer
         "shopstream.processors.inventory.config",     # inventory policy data
@@ -160,6 +164,7 @@ def test_the_pure_core_list_names_real_modules() -> None:
     assert not missing, f"pure cores that no longer exist (update _pure_cores): {missing}"
     assert "shopstream.processors.orders.canonical" in _pure_cores()
     assert "shopstream.processors.review.velocity" in _pure_cores()
+    assert "shopstream.processors.support.triage" in _pure_cores()
 
 
 def test_pure_cores_load_no_faust_kafka_or_redis_at_import() -> None:

@@ -91,3 +91,13 @@ def test_admin_ports_default_to_public_plus_1000_or_one_named_port() -> None:
     assert (default.connectors_admin_port, default.api_admin_port) == (9080, 9081)
     container = Settings(admin_port=9464)
     assert container.connectors_admin_port == container.api_admin_port == 9464
+
+
+def test_helpdesk_secrets_may_be_empty_but_not_weak() -> None:
+    require_safe_exposure(strong_settings(http_host="0.0.0.0"))  # no helpdesk configured: fine
+    with pytest.raises(ConfigError, match="SHOPSTREAM_ZENDESK_SECRET is shorter than 32 bytes"):
+        require_safe_exposure(strong_settings(http_host="0.0.0.0", zendesk_secret=SecretStr("short")))
+    with pytest.raises(ConfigError, match="SHOPSTREAM_GORGIAS_SECRET is a known default"):
+        require_safe_exposure(strong_settings(http_host="0.0.0.0", gorgias_secret=SecretStr("change-me")))
+    # Freshdesk's Basic credentials are an account's, not ours to size.
+    require_safe_exposure(strong_settings(http_host="0.0.0.0", freshdesk_secret=SecretStr("agent:pw")))

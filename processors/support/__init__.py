@@ -1,0 +1,1 @@
+"""Customer service: understanding, routing, drafting and governing support tickets (pure cores + the worker)."""

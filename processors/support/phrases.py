@@ -1,0 +1,170 @@
+"""The phrase bank the labelled ticket dataset is generated from (data only; see `dataset.py`).
+
+Per intent and language: eight core phrasings (indexes 0-4 train, 5 validation, 6-7 test only, so the
+test split measures wording the model never saw) and detail sentences shared by all splits. `{o}` is an
+order reference in one of the shop's formats, `{p}` a product, `{t}` a tracking number.
+"""
+
+from __future__ import annotations
+
+CORE: dict[str, dict[str, list[str]]] = {
+    "where_is_my_order": {
+        "de": ["Wo ist meine Bestellung {o}?", "Meine Bestellung {o} ist immer noch nicht angekommen.",
+               "Wann kommt mein Paket? Bestellt habe ich vor einer Woche ({o}).",
+               "Können Sie mir sagen, wo meine Lieferung {o} gerade ist?",
+               "Ich warte seit Tagen auf {o}, der Versandstatus ändert sich nicht.",
+               "Sendungsverfolgung für {o} zeigt nichts an, wo bleibt das Paket?",
+               "Ist {o} schon verschickt worden? Ich habe noch keine Versandbestätigung.",
+               "Mein Päckchen ({o}) lässt auf sich warten, wann wird es zugestellt?"],
+        "en": ["Where is my order {o}?", "My order {o} still hasn't arrived.",
+               "When will my parcel arrive? I ordered a week ago ({o}).",
+               "Can you tell me where my delivery {o} is right now?",
+               "I've been waiting for days for {o}, the shipping status doesn't change.",
+               "Tracking for {o} shows nothing, where is the package?",
+               "Has {o} shipped yet? I never got a shipping confirmation.",
+               "Still no sign of my package for {o} - when will it be delivered?"]},
+    "return_request": {
+        "de": ["Ich möchte {p} aus {o} zurückschicken.", "Wie kann ich {o} retournieren?",
+               "{p} passt nicht, ich will es zurückgeben.", "Bitte senden Sie mir ein Rücksendeetikett für {o}.",
+               "Ich würde gern von meinem Widerrufsrecht Gebrauch machen und {p} zurücksenden.",
+               "Kann ich {p} umtauschen oder zurückgeben? Gefällt mir leider nicht.",
+               "Retoure für {o} anmelden bitte, das Teil ist zu groß.",
+               "Wie funktioniert die Rücksendung? Ich will {p} nicht behalten."],
+        "en": ["I would like to return {p} from {o}.", "How do I send back {o}?",
+               "{p} doesn't fit, I want to return it.", "Please send me a return label for {o}.",
+               "I'd like to use my right of withdrawal and return {p}.",
+               "Can I exchange or return {p}? I don't like it.",
+               "Please register a return for {o}, the item is too big.",
+               "How does the return process work? I don't want to keep {p}."]},
+    "refund_status": {
+        "de": ["Wann bekomme ich mein Geld für {o} zurück?", "Die Rückerstattung für {o} ist noch nicht da.",
+               "Ich habe {p} vor zwei Wochen zurückgeschickt, wo bleibt die Gutschrift?",
+               "Wurde die Erstattung zu {o} schon veranlasst?",
+               "Mein Geld ist immer noch nicht auf dem Konto, Retoure {o} ist längst bei Ihnen.",
+               "Status meiner Rückzahlung für {o}?",
+               "Sie haben die Rücksendung erhalten, aber ich sehe keine Erstattung.",
+               "Wie lange dauert die Rückerstattung nach der Retoure von {o}?"],
+        "en": ["When will I get my money back for {o}?", "The refund for {o} hasn't arrived yet.",
+               "I returned {p} two weeks ago, where is my refund?", "Has the refund for {o} been issued?",
+               "My money is still not in my account, return {o} reached you long ago.",
+               "What's the status of my refund for {o}?",
+               "You received the return but I don't see any refund.",
+               "How long does the refund take after returning {o}?"]},
+    "invoice_request": {
+        "de": ["Bitte schicken Sie mir die Rechnung zu {o}.", "Ich brauche eine Rechnung für {o} mit Firmenadresse.",
+               "Wo finde ich die Rechnung zu meiner Bestellung {o}?", "Können Sie mir eine Kopie der Rechnung senden?",
+               "Für die Buchhaltung benötige ich eine Rechnung mit ausgewiesener MwSt. zu {o}.",
+               "Die Rechnung für {o} fehlt im Paket.",
+               "Bitte Rechnungskopie als PDF an meine E-Mail.",
+               "Könnten Sie die Rechnung zu {o} auf meine Firma ausstellen?"],
+        "en": ["Please send me the invoice for {o}.", "I need an invoice for {o} with my company address.",
+               "Where can I find the invoice for my order {o}?", "Can you send me a copy of the invoice?",
+               "For accounting I need an invoice showing VAT for {o}.",
+               "The invoice for {o} was missing from the parcel.",
+               "Please email me a PDF copy of the receipt.", "Could you issue the invoice for {o} to my company?"]},
+    "address_change": {
+        "de": ["Ich habe mich bei der Adresse vertippt, bitte ändern Sie die Lieferadresse von {o}.",
+               "Bitte {o} an eine andere Adresse liefern.",
+               "Neue Lieferanschrift für {o}: Hauptstraße 5, 10115 Berlin.",
+               "Kann ich die Versandadresse meiner Bestellung noch ändern?",
+               "Ich bin umgezogen, bitte die Anschrift für {o} korrigieren.",
+               "Falsche Hausnummer bei {o} angegeben, richtig ist 12a.",
+               "Bitte liefern Sie {o} lieber an meine Arbeitsadresse.",
+               "Lässt sich die Zustelladresse für {o} noch anpassen?"],
+        "en": ["I made a typo in the address, please change the shipping address of {o}.",
+               "Please deliver {o} to a different address.", "New delivery address for {o}: 5 Main Street, London.",
+               "Can I still change the shipping address of my order?",
+               "I moved, please correct the address for {o}.", "Wrong house number on {o}, it should be 12a.",
+               "Please ship {o} to my work address instead.",
+               "Is it possible to update the delivery address for {o}?"]},
+    "cancel_order": {
+        "de": ["Bitte stornieren Sie meine Bestellung {o}.", "Ich möchte {o} stornieren.",
+               "Kann ich {o} noch abbrechen? Ich habe mich verklickt.",
+               "Bitte {o} nicht mehr versenden, ich will stornieren.",
+               "Storno für {o} bitte, habe es woanders günstiger gefunden.",
+               "Ich brauche {p} doch nicht mehr, bitte Bestellung zurückziehen.",
+               "Versehentlich doppelt bestellt, bitte eine davon ({o}) canceln.",
+               "Ist es möglich, {o} rückgängig zu machen, bevor sie rausgeht?"],
+        "en": ["Please cancel my order {o}.", "I want to cancel {o}.",
+               "Can I still cancel {o}? I clicked by mistake.", "Please don't ship {o}, I want to cancel.",
+               "Cancel {o} please, I found it cheaper elsewhere.", "I no longer need {p}, please withdraw the order.",
+               "Accidentally ordered twice, please cancel one of them ({o}).",
+               "Is it possible to undo {o} before it goes out?"]},
+    "damaged_or_wrong_item": {
+        "de": ["{p} kam kaputt an.", "In {o} war der falsche Artikel.",
+               "Das Paket war beschädigt und {p} ist zerbrochen.",
+               "Statt {p} habe ich etwas ganz anderes bekommen.", "Es fehlt ein Teil in {o}.",
+               "{p} hat einen Kratzer und ist defekt.", "Falsche Größe geliefert, bestellt war M, gekommen ist XL.",
+               "Die Ware aus {o} ist beschädigt angekommen, was nun?"],
+        "en": ["{p} arrived broken.", "{o} contained the wrong item.", "The parcel was damaged and {p} is smashed.",
+               "Instead of {p} I received something completely different.", "One item is missing from {o}.",
+               "{p} is scratched and defective.", "Wrong size delivered, I ordered M and got XL.",
+               "The goods from {o} arrived damaged, what now?"]},
+    "payment_problem": {
+        "de": ["Meine Zahlung für {o} wurde abgelehnt.", "Mir wurde {o} doppelt abgebucht.",
+               "PayPal-Zahlung hängt, Bestellung {o} steht auf unbezahlt.", "Ich kann nicht mit Kreditkarte bezahlen.",
+               "Die Abbuchung ist falsch, der Betrag stimmt nicht.",
+               "Kauf auf Rechnung wird mir nicht angeboten, warum?",
+               "Karte belastet, aber die Bestellung sagt Zahlung fehlgeschlagen.",
+               "Lastschrift zurückgegangen, wie kann ich {o} nachzahlen?"],
+        "en": ["My payment for {o} was declined.", "I was charged twice for {o}.",
+               "PayPal payment is stuck, order {o} shows unpaid.", "I can't pay with my credit card.",
+               "The charge is wrong, the amount doesn't match.", "Why isn't pay by invoice offered to me?",
+               "Card was charged but the order says payment failed.",
+               "Direct debit bounced, how can I pay for {o} again?"]},
+    "product_question": {
+        "de": ["Ist {p} auch in Blau erhältlich?", "Welche Größe empfehlen Sie bei {p}?",
+               "Aus welchem Material ist {p}?",
+               "Wann ist {p} wieder auf Lager?", "Passt {p} auch für Kinder?", "Ist {p} waschmaschinenfest?",
+               "Gibt es {p} auch in größeren Größen?", "Wie fällt {p} aus, eher klein oder groß?"],
+        "en": ["Is {p} also available in blue?", "Which size do you recommend for {p}?",
+               "What material is {p} made of?",
+               "When will {p} be back in stock?", "Is {p} suitable for children?", "Is {p} machine washable?",
+               "Do you have {p} in larger sizes?", "How does {p} fit, small or large?"]},
+    "other": {
+        "de": ["Ich möchte mich vom Newsletter abmelden.", "Haben Sie Stellenangebote?", "Tolles Produkt, vielen Dank!",
+               "Wir sind eine Agentur und bieten SEO-Leistungen an.", "Bitte löschen Sie mein Kundenkonto.",
+               "Haben Sie auch ein Ladengeschäft in München?", "Kooperationsanfrage für Influencer-Marketing.",
+               "Wie lauten Ihre Öffnungszeiten der Hotline?"],
+        "en": ["Please unsubscribe me from the newsletter.", "Are you hiring?", "Great product, thank you so much!",
+               "We are an agency offering SEO services.", "Please delete my customer account.",
+               "Do you have a physical store in Munich?", "Partnership request for influencer marketing.",
+               "What are the opening hours of your hotline?"]},
+}
+
+DETAILS: dict[str, dict[str, list[str]]] = {
+    "where_is_my_order": {"de": ["Laut Tracking liegt es seit Montag im Verteilzentrum.",
+                                 "Ich brauche es dringend bis Freitag."],
+                          "en": ["The tracking says it's been at the depot since Monday.",
+                                 "I need it urgently by Friday."]},
+    "return_request": {"de": ["Das Etikett habe ich nicht gefunden.", "Die Ware ist ungetragen."],
+                       "en": ["I couldn't find the label.", "The item is unworn."]},
+    "refund_status": {"de": ["Die Rücksendung wurde laut DHL zugestellt.", "Bezahlt hatte ich mit PayPal."],
+                      "en": ["DHL says the return was delivered.", "I paid with PayPal."]},
+    "invoice_request": {"de": ["Unsere USt-IdNr. ist DE123456789.", "Gerne als PDF."],
+                        "en": ["Our VAT ID is DE123456789.", "PDF is fine."]},
+    "address_change": {"de": ["Das Paket soll zu meinen Eltern.", "Die Postleitzahl ist 80331."],
+                       "en": ["The parcel should go to my parents.", "The postcode is SW1A 1AA."]},
+    "cancel_order": {"de": ["Das Geld bitte zurück auf die Karte.", "Es ist noch nicht versendet, hoffe ich."],
+                     "en": ["Please refund the card.", "I hope it hasn't shipped yet."]},
+    "damaged_or_wrong_item": {"de": ["Fotos hänge ich an.", "Ich hätte gern Ersatz."],
+                              "en": ["Photos attached.", "I'd like a replacement."]},
+    "payment_problem": {"de": ["Meine Bank sagt, bei ihnen ist alles in Ordnung.", "Ich habe es dreimal versucht."],
+                        "en": ["My bank says everything is fine on their side.", "I tried three times."]},
+    "product_question": {"de": ["Ich bin 1,80 m groß.", "Es soll ein Geschenk werden."],
+                         "en": ["I'm 6 feet tall.", "It's meant to be a gift."]},
+    "other": {"de": ["Danke im Voraus.", "Schönen Tag noch."], "en": ["Thanks in advance.", "Have a nice day."]},
+}
+
+GREETINGS = {"de": ["Hallo,", "Guten Tag,", "Sehr geehrte Damen und Herren,", "Hi,", "Moin,", ""],
+             "en": ["Hello,", "Hi,", "Dear team,", "Good morning,", "Hey there,", ""]}
+CLOSINGS = {"de": ["Danke!", "Viele Grüße, Anna", "MfG", "LG Tom", "Danke und Gruß", ""],
+            "en": ["Thanks!", "Best regards, Anna", "Cheers, Tom", "Kind regards", "Thank you", ""]}
+ORDER_REFS = {"de": ["#{n}", "Bestellung {n}", "Bestellnummer {n}", "Bestell-Nr. {n}", "Auftrag {n}", "#{n}"],
+              "en": ["#{n}", "order {n}", "order number {n}", "order no. {n}", "#{n}", "order #{n}"]}
+PRODUCTS = {"de": ["die Jacke", "das T-Shirt", "die Schuhe", "der Rucksack", "die Lampe", "das Kleid", "die Tasse"],
+            "en": ["the jacket", "the t-shirt", "the shoes", "the backpack", "the lamp", "the dress", "the mug"]}
+
+TRAIN_PHRASES = range(0, 5)
+VALIDATION_PHRASES = range(5, 6)
+TEST_PHRASES = range(6, 8)
