@@ -91,6 +91,10 @@ ReturnStatus = Literal["none", "requested", "received", "partially_returned", "r
 Severity = Literal["info", "warning", "critical"]
 
 
+# What became of a command towards the shop. Unknown future symbols read as failed.
+ShopCommandOutcome = Literal["applied", "superseded", "failed"]
+
+
 # Support ticket priority. Unknown future symbols read as normal.
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 
@@ -109,6 +113,9 @@ class Address(BaseModel):
     region: str | None = None
     # ISO 3166-1 alpha-2.
     country_code: str | None = None
+    company: str | None = None
+    # Carriers print it on labels; optional.
+    phone: str | None = None
 
 
 class EventMeta(BaseModel):
@@ -211,6 +218,14 @@ class OrderLine(BaseModel):
     # Price of one unit.
     unit_price: Money
     title: str | None = None
+    # Tax rate of the line as a fraction (0.19), when the source itemises it.
+    tax_rate: Decimal18x4 | None = None
+    # Tax of the whole line, when the source itemises it.
+    tax: Money | None = None
+    # Discount on the whole line (unit_price x quantity - discount is charged).
+    discount: Money | None = None
+    # Weight of one unit in grams, when the shop knows it (return labels).
+    grams: AvroInt | None = None
 
 
 class CancelFulfillment(BaseModel):
@@ -277,10 +292,73 @@ class Customer(BaseModel):
     email: str | None = None
     # Orders placed so far, per the shop.
     orders_count: AvroInt | None = None
+    # Full name of the buyer (an invoice names them).
+    name: str | None = None
+    # The buyer's VAT id when given (B2B invoices).
+    vat_id: str | None = None
+
+
+class InvoiceLine(BaseModel):
+    """One line of an invoice or credit note: exact net, tax and gross of the whole line."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.InvoiceLine"
+
+    # The order line it bills (null: shipping or an amount-only credit).
+    line_id: str | None = None
+    # item | shipping | refund.
+    kind: str = 'item'
+    sku: str | None = None
+    title: str | None = None
+    quantity: AvroInt
+    # Price of one unit as the shop showed it (gross when taxes_included).
+    unit_price: Money
+    discount: Money | None = None
+    # Fraction, e.g. 0.19.
+    tax_rate: Decimal18x4
+    net: Money
+    tax: Money
+    gross: Money
+
+
+class CreateCreditNote(BaseModel):
+    """
+    Command (commands.erp, keyed by order id): issue a credit note for a refund, referencing the
+    invoice.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.CreateCreditNote"
+
+    meta: EventMeta
+    # Deterministic: uuid5 of order id, refund id and refunded figure.
+    credit_note_id: str
+    # The invoice it corrects.
+    invoice_id: str
+    order_id: str
+    order_number: str | None = None
+    # The provider's refund id (RefundIssued.refund_id).
+    refund_id: str
+    payment_reference: str | None = None
+    return_id: str | None = None
+    reason: str | None = None
+    currency: str
+    customer: Customer | None = None
+    billing_address: Address | None = None
+    # Credited lines (positive amounts): per refunded SKU, or one line of kind refund for an amount-only
+    # refund.
+    lines: list[InvoiceLine] = Field(default_factory=list)
+    total_net: Money
+    total_tax: Money
+    # Equals the refunded amount.
+    total_gross: Money
 
 
 class CreateInvoice(BaseModel):
-    """Command (commands.erp): invoice an order (after capture)."""
+    """
+    Command (commands.erp, keyed by order id): issue an invoice for an order (on capture) or for one
+    shipment (invoice on shipment).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     AVRO_NAME: ClassVar[str] = "io.shopstream.events.CreateInvoice"
@@ -294,6 +372,25 @@ class CreateInvoice(BaseModel):
     lines: list[OrderLine]
     customer: Customer | None = None
     billing_address: Address | None = None
+    # Deterministic: uuid5 of the order id (and the shipment id for an invoice per shipment); the ERP
+    # dedupes on it.
+    invoice_id: str | None = None
+    # The shipment this invoice bills (invoice on shipment); null: the whole order.
+    shipment_id: str | None = None
+    currency: str | None = None
+    shipping_address: Address | None = None
+    # Billed lines with exact net/tax/gross, shipping as a line of kind shipping.
+    invoice_lines: list[InvoiceLine] = Field(default_factory=list)
+    # Sum of the line discounts (already deducted in the lines).
+    discounts: Money | None = None
+    total_net: Money | None = None
+    total_tax: Money | None = None
+    total_gross: Money | None = None
+    # The provider's payment id (largest capture or latest authorisation).
+    payment_reference: str | None = None
+    payment_provider: str | None = None
+    # The invoicing policy rule that decided (invoicing.on_capture / invoicing.on_shipment).
+    policy: str | None = None
 
 
 class ReturnLine(BaseModel):
@@ -327,6 +424,14 @@ class CreateReturnLabel(BaseModel):
     ship_from: Address | None = None
     customer_email: str | None = None
     lines: list[ReturnLine] = Field(default_factory=list)
+    # Carrier service from the returns policy.
+    service: str | None = None
+    # The returns warehouse of the policy.
+    ship_to: Address | None = None
+    # Parcel weight: units x unit grams (policy default where the shop gave none).
+    weight_grams: AvroInt | None = None
+    customer_name: str | None = None
+    order_number: str | None = None
 
 
 class GoodsReceived(BaseModel):
@@ -430,6 +535,8 @@ class OrderPlaced(BaseModel):
     client_ip: str | None = None
     # Payment gateway of the checkout, e.g. shopify_payments, paypal (Shopify payment_gateway_names).
     payment_gateway: str | None = None
+    # Line prices and shipping include tax (Shopify taxes_included); null: the invoicing policy decides.
+    taxes_included: bool | None = None
 
 
 class OrderReviewed(BaseModel):
@@ -557,6 +664,8 @@ class OrderUpdated(BaseModel):
     client_ip: str | None = None
     # Payment gateway of the checkout, e.g. shopify_payments, paypal (Shopify payment_gateway_names).
     payment_gateway: str | None = None
+    # Line prices and shipping include tax (Shopify taxes_included); null: the invoicing policy decides.
+    taxes_included: bool | None = None
 
 
 class PaymentAuthorized(BaseModel):
@@ -1022,6 +1131,31 @@ class ShipmentException(BaseModel):
     lines: list[ShipmentLine] = Field(default_factory=list)
 
 
+class ShopCommandResult(BaseModel):
+    """Outcome (commands.shop.results, keyed by SKU) of one SyncShopStock the shop writer handled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    AVRO_NAME: ClassVar[str] = "io.shopstream.events.ShopCommandResult"
+
+    meta: EventMeta
+    # meta.event_id of the SyncShopStock.
+    command_event_id: str
+    sku: str
+    outcome: ShopCommandOutcome
+    # The figure the command asked for.
+    available: AvroInt
+    atp_version: AvroLong | None = None
+    # shopify | woocommerce.
+    platform: str
+    # Event id of the newer command that was written instead.
+    superseded_by: str | None = None
+    # The shop's inventory item / product id written.
+    shop_item_id: str | None = None
+    # The shop's error (status and message) when failed.
+    error: str | None = None
+    attempts: AvroInt = 1
+
+
 class StockAdjusted(BaseModel):
     """A signed manual or system correction of on-hand stock."""
 
@@ -1270,12 +1404,14 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.CancelFulfillment": CancelFulfillment,
     "io.shopstream.events.CancelOrder": CancelOrder,
     "io.shopstream.events.ChargebackOpened": ChargebackOpened,
+    "io.shopstream.events.CreateCreditNote": CreateCreditNote,
     "io.shopstream.events.CreateInvoice": CreateInvoice,
     "io.shopstream.events.CreateReturnLabel": CreateReturnLabel,
     "io.shopstream.events.Customer": Customer,
     "io.shopstream.events.EventMeta": EventMeta,
     "io.shopstream.events.GoodsReceived": GoodsReceived,
     "io.shopstream.events.HoldOrder": HoldOrder,
+    "io.shopstream.events.InvoiceLine": InvoiceLine,
     "io.shopstream.events.IssueRefund": IssueRefund,
     "io.shopstream.events.Money": Money,
     "io.shopstream.events.OrderCancelled": OrderCancelled,
@@ -1312,6 +1448,7 @@ RECORDS: dict[str, type[BaseModel]] = {
     "io.shopstream.events.ShipmentDispatched": ShipmentDispatched,
     "io.shopstream.events.ShipmentException": ShipmentException,
     "io.shopstream.events.ShipmentLine": ShipmentLine,
+    "io.shopstream.events.ShopCommandResult": ShopCommandResult,
     "io.shopstream.events.StockAdjusted": StockAdjusted,
     "io.shopstream.events.StockSnapshot": StockSnapshot,
     "io.shopstream.events.StockSnapshotBatch": StockSnapshotBatch,

@@ -106,6 +106,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.processors.inventory.shop_sync_worker import run_shop_sync
 
         run_shop_sync(settings, metrics_port=args.port or settings.worker_web_port + 3)
+    elif args.processor == "shop-writer":
+        from shopstream.processors.shop_writer.config import ShopWriterConfigError
+        from shopstream.processors.shop_writer.worker import ConfigurationError
+        from shopstream.processors.shop_writer.worker import run as run_shop_writer
+
+        try:
+            run_shop_writer(settings, web_port=args.port or settings.worker_web_port + 8)
+        except (ConfigurationError, ShopWriterConfigError) as exc:
+            print(f"shopstream worker shop-writer: {exc}", file=sys.stderr)
+            return 2
     elif args.processor == "review":
         from shopstream.processors.review.rules import RulesError
         from shopstream.processors.review.worker import run_review
@@ -350,6 +360,14 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--preload-single", action="store_true", help="preload inventory.atp one record per batch")
     p.add_argument("--breakdown", action="store_true", help="time spent per loop phase")
 
+    p = scenario("shop-stock", "the shop writer's core and Shopify GraphQL client into the local API double: "
+                               "commands/s (unlimited budget) and a first load at the default budget (virtual clock)")
+    p.add_argument("--skus", type=positive_int, default=100_000, metavar="N", help="SKUs for commands/s (100,000)")
+    p.add_argument("--first-load", type=positive_int, default=1_000_000, metavar="N",
+                   help="SKUs of the first load at the default budget (default 1,000,000)")
+    p.add_argument("--mutation-cost", type=positive_float, default=10.0, metavar="POINTS",
+                   help="requested cost of one inventorySetQuantities mutation (default 10)")
+
     p = scenario("views-sink", "pre-loaded AtpLevels → Redis ATP view, the view sink in-process against the real "
                                "Redis, one embedded broker and registry for all runs")
     p.add_argument("--records", type=positive_int, default=100_000, metavar="N",
@@ -413,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run a stream processor")
     p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "support", "anomalies",
-                                         "catalog"],
+                                         "catalog", "shop-writer"],
                    help="which processor")
     p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
     p.set_defaults(func=cmd_worker)

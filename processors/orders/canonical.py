@@ -72,7 +72,9 @@ Derived records (after every applied step, from the record: each once)
   commands.fulfillment  CancelFulfillment  an OrderCancelled applied (whole order: no lines; line
                                          cancellation: those lines); only unshipped orders can be
                                          cancelled at all
-  commands.erp          CreateInvoice    captured equals total exactly, once per order
+  commands.erp          CreateInvoice    captured equals total exactly, once per order; or one per
+                                         shipment handed over (invoice on shipment; `invoicing`)
+  commands.erp          CreateCreditNote every refund the provider reported, once an invoice exists
   alerts.anomalies      AnomalyAlert     a reconciliation finding (`payments.anomalies`: over_capture,
                         + ReviewItem     double_capture, currency_mismatch, refund_exceeds_capture,
                                          chargeback), once per finding key; severity from the policy
@@ -124,14 +126,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from shopstream.schemas.models import (
     AnomalyAlert,
     CancelFulfillment,
-    CreateInvoice,
-    CreateReturnLabel,
     EventMeta,
     HoldOrder,
     IssueRefund,
@@ -151,7 +152,7 @@ from shopstream.schemas.models import (
 )
 from shopstream.topology import names
 
-from . import decisions, lifecycle, payments, returns, shipments
+from . import decisions, invoicing, labels, lifecycle, payments, returns, shipments
 from .lifecycle import (
     RULE_CANCELLED,
     RULE_CREATED_FROM_UPDATE,
@@ -503,9 +504,7 @@ def _apply_shop(rec: OrderRecord, event: OrderPlaced | OrderUpdated | OrderCance
     cand = rec
     if isinstance(event, OrderPlaced | OrderUpdated):
         newest = shop is None or isinstance(event, OrderUpdated)
-        cand = replace(rec, order_number=(event.order_number or rec.order_number) if newest
-                       else (rec.order_number or event.order_number),
-                       shipping=(event.shipping or rec.shipping) if newest else (rec.shipping or event.shipping))
+        cand = _keep_details(rec, event, newest)
     cand = replace(cand, shop=new_shop)
     if canon is None and ctx.policy.review.await_verdict:
         cand = replace(cand, awaiting_review=True)  # no ReleaseOrder before the review rules' verdict
@@ -520,6 +519,18 @@ def _apply_shop(rec: OrderRecord, event: OrderPlaced | OrderUpdated | OrderCance
                 lines=[] if whole else list(event.lines),
                 reason=event.reason or ("order cancelled" if whole else "lines cancelled")))
     return settled
+
+
+def _keep_details(rec: OrderRecord, event: OrderPlaced | OrderUpdated, newest: bool) -> OrderRecord:
+    """What the commands need from the shop's snapshots: the newest one's values win, gaps are filled."""
+    def pick(mine: Any, theirs: Any) -> Any:
+        return (theirs if theirs is not None else mine) if newest else (mine if mine is not None else theirs)
+    return replace(rec, order_number=pick(rec.order_number, event.order_number),
+                   shipping=pick(rec.shipping, event.shipping), customer=pick(rec.customer, event.customer),
+                   billing_address=pick(rec.billing_address, event.billing_address),
+                   shipping_address=pick(rec.shipping_address, event.shipping_address),
+                   payment_gateway=pick(rec.payment_gateway, event.payment_gateway),
+                   taxes_included=pick(rec.taxes_included, event.taxes_included))
 
 
 def _shop_rule(event: OrderPlaced | OrderUpdated | OrderCancelled, before: OrderState | None) -> str:
@@ -780,11 +791,8 @@ def _derived_outputs(prev: OrderState | None, rec: OrderRecord, cause: EventMeta
             reason=f"payment {state.payment_status}, no hold"))
         released = True
 
-    if "invoice" not in done and payments.invoice_due(state.captured.amount, state.total):
-        done.add("invoice")
-        run.emit(TOPIC_ERP, oid, CreateInvoice(
-            meta=output_meta("CreateInvoice", cause), order_id=oid, order_number=rec.order_number,
-            amount=state.captured, shipping=rec.shipping, lines=list(state.lines)))
+    for document in invoicing.outputs(rec, state, done, ctx.policy.invoicing, cause):
+        run.emit(TOPIC_ERP, oid, document)
 
     _return_outputs(rec, state, done, ctx, run)
     return replace(rec, done=frozenset(done), released=released)
@@ -800,9 +808,7 @@ def _return_outputs(rec: OrderRecord, state: OrderState, done: set[str], ctx: Co
             decision = returns.decide_label(request, delivered_at, policy)
             if decision is not None and decision.approved:
                 done.add(f"return.label:{rid}")
-                run.emit(TOPIC_FULFILLMENT, oid, CreateReturnLabel(
-                    meta=output_meta("CreateReturnLabel", request.meta), order_id=oid, return_id=rid,
-                    lines=list(request.lines)))
+                run.emit(TOPIC_FULFILLMENT, oid, labels.build_label(rec, state.lines, rid, request, policy))
             elif decision is not None:
                 done.add(f"return.review:{rid}")
                 run.review(oid, request.meta, decision.kind or "return_refused",

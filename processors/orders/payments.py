@@ -78,6 +78,7 @@ from shopstream.schemas.models import (
     PaymentFailed,
     PaymentStatus,
     RefundIssued,
+    RefundLine,
 )
 
 from .transitions import PAYMENT_PRECEDENCE
@@ -143,6 +144,8 @@ class Refund(_Fact):
     at: datetime
     return_id: str | None = None
     event_id: str
+    reason: str | None = None
+    lines: tuple[RefundLine, ...] = ()  # what the refund names (credit note lines)
 
 
 class Dispute(_Fact):
@@ -199,6 +202,11 @@ def event_time(event: PaymentEvent) -> datetime:
 def _plain(amount: Decimal) -> str:
     text = format(amount.normalize(), "f")
     return "0" if text in ("-0", "0") else text
+
+
+def plain(amount: Decimal) -> str:
+    """An amount as its shortest exact text (`10` for 10.00): stable keys and ids."""
+    return _plain(amount)
 
 
 def capture_fingerprint(payment_id: str, amount: Money, at: datetime) -> str:
@@ -261,7 +269,7 @@ def record_event(facts: PaymentFacts, event: PaymentEvent, currency: str) -> tup
         return facts, f"refund {event.refund_id}: a figure as large or larger is already recorded"
     return _with(facts, "refunds", event.refund_id, Refund(
         refund_id=event.refund_id, payment_id=event.payment_id, provider=event.provider, amount=event.amount,
-        at=at, return_id=event.return_id, event_id=eid)), None
+        at=at, return_id=event.return_id, event_id=eid, reason=event.reason, lines=tuple(event.lines))), None
 
 
 def provider_captured(facts: PaymentFacts) -> Decimal:

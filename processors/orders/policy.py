@@ -11,6 +11,8 @@ orders_policy.yaml::
     parking: {max_events_per_order: 50, expire_after: 24h}
     holds: {payment_risk_levels: [highest]}
     review: {await_verdict: false}
+    invoicing: {on_shipment: false, on_shipment_gateways: [invoice], prices_include_tax: true,
+                default_tax_rate: 0.19, shipping_tax_rate: null}
     alerts: {over_capture: warning, double_capture: critical, currency_mismatch: warning,
              refund_exceeds_capture: critical, chargeback: warning}
 
@@ -21,6 +23,7 @@ returns_policy.yaml::
     refund_fraction: {as_new: 1, good: 1, damaged: 0.5, unsellable: 0}
     refund_shipping: false
     restock_location: default
+    label: {carrier: dhl, service: retoure, ship_to: {...address...}, default_unit_grams: 500}
 
 Fractions are exact decimals: a YAML number is read through its text (`0.1` is Decimal("0.1"), never
 the binary float), and a string such as "0.25" is accepted too.
@@ -91,12 +94,32 @@ def _default_alerts() -> dict[str, Severity]:
             "refund_exceeds_capture": "critical", "chargeback": "warning"}
 
 
+class Invoicing(_Frozen):
+    """When an order is invoiced and how its tax is computed where the shop does not itemise it."""
+
+    on_shipment: bool = False
+    on_shipment_gateways: frozenset[str] = frozenset()
+    prices_include_tax: bool = True
+    default_tax_rate: Decimal = Decimal("0.19")
+    shipping_tax_rate: Decimal | None = None
+
+    @field_validator("default_tax_rate", "shipping_tax_rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        return None if value is None else _fraction(value)
+
+    def per_shipment(self, gateway: str | None) -> bool:
+        """Whether an order paid through `gateway` gets one invoice per shipment (invoice on shipment)."""
+        return self.on_shipment or (gateway is not None and gateway in self.on_shipment_gateways)
+
+
 class OrdersPolicy(_Frozen):
-    """A validated orders policy (parking, holds, alert severities)."""
+    """A validated orders policy (parking, holds, review gate, invoicing, alert severities)."""
 
     parking: Parking = Parking()
     holds: Holds = Holds()
     review: ReviewGate = ReviewGate()
+    invoicing: Invoicing = Invoicing()
     alerts: dict[str, Severity] = Field(default_factory=_default_alerts)
 
     @field_validator("alerts")
@@ -133,14 +156,38 @@ def _default_fractions() -> dict[ConditionGrade, Decimal]:
     return {"as_new": Decimal(1), "good": Decimal(1), "damaged": Decimal("0.5"), "unsellable": Decimal(0)}
 
 
+class PolicyAddress(_Frozen):
+    """A postal address in a policy file (the returns warehouse)."""
+
+    name: str | None = None
+    company: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    region: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+
+class ReturnLabelPolicy(_Frozen):
+    """What a return label is bought with: carrier, service, the warehouse, a unit weight fallback."""
+
+    carrier: str | None = None
+    service: str | None = None
+    ship_to: PolicyAddress | None = None
+    default_unit_grams: int = Field(default=500, ge=0)
+
+
 class ReturnsPolicy(_Frozen):
-    """A validated returns policy (window, non-returnable SKUs, refund per grade, shipping, restock)."""
+    """A validated returns policy (window, non-returnable SKUs, refund per grade, shipping, restock, label)."""
 
     window_days: int = Field(default=30, ge=0)
     non_returnable_skus: frozenset[str] = frozenset()
     refund_fraction: dict[ConditionGrade, Decimal] = Field(default_factory=_default_fractions)
     refund_shipping: bool = False
     restock_location: str = Field(default="default", min_length=1)
+    label: ReturnLabelPolicy = ReturnLabelPolicy()
 
     @field_validator("refund_fraction", mode="before")
     @classmethod

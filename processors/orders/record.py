@@ -9,8 +9,10 @@ events of every source idempotently and in any arrival order, the processor also
              Its payment and fulfillment statuses are one input of the canonical ones (see
              `canonical`); keeping it separate means a shop snapshot is judged against what the shop
              said before, not against what a payment provider or a carrier said meanwhile.
-  order_number, shipping
-             from the shop's newest snapshot (the invoice and the returns policy need them)
+  order_number, shipping, customer, billing_address, shipping_address, payment_gateway, taxes_included
+             from the shop's newest snapshot: what the commands a receiver acts on need (CreateInvoice,
+             CreateCreditNote, CreateReturnLabel; `invoicing`). Customer and addresses are PII: they
+             live here, in the changelog and on the commands topics, never in logs, metrics or DLQ text
   payments / shipments / returns
              the facts of the other sources (`payments.PaymentFacts`, `shipments.ShipmentFacts`,
              `returns.ReturnFacts`), from which the canonical dimensions are derived
@@ -21,7 +23,8 @@ events of every source idempotently and in any arrival order, the processor also
   decisions  `<work item id>=<approve|reject>` of every decision applied (the first per item wins)
   awaiting_review  the order waits for its first review verdict (orders policy `review.await_verdict`):
              no ReleaseOrder until it arrives
-  done       keys of the once-only outputs already emitted: `invoice`, raised anomaly keys
+  done       keys of the once-only outputs already emitted: `invoice`, `invoice:<shipment id>` /
+             `invoice.skip:<shipment id>` (invoice on shipment), `credit:<refund id>=<figure>`, raised anomaly keys
              (`over_capture`, `chargeback:<dispute id>`, ...), `shipment_exception:<shipment>:<event>`,
              `return.label:<return id>` / `return.review:<return id>` (the label decision),
              `return.restock:<inspection event id>`, `return.refund:<inspection event id>`,
@@ -37,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shopstream.schemas.models import Money, OrderState
+from shopstream.schemas.models import Address, Customer, Money, OrderState
 
 from .parking import ParkedEvent
 from .payments import PaymentFacts
@@ -57,6 +60,11 @@ class OrderRecord:
     shop: OrderState | None = None
     order_number: str | None = None
     shipping: Money | None = None
+    customer: Customer | None = None
+    billing_address: Address | None = None
+    shipping_address: Address | None = None
+    payment_gateway: str | None = None
+    taxes_included: bool | None = None
     payments: PaymentFacts = field(default_factory=PaymentFacts)
     shipments: ShipmentFacts = field(default_factory=ShipmentFacts)
     returns: ReturnFacts = field(default_factory=ReturnFacts)
@@ -96,6 +104,11 @@ class OrderRecord:
             "shop": self.shop.model_dump(mode="json") if self.shop is not None else None,
             "order_number": self.order_number,
             "shipping": self.shipping.model_dump(mode="json") if self.shipping is not None else None,
+            "customer": _dump(self.customer),
+            "billing_address": _dump(self.billing_address),
+            "shipping_address": _dump(self.shipping_address),
+            "payment_gateway": self.payment_gateway,
+            "taxes_included": self.taxes_included,
             "payments": self.payments.model_dump(mode="json"),
             "shipments": self.shipments.model_dump(mode="json"),
             "returns": self.returns.model_dump(mode="json"),
@@ -121,6 +134,11 @@ class OrderRecord:
             shop=OrderState.model_validate(data["shop"]) if data.get("shop") is not None else None,
             order_number=data.get("order_number"),
             shipping=Money.model_validate(data["shipping"]) if data.get("shipping") is not None else None,
+            customer=Customer.model_validate(data["customer"]) if data.get("customer") is not None else None,
+            billing_address=_address(data.get("billing_address")),
+            shipping_address=_address(data.get("shipping_address")),
+            payment_gateway=data.get("payment_gateway"),
+            taxes_included=data.get("taxes_included"),
             payments=PaymentFacts.model_validate(data.get("payments") or {}),
             shipments=ShipmentFacts.model_validate(data.get("shipments") or {}),
             returns=ReturnFacts.model_validate(data.get("returns") or {}),
@@ -132,3 +150,11 @@ class OrderRecord:
             decisions=frozenset(str(k) for k in data.get("decisions") or []),
             awaiting_review=bool(data.get("awaiting_review", False)),
         )
+
+
+def _dump(value: Customer | Address | None) -> dict[str, Any] | None:
+    return value.model_dump(mode="json") if value is not None else None
+
+
+def _address(data: dict[str, Any] | None) -> Address | None:
+    return Address.model_validate(data) if data is not None else None

@@ -7,6 +7,7 @@
 | `reservations` | `reservations.py` | OrderPlaced → ReservationChanged through one orders worker |
 | `shop-sync` | `shop_sync.py` | AtpLevel → coalesced SyncShopStock, the shop-sync loop in-process |
 | `views-sink` | `views_sink.py` | AtpLevel → Redis, the view sink in-process |
+| `shop-stock` | `shop_stock.py` | shop writer → local Shopify double: commands/s, 1M-SKU first load at the budget |
 
 Shared pieces (stack start-up, producing, percentiles and medians) are in `common.py`. The arguments
 are declared in cli.py with every other command's, so that no production process imports this package:
@@ -66,6 +67,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return run_shop_sync_bench(settings, args.records, args.runs, window_ms=args.window_ms,
                                    scenario=args.scenario_kind, single_record_batches=args.single_record_batches,
                                    preload_single=args.preload_single, breakdown=args.breakdown)
+    if args.scenario == "shop-stock":
+        from shopstream.bench.shop_stock import run_shop_stock_bench
+
+        return run_shop_stock_bench(args.skus, args.first_load, args.mutation_cost, args.runs)
     from shopstream.bench.views_sink import run_views_sink_bench
 
     return run_views_sink_bench(settings, args.records, args.runs, args.batch_size, args.single_record_batches)

@@ -31,8 +31,8 @@ DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
-# orders, views, inventory, shop-sync, review, support, anomalies, catalog: SHOPSTREAM_WORKER_PORT + 0..7
-WORKER_PORTS = 8
+# orders, views, inventory, shop-sync, review, support, anomalies, catalog, shop-writer: SHOPSTREAM_WORKER_PORT + 0..8
+WORKER_PORTS = 9
 # orders, inventory, support, anomalies and catalog serve /readyz (the runner's readiness)
 RUNNER_WORKER_PORT_OFFSETS = (0, 2, 5, 6, 7)
 
@@ -217,6 +217,12 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
     stack.spawn("worker-support", "worker", "support", "--port", str(effective.worker_web_port + 5))
     stack.spawn("worker-anomalies", "worker", "anomalies", "--port", str(effective.worker_web_port + 6))
     stack.spawn("worker-catalog", "worker", "catalog", "--port", str(effective.worker_web_port + 7))
+    if os.environ.get("SHOPSTREAM_SHOPIFY_ACCESS_TOKEN") or os.environ.get("SHOPSTREAM_WOOCOMMERCE_KEY"):
+        # only with a shop to write to: without credentials it would exit 2 and stop the whole stack
+        stack.spawn("worker-shop-writer", "worker", "shop-writer", "--port", str(effective.worker_web_port + 8))
+    else:
+        print("shop writer not started: no shop credentials (SHOPSTREAM_SHOPIFY_ACCESS_TOKEN or "
+              "SHOPSTREAM_WOOCOMMERCE_KEY/_SECRET; see README, Shop stock writer)", flush=True)
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port),
                        ("connectors admin", effective.connectors_admin_port), ("api admin", effective.api_admin_port)):

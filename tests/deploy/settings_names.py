@@ -19,6 +19,12 @@ PENDING_SETTINGS: dict[str, str] = {
 PENDING_PROCESSORS: dict[str, str] = {
 }
 
+#: processors `shopstream worker` offers that the chart and compose do not run yet, with the reason.
+UNDEPLOYED_PROCESSORS: dict[str, str] = {
+    "shop-writer": "writes to a real shop: needs the shop's access token as a Secret and its own "
+                   "topology/shop_writer.yaml; without them it exits 2, so it must not be on by default",
+}
+
 
 HELPERS = Path(__file__).resolve().parents[2] / "helm" / "shopstream" / "templates" / "_helpers.tpl"
 
@@ -52,11 +58,11 @@ def required_env_names() -> set[str]:
 
 
 def worker_processors() -> set[str]:
-    """The processors `shopstream worker` accepts."""
+    """The processors `shopstream worker` accepts and the chart and compose deploy."""
     from shopstream.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     worker = sub.choices["worker"]  # type: ignore[index]
     action = next(a for a in worker._actions if a.dest == "processor")
-    return set(action.choices or ())
+    return set(action.choices or ()) - set(UNDEPLOYED_PROCESSORS)

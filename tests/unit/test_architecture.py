@@ -162,6 +162,9 @@ def _pure_cores() -> list[str]:
         "shopstream.processors.inventory.atp",        # the ATP arithmetic
         "shopstream.processors.inventory.shop_sync",  # the per-SKU coalescer
         "shopstream.processors.inventory.config",     # inventory policy data
+        "shopstream.processors.shop_writer.core",     # per-SKU coalescing, stale commands, retries, results
+        "shopstream.processors.shop_writer.limits",   # the shops' rate limits as arithmetic
+        "shopstream.processors.shop_writer.config",   # the shop writer's settings as data
         "shopstream.config", "shopstream.money", "shopstream.redact",
         "shopstream.schemas", "shopstream.schemas.models",
         "shopstream.topology.topics",

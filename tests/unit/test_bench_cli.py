@@ -32,6 +32,8 @@ from shopstream.cli import build_parser, cmd_bench, main
     (["shop-sync", "--records", "-1"], "argument --records: must be at least 1, got -1"),
     (["shop-sync", "--window-ms", "-1"], "argument --window-ms: must not be negative, got -1"),
     (["shop-sync", "--scenario", "all"], "argument --scenario: invalid choice: 'all'"),
+    (["shop-stock", "--first-load", "0"], "argument --first-load: must be at least 1, got 0"),
+    (["shop-stock", "--mutation-cost", "0"], "argument --mutation-cost: must be a finite number above 0, got 0"),
     (["views-sink", "--records", "0"], "argument --records: must be at least 1, got 0"),
     (["views-sink", "--batch-size", "-10"], "argument --batch-size: must be at least 1, got -10"),
     (["atp-snapshot", "--orders", "5"], "unrecognized arguments: --orders 5"),

@@ -76,7 +76,7 @@ def test_dlq_names_come_from_the_topology() -> None:
     assert writer.dlq_for("t1.shop.orders") == "t1.shop.orders.dlq"
     assert writer.dlq_for("t1.inventory.atp") == "t1.inventory.atp.dlq"
     with pytest.raises(NoDeadLetterTopic, match="has no dlq in the topology"):
-        writer.dlq_for("t1.commands.shop")  # no `dlq` in the topology: nothing invents a name
+        writer.dlq_for("t1.commands.erp")  # no `dlq` in the topology: nothing invents a name
 
 
 def test_an_explicit_dlq_in_the_topology_is_where_records_go() -> None:

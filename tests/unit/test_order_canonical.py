@@ -464,7 +464,7 @@ def test_the_in_order_story_is_what_the_property_compares_against() -> None:
     assert (state.captured, state.refunded) == (money("15"), money("2.50"))
     assert [type(r).__name__ for r in (o.record for out in outs for o in out.outputs)
             if not isinstance(r, OrderState | OrderStatusChanged | ReservationChanged)] == [
-        "ReleaseOrder", "CreateInvoice", "CreateReturnLabel", "StockAdjusted", "IssueRefund"]
+        "ReleaseOrder", "CreateInvoice", "CreateReturnLabel", "StockAdjusted", "IssueRefund", "CreateCreditNote"]
     # stock: reserved when placed, each parcel ships its own units (keyed by SKU, for inventory)
     assert [(o.topic, o.key, o.record.action, o.record.quantity) for out in outs for o in out.outputs
             if isinstance(o.record, ReservationChanged)] == [

@@ -65,7 +65,7 @@ def test_shipped_topology_keys_records_and_policies() -> None:
     assert t.topic("inventory.atp").cleanup_policy == "compact"
     assert t.topic("inventory.atp").configs["segment.ms"] == "3600000"
     assert t.topic("inventory.reservations").kind == "internal"
-    assert t.topic("commands.erp").records == ("ReorderRequest", "CreateInvoice")
+    assert t.topic("commands.erp").records == ("ReorderRequest", "CreateInvoice", "CreateCreditNote")
     assert t.topic("commands.fulfillment").records == (
         "ReleaseOrder", "HoldOrder", "CancelFulfillment", "CreateReturnLabel")
     assert t.topic("payments").records == (

@@ -98,7 +98,7 @@ def test_table_changelog_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(TopologyError, match="not one co-partition group"):
         topology.copartition_partitions(["shop.orders", "inventory.stock"])
     with pytest.raises(TopologyError, match="not one co-partition group"):
-        topology.copartition_partitions(["commands.shop"])
+        topology.copartition_partitions(["commands.erp"])
     only_inputs = tmp_path / "inputs-only.yaml"
     only_inputs.write_text("topics:\n" + "".join(f"  {n}: {{partitions: 8}}\n" for n in ORDER_GROUP[:-1]))
     lagging = load_topology(overlay=only_inputs)
