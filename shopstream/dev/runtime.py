@@ -189,6 +189,8 @@ def _run(stack: Stack, settings: Settings, demo: bool, durable_broker: bool = Fa
             bootstrap, storage = stack.durable.bootstrap, f"on S3 at {stack.durable.s3.endpoint}"
             pid = stack.durable.broker.process.pid if stack.durable.broker else 0
             storage += f", pid {pid}: restarted with its data if it dies"
+            # Tansu acknowledged an idempotent retry across its crash without writing it (config.py).
+            stack.env.setdefault("KAFKA_ENABLE_IDEMPOTENCE", "false")
         else:
             stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
             bootstrap, storage = stack.broker.bootstrap, "in memory"

@@ -55,7 +55,10 @@ def durable_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Durable
 @pytest.fixture
 def durable_settings(durable_broker: DurableBroker, registry_url: str, redis_url: str, redis_prefix: str,
                      unique: str) -> Settings:
-    """`settings`, but on the module's durable broker (started again if an earlier test left it down)."""
+    """`settings`, but on the module's durable broker (started again if an earlier test left it down).
+
+    Producers not idempotent: Tansu acknowledged an idempotent retry across its crash without writing
+    it (config.py `kafka_idempotence`); processes started for the test need KAFKA_ENABLE_IDEMPOTENCE=false."""
     if not durable_broker.running:
         durable_broker.start()
     for name in ("tansu.log", "s3.log"):
@@ -63,4 +66,4 @@ def durable_settings(durable_broker: DurableBroker, registry_url: str, redis_url
             processes.track(f"durable broker {name}", durable_broker.log_path.with_name(name))
     return load_settings(kafka_bootstrap_servers=durable_broker.bootstrap, schema_registry_url=registry_url,
                          redis_url=redis_url, topic_prefix=f"t{unique}.", redis_key_prefix=redis_prefix,
-                         kafka_session_timeout_s=6, single_record_batches=True)
+                         kafka_session_timeout_s=6, single_record_batches=True, kafka_idempotence=False)
