@@ -58,7 +58,7 @@ def durable_settings(durable_broker: DurableBroker, registry_url: str, redis_url
     """`settings`, but on the module's durable broker (started again if an earlier test left it down).
 
     Producers not idempotent: Tansu acknowledged an idempotent retry across its crash without writing
-    it (config.py `kafka_idempotence`); processes started for the test need KAFKA_ENABLE_IDEMPOTENCE=false."""
+    it (config.py `kafka_idempotence`); tests/workers.py hands that on to the workers it starts."""
     if not durable_broker.running:
         durable_broker.start()
     for name in ("tansu.log", "s3.log"):

@@ -45,8 +45,6 @@ from tests.workers import start_worker, stop
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(600)]
 
 Record = tuple[str, bytes, bytes]  # topic, key, value
-# What the durable broker needs from every process's producers (config.py `kafka_idempotence`).
-DURABLE_ENV = {"KAFKA_ENABLE_IDEMPOTENCE": "false"}
 
 
 class Feed:
@@ -142,7 +140,7 @@ def test_orders_worker_rides_out_a_broker_restart(settings: Settings, serde: Avr
         return latest_order_states(settings.kafka_bootstrap_servers, settings.topic("orders.state"), serde)
 
     log = tmp_path / "orders.log"
-    worker = start_worker("orders", settings, log, **DURABLE_ENV)
+    worker = start_worker("orders", settings, log)
     try:
         converge(lambda: len(latest()) >= 20, worker, log, "the first order states")
         feed = Feed(settings, records[third:], seconds=12)
@@ -180,7 +178,7 @@ def test_inventory_worker_rides_out_a_broker_restart(settings: Settings, serde: 
     half = len(records) // 2
 
     log = tmp_path / "inventory.log"
-    worker = start_worker("inventory", settings, log, **DURABLE_ENV)
+    worker = start_worker("inventory", settings, log)
     try:
         assert ingest_erp_stock(settings, crash._export(0), file_name="first.csv", as_of=as_ofs[0]).published == 400
         produce_all(settings, records[:half])
@@ -235,7 +233,7 @@ def test_shop_sync_rides_out_a_broker_restart(settings: Settings, serde: AvroSer
         return out
 
     log = tmp_path / "shop-sync.log"
-    worker = start_worker("shop-sync", settings, log, SHOPSTREAM_SHOP_SYNC_WINDOW_MS="1000", **DURABLE_ENV)
+    worker = start_worker("shop-sync", settings, log, SHOPSTREAM_SHOP_SYNC_WINDOW_MS="1000")
     try:
         converge(lambda: len(latest_commands()) >= 20, worker, log, "the first shop commands")
         feed = Feed(settings, records[fifth:], seconds=10)
@@ -282,7 +280,7 @@ def test_views_sink_rides_out_a_broker_restart(settings: Settings, serde: AvroSe
         return {k: json.loads(d)["version"] for k, d in zip(keys, docs, strict=True) if d is not None}
 
     log = tmp_path / "views.log"
-    worker = start_worker("views", settings, log, **DURABLE_ENV)
+    worker = start_worker("views", settings, log)
     try:
         converge(lambda: len(stored()) >= 50, worker, log, "the first view documents")
         feed = Feed(settings, records[quarter:], seconds=10)
@@ -311,7 +309,8 @@ def test_connectors_service_rides_out_a_broker_restart(settings: Settings, durab
            "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
            "REDIS_URL": settings.redis_url, "SHOPSTREAM_REDIS_PREFIX": settings.redis_key_prefix,
            "SHOPSTREAM_CONNECTORS_PORT": str(port), "SHOPSTREAM_SHOPIFY_SECRET": SECRET,
-           "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true", "SHOPSTREAM_LOG_LEVEL": "INFO", **DURABLE_ENV}
+           "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true", "SHOPSTREAM_LOG_LEVEL": "INFO",
+           "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_idempotence).lower()}
     processes.track("connectors serve", log)
     with open(log, "ab") as out:
         service = spawn([sys.executable, "-m", "shopstream.cli", "connectors", "serve"], env=env, stdout=out,
