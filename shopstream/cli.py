@@ -223,7 +223,7 @@ def cmd_registry_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.dev.runtime import run_dev
 
-    return run_dev(settings, demo=args.command == "demo")
+    return run_dev(settings, demo=args.command == "demo", durable_broker=args.durable_broker)
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
@@ -408,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("dev", "run the embedded stack in the foreground (Ctrl-C stops it)"),
                        ("demo", "run the embedded stack and feed it sample orders")):
         p = sub.add_parser(name, help=text)
+        p.add_argument("--durable-broker", action="store_true",
+                       help="run the embedded Tansu on S3 storage in a local moto_server: a killed broker is "
+                            "started again on the same port with its data kept (needs moto[server])")
         p.set_defaults(func=cmd_dev)
 
     topics = sub.add_parser("topics", help="create or validate the topics of topology/topics.yaml")

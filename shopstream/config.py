@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         description="Producer compression; every consumer of the output topics must have the codec "
                     "(aiokafka needs extra libraries for lz4/snappy/zstd).",
     )
+    kafka_idempotence: bool = Field(
+        True, validation_alias=AliasChoices("KAFKA_ENABLE_IDEMPOTENCE"),
+        description="librdkafka's idempotent producer. Off only for a Tansu that restarts (the durable "
+                    "embedded broker): Tansu stores a producer's sequence before the batch, so a retry of a "
+                    "record in flight at its crash was answered DuplicateSequenceNumber and acknowledged "
+                    "though it was never written. Off, the retry writes it again (a duplicate the idempotent "
+                    "consumers absorb) and one request in flight per connection keeps the order.",
+    )
     single_record_batches: bool = Field(
         False, validation_alias=AliasChoices("SHOPSTREAM_SINGLE_RECORD_BATCHES"),
         description="Send every record in its own batch, for Tansu: it answers ListOffsets(latest) with the "

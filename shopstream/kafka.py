@@ -85,6 +85,8 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "compression.type": settings.kafka_compression,
         "message.timeout.ms": 30000,
     }
+    if not settings.kafka_idempotence:  # the durable Tansu (config.py): a retry may duplicate, never vanish
+        conf.update({"enable.idempotence": False, "max.in.flight.requests.per.connection": 1})
     if settings.single_record_batches:
         conf["batch.num.messages"] = 1
     conf.update(overrides)

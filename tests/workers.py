@@ -30,7 +30,8 @@ def start_worker(processor: str, settings: Settings, log: Path, **env: str) -> s
                 "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
                 "REDIS_URL": settings.redis_url, "SHOPSTREAM_REDIS_PREFIX": settings.redis_key_prefix,
                 "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "INFO",
-                "SHOPSTREAM_STATE_DIR": str(log.parent), "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true", **env}
+                "SHOPSTREAM_STATE_DIR": str(log.parent), "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true",
+                "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_idempotence).lower(), **env}
     processes.track(f"worker {processor}", log)
     with open(log, "ab") as out:
         return spawn([sys.executable, "-m", "shopstream.cli", "worker", processor, "--port", str(free_port())],

@@ -5,6 +5,11 @@ registry (unless SCHEMA_REGISTRY_URL is set), applies the topology, then runs th
 service, the read API and every worker as child processes (`worker views` writes both Redis views,
 orders and ATP, that the read API serves). Ctrl-C (or SIGTERM) stops the children,
 then the registry and the broker. If a child dies, everything is stopped and the exit code is 1.
+
+`--durable-broker`: the embedded Tansu runs on S3 storage in a child moto_server (broker.py), and
+when the broker process dies (a crash, or `kill -9` to rehearse one) dev starts it again on the same
+port with every topic and committed offset kept, while the services ride it out. The data lives as
+long as dev runs: moto_server keeps it in memory, so nothing more goes into the state dir.
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ import redis
 
 from shopstream.children import signal_group, spawn, stop
 from shopstream.config import ADMIN_PORT_OFFSET, Settings, exposure_problems, load_settings
-from shopstream.dev.broker import EmbeddedBroker, EmbeddedBrokerError, start_tansu
+from shopstream.dev.broker import (
+    DurableBroker,
+    EmbeddedBroker,
+    EmbeddedBrokerError,
+    start_durable_tansu,
+    start_tansu,
+)
 from shopstream.dev.ports import free_port, free_port_block, wait_for_port
 from shopstream.dev.tokens import ADMIN_TOKEN_FILE, dev_admin_token, read_dev_admin_token
 
@@ -50,6 +61,7 @@ class Stack:
     env: dict[str, str]
     log_dir: Path | None = None
     broker: EmbeddedBroker | None = None
+    durable: DurableBroker | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def spawn(self, name: str, *args: str) -> None:
@@ -70,6 +82,17 @@ class Stack:
         self._stop([p for n, p in self.children.items() if n == "registry"])
         if self.broker is not None:
             self.broker.stop()
+        if self.durable is not None:
+            self.durable.stop()
+
+    def revive_broker(self) -> None:
+        """Start the durable broker again if its process died (same port, data kept); no-op otherwise."""
+        if self.durable is None or self.durable.running or self.durable.broker is None:
+            return
+        code = self.durable.broker.process.poll()
+        took = self.durable.start()
+        print(f"shopstream dev: the broker exited ({code}); started again on {self.durable.bootstrap} with its "
+              f"data, answering after {took:.2f} s (pid {self.durable.broker.process.pid})", flush=True)
 
     @staticmethod
     def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -128,7 +151,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_dev(settings: Settings, demo: bool = False) -> int:
+def run_dev(settings: Settings, demo: bool = False, durable_broker: bool = False) -> int:
     """Run the embedded stack until interrupted; returns the process exit code."""
     if not _redis_answers(settings.redis_url):
         print(f"shopstream dev: no Redis answers at {settings.redis_url}; {REDIS_HINT}", file=sys.stderr)
@@ -172,7 +195,7 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
             print(f"API admin token: in {Path(settings.state_dir) / ADMIN_TOKEN_FILE}", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _run(stack, settings, demo, admin_token)
+        return _run(stack, settings, demo, admin_token, durable_broker)
     except KeyboardInterrupt:
         print("\nshopstream dev: stopping …", flush=True)
         return 0
@@ -183,13 +206,23 @@ def run_dev(settings: Settings, demo: bool = False) -> int:
         stack.stop()
 
 
-def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) -> int:
+def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None,
+         durable_broker: bool = False) -> int:
     if not settings.kafka_bootstrap_servers:
         port = 9092 if _port_free("127.0.0.1", 9092) else free_port()
-        stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
-        stack.env["KAFKA_BOOTSTRAP_SERVERS"] = stack.broker.bootstrap
+        if durable_broker:
+            stack.durable = start_durable_tansu(port=port, log_dir=Path(settings.state_dir))
+            bootstrap, storage = stack.durable.bootstrap, f"on S3 at {stack.durable.s3.endpoint}"
+            pid = stack.durable.broker.process.pid if stack.durable.broker else 0
+            storage += f", pid {pid}: restarted with its data if it dies"
+            # Tansu acknowledged an idempotent retry across its crash without writing it (config.py).
+            stack.env.setdefault("KAFKA_ENABLE_IDEMPOTENCE", "false")
+        else:
+            stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
+            bootstrap, storage = stack.broker.bootstrap, "in memory"
+        stack.env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
         stack.env.setdefault("SHOPSTREAM_SINGLE_RECORD_BATCHES", "true")  # Tansu's offsets quirk (config.py)
-        print(f"embedded Kafka broker (Tansu, in memory): {stack.broker.bootstrap}", flush=True)
+        print(f"embedded Kafka broker (Tansu, {storage}): {bootstrap}", flush=True)
     if not settings.schema_registry_url:
         port = settings.registry_port if _port_free(settings.http_host, settings.registry_port) else free_port()
         stack.env["SHOPSTREAM_REGISTRY_PORT"] = str(port)
@@ -249,6 +282,7 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None) 
 
         feed_demo_orders(effective, admin_token)
     while True:
+        stack.revive_broker()
         for name, proc in stack.children.items():
             code = proc.poll()
             if code is not None:
@@ -315,7 +349,7 @@ class DevProcess:
         """The environment for a CLI command against this stack: its broker and registry as dev printed them."""
         env = dict(self.env)
         log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        for variable, pattern in (("KAFKA_BOOTSTRAP_SERVERS", r"embedded Kafka broker \(Tansu, in memory\): (\S+)"),
+        for variable, pattern in (("KAFKA_BOOTSTRAP_SERVERS", r"embedded Kafka broker \(Tansu, [^)]*\): (\S+)"),
                                   ("SCHEMA_REGISTRY_URL", r"embedded schema registry: (\S+)")):
             match = re.search(pattern, log)
             if match:

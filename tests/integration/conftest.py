@@ -2,6 +2,8 @@
 
 `settings` points every client at the session broker, the registry, real Redis, a unique topic
 prefix and the test's Redis key prefix; a test module may still define its own `settings`.
+`durable_broker` is a Tansu on S3 storage (moto_server) shared by one module's tests, which kill and
+restart it mid-stream (`durable_broker.restart()`); `durable_settings` points a test at it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from shopstream.config import Settings, load_settings
+from shopstream.dev.broker import DurableBroker, start_durable_tansu
 from shopstream.dev.registry.service import start_in_thread
 from shopstream.dev.registry.store import SchemaStore
+from tests import processes
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +37,33 @@ def settings(kafka_bootstrap: str, registry_url: str, redis_url: str, redis_pref
     return load_settings(kafka_bootstrap_servers=kafka_bootstrap, schema_registry_url=registry_url,
                          redis_url=redis_url, topic_prefix=f"t{unique}.", redis_key_prefix=redis_prefix,
                          kafka_session_timeout_s=6, single_record_batches=True)
+
+
+@pytest.fixture(scope="module")
+def durable_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DurableBroker]:
+    """A Tansu on S3 storage in a child moto_server, one per test module: restartable with its data kept.
+
+    Module scope: a start costs ~1 s (moto_server's import), and topics are per test anyway (prefix)."""
+    log_dir = tmp_path_factory.mktemp("durable-broker")
+    broker = start_durable_tansu(log_dir=log_dir)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def durable_settings(durable_broker: DurableBroker, registry_url: str, redis_url: str, redis_prefix: str,
+                     unique: str) -> Settings:
+    """`settings`, but on the module's durable broker (started again if an earlier test left it down).
+
+    Producers not idempotent: Tansu acknowledged an idempotent retry across its crash without writing
+    it (config.py `kafka_idempotence`); tests/workers.py hands that on to the workers it starts."""
+    if not durable_broker.running:
+        durable_broker.start()
+    for name in ("tansu.log", "s3.log"):
+        if durable_broker.log_path is not None:
+            processes.track(f"durable broker {name}", durable_broker.log_path.with_name(name))
+    return load_settings(kafka_bootstrap_servers=durable_broker.bootstrap, schema_registry_url=registry_url,
+                         redis_url=redis_url, topic_prefix=f"t{unique}.", redis_key_prefix=redis_prefix,
+                         kafka_session_timeout_s=6, single_record_batches=True, kafka_idempotence=False)
