@@ -38,6 +38,7 @@ port (`admin.AdminServer`). Stateless processors (no changelog) run on the same 
 """
 
 from shopstream.runner.api import Effects, Processor, ProcessorBase, Record
-from shopstream.runner.loop import Runner, run_processor
+from shopstream.runner.loop import Runner
+from shopstream.runner.serve import run_processor
 
 __all__ = ["Effects", "Processor", "ProcessorBase", "Record", "Runner", "run_processor"]
