@@ -374,5 +374,6 @@ class Runner:
         self.offsets.forget(gone)
         still = {p for _, p in self.owned}
         for number in {p for _, p in gone} - still:
-            if self.states.pop(number, None) is not None:
+            # Stateless processors hear of it too: what they hold for the partition (windows) must go.
+            if self.states.pop(number, None) is not None or self.changelog is None:
                 self.processor.dropped(number)
