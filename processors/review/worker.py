@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import redis
 from confluent_kafka import TopicPartition
@@ -58,7 +58,7 @@ class ReplayIncomplete(Exception):
     """The replay did not reach the committed offsets in time: starting would decide on a partial state."""
 
 
-Event = OrderPlaced | OrderUpdated | PaymentAuthorized
+Event: TypeAlias = OrderPlaced | OrderUpdated | PaymentAuthorized
 
 
 class ReviewProcessor(ProcessorBase):
