@@ -75,6 +75,17 @@ def is_transient(exc: BaseException) -> bool:
                       | ConnectionError | asyncio.TimeoutError)
 
 
+def fault_kind(exc: BaseException) -> str:
+    """What a transient fault was about (the `operation` label of `shopstream_retries_total`)."""
+    if isinstance(exc, redis.RedisError):
+        return "redis"
+    if isinstance(exc, RegistryUnavailable):
+        return "registry"
+    if isinstance(exc, DeliveryError | KafkaException):
+        return "broker"
+    return type(exc).__name__
+
+
 def process_record(record: FailedRecord, handler: Callable[[], None], dlq: DeadLetterWriter,
                    policy: RetryPolicy = RetryPolicy(), topic_label: str | None = None,
                    stopping: Callable[[], bool] = lambda: False) -> Outcome:

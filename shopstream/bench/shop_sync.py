@@ -2,16 +2,15 @@
 
 Per run: a fresh embedded Tansu broker and registry (unless KAFKA_BOOTSTRAP_SERVERS names a broker),
 the topology under a fresh prefix, N AtpLevel records pre-loaded on `inventory.atp` (4 partitions,
-encoded before the clock starts), then the real `ShopSync` loop in this process reads them, decodes,
-coalesces, produces SyncShopStock commands, waits for the broker's confirmation and commits. Two
-scenarios:
+encoded before the clock starts), then the real shop sync processor on the runner
+(`ShopSyncProcessor`, in a thread) reads them, decodes, coalesces, produces SyncShopStock commands,
+waits for the broker's confirmation and commits. Two scenarios:
 
 - `distinct`: N different SKUs, one change each — an ERP snapshot: every record becomes a command;
 - `burst`:    N changes over N/100 SKUs (100 changes each) — coalescing: ~N/100 commands.
 
-Printed per run: records/s from the end of the first batch read to the last record read (consume +
-decode + coalesce, and the commands sent meanwhile; the first batch's records are not counted, and
-with `--records` at most one batch of 5,000 there is no interval: `nan`), the time from the first
+Printed per run: records/s from the first record handled to the last one (consume + decode +
+coalesce, and the commands sent meanwhile; the first record is not counted), the time from the first
 record read to the last command confirmed (this includes the final window), and the decode cost
 per record of the worker's fastavro-to-tuple path against the pydantic model path
 (`AvroSerde.decode`, the baseline; the ratio is printed). Median over runs.
@@ -27,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import io
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -49,7 +49,8 @@ from shopstream.bench.common import (
 from shopstream.codecs.avro import frame
 from shopstream.config import Settings
 from shopstream.kafka import make_producer
-from shopstream.processors.inventory.shop_sync_worker import AtpDecoder, ShopSync
+from shopstream.processors.inventory.shop_sync_worker import COMMANDS_SENT, AtpDecoder, ShopSyncProcessor
+from shopstream.runner import Runner
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import names
 
@@ -88,11 +89,25 @@ def decode_rates(serde: AvroSerde, values: list[bytes]) -> dict[str, float]:
 
 
 def run_loop(settings: Settings, n: int, breakdown: bool) -> dict[str, Any]:
-    sync = ShopSync.create(settings, batch_size=5000)
+    """The processor on the runner in a thread until all `n` records were handled and no window is open."""
+    processor = ShopSyncProcessor.create(settings)
+    runner = Runner(settings, processor, batch_size=5000, stop=threading.Event())
     spent: defaultdict[str, float] = defaultdict(float)
+    seen = {"read": 0, "first": 0.0, "last": 0.0}
+    handle = processor.handle
+
+    def counted(record: Any, state: Any) -> Any:
+        now = time.perf_counter()
+        if not seen["read"]:
+            seen["first"] = now
+        seen["read"] += 1
+        seen["last"] = now
+        return handle(record, state)
+
+    processor.handle = counted  # type: ignore[method-assign]
     if breakdown:
-        for name in ("poll_batch", "offer_all", "send_due", "commit"):
-            original = getattr(sync, name)
+        for owner, name in ((runner, "step"), (processor, "tick")):
+            original = getattr(owner, name)
 
             def timed(*args: Any, _f: Any = original, _n: str = name) -> Any:
                 started = time.perf_counter()
@@ -100,31 +115,26 @@ def run_loop(settings: Settings, n: int, breakdown: bool) -> dict[str, Any]:
                     return _f(*args)
                 finally:
                     spent[_n] += time.perf_counter() - started
-            setattr(sync, name, timed)
-    read = sent = first_batch = 0
-    first = last_read = None
+            setattr(owner, name, timed)
+    sent_before = COMMANDS_SENT._value.get()
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
     try:
         deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            result = sync.step()
-            if result.read:
-                if first is None:  # the clock starts after the first batch: its records are not counted
-                    first, first_batch = time.perf_counter(), result.read
-                last_read = time.perf_counter()
-            read += result.read
-            sent += result.sent
-            if read >= n and sync.coalescer.pending_count() == 0:
-                break
+        while time.monotonic() < deadline and not (seen["read"] >= n and processor.coalescer.pending_count() == 0
+                                                   and runner.offsets.in_flight() == 0):
+            time.sleep(0.05)
         done = time.perf_counter()
     finally:
-        sync.close()
-        del sync
+        runner.stop.set()
+        thread.join(60)
+        del runner
         gc.collect()  # the worker's clients sit in reference cycles: free them before the broker stops
-    if first is None or last_read is None or read < n:
+    read, first, last = int(seen["read"]), seen["first"], seen["last"]
+    if read < n:
         raise BenchError(f"read only {read} of {n} records")
-    # All records in one batch (n <= batch size): no interval to measure a read rate over.
-    read_rate = (n - first_batch) / (last_read - first) if last_read > first and n > first_batch else float("nan")
-    return {"read_rate": read_rate, "total_s": done - first, "commands": sent,
+    read_rate = (n - 1) / (last - first) if last > first else float("nan")
+    return {"read_rate": read_rate, "total_s": done - first, "commands": int(COMMANDS_SENT._value.get() - sent_before),
             "breakdown": {k: round(v, 2) for k, v in spent.items()}}
 
 

@@ -35,9 +35,17 @@ partition's state; an assignment restores state before processing. A processor's
 orders sweep) runs in the same thread between batches, its effects confirmed the same way.
 `/readyz` (ready once every assigned partition is restored) and `/metrics` are on the worker's admin
 port (`admin.AdminServer`). Stateless processors (no changelog) run on the same loop.
+
+Deferred acknowledgement: `Effects.pending` holds a record (nothing of its partition is committed past
+it) until a later Effects — from `handle`, `tick` or `drain` (on stop and before a revoke's commit) —
+acks it, counted once that Effects' outputs are confirmed (the shop sync's coalescing windows).
+Batch handler: a stateless processor with `batched = True` gets each poll whole in `handle_batch`;
+records it cannot handle come back in `Effects.parked`; a transient fault re-runs the batch, and past
+the budget rewinds it (seek back, nothing parked or committed) instead of parking (the view sink).
 """
 
 from shopstream.runner.api import Effects, Processor, ProcessorBase, Record
-from shopstream.runner.loop import Runner, run_processor
+from shopstream.runner.loop import Runner
+from shopstream.runner.serve import run_processor
 
 __all__ = ["Effects", "Processor", "ProcessorBase", "Record", "Runner", "run_processor"]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from shopstream.processing import RetryPolicy
+
+#: Where a consumed record sits: (physical topic, partition, offset).
+Position = tuple[str, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +32,18 @@ class Effects:
     """What handling a record (or a tick) produced: outputs to send and state to write, applied only together.
 
     `outputs`: (logical topic, key, value bytes), sent in order; `writes`: key -> new state (None
-    deletes) of the record's partition, stored once every output and changelog record is confirmed."""
+    deletes) of the record's partition, stored once every output and changelog record is confirmed.
+    Deferred acknowledgement: `pending` (from `handle`) means the record is not done when these effects
+    are confirmed — it holds its partition's commit until a later Effects (from `handle`, `tick` or
+    `drain`) names it in `acks`; acks count only once that Effects' outputs are confirmed.
+    `parked` (from `handle_batch` only): records that can never be handled, with the error and the
+    DLQ stage; the runner parks them (the one DLQ path) before confirming the outputs."""
 
     outputs: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     writes: dict[bytes, Any] = field(default_factory=dict)
+    pending: bool = False
+    acks: list[Position] = field(default_factory=list)
+    parked: list[tuple[Record, BaseException, str]] = field(default_factory=list)
 
 
 class Processor(Protocol):
@@ -45,9 +59,23 @@ class Processor(Protocol):
     tick_interval_s: float | None
     #: Records per poll at most (all of them are confirmed together, per partition).
     batch_size: int
+    #: True: the runner hands each poll to `handle_batch` (stateless processors only), not `handle`.
+    batched: bool
+    #: The retry policy of this processor, or None for the runner's (SHOPSTREAM_RETRY_MAX_ELAPSED_S).
+    retry: RetryPolicy | None
+    #: The `processor` header of its dead letters, or None for `name`.
+    dlq_name: str | None
 
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
         """Decode and apply one record against its partition's state; raise on failure (the runner classifies)."""
+        ...
+
+    def handle_batch(self, records: list[Record]) -> Effects:
+        """A whole poll at once (`batched`); must be idempotent: a transient fault re-runs or rewinds the batch."""
+        ...
+
+    def drain(self, now: float) -> Iterable[tuple[int, Effects]]:
+        """Settle what is pending now (before a revoke's commit and on stop): effects acking held records."""
         ...
 
     def encode_state(self, value: Any) -> bytes:
@@ -81,6 +109,21 @@ class ProcessorBase:
     changelog: str | None = None
     tick_interval_s: float | None = None
     batch_size: int = 500
+    batched: bool = False
+    retry: RetryPolicy | None = None
+    dlq_name: str | None = None
+
+    def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
+        """Batched processors are never called here."""
+        raise NotImplementedError
+
+    def handle_batch(self, records: list[Record]) -> Effects:
+        """Only batched processors are called here."""
+        raise NotImplementedError
+
+    def drain(self, now: float) -> Iterable[tuple[int, Effects]]:
+        """Nothing held back."""
+        return ()
 
     def encode_state(self, value: Any) -> bytes:
         """Stateless processors never call this."""

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from types import FrameType
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
-from shopstream.halt import EXIT_DELIVERY_FAILED, halt
+from shopstream.halt import EXIT_DELIVERY_FAILED, MustRestart, halt
 from shopstream.kafka import DeliveryError, make_consumer, poll_batch
 from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RECORDS_OUT, RETRIES
-from shopstream.processing import RetryPolicy, StopRequested, park, process_record
-from shopstream.runner.admin import AdminServer
+from shopstream.processing import RetryPolicy, StopRequested, fault_kind, is_transient, park, process_record
 from shopstream.runner.api import Effects, Processor, Record
 from shopstream.runner.offsets import DoneOffsets, by_partition
 from shopstream.runner.producer import ConfirmingProducer, OutRecord
@@ -45,8 +42,12 @@ class Runner:
         client_id = f"shopstream-{processor.name}"
         self.producer = ConfirmingProducer(settings, **{"client.id": client_id})
         self.consumer: Consumer = make_consumer(settings, processor.name, **{"client.id": client_id})
-        self.dlq = DeadLetterWriter(self.producer, processor.name, self.topology.dlq_routes(settings.topic_prefix))
-        self.retry = RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
+        self.dlq = DeadLetterWriter(self.producer, getattr(processor, "dlq_name", None) or processor.name,
+                                    self.topology.dlq_routes(settings.topic_prefix))
+        self.retry = getattr(processor, "retry", None) or RetryPolicy(max_elapsed_s=settings.retry_max_elapsed_s)
+        self.batched = bool(getattr(processor, "batched", False))
+        if self.batched and self.changelog is not None:
+            raise ValueError(f"{self.name}: a batched processor has no state store")
         self.states: dict[int, dict[bytes, Any]] = {}  # partition -> confirmed state (stateful processors)
         self.owned: set[tuple[str, int]] = set()
         self.offsets = DoneOffsets()
@@ -78,6 +79,7 @@ class Runner:
                 if time.monotonic() >= next_tick and interval:
                     self._tick()
                     next_tick = time.monotonic() + interval
+            self._drain()
             self._commit()
         except StopRequested as exc:  # stopped amid a transient fault: the record in hand stays unacknowledged
             log.warning("%s: stopped while retrying %s; it is read again on restart", self.name, exc)
@@ -88,10 +90,70 @@ class Runner:
     def step(self, timeout_s: float = 0.5) -> int:
         """One poll: handle its records per partition, confirm, store, commit; returns how many were read."""
         msgs, self._last_error = poll_batch(self.consumer, self.batch_size, timeout_s, self._last_error)
-        for partition, group in by_partition(msgs, self.owned).items():
-            self._process(partition, group)
+        if self.batched:
+            owned = self.owned
+            self.process_batch([m for m in msgs if (m.topic() or "", m.partition() or 0) in owned])
+        else:
+            for partition, group in by_partition(msgs, self.owned).items():
+                self._process(partition, group)
         self._commit()
         return len(msgs)
+
+    def process_batch(self, msgs: list[Message]) -> bool:
+        """A whole poll through `handle_batch`; False when it was rewound (transient faults outlasted the budget).
+
+        Transient faults re-run the (idempotent) batch in place with backoff; past the budget or on stop
+        the batch is rewound (every partition seeked back to its first offset, nothing done, nothing
+        parked: the fault was the destination's, not the records'), so the consumer keeps polling and
+        stays in its group. Permanent faults of single records come back in `Effects.parked`; any other
+        exception is a bug and ends the loop without committing the batch."""
+        if not msgs:
+            return True
+        records = [self._record(m, m.partition() or 0) for m in msgs]
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                effects = self.processor.handle_batch(records)
+                break
+            except MustRestart as exc:
+                halt(f"{self.name}: {exc}", exc.exit_code)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                limit = self.retry.max_attempts
+                if (self.stop.is_set() or time.monotonic() - started >= self.retry.max_elapsed_s
+                        or (limit is not None and attempt >= limit)):
+                    log.error("%s: giving up on the batch for now, rewinding: %s: %s", self.name,
+                              type(exc).__name__, exc)
+                    self._rewind(records)
+                    self.stop.wait(self.retry.backoff(attempt))  # a long outage must not be a busy loop
+                    return False
+                RETRIES.labels(self.name, fault_kind(exc)).inc()
+                log.warning("%s: transient fault (%s: %s), retrying the batch", self.name, type(exc).__name__, exc)
+                self.stop.wait(self.retry.backoff(attempt))
+        for record, error, stage in effects.parked:
+            self._park(record, Failure(error=error, stage=stage))
+        if effects.outputs:
+            self._confirm(-1, PartitionState({}), effects.outputs, records)
+        offsets = self.offsets
+        for record in records:
+            tp = (record.topic, record.partition)
+            offsets.read(tp, record.offset)
+            offsets.done(tp, record.offset)
+        return True
+
+    def _rewind(self, records: list[Record]) -> None:
+        """Seek every partition of `records` back to its first offset in them (the next poll re-reads)."""
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            tp = (record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # not ours any more: its new owner starts at the last commit
+                log.info("%s: seek %s[%d] skipped: %s", self.name, topic, partition, exc)
 
     def _process(self, partition: int, msgs: list[Message]) -> None:
         """One partition's records of a poll: handle each, then confirm the outputs and state once."""
@@ -100,6 +162,8 @@ class Runner:
         state = PartitionState(stored if stored is not None else {})
         outputs: list[tuple[str, bytes | None, bytes]] = []
         handled: list[Record] = []
+        held: set[tuple[str, int]] = set()  # (topic, offset) whose acknowledgement is deferred
+        acks: list[tuple[str, int, int]] = []
         offsets = self.offsets
         for msg in msgs:
             record = self._record(msg, partition)
@@ -113,11 +177,16 @@ class Runner:
             outputs.extend(effects.outputs)
             if effects.writes:
                 state.writes.update(effects.writes)
+            if effects.pending:
+                held.add((record.topic, record.offset))
+            acks.extend(effects.acks)
         if handled:
             self._confirm(partition, state, outputs, handled)
             for record in handled:
-                offsets.done((record.topic, partition), record.offset)
+                if (record.topic, record.offset) not in held:
+                    offsets.done((record.topic, partition), record.offset)
                 RECORDS_IN.labels(self.name, record.label, "ok").inc()
+            self._acked(acks)
             PROCESSING_SECONDS.labels(self.name).observe((time.monotonic() - started) / len(handled))
 
     def _record(self, msg: Message, partition: int) -> Record:
@@ -218,13 +287,35 @@ class Runner:
         except Exception:  # a bug in a sweep must not stop consumption; the next tick tries again
             log.exception("%s: tick failed", self.name)
             return
+        self._settle(work)
+
+    def _drain(self) -> None:
+        """What the processor holds back (deferred acks) settled now: on stop and before a revoke's commit."""
+        try:
+            work = list(self.processor.drain(time.time()))
+        except Exception:  # held records stay uncommitted: read again by whoever owns them next
+            log.exception("%s: drain failed", self.name)
+            return
+        self._settle(work)
+
+    def _settle(self, work: list[tuple[int, Effects]]) -> None:
+        """Confirm a tick's or a drain's effects per partition (state and outputs), then count their acks."""
         for partition, effects in work:
-            if partition not in self.states:
+            if self.changelog is None:
+                state = PartitionState({})
+            elif partition in self.states:
+                state = PartitionState(self.states[partition])
+                for key, value in effects.writes.items():
+                    state[key] = value
+            else:
                 continue  # revoked meanwhile
-            state = PartitionState(self.states[partition])
-            for key, value in effects.writes.items():
-                state[key] = value
             self._confirm(partition, state, effects.outputs, [])
+            self._acked(effects.acks)
+
+    def _acked(self, acks: list[tuple[str, int, int]]) -> None:
+        """Held records acknowledged by effects the broker just confirmed are done now."""
+        for topic, partition, offset in acks:
+            self.offsets.done((topic, partition), offset)
 
     def _commit(self) -> None:
         """Commit the done prefix of every partition (never while the producer is latched: that halts)."""
@@ -267,7 +358,8 @@ class Runner:
                 time.sleep(self.retry.backoff(attempt))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Work in hand is already confirmed (batches finish before the next poll): commit, then drop."""
+        """Work in hand is confirmed (batches finish before the next poll): settle what is held, commit, drop."""
+        self._drain()
         self._commit()
         self._drop(partitions)
 
@@ -282,30 +374,6 @@ class Runner:
         self.offsets.forget(gone)
         still = {p for _, p in self.owned}
         for number in {p for _, p in gone} - still:
-            if self.states.pop(number, None) is not None:
+            # Stateless processors hear of it too: what they hold for the partition (windows) must go.
+            if self.states.pop(number, None) is not None or self.changelog is None:
                 self.processor.dropped(number)
-
-
-def run_processor(settings: Settings, processor: Processor, *, web_port: int | None = None,
-                  batch_size: int | None = None, stop: threading.Event | None = None) -> None:
-    """Run `processor` on the runner in the foreground with `/metrics` and `/readyz` until SIGTERM/SIGINT."""
-    own_stop = stop or threading.Event()
-    previous: dict[int, Any] = {}
-    if stop is None and threading.current_thread() is threading.main_thread():
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %d: stopping after the current batch", signum)
-            own_stop.set()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, on_signal)
-    runner = Runner(settings, processor, batch_size=batch_size, stop=own_stop)
-    port = settings.worker_web_port if web_port is None else web_port
-    admin = AdminServer(settings.http_host, port, runner.readiness) if port else None
-    log.info("%s: runner started", processor.name, extra={"inputs": list(runner.inputs), "admin_port": port})
-    try:
-        runner.run()
-    finally:
-        if admin is not None:
-            admin.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        log.info("%s: runner stopped", processor.name)

@@ -45,26 +45,32 @@ class DoneOffsets:
     A record is done once it was applied (outputs and state confirmed) or parked. The position to
     commit is one past the last record of the unbroken run of done records, in read order, from the
     first one read: a record read but not done holds the commit back, whatever was done after it.
-    Read order, not offset arithmetic: offsets have gaps (compaction, transaction markers)."""
+    Read order, not offset arithmetic: offsets have gaps (compaction, transaction markers).
+    A record whose acknowledgement is deferred (`Effects.pending`) simply stays not done until its ack:
+    nothing after it is committed meanwhile, however much after it is done."""
 
     def __init__(self) -> None:
         self._pending: dict[TopicPartition, deque[list[int]]] = {}  # [offset, done] in read order
+        self._index: dict[TopicPartition, dict[int, list[int]]] = {}  # offset -> its entry (O(1) acks)
         self._position: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
 
     def read(self, tp: TopicPartition, offset: int) -> None:
         """`offset` of `tp` was handed to processing (not done yet)."""
-        self._pending.setdefault(tp, deque()).append([offset, 0])
+        entry = [offset, 0]
+        self._pending.setdefault(tp, deque()).append(entry)
+        self._index.setdefault(tp, {})[offset] = entry
 
     def done(self, tp: TopicPartition, offset: int) -> None:
-        """`offset` of `tp` was applied or parked; the position moves over the done prefix."""
-        queue = self._pending.get(tp)
-        if not queue:
+        """`offset` of `tp` was applied, parked or acknowledged; the position moves over the done prefix.
+
+        An offset not read (or forgotten with its partition) changes nothing: a late ack for a partition
+        revoked meanwhile must not move its new owner's position."""
+        entry = self._index.get(tp, {}).pop(offset, None)
+        if entry is None:
             return
-        for entry in queue:
-            if entry[0] == offset:
-                entry[1] = 1
-                break
+        entry[1] = 1
+        queue = self._pending[tp]
         while queue and queue[0][1]:
             self._position[tp] = queue.popleft()[0] + 1
 
@@ -77,12 +83,13 @@ class DoneOffsets:
         self._committed.update(positions)
 
     def in_flight(self) -> int:
-        """Records read and not done yet (0 between batches unless one halted the loop)."""
-        return sum(1 for queue in self._pending.values() for entry in queue if not entry[1])
+        """Records read and not done yet (between batches: those held for a deferred ack, or a halted batch)."""
+        return sum(len(index) for index in self._index.values())
 
     def forget(self, tps: Iterable[TopicPartition]) -> None:
         """Partitions revoked or lost: nothing about them is kept."""
         for tp in tps:
             self._pending.pop(tp, None)
+            self._index.pop(tp, None)
             self._position.pop(tp, None)
             self._committed.pop(tp, None)

@@ -21,10 +21,11 @@ from shopstream.dev.registry.store import SchemaStore
 from shopstream.dlq import header_map
 from shopstream.kafka import make_admin, make_consumer, make_producer
 from shopstream.metrics import RETRIES
+from shopstream.runner import Runner
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import load_topology
 from shopstream.views.orders import OrderView
-from shopstream.views.sink import GROUP_ID, PROCESSOR, SOURCE_TOPIC, RetryPolicy, ViewSink, run_sink
+from shopstream.views.sink import GROUP_ID, PROCESSOR, SOURCE_TOPIC, RetryPolicy, ViewsProcessor, run_sink
 from tests.integration.test_order_view import make_state
 from tests.workers import wait_for
 
@@ -193,21 +194,22 @@ def test_transient_redis_faults_retry_then_rewind(settings: Settings, redis_url:
     FlakyView.failures = 3
     before = RETRIES.labels(PROCESSOR, "redis")._value.get()
     stop = threading.Event()
-    sink = ViewSink.create(settings, stop=stop, batch_size=100,
-                           retry=RetryPolicy(initial_s=0.01, max_backoff_s=0.05, max_attempts=2, max_elapsed_s=5))
+    sink = ViewsProcessor.create(settings, retry=RetryPolicy(initial_s=0.01, max_backoff_s=0.05, max_attempts=2,
+                                                             max_elapsed_s=5))
     sink.view.close()
     sink.view = FlakyView.from_url(redis_url, redis_prefix)
+    runner = Runner(settings, sink, batch_size=100, stop=stop)
     rewound: list[bool] = []
-    process = sink.process
+    process = runner.process_batch
 
     def spy(records: Any) -> Any:
-        result = process(records)
+        ok = process(records)
         if records:
-            rewound.append(result.rewound)
-        return result
+            rewound.append(not ok)
+        return ok
 
-    sink.process = spy  # type: ignore[method-assign]
-    worker = threading.Thread(target=sink.run, daemon=True)
+    runner.process_batch = spy  # type: ignore[method-assign]
+    worker = threading.Thread(target=runner.run, daemon=True)
     worker.start()
     view = OrderView.from_url(redis_url, redis_prefix)
     try:

@@ -22,6 +22,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "kafka_ssl_cafile": ("/etc/ca.pem", "/etc/ca.pem"),
     "kafka_session_timeout_s": ("6.5", 6.5),
     "kafka_compression": ("zstd", "zstd"),
+    "kafka_idempotence": ("false", False),
     "single_record_batches": ("true", True),
     "admin_port": ("9464", 9464),
     "carrier_mapping": ("/etc/carrier.yaml", "/etc/carrier.yaml"),

@@ -105,3 +105,69 @@ def test_a_batch_sees_its_own_writes_and_stores_them_only_on_commit() -> None:
     del state[b"b"]
     state.commit()
     assert stored == {b"a": 11}
+
+
+def test_a_held_record_holds_the_commit_until_its_deferred_ack() -> None:
+    """Deferred acknowledgement (`Effects.pending`): 11 waits for its window; 12, 13 are done meanwhile."""
+    done = DoneOffsets()
+    for offset in (10, 11, 12, 13):
+        done.read(TP, offset)
+    for offset in (10, 12, 13):
+        done.done(TP, offset)
+    assert done.positions() == {TP: 11}  # nothing committed past the held record
+    done.committed({TP: 11})
+    done.read(TP, 14)
+    done.done(TP, 14)
+    assert done.positions() == {} and done.in_flight() == 1
+    done.done(TP, 11)  # the ack, once the window's command is confirmed
+    assert done.positions() == {TP: 15} and done.in_flight() == 0
+
+
+def test_an_ack_after_the_partition_was_forgotten_or_repeated_changes_nothing() -> None:
+    done = DoneOffsets()
+    done.read(TP, 5)
+    done.forget([TP])
+    done.done(TP, 5)  # a late ack for a revoked partition: its next owner's position is not ours
+    assert done.positions() == {}
+    done.read(TP, 6)
+    done.done(TP, 6)
+    done.done(TP, 6)
+    done.done(TP, 99)  # never read
+    assert done.positions() == {TP: 7}
+
+
+def test_held_records_of_one_partition_do_not_hold_another() -> None:
+    done, other = DoneOffsets(), ("t", 1)
+    done.read(TP, 0)
+    done.read(other, 0)
+    done.done(other, 0)
+    assert done.positions() == {other: 1}
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=1, max_size=40), st.randoms())
+def test_position_never_passes_a_held_record_whatever_the_ack_order(
+        records: list[tuple[bool, int]], rnd: object) -> None:
+    """Each record is done at once or held and acked later in any order; after every step the position
+    is exactly the end of the prefix done so far (never past a record still held)."""
+    import random
+    assert isinstance(rnd, random.Random)
+    done = DoneOffsets()
+    finished: set[int] = set()
+    held: list[int] = []
+    for offset, (deferred, _) in enumerate(records):
+        done.read(TP, offset)
+        if deferred:
+            held.append(offset)
+        else:
+            done.done(TP, offset)
+            finished.add(offset)
+        if held and rnd.random() < 0.3:  # some ack arrives meanwhile
+            ack = held.pop(rnd.randrange(len(held)))
+            done.done(TP, ack)
+            finished.add(ack)
+        prefix = next((i for i in range(offset + 1) if i not in finished), offset + 1)
+        assert done.positions().get(TP, 0) == prefix
+    rnd.shuffle(held)
+    for ack in held:
+        done.done(TP, ack)
+    assert done.positions().get(TP, 0) == len(records)

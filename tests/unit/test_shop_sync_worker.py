@@ -1,9 +1,10 @@
-"""The shop sync adapter without a broker: decoding, command encoding, and what it commits when.
+"""The shop sync processor without a broker: decoding, command encoding, and what it lets the runner commit.
 
 Kafka is not mocked for behaviour claims about the broker (tests/integration does that on a real
-one); here fakes stand in for the consumer/producer to pin down the adapter's own bookkeeping:
-offsets are committed only up to the oldest record whose change is still in an open window, and
-only after the commands were confirmed.
+one); here a small harness plays the runner's part — `DoneOffsets`, a record done unless `pending`,
+acks counted once a tick's or drain's outputs are "confirmed" — to pin down the processor's own
+bookkeeping: offsets are committed only up to the oldest record whose change is still in an open
+window, and only with the command that carries it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import io
 import json
 import struct
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,23 +21,27 @@ import fastavro
 import pytest
 
 from shopstream import schemas
-from shopstream.dlq import DeadLetterWriter
-from shopstream.kafka import DeliveryError
-from shopstream.processing import RetryPolicy
 from shopstream.processors.inventory.shop_sync import ShopStockCommand
 from shopstream.processors.inventory.shop_sync_worker import (
     COMMAND_NS,
     AtpChange,
     AtpDecoder,
     CommandEncoder,
-    CommandsNotConfirmed,
-    OutRecord,
-    ShopSync,
+    MisplacedRecord,
+    ShopSyncProcessor,
     command_event_id,
 )
+from shopstream.runner import Effects, Record
+from shopstream.runner.offsets import DoneOffsets
 from shopstream.schemas.models import AtpLevel, AtpLocation, EventMeta, SyncShopStock
-from shopstream.serde import AvroSerde, InvalidRecord, NotAvroFramed, UnknownRecord, UnknownSchemaId
-from shopstream.topology import load_topology
+from shopstream.serde import (
+    AvroSerde,
+    InvalidRecord,
+    NotAvroFramed,
+    RegistryUnavailable,
+    UnknownRecord,
+    UnknownSchemaId,
+)
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 ATP_ID, SYNC_ID, OTHER_ID = 11, 12, 13
@@ -133,80 +137,7 @@ def test_command_event_id_is_uuid5_of_sku_and_version() -> None:
         assert command_event_id(sku, version) == str(uuid.uuid5(uuid.UUID(bytes=COMMAND_NS), f"{sku}:{version}"))
 
 
-# -------------------------------------------------------------------------------- the loop's bookkeeping
-
-
-class FakeMessage:
-    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
-        self._t, self._p, self._o, self._k, self._v = topic, partition, offset, key, value
-
-    def topic(self) -> str:
-        return self._t
-
-    def partition(self) -> int:
-        return self._p
-
-    def offset(self) -> int:
-        return self._o
-
-    def key(self) -> bytes | None:
-        return self._k
-
-    def value(self) -> bytes | None:
-        return self._v
-
-    def error(self) -> None:
-        return None
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000)
-
-
-@dataclass
-class FakeConsumer:
-    queue: list[FakeMessage] = field(default_factory=list)
-    commits: list[dict[int, int]] = field(default_factory=list)
-
-    def poll(self, timeout: float) -> FakeMessage | None:
-        return self.queue.pop(0) if self.queue else None
-
-    def consume(self, n: int, timeout: float) -> list[FakeMessage]:
-        out, self.queue = self.queue[:n], self.queue[n:]
-        return out
-
-    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
-        assert asynchronous is False
-        self.commits.append({tp.partition: tp.offset for tp in offsets})
-
-
-@dataclass
-class FakeProducer:
-    """Confirms everything, except that the next `fail_next` sends report every record as failed."""
-
-    sent: list[OutRecord] = field(default_factory=list)
-    fail_next: int = 0
-    refuse_first_once: bool = False  # the next send with 2+ records refuses only its first one
-
-    def send(self, records: Sequence[OutRecord], timeout_s: float = 60.0) -> list[Any]:
-        if self.fail_next:
-            self.fail_next -= 1
-            return [(FakeMessage(t, 0, -1, k, v), "broker said no") for t, k, v, _ in records]
-        if self.refuse_first_once and len(records) > 1:
-            self.refuse_first_once = False
-            (t, k, v, _), *rest = records
-            self.sent.extend(rest)
-            return [(FakeMessage(t, 0, -1, k, v), "broker said no")]
-        self.sent.extend(records)
-        return []
-
-    async def publish(self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
-        """The DLQ writer's path (the runner's ConfirmingProducer.publish): one record, confirmed."""
-        failed = self.send([(topic, key or b"", value, headers)])
-        if failed:
-            raise DeliveryError(topic, str(failed[0][1]))
+# -------------------------------------------------------------------------------- what may be committed
 
 
 class Clock:
@@ -217,139 +148,131 @@ class Clock:
         return self.s
 
 
-def make_sync(window_ms: int = 2000, retry: RetryPolicy | None = None) -> tuple[
-        ShopSync, FakeConsumer, FakeProducer, Clock]:
-    registry = FakeRegistry()
-    consumer, producer, clock = FakeConsumer(), FakeProducer(), Clock()
-    dlq = DeadLetterWriter(producer, processor="shop-sync",  # type: ignore[arg-type]
-                           routes=load_topology().dlq_routes())
-    serde = AvroSerde(registry)  # type: ignore[arg-type]
-    sync = ShopSync(consumer, producer, AtpDecoder(serde), CommandEncoder(serde, "commands.shop"),  # type: ignore[arg-type]
-                    dlq, command_topic="commands.shop", window_ms=window_ms, source_topic="inventory.atp",
-                    clock=clock, retry=retry or RetryPolicy(initial_s=0.001, max_backoff_s=0.001, max_elapsed_s=5))
-    return sync, consumer, producer, clock
+class Harness:
+    """The runner's part: read -> handle -> done unless pending; tick/drain outputs confirmed -> acks done."""
+
+    def __init__(self, window_ms: int = 2000) -> None:
+        self.registry = FakeRegistry()
+        serde = AvroSerde(self.registry)  # type: ignore[arg-type]
+        self.serde = serde
+        self.clock = Clock()
+        self.proc = ShopSyncProcessor(AtpDecoder(serde), CommandEncoder(serde, "commands.shop"),
+                                      window_ms=window_ms, clock=self.clock)
+        self.offsets = DoneOffsets()
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    def feed(self, *records: Record) -> list[Effects]:
+        out = []
+        for record in records:
+            tp = (record.topic, record.partition)
+            self.offsets.read(tp, record.offset)
+            effects = self.proc.handle(record, {})
+            if not effects.pending:
+                self.offsets.done(tp, record.offset)
+            out.append(effects)
+        return out
+
+    def settle(self, work: object) -> None:
+        assert isinstance(work, list)
+        for _, effects in work:
+            self.sent += effects.outputs
+            for topic, partition, offset in effects.acks:
+                self.offsets.done((topic, partition), offset)
+
+    def tick(self) -> None:
+        self.settle(list(self.proc.tick(0.0, {})))
+
+    def positions(self) -> dict[int, int]:
+        return {p: o for (_, p), o in self.offsets.positions().items()}
+
+    def figures(self) -> list[tuple[bytes | None, int]]:
+        out = []
+        for topic, key, value in self.sent:
+            cmd = self.serde.decode(value)
+            assert topic == "commands.shop" and isinstance(cmd, SyncShopStock)
+            out.append((key, cmd.available))
+        return out
 
 
-def msg(partition: int, offset: int, sku: str, available: int, version: int) -> FakeMessage:
-    return FakeMessage("inventory.atp", partition, offset, sku.encode(), atp_bytes(sku, available, version))
+def rec(partition: int, offset: int, sku: str, available: int, version: int) -> Record:
+    return Record("inventory.atp", "inventory.atp", partition, offset, sku.encode(), atp_bytes(sku, available, version))
 
 
 def test_commits_stop_at_the_oldest_open_window_until_its_command_is_confirmed() -> None:
-    sync, consumer, producer, clock = make_sync()
-    consumer.queue = [msg(0, 0, "A", 5, 1), msg(0, 1, "A", 6, 2), msg(1, 0, "B", 1, 1)]
-    result = sync.step()
-    assert (result.read, result.sent) == (3, 0)
-    # Both partitions have an open window opened by their first record: nothing is settled yet.
-    assert consumer.commits == [{0: 0, 1: 0}]
-    clock.s += 1.0
-    consumer.queue = [msg(0, 2, "C", 3, 1)]
-    sync.step()
-    assert consumer.commits == [{0: 0, 1: 0}]  # unchanged positions are not committed again
-    clock.s += 1.0  # A's and B's windows end (opened at 100 s, 2 s window); C's is still open
-    sync.step()
-    assert [(r[1], r[0]) for r in producer.sent] == [(b"A", "commands.shop"), (b"B", "commands.shop")]
-    assert consumer.commits[-1] == {0: 2, 1: 1}  # partition 0 up to C's record (still pending)
-    clock.s += 1.0
-    sync.step()
-    assert [r[1] for r in producer.sent] == [b"A", b"B", b"C"]
-    assert consumer.commits[-1] == {0: 3}  # only positions that moved are committed
+    h = Harness()
+    h.feed(rec(0, 0, "A", 5, 1), rec(0, 1, "A", 6, 2), rec(1, 0, "B", 1, 1))
+    h.tick()
+    assert h.sent == [] and h.positions() == {}  # both openers held: nothing to commit
+    assert h.offsets.in_flight() == 2
+    h.clock.s += 1.0
+    h.feed(rec(0, 2, "C", 3, 1))
+    h.tick()
+    assert h.sent == []
+    h.clock.s += 1.0  # A's and B's windows end (opened at 100 s, 2 s window); C's is still open
+    h.tick()
+    assert h.figures() == [(b"A", 6), (b"B", 1)]
+    assert h.positions() == {0: 2, 1: 1}  # partition 0 up to C's record (still pending)
+    h.offsets.committed(h.offsets.positions())
+    h.clock.s += 1.0
+    h.tick()
+    assert h.figures() == [(b"A", 6), (b"B", 1), (b"C", 3)]
+    assert h.positions() == {0: 3}  # only positions that moved
 
 
-def test_records_needing_no_command_are_committed_at_once() -> None:
-    sync, consumer, producer, clock = make_sync()
-    consumer.queue = [msg(0, 0, "A", 5, 1)]
-    sync.step()
-    clock.s += 2.0
-    sync.step()
-    assert len(producer.sent) == 1
-    consumer.queue = [msg(0, 1, "A", 5, 2), msg(0, 2, "A", 4, 1)]  # unchanged, then stale
-    result = sync.step()
-    assert (result.stale, result.sent) == (1, 0)
-    assert consumer.commits[-1] == {0: 3}
-    assert len(producer.sent) == 1
+def test_records_needing_no_command_are_done_at_once() -> None:
+    h = Harness()
+    h.feed(rec(0, 0, "A", 5, 1))
+    h.clock.s += 2.0
+    h.tick()
+    assert len(h.sent) == 1
+    effects = h.feed(rec(0, 1, "A", 5, 2), rec(0, 2, "A", 4, 1))  # unchanged, then stale
+    assert [e.pending for e in effects] == [False, False]
+    assert h.positions() == {0: 3} and len(h.sent) == 1
 
 
-def test_undecodable_and_misplaced_records_go_to_the_dlq_and_do_not_block() -> None:
-    sync, consumer, producer, _clock = make_sync()
-    consumer.queue = [FakeMessage("inventory.atp", 0, 0, b"A", b"garbage"),
-                      FakeMessage("inventory.atp", 0, 1, b"not-B", atp_bytes("B", 1, 1)),
-                      FakeMessage("inventory.atp", 0, 2, b"A", None)]
-    result = sync.step()
-    assert (result.parked, result.ignored) == (2, 1)
-    assert [(r[0], r[1]) for r in producer.sent] == [("inventory.atp.dlq", b"A"), ("inventory.atp.dlq", b"not-B")]
-    headers = dict(producer.sent[0][3] or [])
-    assert headers["shopstream.dlq.stage"] == b"deserialize"
-    assert headers["shopstream.dlq.error.class"].endswith(b"NotAvroFramed")
-    assert dict(producer.sent[1][3] or [])["shopstream.dlq.error.class"].endswith(b"MisplacedRecord")
-    assert consumer.commits[-1] == {0: 3}
+def test_a_window_that_came_back_to_the_figure_sent_acks_its_opener_without_a_command() -> None:
+    h = Harness()
+    h.feed(rec(0, 0, "A", 5, 1))
+    h.clock.s += 2.0
+    h.tick()
+    h.feed(rec(0, 1, "A", 7, 2), rec(0, 2, "A", 5, 3))  # a burst back to what the shop shows
+    assert h.positions() == {0: 1}
+    h.clock.s += 2.0
+    h.tick()
+    assert len(h.sent) == 1 and h.positions() == {0: 3}
 
 
-def test_revoke_sends_pending_windows_commits_and_forgets() -> None:
-    sync, consumer, producer, _clock = make_sync()
-    consumer.queue = [msg(0, 0, "A", 5, 1)]
-    sync.step()
-    sync.on_revoke(consumer, [])  # type: ignore[arg-type]
-    assert [r[1] for r in producer.sent] == [b"A"]
-    assert consumer.commits[-1] == {0: 1}
-    assert sync.coalescer.known_skus() == 0
+def test_undecodable_and_misplaced_records_raise_for_the_runner_to_park_and_tombstones_are_ignored() -> None:
+    h = Harness()
+    with pytest.raises(NotAvroFramed):
+        h.proc.handle(Record("inventory.atp", "inventory.atp", 0, 0, b"A", b"garbage"), {})
+    with pytest.raises(MisplacedRecord):
+        h.proc.handle(Record("inventory.atp", "inventory.atp", 0, 1, b"not-B", atp_bytes("B", 1, 1)), {})
+    [effects] = h.feed(Record("inventory.atp", "inventory.atp", 0, 2, b"A", None))
+    assert effects == Effects() and h.positions() == {0: 3} and h.offsets.in_flight() == 0
 
 
-def test_unconfirmed_commands_are_resent_before_anything_is_committed() -> None:
-    sync, consumer, producer, _clock = make_sync(window_ms=0)
-    consumer.queue = [msg(0, 0, "A", 5, 1)]
-    producer.fail_next = 2
-    sync.step()
-    assert [r[1] for r in producer.sent] == [b"A"]
-    assert consumer.commits == [{0: 1}]
+def test_drain_sends_every_open_window_and_acks_it_then_dropped_forgets() -> None:
+    h = Harness()
+    h.feed(rec(0, 0, "A", 5, 1), rec(1, 0, "B", 2, 1))
+    h.settle(list(h.proc.drain(0.0)))  # before a revoke's commit, and on stop
+    assert h.figures() == [(b"A", 5), (b"B", 2)]
+    assert h.positions() == {0: 1, 1: 1}
+    h.proc.dropped(0)
+    assert h.proc.coalescer.known_skus() == 0 and h.proc.coalescer.pending_count() == 0
 
 
-def test_commands_never_confirmed_stop_the_worker_without_a_commit() -> None:
-    sync, consumer, producer, _clock = make_sync(window_ms=0, retry=RetryPolicy(initial_s=0.001, max_elapsed_s=0))
-    consumer.queue = [msg(0, 0, "A", 5, 1)]
-    producer.fail_next = 1
-    with pytest.raises(CommandsNotConfirmed, match="broker said no"):
-        sync.step()
-    assert consumer.commits == []
+def test_registry_away_at_a_tick_closes_no_window_and_acks_nothing() -> None:
+    h = Harness(window_ms=0)
+    h.feed(rec(0, 0, "A", 5, 1))
 
+    def away(subject: str, schema: Any) -> int:
+        raise RegistryUnavailable("registry away")
 
-def test_a_command_that_failed_is_not_committed_past_on_revoke() -> None:
-    # The failed command's window is closed already; before the fix its figure counted as sent, so
-    # the revoke's flush found nothing pending and committed past a command that never went out.
-    sync, consumer, producer, _clock = make_sync(window_ms=0, retry=RetryPolicy(initial_s=0.001, max_elapsed_s=0))
-    consumer.queue = [msg(0, 0, "A", 5, 1), msg(1, 0, "B", 1, 1)]
-    producer.fail_next = 1
-    with pytest.raises(CommandsNotConfirmed):
-        sync.step()
-    producer.fail_next = 1  # still failing when the worker shuts down
-    sync.on_revoke(consumer, [])  # type: ignore[arg-type]
-    assert consumer.commits == [] and producer.sent == []
-
-
-def test_a_command_that_failed_is_resent_by_the_revoke_then_committed() -> None:
-    sync, consumer, producer, _clock = make_sync(window_ms=0, retry=RetryPolicy(initial_s=0.001, max_elapsed_s=0))
-    consumer.queue = [msg(0, 0, "A", 5, 1), msg(0, 1, "A", 7, 2)]
-    producer.fail_next = 1
-    with pytest.raises(CommandsNotConfirmed):
-        sync.step()
-    sync.on_revoke(consumer, [])  # the broker is back
-    assert [r[1] for r in producer.sent] == [b"A"]  # the one failed command (figure 7), once
-    assert consumer.commits == [{0: 2}]
-
-
-def test_an_unconfirmed_figure_is_resent_before_a_newer_one_of_its_sku_never_after() -> None:
-    # A's command (5) failed; a newer window of A (7) is open when the worker stops. The flush sends both:
-    # the older first, each batch confirmed before the next, so the shop ends on 7.
-    sync, consumer, producer, clock = make_sync(window_ms=1000, retry=RetryPolicy(initial_s=0.001, max_elapsed_s=0))
-    consumer.queue = [msg(0, 0, "A", 5, 1)]
-    sync.step()
-    clock.s += 2
-    producer.fail_next = 1
-    with pytest.raises(CommandsNotConfirmed):  # A's window ended: 5 is sent, the broker refuses it
-        sync.step()
-    consumer.queue = [msg(0, 1, "A", 7, 2)]
-    sync.step()  # a new window for A opens, not due yet
-    producer.refuse_first_once = True  # sent together, 5 would be refused and re-sent after 7
-    sync.on_revoke(consumer, [])  # type: ignore[arg-type]
-    serde = AvroSerde(FakeRegistry())  # type: ignore[arg-type]
-    decoded = [serde.decode(r[2]) for r in producer.sent if r[1] == b"A"]
-    assert [c.available for c in decoded] == [5, 7]
+    h.registry.register_schema = away  # type: ignore[method-assign]
+    with pytest.raises(RegistryUnavailable):
+        h.tick()
+    assert h.proc.coalescer.pending_count() == 1 and h.positions() == {}
+    del h.registry.register_schema
+    h.tick()  # the next tick: the window is still there and goes out
+    assert h.figures() == [(b"A", 5)] and h.positions() == {0: 1}
