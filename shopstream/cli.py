@@ -350,10 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for name, text in (("dev", "run the embedded stack in the foreground (Ctrl-C stops it)"),
-                       ("demo", "run the embedded stack and feed it sample orders")):
-        p = sub.add_parser(name, help=text)
-        p.set_defaults(func=cmd_dev)
+    sub.add_parser("dev", help="run the embedded stack in the foreground (Ctrl-C stops it)").set_defaults(func=cmd_dev)
+    from shopstream.sim.cli import add_sim_parsers
+
+    add_sim_parsers(sub)  # simulate, demo
 
     topics = sub.add_parser("topics", help="create or validate the topics of topology/topics.yaml")
     tsub = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
