@@ -48,7 +48,7 @@ def make_world(seed: int, run_id: str, skus: int = 40, customers: int = 120) -> 
     rng = random.Random(f"world:{seed}")
     catalog = []
     for rank in range(1, skus + 1):
-        price = Decimal(rng.choice((5, 9, 12, 15, 19, 25, 29, 35, 49, 69))) - Decimal("0.10")
+        price = Decimal(rng.choice((5, 9, 12, 15, 19, 25, 29, 35, 39, 49))) - Decimal("0.10")
         weight = 1.0 / rank
         # Popular articles are stocked deeper, but the head may still sell out: oversells are part of a shop day.
         on_hand = max(2, int(rng.randint(20, 60) * (weight ** 0.5)))
