@@ -96,7 +96,7 @@ def add_sim_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_simulate)
     d = sub.add_parser("demo", parents=[common],
                        help="run the embedded stack, simulate a shop day with faults, print a report + HTML")
-    d.add_argument("--duration", type=float, default=90.0, help="seconds of traffic (default 90)")
+    d.add_argument("--duration", type=float, default=120.0, help="seconds of traffic (default 120)")
     d.add_argument("--faults", default="dup,reorder,malformed,badsig", help="faults to inject")
     d.add_argument("--keep", action="store_true", help="leave the stack running after the report (Ctrl-C stops)")
     d.add_argument("--report", default=None, help="where to write the HTML report (default: in the demo's dir)")
