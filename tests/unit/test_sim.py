@@ -124,3 +124,19 @@ def test_verdict_is_clean_only_without_mismatches() -> None:
     text = verdict.render()
     assert "SKU-1: available 3, expected 4" in text and "kill-worker SKIPPED: why" in text and "1 mismatch" in text
     assert verdict.to_json()["clean"] is False
+
+
+def test_the_check_reports_a_wrong_status_and_a_wrong_atp() -> None:
+    from shopstream.sim.check import _atp_misses, _order_misses
+
+    plan = _plan()
+    oracle = build_oracle(plan)
+    docs = {oid: {**want, "hold_reasons": []} for oid, want in oracle.orders.items()}
+    atp = {sku: {"available": v} for sku, v in oracle.atp.items()}
+    assert _order_misses(oracle, docs) == 0 and _atp_misses(oracle, atp) == 0
+    victim = plan.orders[0].order_id
+    docs[victim] = {**docs[victim], "status": "shipped"}
+    atp[plan.world.skus[0].sku] = {"available": 999}
+    orders_row, atp_row = Row("orders", 0), Row("atp", 0)
+    assert _order_misses(oracle, docs, orders_row) == 1 and _atp_misses(oracle, atp, atp_row) == 1
+    assert victim in orders_row.examples[0] and "999" in atp_row.examples[0]
