@@ -38,8 +38,11 @@ def config_from_args(args: argparse.Namespace, capabilities: set[str]) -> Any:
     """The plan's configuration from the command line; ValueError on a bad fault list."""
     from shopstream.sim.plan import Config, parse_faults
 
+    # About 2.5 orders per customer whatever the volume: the velocity rule then holds the busy ones, not everyone.
+    customers = max(120, int(args.duration * args.orders_per_second / 2.5))
     return Config(seed=args.seed, duration_s=args.duration, orders_per_second=args.orders_per_second,
-                  faults=parse_faults(args.faults), skus=args.skus, capabilities=frozenset(capabilities))
+                  faults=parse_faults(args.faults), skus=args.skus, customers=customers,
+                  capabilities=frozenset(capabilities))
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,7 +27,8 @@ from shopstream.sim.traffic.stock import export_csv
 from shopstream.sim.verdict import Row, Verdict
 from shopstream.sim.world import make_world
 
-SENDERS = 6  # parallel deliveries; one subject always goes through the same sender, in plan order
+# Parallel deliveries (more for high rates); one subject always goes through the same sender, in plan order.
+SENDERS_LOW, SENDERS_HIGH = 6, 24
 KILL_WORKER_SKIPPED = ("shopstream dev stops the whole stack when one of its children exits (dev/runtime.py "
                        "has no restart), so a worker cannot be SIGKILLed and restarted from outside; the crash "
                        "path is proven by tests/integration/test_orders_crash.py and test_inventory_crash.py")
@@ -144,7 +145,8 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
     plan = make_plan(cfg, t0, run_id, order_base=int(time.time()) * 1_000_000)
     oracle = build_oracle(plan, stripe="stripe" in cfg.capabilities)
     timeline, wrong = Timeline(started=t0.timestamp()), Row("webhooks answered as expected", len(plan.steps))
-    inboxes: list[queue.Queue[Step | None]] = [queue.Queue() for _ in range(SENDERS)]
+    inboxes: list[queue.Queue[Step | None]] = [
+        queue.Queue() for _ in range(SENDERS_LOW if cfg.orders_per_second <= 10 else SENDERS_HIGH)]
     senders = [threading.Thread(target=_sender, args=(faces, q, timeline, wrong), daemon=True) for q in inboxes]
     stop = threading.Event()
     reviewer = threading.Thread(target=_reviewer, args=(faces, plan, timeline, stop), daemon=True)
@@ -158,7 +160,7 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
         delay = t0.timestamp() + step.at - time.time()
         if delay > 0:
             time.sleep(delay)
-        inboxes[zlib.crc32(step.subject.encode()) % SENDERS].put(step)
+        inboxes[zlib.crc32(step.subject.encode()) % len(inboxes)].put(step)
         if tty and time.time() - last_bar > 0.5:
             _progress(n, len(plan.steps), t0.timestamp())
             last_bar = time.time()
