@@ -107,7 +107,8 @@ def observe(faces: Faces, plan: Plan) -> Observed:
     markers = set(plan.malformed)
     for msg in read_topic(faces, CONNECTORS_DLQ, topology[CONNECTORS_DLQ].partitions):
         value = msg.value() or b""
-        seen.parked.update(m for m in markers if m.encode() in value)
+        # Quoted, so marker -1 does not also count the bodies of -10, -11, …
+        seen.parked.update(m for m in markers if f'"{m}"'.encode() in value)
     for name, topic in topology.items():
         if name.endswith(".dlq") and name != CONNECTORS_DLQ:
             seen.other_dlq[name] = sum(1 for m in read_topic(faces, name, topic.partitions, idle_s=0.3)

@@ -177,12 +177,21 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
     deadline = time.monotonic() + settle_s
     while time.monotonic() < deadline and len(timeline.decided) < len(oracle.decisions):
         time.sleep(1)
-    while time.monotonic() < deadline and not check.settled(faces, oracle):
+    settle_started = time.monotonic()
+    agreed = False
+    while time.monotonic() < deadline and not (agreed := check.settled(faces, oracle)):
         time.sleep(2)
     stop.set()
     reviewer.join(timeout=10)
     observed = check.observe(faces, plan)
     verdict = check.judge(plan, oracle, observed, timeline.decided, wrong)
+    # A stack still behind at the deadline shows its backlog as mismatches below: say so first.
+    caught_up = Row("system caught up within --settle", 1,
+                    note=f"after {time.monotonic() - settle_started:.0f} s" if agreed
+                    else f"NO: still behind after {settle_s:.0f} s; the rows below include backlog")
+    if not agreed:
+        caught_up.mismatches = 1
+    verdict.rows.insert(1, caught_up)
     verdict.faults = _fault_counts(plan)
     if "kill-worker" in cfg.faults:
         verdict.skipped["kill-worker"] = KILL_WORKER_SKIPPED
