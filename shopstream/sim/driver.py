@@ -40,7 +40,7 @@ class Timeline:
 
     started: float = 0.0
     sent: list[tuple[float, str, int, str]] = field(default_factory=list)  # (epoch s, source, HTTP status, fault)
-    queue: list[tuple[float, int]] = field(default_factory=list)  # (epoch s, open work items of the run)
+    queue: list[tuple[float, int]] = field(default_factory=list)  # (epoch s, open review items of the run)
     created: dict[str, float] = field(default_factory=dict)  # order id -> epoch s its create was accepted
     decided: dict[str, dict[str, Any]] = field(default_factory=dict)  # order id -> the item as decided
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -64,7 +64,7 @@ def _say(quiet: bool, text: str) -> None:
 
 def seed_stock(faces: Faces, cfg: Config, run_id: str, quiet: bool) -> None:
     """The opening stock through `shopstream ingest erp-stock`, then wait until the read API shows it."""
-    world = make_world(cfg.seed, run_id, cfg.skus, cfg.customers)
+    world = make_world(cfg.seed, run_id, cfg.skus, cfg.customers, cfg.orders)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "stock.csv"
         path.write_text(export_csv(world), encoding="utf-8")
@@ -103,9 +103,12 @@ def _reviewer(faces: Faces, plan: Plan, timeline: Timeline, stop: threading.Even
     """A person working the review queue: decides each held order of the run as the plan says."""
     ours = {o.order_id: o for o in plan.orders}
     while not stop.is_set():
+        # Filtered walk to the end: the listing looks at 5,000 items per request, and a busy queue (oversold
+        # items) can push the holds many pages back.
         items, cursor, pages = [], "", 0
-        while pages < 20:
-            code, body = api_get(faces, f"/v1/work-items?status=open&limit=500{'&cursor=' + cursor if cursor else ''}")
+        while pages < 500:
+            code, body = api_get(faces, "/v1/work-items?status=open&queue=review&limit=500"
+                                        + (f"&cursor={cursor}" if cursor else ""))
             if code != 200:
                 break
             items += body.get("items", [])

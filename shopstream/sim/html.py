@@ -67,12 +67,12 @@ def charts(result: Result) -> dict[str, str]:
     latency: Series = {q: [(float(b["t"]), float(b[q])) for b in lat] for q in ("p50", "p95", "p99")}
     atp: Series = {sku: [(max(0.0, t - start), float(v)) for t, v in values]
                    for sku, values in result.observed.atp_series.items()}
-    work: Series = {"open work items": [(max(0.0, t - start), float(n)) for t, n in tl.queue]}
+    work: Series = {"holds + flags open": [(max(0.0, t - start), float(n)) for t, n in tl.queue]}
     return {
         "chart-events": line_chart("chart-events", "Webhooks per second", {"webhooks/s": rate}, "per s"),
         "chart-latency": line_chart("chart-latency", "Webhook accepted → order state (per 10 s)", latency, "ms"),
         "chart-atp": line_chart("chart-atp", "Available to promise, best sellers", atp, "units"),
-        "chart-queue": line_chart("chart-queue", "Work queue (open items of this run)", work, "items"),
+        "chart-queue": line_chart("chart-queue", "Review queue: items waiting for a person", work, "items"),
     }
 
 

@@ -35,6 +35,11 @@ class Config:
     customers: int = 120
     capabilities: frozenset[str] = frozenset({"shopify", "stripe", "carrier", "returns", "erp"})
 
+    @property
+    def orders(self) -> int:
+        """How many orders the day has."""
+        return max(1, int(self.duration_s * self.orders_per_second))
+
 
 @dataclass
 class Plan:
@@ -78,7 +83,7 @@ def _scenario(rng: random.Random, caps: frozenset[str]) -> str:
 def make_orders(cfg: Config, world: World, t0: datetime, order_base: int) -> list[SimOrder]:
     """The orders of the day at `orders_per_second`, customers by weight (repeat buyers), holds predicted."""
     rng = random.Random(f"orders:{cfg.seed}")
-    count = max(1, int(cfg.duration_s * cfg.orders_per_second))
+    count = cfg.orders
     seen: dict[str, int] = {}
     orders = []
     for i in range(count):
@@ -136,7 +141,7 @@ def _order_steps(order: SimOrder, at: float, caps: frozenset[str], reorder: bool
 
 def make_plan(cfg: Config, t0: datetime, run_id: str, order_base: int) -> Plan:
     """The whole day: orders and their deliveries in time order, ERP receipts, and the requested faults."""
-    world = make_world(cfg.seed, run_id, cfg.skus, cfg.customers)
+    world = make_world(cfg.seed, run_id, cfg.skus, cfg.customers, cfg.orders)
     orders = make_orders(cfg, world, t0, order_base)
     rng = random.Random(f"faults:{cfg.seed}")
     plan = Plan(world=world, orders=orders, steps=[])

@@ -43,15 +43,18 @@ _KINDS = ("TSHIRT", "HOODIE", "MUG", "CAP", "SOCKS", "BAG", "POSTER", "SCARF", "
 _CITIES = ("Berlin", "Hamburg", "München", "Köln", "Leipzig", "Dresden", "Bremen", "Mainz")
 
 
-def make_world(seed: int, run_id: str, skus: int = 40, customers: int = 120) -> World:
-    """A catalog of `skus` articles (popularity ~ 1/rank) and `customers` buyers of several segments."""
+def make_world(seed: int, run_id: str, skus: int = 40, customers: int = 120, orders: int = 240) -> World:
+    """A catalog of `skus` articles (popularity ~ 1/rank) stocked for about `orders` orders, and `customers` buyers."""
     rng = random.Random(f"world:{seed}")
     catalog = []
+    total_weight = sum(1.0 / rank for rank in range(1, skus + 1))
     for rank in range(1, skus + 1):
         price = Decimal(rng.choice((5, 9, 12, 15, 19, 25, 29, 35, 39, 49))) - Decimal("0.10")
         weight = 1.0 / rank
-        # Popular articles are stocked deeper, but the head may still sell out: oversells are part of a shop day.
-        on_hand = max(2, int(rng.randint(20, 60) * (weight ** 0.5)))
+        # Stock follows expected demand (~2.5 units per order, spread by popularity) times 0.8-1.6: most
+        # articles last the day, a few sell out and oversell, as in a real shop.
+        demand = orders * 2.5 * weight / total_weight
+        on_hand = max(2, int(demand * rng.uniform(0.8, 1.6)))
         catalog.append(Sku(sku=f"SIM-{run_id}-{rank:04d}", title=f"{_KINDS[rank % len(_KINDS)].title()} {rank}",
                            price=price, cost=(price * Decimal("0.45")).quantize(Decimal("0.01")),
                            on_hand=on_hand, weight=weight))
