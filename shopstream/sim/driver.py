@@ -102,6 +102,7 @@ def _sender(faces: Faces, inbox: queue.Queue[Step | None], timeline: Timeline, w
 def _reviewer(faces: Faces, plan: Plan, timeline: Timeline, stop: threading.Event) -> None:
     """A person working the review queue: decides each held order of the run as the plan says."""
     ours = {o.order_id: o for o in plan.orders}
+    done: set[str] = set()  # work item ids decided
     while not stop.is_set():
         # Filtered walk to the end: the listing looks at 5,000 items per request, and a busy queue (oversold
         # items) can push the holds many pages back.
@@ -120,14 +121,19 @@ def _reviewer(faces: Faces, plan: Plan, timeline: Timeline, stop: threading.Even
             timeline.queue.append((time.time(), len(mine)))
         for item in mine:
             order = ours[item["subject_id"]]
-            if item.get("kind") != "review_hold" or not order.decision or order.order_id in timeline.decided:
+            # Every hold item of the order: an earlier order of the same email arriving late re-decides it
+            # (velocity), which adds a second item with the new reason (README "Velocity").
+            if item.get("kind") != "review_hold" or not order.decision or item["id"] in done:
                 continue
             api_post(faces, f"/v1/work-items/{item['id']}/claim")
             code, _ = api_post(faces, f"/v1/work-items/{item['id']}/decision",
                                {"decision": order.decision, "note": f"simulated reviewer: {order.decision}"})
             if code in (200, 202):
+                done.add(item["id"])
                 with timeline.lock:
-                    timeline.decided[order.order_id] = {**item, "decision": order.decision}
+                    before = timeline.decided.get(order.order_id, {}).get("hold_reasons") or []
+                    reasons = sorted(set(before) | set(item.get("hold_reasons") or []))
+                    timeline.decided[order.order_id] = {**item, "hold_reasons": reasons, "decision": order.decision}
         stop.wait(1.0)
 
 
@@ -178,7 +184,9 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
         sys.stderr.write("\n")
     _say(quiet, "simulate: every delivery sent; waiting for the reviewer and the system to settle")
     deadline = time.monotonic() + settle_s
-    while time.monotonic() < deadline and len(timeline.decided) < len(oracle.decisions):
+    while time.monotonic() < deadline and any(
+            set(timeline.decided.get(oid, {}).get("hold_reasons") or []) != set(reasons)
+            for oid, reasons in oracle.holds.items()):
         time.sleep(1)
     settle_started = time.monotonic()
     agreed = False
