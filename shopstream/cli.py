@@ -223,7 +223,7 @@ def cmd_registry_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from shopstream.dev.runtime import run_dev
 
-    return run_dev(settings, demo=args.command == "demo", durable_broker=args.durable_broker)
+    return run_dev(settings, durable_broker=args.durable_broker)
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
@@ -405,13 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for name, text in (("dev", "run the embedded stack in the foreground (Ctrl-C stops it)"),
-                       ("demo", "run the embedded stack and feed it sample orders")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--durable-broker", action="store_true",
-                       help="run the embedded Tansu on S3 storage in a local moto_server: a killed broker is "
-                            "started again on the same port with its data kept (needs moto[server])")
-        p.set_defaults(func=cmd_dev)
+    p = sub.add_parser("dev", help="run the embedded stack in the foreground (Ctrl-C stops it)")
+    p.add_argument("--durable-broker", action="store_true",
+                   help="run the embedded Tansu on S3 storage in a local moto_server: a killed broker is "
+                        "started again on the same port with its data kept (needs moto[server])")
+    p.set_defaults(func=cmd_dev)
+    from shopstream.sim.cli import add_sim_parsers
+
+    add_sim_parsers(sub)  # simulate, demo
 
     topics = sub.add_parser("topics", help="create or validate the topics of topology/topics.yaml")
     tsub = topics.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -151,6 +151,9 @@ def _pure_cores() -> list[str]:
                      or (m.startswith("shopstream.processors.support.") and m not in support_adapters))
     anomalies = sorted(m for m in modules if m == "shopstream.processors.anomalies"
                        or (m.startswith("shopstream.processors.anomalies.") and m not in ANOMALY_ADAPTERS))
+    sim_shell = {"shopstream.sim.driver", "shopstream.sim.check", "shopstream.sim.faces", "shopstream.sim.cli",
+                 "shopstream.sim.demo", "shopstream.sim.html", "shopstream.sim.report"}
+    sim = sorted(m for m in modules if m.startswith("shopstream.sim.") and m not in sim_shell)
     return [
         *orders,
         *review,  # the review rules engine: language, facts, evaluator, velocity state
@@ -169,6 +172,7 @@ def _pure_cores() -> list[str]:
         "shopstream.schemas", "shopstream.schemas.models",
         "shopstream.topology.topics",
         *codecs,  # kernel writers used by the workers, but nothing in them needs a client
+        *sim,  # the simulator's generators and oracle (`shopstream simulate`), seeded and I/O-free
     ]
 
 

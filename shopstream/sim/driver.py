@@ -1,0 +1,224 @@
+"""The thin I/O shell of `shopstream simulate`: seed the stock, send the plan on time, review, settle, check."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from shopstream.sim import check
+from shopstream.sim.faces import Faces, api_get, api_post, post_step
+from shopstream.sim.oracle import Oracle, build_oracle
+from shopstream.sim.plan import Config, Plan, make_plan
+from shopstream.sim.steps import Step
+from shopstream.sim.traffic import iso
+from shopstream.sim.traffic.stock import export_csv
+from shopstream.sim.verdict import Row, Verdict
+from shopstream.sim.world import make_world
+
+# Parallel deliveries (more for high rates); one subject always goes through the same sender, in plan order.
+SENDERS_LOW, SENDERS_HIGH = 6, 24
+KILL_WORKER_SKIPPED = ("shopstream dev stops the whole stack when one of its children exits (dev/runtime.py "
+                       "has no restart), so a worker cannot be SIGKILLed and restarted from outside; the crash "
+                       "path is proven by tests/integration/test_orders_crash.py and test_inventory_crash.py")
+
+
+@dataclass
+class Timeline:
+    """What happened when, for the report's charts."""
+
+    started: float = 0.0
+    sent: list[tuple[float, str, int, str]] = field(default_factory=list)  # (epoch s, source, HTTP status, fault)
+    queue: list[tuple[float, int]] = field(default_factory=list)  # (epoch s, open review items of the run)
+    created: dict[str, float] = field(default_factory=dict)  # order id -> epoch s its create was accepted
+    decided: dict[str, dict[str, Any]] = field(default_factory=dict)  # order id -> the item as decided
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Result:
+    """A finished run: the plan, the oracle, the verdict and the timeline."""
+
+    plan: Plan
+    oracle: Oracle
+    verdict: Verdict
+    timeline: Timeline
+    observed: check.Observed
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def seed_stock(faces: Faces, cfg: Config, run_id: str, quiet: bool) -> None:
+    """The opening stock through `shopstream ingest erp-stock`, then wait until the read API shows it."""
+    world = make_world(cfg.seed, run_id, cfg.skus, cfg.customers, cfg.orders)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stock.csv"
+        path.write_text(export_csv(world), encoding="utf-8")
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": faces.bootstrap, "SCHEMA_REGISTRY_URL": faces.registry,
+               "SHOPSTREAM_TOPIC_PREFIX": faces.prefix}
+        as_of = iso(datetime.now(UTC) - timedelta(minutes=1))
+        done = subprocess.run([sys.executable, "-m", "shopstream.cli", "ingest", "erp-stock", str(path),
+                               "--as-of", as_of], env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"ingest erp-stock failed ({done.returncode}): {done.stderr[-500:]}")
+    _say(quiet, f"simulate: opening stock of {len(world.skus)} SKUs ingested (ERP export, as of {as_of})")
+    want = {s.sku: s.on_hand for s in world.skus}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        levels = check.atp_levels(faces, list(want))
+        if len(levels) == len(want) and all(doc.get("on_hand") == want[sku] for sku, doc in levels.items()):
+            return
+        time.sleep(1)
+    raise RuntimeError("the opening stock did not show on the read API within 120 s")
+
+
+def _sender(faces: Faces, inbox: queue.Queue[Step | None], timeline: Timeline, wrong: Row) -> None:
+    while (step := inbox.get()) is not None:
+        status, body = post_step(faces, step)
+        now = time.time()
+        with timeline.lock:
+            timeline.sent.append((now, step.source, status, step.fault))
+            if step.kind == "orders/create" and not step.fault and status == 200:
+                timeline.created.setdefault(step.subject, now)
+            if status != step.expect:
+                wrong.miss(f"{step.source} {step.kind} {step.subject}{' (' + step.fault + ')' if step.fault else ''}"
+                           f": {status} {str(body)[:120]}")
+
+
+def _reviewer(faces: Faces, plan: Plan, timeline: Timeline, stop: threading.Event) -> None:
+    """A person working the review queue: decides each held order of the run as the plan says."""
+    ours = {o.order_id: o for o in plan.orders}
+    done: set[str] = set()  # work item ids decided
+    while not stop.is_set():
+        # Filtered walk to the end: the listing looks at 5,000 items per request, and a busy queue (oversold
+        # items) can push the holds many pages back.
+        items, cursor, pages = [], "", 0
+        while pages < 500:
+            code, body = api_get(faces, "/v1/work-items?status=open&queue=review&limit=500"
+                                        + (f"&cursor={cursor}" if cursor else ""))
+            if code != 200:
+                break
+            items += body.get("items", [])
+            cursor, pages = body.get("next_cursor") or "", pages + 1
+            if not cursor:
+                break
+        mine = [i for i in items if i.get("subject_id") in ours]
+        with timeline.lock:
+            timeline.queue.append((time.time(), len(mine)))
+        for item in mine:
+            order = ours[item["subject_id"]]
+            # Every hold item of the order: an earlier order of the same email arriving late re-decides it
+            # (velocity), which adds a second item with the new reason (README "Velocity").
+            if item.get("kind") != "review_hold" or not order.decision or item["id"] in done:
+                continue
+            api_post(faces, f"/v1/work-items/{item['id']}/claim")
+            code, _ = api_post(faces, f"/v1/work-items/{item['id']}/decision",
+                               {"decision": order.decision, "note": f"simulated reviewer: {order.decision}"})
+            if code in (200, 202):
+                done.add(item["id"])
+                with timeline.lock:
+                    before = timeline.decided.get(order.order_id, {}).get("hold_reasons") or []
+                    reasons = sorted(set(before) | set(item.get("hold_reasons") or []))
+                    timeline.decided[order.order_id] = {**item, "hold_reasons": reasons, "decision": order.decision}
+        stop.wait(1.0)
+
+
+def _progress(done: int, total: int, started: float) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} deliveries, "
+                     f"{time.time() - started:5.0f} s")
+    sys.stderr.flush()
+
+
+def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool = False,
+             on_tick: Callable[[], None] | None = None) -> Result:
+    """Run one simulated day against the stack behind `faces` and check it against the oracle."""
+    run_id = uuid.uuid4().hex[:6]
+    seed_stock(faces, cfg, run_id, quiet)
+    t0 = datetime.now(UTC) + timedelta(seconds=1)
+    plan = make_plan(cfg, t0, run_id, order_base=int(time.time()) * 1_000_000)
+    oracle = build_oracle(plan, stripe="stripe" in cfg.capabilities)
+    timeline, wrong = Timeline(started=t0.timestamp()), Row("webhooks answered as expected", len(plan.steps))
+    inboxes: list[queue.Queue[Step | None]] = [
+        queue.Queue() for _ in range(SENDERS_LOW if cfg.orders_per_second <= 10 else SENDERS_HIGH)]
+    senders = [threading.Thread(target=_sender, args=(faces, q, timeline, wrong), daemon=True) for q in inboxes]
+    stop = threading.Event()
+    reviewer = threading.Thread(target=_reviewer, args=(faces, plan, timeline, stop), daemon=True)
+    for t in [*senders, reviewer]:
+        t.start()
+    _say(quiet, f"simulate: run {run_id}, {len(plan.orders)} orders, {len(plan.steps)} deliveries over "
+                f"{cfg.duration_s:.0f} s (seed {cfg.seed}, faults: {','.join(sorted(cfg.faults)) or 'none'})")
+    tty = sys.stderr.isatty() and not quiet
+    last_bar = 0.0
+    for n, step in enumerate(plan.steps, 1):
+        delay = t0.timestamp() + step.at - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        inboxes[zlib.crc32(step.subject.encode()) % len(inboxes)].put(step)
+        if tty and time.time() - last_bar > 0.5:
+            _progress(n, len(plan.steps), t0.timestamp())
+            last_bar = time.time()
+        if on_tick is not None:
+            on_tick()
+    for q in inboxes:
+        q.put(None)
+    for t in senders:
+        t.join()
+    if tty:
+        _progress(len(plan.steps), len(plan.steps), t0.timestamp())
+        sys.stderr.write("\n")
+    _say(quiet, "simulate: every delivery sent; waiting for the reviewer and the system to settle")
+    deadline = time.monotonic() + settle_s
+    while time.monotonic() < deadline and any(
+            set(timeline.decided.get(oid, {}).get("hold_reasons") or []) != set(reasons)
+            for oid, reasons in oracle.holds.items()):
+        time.sleep(1)
+    settle_started = time.monotonic()
+    agreed = False
+    while time.monotonic() < deadline and not (agreed := check.settled(faces, oracle)):
+        time.sleep(2)
+    stop.set()
+    reviewer.join(timeout=10)
+    observed = check.observe(faces, plan)
+    verdict = check.judge(plan, oracle, observed, timeline.decided, wrong)
+    # A stack still behind at the deadline shows its backlog as mismatches below: say so first.
+    caught_up = Row("system caught up within --settle", 1,
+                    note=f"after {time.monotonic() - settle_started:.0f} s" if agreed
+                    else f"NO: still behind after {settle_s:.0f} s; the rows below include backlog")
+    if not agreed:
+        caught_up.mismatches = 1
+    verdict.rows.insert(1, caught_up)
+    verdict.faults = _fault_counts(plan)
+    if "kill-worker" in cfg.faults:
+        verdict.skipped["kill-worker"] = KILL_WORKER_SKIPPED
+    missing = {"stripe", "carrier", "returns", "erp"} - cfg.capabilities
+    for source in sorted(missing):
+        verdict.skipped[f"traffic:{source}"] = f"SHOPSTREAM_{source.upper()}_SECRET not set: its webhooks not sent"
+    verdict.stats = check.stats(plan, timeline, observed)
+    return Result(plan=plan, oracle=oracle, verdict=verdict, timeline=timeline, observed=observed)
+
+
+def _fault_counts(plan: Plan) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for step in plan.steps:
+        if step.fault:
+            counts[step.fault] = counts.get(step.fault, 0) + 1
+    reordered = sum(1 for o in plan.orders if "reorder" in o.faults)
+    if reordered:
+        counts["reorder"] = reordered
+    return counts

@@ -1,0 +1,101 @@
+"""The system's faces as the simulator uses them: signed webhooks, the authenticated API, the output topics."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from shopstream.connectors import stripe as stripe_connector
+from shopstream.connectors.shopify import sign as shopify_sign
+from shopstream.connectors.signing import shopstream_headers
+from shopstream.sim.steps import Step
+
+
+@dataclass
+class Faces:
+    """Where the stack answers and the secrets it checks."""
+
+    connectors: str
+    api: str
+    token: str
+    secrets: dict[str, str]  # source -> webhook secret
+    bootstrap: str
+    registry: str
+    prefix: str = ""
+
+
+def _request(url: str, data: bytes | None, headers: dict[str, str], method: str) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        raw = err.read() or b"{}"
+        try:
+            return err.code, json.loads(raw)
+        except ValueError:
+            return err.code, {"raw": raw[:200].decode(errors="replace")}
+    except OSError as err:
+        return 0, {"error": str(err)}
+
+
+def post_step(faces: Faces, step: Step) -> tuple[int, dict[str, Any]]:
+    """Deliver one step as its source system does (signed; a `badsig` step with a wrong signature)."""
+    body = step.body if isinstance(step.body, bytes) else json.dumps(step.body).encode()
+    secret = faces.secrets[step.source]
+    if step.fault == "badsig":
+        secret = secret + "-forged"
+    headers = {"Content-Type": "application/json"}
+    if step.source == "shopify":
+        headers.update({"X-Shopify-Topic": step.kind, "X-Shopify-Hmac-Sha256": shopify_sign(secret, body),
+                        "X-Shopify-Webhook-Id": step.delivery_id, "X-Shopify-Shop-Domain": "sim-shop.myshopify.com"})
+    elif step.source == "stripe":
+        headers["Stripe-Signature"] = stripe_connector.signature_header(secret, body, int(time.time()))
+    else:
+        headers.update(shopstream_headers(secret, body, step.delivery_id))
+    return _request(f"{faces.connectors}/webhooks/{step.source}", body, headers, "POST")
+
+
+def api_get(faces: Faces, path: str) -> tuple[int, dict[str, Any]]:
+    """GET on the read API with the bearer token."""
+    return _request(f"{faces.api}{path}", None, {"Authorization": f"Bearer {faces.token}"}, "GET")
+
+
+def api_post(faces: Faces, path: str, doc: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """POST JSON on the API with the bearer token."""
+    return _request(f"{faces.api}{path}", json.dumps(doc or {}).encode(),
+                    {"Authorization": f"Bearer {faces.token}", "Content-Type": "application/json"}, "POST")
+
+
+def read_topic(faces: Faces, name: str, partitions: int, idle_s: float = 1.0, timeout_s: float = 60.0) -> list[Message]:
+    """Every record on topic `name` (under the prefix) up to the ends seen when reading starts; no consumer group."""
+    consumer = Consumer({"bootstrap.servers": faces.bootstrap, "group.id": "shopstream-simulate",
+                         "enable.auto.commit": False})
+    tps = [TopicPartition(faces.prefix + name, p, 0) for p in range(partitions)]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+    consumer.assign(tps)
+    records: list[Message] = []
+    deadline, last = time.monotonic() + timeout_s, time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = [m for m in consumer.consume(1000, 0.2) if not m.error()]
+            if batch:
+                records += batch
+                last = time.monotonic()
+                for m in batch:
+                    if (m.offset() or 0) + 1 >= ends.get(m.partition() or 0, 0):
+                        ends[m.partition() or 0] = 0
+            else:
+                quiet = time.monotonic() - last
+                # Tansu's high watermark may stop short of the last record: also stop after a long quiet.
+                if (not any(ends.values()) and quiet >= idle_s) or quiet >= 3 * idle_s:
+                    break
+    finally:
+        consumer.close()
+    return records

@@ -1,0 +1,142 @@
+"""The simulator's pure parts: seeded world and plan, the mirrored review rules, the oracle, the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from shopstream.sim import rules
+from shopstream.sim.oracle import build_oracle, expected_order
+from shopstream.sim.plan import FAULT_KINDS, Config, make_plan, parse_faults
+from shopstream.sim.steps import Line, SimOrder
+from shopstream.sim.verdict import Row, Verdict
+from shopstream.sim.world import make_world
+
+T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+CFG = Config(seed=7, duration_s=60, orders_per_second=2, faults=parse_faults("all"))
+
+
+def _plan(cfg: Config = CFG):  # type: ignore[no-untyped-def]
+    return make_plan(cfg, T0, "abc123", order_base=10**15)
+
+
+def test_the_same_seed_makes_the_same_day() -> None:
+    a, b = _plan(), _plan()
+    assert [(s.at, s.source, s.kind, s.body, s.fault) for s in a.steps] == \
+           [(s.at, s.source, s.kind, s.body, s.fault) for s in b.steps]
+    other = _plan(replace(CFG, seed=8))
+    assert [o.lines for o in other.orders] != [o.lines for o in a.orders]
+
+
+def test_world_popularity_is_skewed_and_customers_repeat() -> None:
+    world = make_world(7, "abc123", skus=40, customers=120)
+    weights = [s.weight for s in world.skus]
+    assert weights == sorted(weights, reverse=True) and weights[0] > 10 * weights[-1]
+    plan = _plan()
+    emails = [o.customer.email for o in plan.orders]
+    assert len(set(emails)) < len(emails), "repeat buyers expected"
+    assert {len(o.lines) for o in plan.orders} <= {1, 2, 3, 4, 5}
+    top = plan.world.skus[0].sku
+    assert sum(ln.quantity for o in plan.orders for ln in o.lines if ln.sku == top) > \
+           sum(ln.quantity for o in plan.orders for ln in o.lines if ln.sku == plan.world.skus[-1].sku)
+
+
+def test_faults_are_parsed_and_unknown_ones_refused() -> None:
+    assert parse_faults("all") == frozenset(FAULT_KINDS)
+    assert parse_faults("dup, badsig") == {"dup", "badsig"}
+    assert parse_faults("") == frozenset()
+    with pytest.raises(ValueError, match="unknown fault"):
+        parse_faults("dup,meteor")
+
+
+def test_fault_steps_expect_their_answers() -> None:
+    plan = _plan()
+    assert {s.expect for s in plan.steps if s.fault == "badsig"} == {401}
+    assert {s.expect for s in plan.steps if s.fault == "malformed"} == {422}
+    dups = [s for s in plan.steps if s.fault == "dup"]
+    originals = {(s.source, s.delivery_id) for s in plan.steps if not s.fault}
+    assert dups and all((d.source, d.delivery_id) in originals for d in dups)
+    assert [s.at for s in plan.steps] == sorted(s.at for s in plan.steps)
+
+
+def _order(oid: int, email: str, at: datetime, price: str = "10.00", gift: bool = False) -> SimOrder:
+    customer = make_world(1, "x").customers[0]
+    return SimOrder(order_id=str(oid), customer=replace(customer, email=email), lines=(Line("A", 1, Decimal(price)),),
+                    placed_at=at, scenario="paid", orders_count=3, gift=gift)
+
+
+def test_rules_hold_the_fourth_order_of_an_email_within_an_hour() -> None:
+    orders = [_order(i, "a@x", T0 + timedelta(minutes=10 * i)) for i in range(5)]
+    orders.append(_order(99, "b@x", T0))
+    late = _order(100, "a@x", T0 + timedelta(hours=3))
+    holds = rules.predict_holds([*orders, late])
+    assert holds == {"3": ("review:email-velocity",), "4": ("review:email-velocity",)}
+
+
+def test_rules_hold_high_value_and_address_mismatch() -> None:
+    holds = rules.predict_holds([_order(1, "a@x", T0, price="146.00"), _order(2, "b@x", T0, price="146.00"),
+                                 _order(3, "c@x", T0, gift=True)])
+    # 146.00 + 4.90 shipping = 150.90 > 150
+    assert holds == {"1": ("review:high-value",), "2": ("review:high-value",), "3": ("review:address-mismatch",)}
+
+
+def test_oracle_statuses_follow_the_documented_summary_rules() -> None:
+    assert expected_order("delivered", "", True)["status"] == "delivered"
+    assert expected_order("disputed", "", True) == {"status": "on_hold", "payment_status": "disputed"}
+    assert expected_order("held", "reject", True) == {"status": "cancelled"}
+    assert expected_order("held", "approve", True)["status"] == "ready_to_fulfill"
+    assert expected_order("held", "approve", False)["status"] == "pending_payment"
+
+
+def test_oracle_atp_counts_reservations_releases_receipts_and_restocks() -> None:
+    plan = _plan()
+    oracle = build_oracle(plan)
+    for sku in plan.world.skus:
+        opening = sku.on_hand + plan.receipts.get(sku.sku, 0)
+        reserved = sum(ln.quantity for o in plan.orders for ln in o.lines if ln.sku == sku.sku
+                       and oracle.orders[o.order_id]["status"] != "cancelled")
+        restocked = sum(q for o in plan.orders for s, q, _, r in o.return_lines if s == sku.sku and r)
+        assert oracle.atp[sku.sku] == opening - reserved + restocked
+    assert plan.receipts, "goods receipts through the ERP webhook expected"
+    cancelled = [o.order_id for o in plan.orders if o.scenario == "cancelled"]
+    assert cancelled and all(oid in oracle.never["ReleaseOrder"] for oid in cancelled)
+    assert oracle.parked == set(plan.malformed) and oracle.absent_orders == set(plan.badsig_orders)
+    held = [o for o in plan.orders if o.holds]
+    assert held and {o.decision for o in held} <= {"approve", "reject"}
+
+
+def test_a_plan_without_the_payment_provider_sends_no_stripe_events() -> None:
+    plan = _plan(replace(CFG, capabilities=frozenset({"shopify"})))
+    assert {s.source for s in plan.steps} == {"shopify"}
+    assert {o.scenario for o in plan.orders} <= {"unpaid", "cancelled", "held"}
+
+
+def test_verdict_is_clean_only_without_mismatches() -> None:
+    ok = Verdict(rows=[Row("orders", 3)])
+    assert ok.clean and "VERDICT: clean" in ok.render()
+    bad = Row("ATP", 2)
+    bad.miss("SKU-1: available 3, expected 4")
+    verdict = Verdict(rows=[Row("orders", 3), bad], skipped={"kill-worker": "why"})
+    assert not verdict.clean
+    text = verdict.render()
+    assert "SKU-1: available 3, expected 4" in text and "kill-worker SKIPPED: why" in text and "1 mismatch" in text
+    assert verdict.to_json()["clean"] is False
+
+
+def test_the_check_reports_a_wrong_status_and_a_wrong_atp() -> None:
+    from shopstream.sim.check import _atp_misses, _order_misses
+
+    plan = _plan()
+    oracle = build_oracle(plan)
+    docs = {oid: {**want, "hold_reasons": []} for oid, want in oracle.orders.items()}
+    atp = {sku: {"available": v} for sku, v in oracle.atp.items()}
+    assert _order_misses(oracle, docs) == 0 and _atp_misses(oracle, atp) == 0
+    victim = plan.orders[0].order_id
+    docs[victim] = {**docs[victim], "status": "shipped"}
+    atp[plan.world.skus[0].sku] = {"available": 999}
+    orders_row, atp_row = Row("orders", 0), Row("atp", 0)
+    assert _order_misses(oracle, docs, orders_row) == 1 and _atp_misses(oracle, atp, atp_row) == 1
+    assert victim in orders_row.examples[0] and "999" in atp_row.examples[0]
