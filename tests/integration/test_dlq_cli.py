@@ -371,7 +371,7 @@ def env_only(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
     (["show", "nope.dlq"], "unknown topic 'nope.dlq'; DLQ topics: shop.orders.dlq, payments.dlq"),
     (["replay", "nope"], "unknown topic 'nope'; DLQ topics: shop.orders.dlq"),
     (["show", "shop.orders"], "shop.orders is an input topic, not a DLQ (its DLQ is shop.orders.dlq); DLQ topics:"),
-    (["replay", "commands.shop"], "commands.shop is a derived topic, not a DLQ; DLQ topics:"),
+    (["replay", "commands.erp"], "commands.erp is a derived topic, not a DLQ; DLQ topics:"),
     (["show", "shop.orders.dlq", "--since", "yesterday"],
      "--since: cannot read 'yesterday'; expected ISO-8601 with a zone (2026-11-23T10:00:00Z"),
     (["replay", "shop.orders.dlq", "--until", "2026-11-23 10:00"], "--until: '2026-11-23 10:00' has no time zone"),
