@@ -77,23 +77,3 @@ def test_json_lines_with_a_deletion_and_an_unusable_file(env: Settings, tmp_path
     capsys.readouterr()
     assert main(["ingest", "pim", str(empty)]) == 2
     assert "no sku column" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(not __import__("os").environ.get("SHOPSTREAM_BENCH_PIM"),
-                    reason="a measurement, not a check: SHOPSTREAM_BENCH_PIM=100000 runs it")
-@pytest.mark.timeout(1800)
-def test_measure_a_large_csv(env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import os
-
-    count = int(os.environ["SHOPSTREAM_BENCH_PIM"])
-    path = tmp_path / "big.csv"
-    with path.open("w", encoding="utf-8") as f:
-        f.write("sku,title,family,brand,price,cost,attr:material,attr:name:en_GB,images,updated_at\n")
-        for i in range(count):
-            f.write(f"SKU-{i:07d},Produkt {i} aus Leder,accessories,Brand {i % 50},{10 + i % 90}.90,{5 + i % 40}.00,"
-                    f"leather,Product {i},https://cdn.example/{i}.jpg 1200x1200,2026-12-05T10:00:00Z\n")
-    assert main(["ingest", "pim", str(path)]) == 0
-    out = capsys.readouterr().out
-    with capsys.disabled():
-        print("\n" + out)
-    assert f"read {count}, published {count}" in out
