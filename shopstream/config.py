@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         description="How long a worker's producer waits for the broker to confirm a record (librdkafka's "
                     "message.timeout.ms) before the record fails and the retry policy takes over.",
     )
+    stall_after_s: float = Field(
+        30.0, gt=0, le=3600, validation_alias=AliasChoices("SHOPSTREAM_STALL_AFTER_S"),
+        description="After this long with polls returning nothing, a worker checks whether records wait past "
+                    "its position (a stalled consumer: logged, counted in shopstream_runner_stalled_partitions).",
+    )
     retry_max_elapsed_s: float = Field(
         120.0, gt=0, le=3600, validation_alias=AliasChoices("SHOPSTREAM_RETRY_MAX_ELAPSED_S"),
         description="How long a worker retries a transient fault of one record in place before parking "

@@ -24,6 +24,11 @@ WEBHOOK_REQUESTS = Counter(
     ["source", "status"],
 )
 RETRIES = Counter("shopstream_retries_total", "Transient-fault retries", ["processor", "operation"])
+STALLED_PARTITIONS = Gauge(
+    "shopstream_runner_stalled_partitions",
+    "Owned partitions with records past the consumer's position while its polls return nothing (runner/watch.py)",
+    ["processor"],
+)
 DLQ_BACKLOG = Gauge(
     "shopstream_dlq_backlog", "Records on a dead-letter topic at its last count (e.g. by `shopstream dlq list`)",
     ["dlq_topic"],

@@ -1,0 +1,59 @@
+"""Stall detection: a consumer that polls nothing while records wait past its position on its partitions.
+
+A processor that silently stops consuming is an incident, not a quiet day: the runner counts the
+records each poll returns, and once nothing arrived for `after_s` seconds it compares each owned
+partition's position with the partition's end (one ListOffsets round trip, only while idle). Partitions
+with records past the position are reported (log WARNING with position, committed offset and end;
+`shopstream_runner_stalled_partitions`), and the consumer is re-pointed at its own position (`seek`),
+which drops librdkafka's fetch state for the partition and makes it fetch again. Pure bookkeeping here;
+the loop does the Kafka calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Lag:
+    """One partition with records past the consumer's position."""
+
+    topic: str
+    partition: int
+    position: int
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}] position {self.position} end {self.end}"
+
+
+def lagging(positions: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int]) -> list[Lag]:
+    """The partitions whose end lies past the position (a position < 0 is not known yet: not judged)."""
+    out = []
+    for (topic, partition), position in sorted(positions.items()):
+        end = ends.get((topic, partition))
+        if end is not None and position >= 0 and end > position:
+            out.append(Lag(topic, partition, position, end))
+    return out
+
+
+class StallWatch:
+    """When to look: after `after_s` seconds in which polls returned nothing, then every `after_s` again."""
+
+    def __init__(self, after_s: float, now: float) -> None:
+        self.after_s = after_s
+        self._last_record = now
+        self._last_check = now
+
+    def polled(self, count: int, now: float) -> bool:
+        """A poll returned `count` records at `now`; True when an idle check is due."""
+        if count:
+            self._last_record = now
+            return False
+        if now - self._last_record < self.after_s or now - self._last_check < self.after_s:
+            return False
+        self._last_check = now
+        return True

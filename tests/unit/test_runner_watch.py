@@ -1,0 +1,34 @@
+"""Stall detection's pure part: which partitions lag, and when an idle consumer is looked at."""
+
+from __future__ import annotations
+
+from shopstream.runner.watch import Lag, StallWatch, lagging
+
+
+def test_only_partitions_with_records_past_the_position_lag() -> None:
+    positions = {("a", 0): 5, ("a", 1): 7, ("b", 0): -1001, ("b", 1): 3}
+    ends = {("a", 0): 5, ("a", 1): 9, ("b", 0): 4, ("b", 1): 2}
+    assert lagging(positions, ends) == [Lag("a", 1, 7, 9)]
+
+
+def test_a_partition_without_a_known_end_is_not_judged() -> None:
+    assert lagging({("a", 0): 1}, {}) == []
+
+
+def test_checks_only_after_a_quiet_spell_and_then_at_most_once_per_spell() -> None:
+    watch = StallWatch(10, now=0)
+    assert not watch.polled(0, 5)
+    assert watch.polled(0, 10)
+    assert not watch.polled(0, 15)  # checked 5 s ago
+    assert watch.polled(0, 20)
+
+
+def test_records_reset_the_quiet_spell() -> None:
+    watch = StallWatch(10, now=0)
+    assert not watch.polled(3, 9)
+    assert not watch.polled(0, 18)  # 9 s since the last record
+    assert watch.polled(0, 19)
+
+
+def test_lag_reads_as_position_and_end() -> None:
+    assert str(Lag("t", 2, 4, 9)) == "t[2] position 4 end 9"
