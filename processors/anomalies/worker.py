@@ -89,6 +89,9 @@ class EngineStage(ProcessorBase):
 
     name = PROCESSOR
     inputs: tuple[str, ...] = (names.ANOMALIES_FACTS,)
+    # The engine's sections depend on each other (a fact's dedupe evidence in `seen:NN`/`orders:NN`, its
+    # counts in `core`): a batch's sections are restored all or none (runner/store.py, atomic state).
+    atomic_state = True
 
     def __init__(self, settings: Settings, topology: Topology | None = None,
                  rules: AnomalyRules | None = None, kpi_store: Any | None = None) -> None:

@@ -55,6 +55,10 @@ class Processor(Protocol):
     inputs: tuple[str, ...]
     #: Logical changelog topic of the state store, or None for a stateless processor.
     changelog: str | None
+    #: True when the state's keys depend on each other (one record's dedupe evidence in one key, its counts
+    #: in another): a batch's changelog records then end with a marker, and a restore ignores records past
+    #: the last marker (a batch cut off by a crash), so the restored keys are all of one batch's end.
+    atomic_state: bool
     #: Seconds between `tick` calls, or None for no tick.
     tick_interval_s: float | None
     #: Records per poll at most (all of them are confirmed together, per partition).
@@ -107,6 +111,7 @@ class ProcessorBase:
     """Defaults for the optional parts: no state, no tick, no hooks."""
 
     changelog: str | None = None
+    atomic_state: bool = False
     tick_interval_s: float | None = None
     batch_size: int = 500
     batched: bool = False

@@ -15,12 +15,13 @@ from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.halt import EXIT_DELIVERY_FAILED, MustRestart, halt
 from shopstream.kafka import DeliveryError, make_consumer, poll_batch
-from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RECORDS_OUT, RETRIES
+from shopstream.metrics import PROCESSING_SECONDS, RECORDS_IN, RECORDS_OUT, RETRIES, STALLED_PARTITIONS
 from shopstream.processing import RetryPolicy, StopRequested, fault_kind, is_transient, park, process_record
 from shopstream.runner.api import Effects, Processor, Record
 from shopstream.runner.offsets import DoneOffsets, by_partition
 from shopstream.runner.producer import ConfirmingProducer, OutRecord
-from shopstream.runner.store import PartitionState, restore
+from shopstream.runner.store import BATCH_END, PartitionState, restore
+from shopstream.runner.watch import StallWatch, lagging
 from shopstream.topology import Topology, load_topology_for
 
 log = logging.getLogger("shopstream.runner")
@@ -37,6 +38,7 @@ class Runner:
         self.topology = topology or load_topology_for(settings)
         self.inputs = {settings.topic(name): name for name in processor.inputs}
         self.changelog = settings.topic(processor.changelog) if processor.changelog else None
+        self.atomic_state = bool(getattr(processor, "atomic_state", False))
         self.batch_size = batch_size or processor.batch_size
         self.stop = stop or threading.Event()
         client_id = f"shopstream-{processor.name}"
@@ -72,10 +74,12 @@ class Runner:
                                 on_lost=self._on_lost)
         interval = self.processor.tick_interval_s
         next_tick = time.monotonic() + interval if interval else float("inf")
+        watch = StallWatch(self.settings.stall_after_s, time.monotonic())
         try:
             while not self.stop.is_set():
                 wait = max(0.0, min(0.5, next_tick - time.monotonic()))
-                self.step(wait)
+                if watch.polled(self.step(wait), time.monotonic()):
+                    self._check_stall()
                 if time.monotonic() >= next_tick and interval:
                     self._tick()
                     next_tick = time.monotonic() + interval
@@ -142,6 +146,28 @@ class Runner:
             offsets.read(tp, record.offset)
             offsets.done(tp, record.offset)
         return True
+
+    def _check_stall(self) -> None:
+        """Idle for a while: are records waiting past the position of an owned partition? (runner/watch.py)"""
+        owned = sorted(self.owned)
+        if not owned:
+            return
+        try:
+            positions = {(tp.topic, tp.partition): tp.offset
+                         for tp in self.consumer.position([TopicPartition(t, p) for t, p in owned])}
+            ends = {(t, p): self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=5, cached=False)[1]
+                    for t, p in owned}
+            behind = lagging(positions, ends)
+            committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(
+                [TopicPartition(lag.topic, lag.partition) for lag in behind], timeout=5)} if behind else {}
+        except KafkaException as exc:  # the broker is away: the poll's own errors say so
+            log.info("%s: stall check skipped: %s", self.name, exc)
+            return
+        STALLED_PARTITIONS.labels(self.name).set(len(behind))
+        if behind:
+            log.warning("%s: polls returned nothing for %.0f s while records wait: %s", self.name,
+                        self.settings.stall_after_s,
+                        "; ".join(f"{lag} committed {committed.get((lag.topic, lag.partition))}" for lag in behind))
 
     def _rewind(self, records: list[Record]) -> None:
         """Seek every partition of `records` back to its first offset in them (the next poll re-reads)."""
@@ -256,8 +282,11 @@ class Runner:
         # The changelog only after the outputs were confirmed: it never claims an event whose outputs were lost.
         if self.changelog is not None and state.writes:
             encode, changelog = self.processor.encode_state, self.changelog
-            self.producer.produce([(changelog, key, None if value is None else encode(value), partition)
-                                   for key, value in state.writes.items()])
+            entries: list[OutRecord] = [(changelog, key, None if value is None else encode(value), partition)
+                                        for key, value in state.writes.items()]
+            if self.atomic_state:  # last, in order: once it is on the log, every record of the batch is
+                entries.append((changelog, BATCH_END, b"", partition))
+            self.producer.produce(entries)
             failures = self._confirmed()
             if failures:
                 halt(f"{self.name}: a changelog record of partition {partition} was refused: {failures[0][1]}",
@@ -340,6 +369,12 @@ class Runner:
         for number in sorted({tp.partition for tp in partitions}):
             if self.changelog is not None and number not in self.states:
                 self.states[number] = self._restore(number)
+                if self.atomic_state:  # what was restored is whole: later batches build on a marker
+                    self.producer.produce([(self.changelog, BATCH_END, b"", number)])
+                    failures = self._confirmed()
+                    if failures:
+                        halt(f"{self.name}: the changelog marker of partition {number} was refused: "
+                             f"{failures[0][1]}", EXIT_DELIVERY_FAILED)
                 self.processor.restored(number, self.states[number])
         self.owned |= {(tp.topic, tp.partition) for tp in partitions}
         log.info("%s: partitions assigned: %s", self.name, sorted(f"{t}[{p}]" for t, p in self.owned))
@@ -349,7 +384,8 @@ class Runner:
         started, attempt = time.monotonic(), 0
         while True:
             try:
-                return restore(self.settings, self.changelog, partition, self.processor.decode_state)
+                return restore(self.settings, self.changelog, partition, self.processor.decode_state,
+                               atomic=self.atomic_state)
             except (KafkaException, TimeoutError) as exc:
                 attempt += 1
                 if time.monotonic() - started >= self.retry.max_elapsed_s:

@@ -10,6 +10,14 @@ The end: the high watermark, and then whatever else the last fetch carried. Tans
 offset of the last batch + 1 as the high watermark (README, Tansu quirks), so the records of a
 multi-record last batch lie past it; they arrive in the same fetch as the first of them, and a short
 drain after the watermark picks them up.
+
+Atomic state (`Processor.atomic_state`): when keys depend on each other, a crash between two changelog
+records of one batch would restore some keys at the batch's end and others before it (a re-read record
+is then deduplicated by one key and counted again in another). Such a processor's batches end with a
+`BATCH_END` record, produced after the batch's other records in order; a restore applies only the records
+before the last marker and ignores those after it (a batch cut off: its input records were not committed
+and are read again). Compaction keeps that sound: the last marker is the newest of its key, and the
+records after it are the newest of theirs.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from shopstream.config import Settings
 log = logging.getLogger("shopstream.runner")
 
 Decode = Callable[[bytes], Any]
+#: The key of the marker ending an atomic batch on a changelog (never a processor's key: NUL-prefixed).
+BATCH_END = b"\x00shopstream:batch-end"
 
 
 class PartitionState(MutableMapping[bytes, Any]):
@@ -84,13 +94,19 @@ class PartitionState(MutableMapping[bytes, Any]):
 
 
 def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
-            timeout_s: float = 120.0) -> dict[bytes, Any]:
-    """Read `changelog`[`partition`] from the beginning to its end; the latest value per key (tombstones drop it)."""
+            timeout_s: float = 120.0, *, atomic: bool = False) -> dict[bytes, Any]:
+    """Read `changelog`[`partition`] from the beginning to its end; the latest value per key (tombstones drop it).
+
+    `atomic`: only what precedes the last `BATCH_END` marker (see the module docstring); a changelog
+    without any marker (written before they existed) is taken whole, and the runner marks it at once."""
     started = time.monotonic()
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"restore-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "enable.partition.eof": True, "fetch.wait.max.ms": 10})
     state: dict[bytes, Any] = {}
+    # atomic: the records since the last marker, applied when the next marker comes ({key: raw or None})
+    open_batch: dict[bytes, bytes | None] = {}
+    marked = False
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(changelog, partition), timeout=10)
         if high <= low:
@@ -111,15 +127,33 @@ def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
                         continue
                     raise KafkaException(err)
                 key, value = msg.key(), msg.value()
-                if key is None:
-                    continue
-                if value is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = decode(value)
                 if (msg.offset() or 0) + 1 >= high:
                     reached = True
+                if key is None:
+                    continue
+                if not atomic:
+                    _put(state, key, value, decode)
+                elif key == BATCH_END:
+                    marked = True
+                    for done_key, done_value in open_batch.items():
+                        _put(state, done_key, done_value, decode)
+                    open_batch.clear()
+                else:
+                    open_batch[key] = value
     finally:
         consumer.close()
+    if open_batch and not marked:  # a changelog from before markers: all of it (the runner marks it now)
+        for key, value in open_batch.items():
+            _put(state, key, value, decode)
+    elif open_batch:
+        log.warning("restore %s[%d]: %d record(s) of a batch cut off by a crash ignored (its input is read again)",
+                    changelog, partition, len(open_batch))
     log.info("restored %s[%d]: %d keys in %.2f s", changelog, partition, len(state), time.monotonic() - started)
     return state
+
+
+def _put(state: dict[bytes, Any], key: bytes, value: bytes | None, decode: Decode) -> None:
+    if value is None:
+        state.pop(key, None)
+    else:
+        state[key] = decode(value)

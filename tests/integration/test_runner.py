@@ -23,6 +23,7 @@ from shopstream.config import Settings, load_settings
 from shopstream.halt import EXIT_PARK_FAILED
 from shopstream.kafka import make_producer, partition_for
 from shopstream.runner import Runner
+from shopstream.runner.store import BATCH_END, restore
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests import processes
@@ -207,3 +208,28 @@ def test_a_record_that_can_be_neither_applied_nor_parked_is_never_committed(
         stop(worker)
         if restarted is not None:
             stop(restarted)
+
+
+def _changelog(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> str:
+    topic = settings.topic("orders-orders-changelog")
+    producer = make_producer(settings)
+    for key, value in records:
+        producer.produce(topic, key=key, value=value, partition=1)
+    assert producer.flush(30) == 0
+    return topic
+
+
+def test_an_atomic_restore_ignores_a_batch_cut_off_after_its_last_marker(settings: Settings) -> None:
+    """A crash between two changelog records of one batch: the keys come back as of the last whole batch."""
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    topic = _changelog(settings, [(BATCH_END, b""), (b"seen", b"1"), (b"count", b"1"), (BATCH_END, b""),
+                                  (b"seen", b"2"), (b"gone", b"x"), (b"gone", None), (BATCH_END, b""),
+                                  (b"seen", b"3")])  # the count of this batch never reached the log
+    assert restore(settings, topic, 1, bytes, atomic=True) == {b"seen": b"2", b"count": b"1"}
+    assert restore(settings, topic, 1, bytes) == {b"seen": b"3", b"count": b"1", BATCH_END: b""}
+
+
+def test_an_atomic_restore_takes_a_changelog_from_before_markers_whole(settings: Settings) -> None:
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    topic = _changelog(settings, [(b"seen", b"1"), (b"count", b"1")])
+    assert restore(settings, topic, 1, bytes, atomic=True) == {b"seen": b"1", b"count": b"1"}
