@@ -36,6 +36,12 @@ orders sweep) runs in the same thread between batches, its effects confirmed the
 `/readyz` (ready once every assigned partition is restored) and `/metrics` are on the worker's admin
 port (`admin.AdminServer`). Stateless processors (no changelog) run on the same loop.
 
+Atomic state (`Processor.atomic_state`, the anomalies engine): a processor whose keys depend on each
+other gets a `BATCH_END` marker after each batch's changelog records, and a restore ignores what
+follows the last marker (`store`), so a crash between two records of a batch never restores half of it.
+Stall watch (`watch`): idle for `SHOPSTREAM_STALL_AFTER_S`, the loop compares each owned partition's
+position with its end and reports records waiting past it (log, `shopstream_runner_stalled_partitions`).
+
 Deferred acknowledgement: `Effects.pending` holds a record (nothing of its partition is committed past
 it) until a later Effects — from `handle`, `tick` or `drain` (on stop and before a revoke's commit) —
 acks it, counted once that Effects' outputs are confirmed (the shop sync's coalescing windows).
