@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = Field(None, validation_alias=AliasChoices("KAFKA_SASL_USERNAME"))
     kafka_sasl_password: SecretStr | None = Field(None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD"))
     kafka_ssl_cafile: str | None = Field(None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE"))
+    kafka_debug: str = Field(
+        "", pattern=r"^[a-z,]*$", validation_alias=AliasChoices("KAFKA_DEBUG"),
+        description="librdkafka debug contexts for every Kafka client of the process (e.g. `cgrp,fetch,topic`): "
+                    "a stalled consumer's protocol trace in its log. Empty: off.",
+    )
     kafka_session_timeout_s: float = Field(
         10.0, gt=0, validation_alias=AliasChoices("KAFKA_SESSION_TIMEOUT_S"),
         description="Consumer-group session timeout; group joins take about half of it on Tansu.",
@@ -321,6 +326,8 @@ class Settings(BaseSettings):
             conf["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
         if self.kafka_ssl_cafile:
             conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        if self.kafka_debug:
+            conf["debug"] = self.kafka_debug
         return conf
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
@@ -25,6 +25,13 @@ from shopstream.runner.watch import StallWatch, lagging
 from shopstream.topology import Topology, load_topology_for
 
 log = logging.getLogger("shopstream.runner")
+
+#: Refusals of the producer itself, not of a record: after a message timeout librdkafka's idempotent
+#: producer bumps its epoch, and a broker that mishandles that (Tansu under load, seen here) answers every
+#: later write PRODUCER_FENCED. Re-sending through the same producer only burns the retry budget and then
+#: fails the DLQ write too (a misleading exit 75), so the runner halts at once (exit 76).
+PRODUCER_GONE = frozenset({KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                           KafkaError.UNKNOWN_PRODUCER_ID, KafkaError._FENCED, KafkaError._FATAL})
 
 
 class Runner:
@@ -155,9 +162,9 @@ class Runner:
         try:
             positions = {(tp.topic, tp.partition): tp.offset
                          for tp in self.consumer.position([TopicPartition(t, p) for t, p in owned])}
-            ends = {(t, p): self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=5, cached=False)[1]
-                    for t, p in owned}
-            behind = lagging(positions, ends)
+            bounds = {(t, p): self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=5, cached=False)
+                      for t, p in owned}
+            behind = lagging(positions, bounds)
             committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(
                 [TopicPartition(lag.topic, lag.partition) for lag in behind], timeout=5)} if behind else {}
         except KafkaException as exc:  # the broker is away: the poll's own errors say so
@@ -266,6 +273,10 @@ class Runner:
                 break
             attempt += 1
             error = DeliveryError(failures[0][0], failures[0][1])
+            fenced = next((err for _, err in failures if err.code() in PRODUCER_GONE), None)
+            if fenced is not None:  # re-sending through this producer cannot succeed: a restart gets a new id
+                halt(f"{self.name}: the broker no longer accepts this process's producer ({fenced}); "
+                     f"stopping without committing partition {partition}", EXIT_DELIVERY_FAILED)
             if self.stop.is_set():  # nothing parked on the way out: latched, a restart re-reads it all
                 halt(f"{self.name}: stopping with outputs of partition {partition} refused: {failures[0][1]}",
                      EXIT_DELIVERY_FAILED)

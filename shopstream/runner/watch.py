@@ -30,12 +30,13 @@ class Lag:
         return f"{self.topic}[{self.partition}] position {self.position} end {self.end}"
 
 
-def lagging(positions: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int]) -> list[Lag]:
-    """The partitions whose end lies past the position (a position < 0 is not known yet: not judged)."""
+def lagging(positions: Mapping[TopicPartition, int], bounds: Mapping[TopicPartition, tuple[int, int]]) -> list[Lag]:
+    """The partitions whose end lies past the position. A position < 0 (none yet: the consumer never
+    fetched the partition since its assignment) lags when the partition holds records at all."""
     out = []
     for (topic, partition), position in sorted(positions.items()):
-        end = ends.get((topic, partition))
-        if end is not None and position >= 0 and end > position:
+        low, end = bounds.get((topic, partition), (0, -1))
+        if end > (position if position >= 0 else low):
             out.append(Lag(topic, partition, position, end))
     return out
 

@@ -6,9 +6,16 @@ from shopstream.runner.watch import Lag, StallWatch, lagging
 
 
 def test_only_partitions_with_records_past_the_position_lag() -> None:
-    positions = {("a", 0): 5, ("a", 1): 7, ("b", 0): -1001, ("b", 1): 3}
-    ends = {("a", 0): 5, ("a", 1): 9, ("b", 0): 4, ("b", 1): 2}
-    assert lagging(positions, ends) == [Lag("a", 1, 7, 9)]
+    positions = {("a", 0): 5, ("a", 1): 7, ("b", 1): 3}
+    bounds = {("a", 0): (0, 5), ("a", 1): (0, 9), ("b", 1): (0, 2)}
+    assert lagging(positions, bounds) == [Lag("a", 1, 7, 9)]
+
+
+def test_a_partition_never_fetched_since_its_assignment_lags_when_it_holds_records() -> None:
+    """No position at all (-1001) is the stuck case itself: assigned, records there, never fetched."""
+    positions = {("a", 0): -1001, ("a", 1): -1001}
+    bounds = {("a", 0): (0, 1121), ("a", 1): (40, 40)}
+    assert lagging(positions, bounds) == [Lag("a", 0, -1001, 1121)]
 
 
 def test_a_partition_without_a_known_end_is_not_judged() -> None:
