@@ -280,7 +280,11 @@ class ShopifyGraphQL(_Client):
         if isinstance(payload, Refused):
             return Answer.of(payload)
         errors = payload.get("orderCancelUserErrors") or []
-        return Answer(False, True, "; ".join(_user_error_text(e) for e in errors)) if errors else Answer(True)
+        if not errors:
+            return Answer(True)
+        # INTERNAL_ERROR is the shop's own failure (try again); INVALID, NOT_FOUND, NO_REFUND_PERMISSION are not
+        transient = all(e.get("code") == "INTERNAL_ERROR" for e in errors)
+        return Answer(False, not transient, "; ".join(_user_error_text(e) for e in errors))
 
 
 def _numeric_id(gid: str) -> int:

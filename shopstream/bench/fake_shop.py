@@ -18,7 +18,8 @@ It implements the documented request and response shapes the shop writer uses, a
   product is a userError on `productId`, a variant not of that product one on `variants.<i>.id`.
 - the same endpoint, `orderCancel(orderId, reason, refund, restock, notifyCustomer?, staffNote?)` (the
   arguments 2025-01 requires): `cancelled[order gid] = staffNote`, answer `job {id done}`; an unknown
-  order or one already cancelled is an `orderCancelUserErrors` entry.
+  order (NOT_FOUND) or one already cancelled (INVALID) is an `orderCancelUserErrors` entry;
+  `cancel_internal_errors` answers the next ones with INTERNAL_ERROR.
 - `POST /admin/api/<version>/inventory_levels/set.json` ({location_id, inventory_item_id, available}):
   a bucket of `rest_bucket` requests leaking `rest_leak` per second, `X-Shopify-Shop-Api-Call-Limit:
   used/size` on every answer, 429 with `Retry-After` when full, 404 for an unknown item.
@@ -69,6 +70,7 @@ class FakeShop:
     known_orders: set[str] | None = None  # order gid (Shopify) or id (WooCommerce); None: every one exists
     prices: dict[str, str] = field(default_factory=dict)
     cancelled: dict[str, str | None] = field(default_factory=dict)
+    cancel_internal_errors: int = 0  # answer the next n orderCancel with the userError INTERNAL_ERROR
     order_status: dict[str, str] = field(default_factory=dict)
     levels: dict[tuple[str, str], int] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -276,7 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
                                                     "restock"}], "extensions": _cost(shop, after, shop.gql_cost)})
             return
         assert isinstance(order, str)
-        if shop.known_orders is not None and order not in shop.known_orders:
+        errors: list[dict[str, Any]]
+        if shop.cancel_internal_errors > 0:
+            shop.cancel_internal_errors -= 1
+            errors = [{"code": "INTERNAL_ERROR", "field": None, "message": "Unexpected internal error happened."}]
+        elif shop.known_orders is not None and order not in shop.known_orders:
             errors = [{"code": "NOT_FOUND", "field": ["orderId"], "message": "Order does not exist"}]
         elif order in shop.cancelled:
             errors = [{"code": "INVALID", "field": ["orderId"], "message": "Order has already been cancelled"}]

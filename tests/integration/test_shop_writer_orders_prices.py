@@ -42,15 +42,18 @@ def test_shopify_cancel_does_not_refund_twice_and_a_second_cancel_is_refused() -
     shop = FakeShop(known_orders={ORDER})
     with running(shop) as url:
         client = shopify(url)
+        shop.cancel_internal_errors = 1
+        internal = client.cancel_order("5001")
         first = client.cancel_order("5001", "shopstream: fraud by user:anna")
         again = client.cancel_order("5001")
         unknown = client.cancel_order("6002")
         not_an_id = client.cancel_order("woo-77")
+    assert not internal.ok and not internal.permanent  # the shop's INTERNAL_ERROR: tried again, not parked
     assert first.ok and shop.cancelled == {ORDER: "shopstream: fraud by user:anna"}
     assert "refund: false" in shop.requests[0]["body"]["query"]  # refunds are the backbone's IssueRefund
     assert not again.ok and again.permanent and "already been cancelled" in (again.error or "")
     assert not unknown.ok and unknown.permanent and "NOT_FOUND" in (unknown.error or "")
-    assert not not_an_id.ok and not_an_id.permanent and len(shop.requests) == 3
+    assert not not_an_id.ok and not_an_id.permanent and len(shop.requests) == 4
 
 
 def test_shopify_5xx_is_transient_401_permanent_and_throttling_is_waited_out() -> None:
