@@ -68,6 +68,8 @@ class SourceVariant:
     weight_grams: int | None = None
     compare_at_price: Money | None = None
     cost: Money | None = None
+    variant_id: str | None = None  # the source's id of this variant (Shopify variant, WooCommerce variation)
+    inventory_item_id: str | None = None  # Shopify: the variant's inventory item (the shop writer's stock target)
 
 
 @dataclass
@@ -115,7 +117,8 @@ def upserts(p: SourceProduct, received_at: datetime) -> list[Outgoing]:
             weight_grams=v.weight_grams, active=p.active, updated_at=p.updated_at, product_id=p.product_id,
             family=p.family, description=p.description, slug=p.slug, cost=v.cost,
             compare_at_price=v.compare_at_price, options=v.options, variants=summary, attributes=p.attributes,
-            images=p.images, channels=p.channels, tags=p.tags)
+            images=p.images, channels=p.channels, tags=p.tags, variant_id=v.variant_id,
+            inventory_item_id=v.inventory_item_id)
         out.append(Outgoing(topic=TOPIC, key=sku, record=record))
     return out
 

@@ -8,7 +8,8 @@ Called by the Shopify connector for the product topics (same signature check and
   category, `tags` (Shopify's comma-separated string) → tags, `status` active|draft|archived → active.
 - Variants: `option1..3` named by the product's `options[].name` (by position) → options; `price`,
   `compare_at_price` exact decimals in the shop currency (`SHOPSTREAM_SHOPIFY_CURRENCY`, default EUR: the
-  product payload names none), `barcode`, `grams`, `inventory_management` set → stock tracked.
+  product payload names none), `barcode`, `grams`, `inventory_management` set → stock tracked; `id` →
+  variant_id and `inventory_item_id` (the shop writer learns its SKU → shop ids from them).
 - Images: `src`, `width`, `height`, `alt`; the format from the URL's extension.
 - Time: `updated_at` (else `created_at`) — the event id's identity with product id and SKU.
 - `products/delete` carries only the product id (no SKUs): it is acknowledged and not published —
@@ -51,6 +52,7 @@ class ShopifyVariant(_Loose):
     barcode: str | None = None
     grams: int | None = Field(default=None, ge=0)
     inventory_management: str | None = None
+    inventory_item_id: int | str | None = None
 
 
 class ShopifyImage(_Loose):
@@ -92,7 +94,8 @@ def to_source_product(p: ShopifyProduct, currency: str, source_event_id: str | N
         variants.append(SourceVariant(
             sku=v.sku, options=options, price=money(v.price, currency, f"variant {v.id} price"),
             compare_at_price=money(v.compare_at_price, currency, f"variant {v.id} compare_at_price"),
-            track_stock=bool(v.inventory_management), barcode=v.barcode or None, weight_grams=v.grams))
+            track_stock=bool(v.inventory_management), barcode=v.barcode or None, weight_grams=v.grams,
+            variant_id=str(v.id), inventory_item_id=str(v.inventory_item_id) if v.inventory_item_id else None))
     images = [ProductImage(url=i.src, width=i.width, height=i.height, format=image_format(i.src), alt=i.alt or None)
               for i in p.images]
     stamp, name = (p.updated_at, "updated_at") if p.updated_at else (p.created_at, "created_at")

@@ -11,6 +11,8 @@ Called by the WooCommerce connector (same signature check and dedupe as orders).
   or a later source supplies them), `regular_price` (else `price`) and `sale_price` exact decimals in
   the shop currency (default EUR: the payload names none), `manage_stock` → stock tracked,
   `weight` in kg → grams.
+- Ids: a variation (`parent_id` set) is product `parent_id`, variant `id` (the shop writer addresses it
+  as `<parent>/<variation>`); a product is product `id`.
 - Time: `date_modified_gmt` (UTC without offset), else `date_created_gmt`.
 - `product.deleted` carries only the id: acknowledged, not published (no id → SKU lookup yet).
 """
@@ -71,6 +73,7 @@ class WooProduct(_Loose):
     images: list[WooImage] = Field(default_factory=list)
     date_created_gmt: str | None = None
     date_modified_gmt: str | None = None
+    parent_id: int | str | None = None  # a variation's product (0 or absent for a product)
 
 
 def _gmt(value: str | None) -> datetime:
@@ -89,6 +92,11 @@ def _grams(weight: str | None) -> int | None:
         raise PayloadError(f"weight: not a number: {weight!r}") from None
 
 
+def _parent(p: WooProduct) -> str | None:
+    """A variation's parent product id (None for a product)."""
+    return str(p.parent_id) if p.parent_id not in (None, "", 0, "0") else None
+
+
 def to_source_product(p: WooProduct, currency: str, source_event_id: str | None) -> SourceProduct:
     """The WooCommerce product as a SourceProduct (one variant: itself)."""
     options = {a.name: a.option or ", ".join(a.options) for a in p.attributes if a.variation}
@@ -99,10 +107,11 @@ def to_source_product(p: WooProduct, currency: str, source_event_id: str | None)
     price = money(p.regular_price if p.regular_price not in (None, "") else p.price, currency, "regular_price")
     variant = SourceVariant(sku=p.sku, options=options, price=price, track_stock=p.manage_stock,
                             weight_grams=_grams(p.weight),
-                            compare_at_price=None)
+                            compare_at_price=None, variant_id=str(p.id) if _parent(p) else None)
     category = p.categories[0].name if p.categories else None
     return SourceProduct(
-        source=SOURCE, product_id=str(p.id), title=p.name, updated_at=_gmt(p.date_modified_gmt or p.date_created_gmt),
+        source=SOURCE, product_id=_parent(p) or str(p.id), title=p.name,
+        updated_at=_gmt(p.date_modified_gmt or p.date_created_gmt),
         variants=[variant], description=p.description or None, family=category, category=category, slug=p.slug,
         active=(p.status or "publish") == "publish", attributes=attributes,
         images=[ProductImage(url=i.src, format=image_format(i.src), alt=i.alt or None) for i in p.images],

@@ -861,6 +861,12 @@ class ProductUpserted(BaseModel):
     # Channels the product is published to (empty: every channel).
     channels: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    # This SKU's own id in the source when it is a variant of product_id (Shopify variant id,
+    # WooCommerce variation id); null for a simple product or a source without one.
+    variant_id: str | None = None
+    # Shopify: the variant's inventory item id (the shop writer sets stock on it); null from other
+    # sources.
+    inventory_item_id: str | None = None
 
 
 class PromotionScheduled(BaseModel):

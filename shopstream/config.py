@@ -194,6 +194,26 @@ class Settings(BaseSettings):
     gorgias_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_GORGIAS_SECRET"))
     helpdesk_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_HELPDESK_SECRET"))
 
+    # The shop writer (`worker shop-writer`): its file, and the shop's Admin API credentials (Secrets).
+    shop_writer_config: str = Field(
+        "", validation_alias=AliasChoices("SHOPSTREAM_SHOP_WRITER_CONFIG"),
+        description="The shop writer's file (platform, shop URL, location, limits, retries, SKU -> shop ids); "
+                    "empty: the shipped topology/shop_writer.yaml.",
+    )
+    shopify_access_token: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_SHOPIFY_ACCESS_TOKEN"),
+        description="Admin API access token of the Shopify app (scopes write_inventory, write_products, "
+                    "write_orders) for `worker shop-writer`.",
+    )
+    woocommerce_consumer_key: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_WOOCOMMERCE_CONSUMER_KEY"),
+        description="WooCommerce REST consumer key (read/write) for `worker shop-writer` on platform woocommerce.",
+    )
+    woocommerce_consumer_secret: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("SHOPSTREAM_WOOCOMMERCE_CONSUMER_SECRET"),
+        description="WooCommerce REST consumer secret (not the webhook secret SHOPSTREAM_WOOCOMMERCE_SECRET).",
+    )
+
     # Hostile input: how much a sender's clock may be ahead, how old a signature may be.
     max_future_skew_s: float = Field(
         600.0, ge=0, le=86_400, validation_alias=AliasChoices("SHOPSTREAM_MAX_FUTURE_SKEW_S"),

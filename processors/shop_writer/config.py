@@ -1,7 +1,7 @@
 """The shop writer's settings as data: `topology/shop_writer.yaml` (platform, locations, limits, retries).
 
 The file names no secret: the API token comes from the environment (`SHOPSTREAM_SHOPIFY_ACCESS_TOKEN`,
-`SHOPSTREAM_WOOCOMMERCE_KEY` / `_SECRET`; Kubernetes Secrets in the chart). Validated on load (unknown
+`SHOPSTREAM_WOOCOMMERCE_CONSUMER_KEY` / `_CONSUMER_SECRET`; Kubernetes Secrets in the chart). Validated on load (unknown
 keys are errors naming the file). The file's comments explain every key.
 """
 
@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
 from shopstream.yamlmodel import load_yaml_model
 
@@ -68,6 +68,27 @@ class Retries(_Frozen):
     max_throttle_retries: PositiveInt = 20
 
 
+class ShopItem(_Frozen):
+    """A SKU's ids in the shop.
+
+    item_id     stock: Shopify's inventory item (gid://shopify/InventoryItem/<id>); WooCommerce's product id,
+                or `<parent>/<variation>` for a variation (WooCommerce also sets the price there)
+    product_id  Shopify price: the product (gid://shopify/Product/<id>)
+    variant_id  Shopify price: the variant (gid://shopify/ProductVariant/<id>)
+    """
+
+    item_id: str | None = None
+    product_id: str | None = None
+    variant_id: str | None = None
+
+    def over(self, base: ShopItem | None) -> ShopItem:
+        """These ids, with `base`'s where this one has none (a static entry over a learned one)."""
+        if base is None:
+            return self
+        return ShopItem(item_id=self.item_id or base.item_id, product_id=self.product_id or base.product_id,
+                        variant_id=self.variant_id or base.variant_id)
+
+
 class ShopWriterConfig(_Frozen):
     """A validated shop writer configuration."""
 
@@ -76,7 +97,15 @@ class ShopWriterConfig(_Frozen):
     shopify: Shopify = Shopify()
     woocommerce: WooCommerce = WooCommerce()
     retries: Retries = Retries()
-    items: dict[str, str] = {}  # SKU -> shop item id (inventory item gid / product id); see the file
+    items: dict[str, ShopItem] = {}  # SKU -> the shop's ids (a plain string is the item_id); see the file
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _plain_item_ids(cls, value: object) -> object:
+        """`SKU: <item id>` is short for `SKU: {item_id: <item id>}`."""
+        if isinstance(value, dict):
+            return {k: {"item_id": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
 
 def default_config_path() -> Path:

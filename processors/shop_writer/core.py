@@ -41,6 +41,8 @@ from typing import Any
 
 from shopstream.schemas.models import EventMeta, ShopCommandOutcome, ShopCommandResult, SyncShopStock
 
+from .config import ShopItem
+
 WRITER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:shopstream:processor:shop-writer")
 OUTPUT_SOURCE = "shopstream.shop-writer"
 
@@ -93,6 +95,7 @@ class SkuEntry:
     attempts: int = 0
     not_before: float = 0.0
     failed: StockCommand | None = None  # the newest command given up: older ones are stale after it too
+    item: ShopItem | None = None  # the SKU's ids learned from the shop's own product webhooks (`items`)
 
     def newest_settled(self) -> StockCommand | None:
         """The newest command applied or given up (what an offered command must be newer than)."""
@@ -106,7 +109,8 @@ class SkuEntry:
         return {"applied": self.applied.to_dict() if self.applied else None,
                 "pending": self.pending.to_dict() if self.pending else None,
                 "attempts": self.attempts, "not_before": self.not_before,
-                "failed": self.failed.to_dict() if self.failed else None}
+                "failed": self.failed.to_dict() if self.failed else None,
+                "item": self.item.model_dump(exclude_none=True) if self.item else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkuEntry:
@@ -114,7 +118,8 @@ class SkuEntry:
         return cls(applied=StockCommand.from_dict(data["applied"]) if data.get("applied") else None,
                    pending=StockCommand.from_dict(data["pending"]) if data.get("pending") else None,
                    attempts=int(data.get("attempts", 0)), not_before=float(data.get("not_before", 0.0)),
-                   failed=StockCommand.from_dict(data["failed"]) if data.get("failed") else None)
+                   failed=StockCommand.from_dict(data["failed"]) if data.get("failed") else None,
+                   item=ShopItem(**data["item"]) if data.get("item") else None)
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ def settle_applied(entry: SkuEntry, command: StockCommand, shop_item_id: str | N
     """The shop took `command`'s figure."""
     still = entry.pending if entry.pending is not None and entry.pending.event_id != command.event_id else None
     applied = command if entry.applied is None or command.newer_than(entry.applied) else entry.applied
-    return (SkuEntry(applied=applied, pending=still, failed=entry.failed),
+    return (replace(entry, applied=applied, pending=still, attempts=0, not_before=0.0),
             Result(command, "applied", attempts=entry.attempts + 1, shop_item_id=shop_item_id))
 
 
@@ -183,7 +188,7 @@ def settle_failed(entry: SkuEntry, command: StockCommand, error: str, *, permane
         return entry, None  # a newer figure replaced it meanwhile: that one is written next
     attempts = entry.attempts + 1
     if permanent or attempts >= max_attempts:
-        return (SkuEntry(applied=entry.applied, failed=command),
+        return (replace(entry, pending=None, attempts=0, not_before=0.0, failed=command),
                 Result(command, "failed", error=error, attempts=attempts))
     return replace(entry, attempts=attempts, not_before=now + backoff_s(attempts, base_s)), None
 

@@ -1,14 +1,27 @@
 """Shop writer (`shopstream worker shop-writer`): the pure `core` on the runner, the shop's API through `clients`.
 
 Consumes `commands.shop` (co-partition group `shop_command` with its changelog
-`shop-writer-skus-changelog`). Per record (`handle`):
+`shop-writer-skus-changelog`) and `catalog.products` (keyed by SKU like the SKU commands, with the same
+partition count — checked at start — so a SKU's product records and commands meet on one partition and
+its state entry). Per record (`handle`):
   - SyncShopStock: decoded and offered to its SKU's `core.SkuEntry` in the runner's state store; the
-    commands it supersedes get their `superseded` result on `commands.shop.results` at once. A key
-    that is not the command's SKU, or a SKU with no shop item in the configuration, is a permanent
-    error: the runner parks the record on `commands.shop.dlq` with its context headers.
-  - CancelOrder, UpdateShippingAddress, UpdatePrice: not this writer's (it only writes stock): acknowledged, nothing
-    written.
+    commands it supersedes get their `superseded` result on `commands.shop.results` at once.
+  - UpdatePrice: written at once (`update_price`: Shopify `productVariantsBulkUpdate`, WooCommerce
+    `regular_price`), the SKU's ids as for stock.
+  - CancelOrder: written at once (`cancel_order`: Shopify `orderCancel`, WooCommerce status `cancelled`).
+  - UpdateShippingAddress: parked on `commands.shop.dlq` (`AddressNotStructured`): the command carries the
+    address as the approving person typed it (`address_text`), and both shops take only a structured
+    address (Shopify `orderUpdate` MailingAddressInput, WooCommerce `shipping{address_1, city, ...}`);
+    guessing the parts would ship to a wrong address. A person enters it in the shop's admin; the DLQ
+    is the work list. (Once the command carries an `Address`, write it here.)
+  - ProductUpserted from the shop itself: its ids are learned into the SKU's entry (`items`); other
+    catalog records are the catalog worker's and teach the writer nothing.
   - anything else or undecodable: parked on the DLQ by the runner.
+A key that is not the record's SKU, or a SKU with no shop ids (learned or in the configuration's
+`items`), is a permanent error: the runner parks the record on its DLQ with its context headers (re-drive
+it once the ids are known). For price and cancel, the shop's 4xx / userErrors are permanent (parked with
+the shop's status and message); 5xx, timeouts and throttling past the client's patience are transient
+(`ShopUnavailable`, a ConnectionError: the runner retries in place, the partition waiting).
 The entry is stored only after the broker confirmed the results and the changelog record, so an
 acknowledged command is always either pending in the store or settled.
 
@@ -28,18 +41,20 @@ result with the shop's error and is parked on `commands.shop.dlq` with the conte
 partition and offset, error class and message: the shop's status and message, no PII) by the writer's
 own DLQ writer (Effects carry no headers), confirmed before the flush's effects are stored.
 Configuration: `topology/shop_writer.yaml` (or `SHOPSTREAM_SHOP_WRITER_CONFIG`); credentials from
-`SHOPSTREAM_SHOPIFY_ACCESS_TOKEN` / `SHOPSTREAM_WOOCOMMERCE_KEY` + `_SECRET` (Kubernetes Secrets).
+`SHOPSTREAM_SHOPIFY_ACCESS_TOKEN` / `SHOPSTREAM_WOOCOMMERCE_CONSUMER_KEY` + `_CONSUMER_SECRET` (Settings;
+Kubernetes Secrets in the chart).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 from shopstream.config import Settings
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
@@ -47,47 +62,80 @@ from shopstream.metrics import RECORDS_IN
 from shopstream.processing import RetryPolicy, park
 from shopstream.runner import Effects, ProcessorBase, Record, run_processor
 from shopstream.runner.producer import ConfirmingProducer
-from shopstream.schemas.models import CancelOrder, SyncShopStock, UpdatePrice, UpdateShippingAddress
+from shopstream.schemas.models import (
+    CancelOrder,
+    ProductDeleted,
+    ProductUpserted,
+    PromotionScheduled,
+    SyncShopStock,
+    UpdatePrice,
+    UpdateShippingAddress,
+)
 from shopstream.serde import AvroSerde, make_registry_client
-from shopstream.topology import Topology, load_topology_for, names
+from shopstream.topology import Topology, TopologyError, load_topology_for, names
 
 from . import core
-from .clients import ShopifyGraphQL, ShopifyRest, WooCommerceRest
-from .config import ShopWriterConfig, load_shop_writer_config
+from .clients import Answer, ShopifyGraphQL, ShopifyRest, WooCommerceRest
+from .config import ShopItem, ShopWriterConfig, load_shop_writer_config
 from .core import SkuEntry, StockCommand, Write, WriteOutcome
+from .items import learned_item, resolve
 
 log = logging.getLogger(__name__)
 
 PROCESSOR = "shop-writer"
 TABLE = "skus"
-INPUTS = {names.COMMANDS_SHOP: (SyncShopStock, CancelOrder, UpdateShippingAddress, UpdatePrice)}
+COMMANDS = {names.COMMANDS_SHOP: (SyncShopStock, CancelOrder, UpdateShippingAddress, UpdatePrice)}
+INPUTS = {**COMMANDS, names.CATALOG_PRODUCTS: (ProductUpserted, ProductDeleted, PromotionScheduled)}
 RESULTS = names.COMMANDS_SHOP_RESULTS
 MAX_PER_FLUSH = 2500  # 10 Shopify mutations: a flush never blocks the loop long on the budget
 
 
 class ShopRejected(Exception):
-    """The shop refused a stock write for good (its status and message; the DLQ error class)."""
+    """The shop refused a write for good (its status and message; the DLQ error class)."""
+
+
+class ShopUnavailable(ConnectionError):
+    """The shop answered 5xx, timed out or kept throttling: transient (the runner retries in place)."""
+
+
+class AddressNotStructured(Exception):
+    """UpdateShippingAddress carries free text; the shops take only structured addresses (see the docstring)."""
+
+
+class OrdersAndPrices(Protocol):
+    """The client verbs for the commands written at once (`clients`)."""
+
+    def update_price(self, item: ShopItem, price: Decimal) -> Answer: ...
+
+    def cancel_order(self, order_id: str, staff_note: str | None = None) -> Answer: ...
 
 
 class ConfigurationError(RuntimeError):
     """A credential or setting the writer needs is missing (names the variable)."""
 
 
-def make_client(cfg: ShopWriterConfig, env: Mapping[str, str] | None = None) -> Callable[[list[Write]],
-                                                                                         list[WriteOutcome]]:
-    """The configured platform's `write` (credentials from the environment)."""
-    env = os.environ if env is None else env
+def make_clients(cfg: ShopWriterConfig, settings: Settings) -> tuple[
+        Callable[[list[Write]], list[WriteOutcome]], OrdersAndPrices]:
+    """The configured platform's stock `write` and its price/order client (credentials from the settings).
+
+    Shopify prices and cancellations always go through GraphQL (its REST Admin API is legacy), also
+    when stock is written through REST; the two keep separate buckets, as Shopify meters them.
+    """
     if cfg.platform == "woocommerce":
-        key, secret = env.get("SHOPSTREAM_WOOCOMMERCE_KEY"), env.get("SHOPSTREAM_WOOCOMMERCE_SECRET")
+        key = settings.woocommerce_consumer_key.get_secret_value()
+        secret = settings.woocommerce_consumer_secret.get_secret_value()
         if not key or not secret:
-            raise ConfigurationError("SHOPSTREAM_WOOCOMMERCE_KEY and SHOPSTREAM_WOOCOMMERCE_SECRET must be set")
-        return WooCommerceRest(cfg.woocommerce, key, secret, cfg.retries).write
-    token = env.get("SHOPSTREAM_SHOPIFY_ACCESS_TOKEN")
+            raise ConfigurationError("SHOPSTREAM_WOOCOMMERCE_CONSUMER_KEY and SHOPSTREAM_WOOCOMMERCE_CONSUMER_SECRET "
+                                     "must be set")
+        woo = WooCommerceRest(cfg.woocommerce, key, secret, cfg.retries)
+        return woo.write, woo
+    token = settings.shopify_access_token.get_secret_value()
     if not token:
         raise ConfigurationError("SHOPSTREAM_SHOPIFY_ACCESS_TOKEN must be set")
+    graphql = ShopifyGraphQL(cfg.shopify, token, cfg.retries)
     if cfg.shopify.api == "rest":
-        return ShopifyRest(cfg.shopify, token, cfg.retries).write
-    return ShopifyGraphQL(cfg.shopify, token, cfg.retries).write
+        return ShopifyRest(cfg.shopify, token, cfg.retries).write, graphql
+    return graphql.write, graphql
 
 
 class ShopWriterProcessor(ProcessorBase):
@@ -99,12 +147,22 @@ class ShopWriterProcessor(ProcessorBase):
 
     def __init__(self, settings: Settings, *, config: ShopWriterConfig | None = None,
                  write: Callable[[list[Write]], list[WriteOutcome]] | None = None,
-                 topology: Topology | None = None) -> None:
+                 orders_and_prices: OrdersAndPrices | None = None, topology: Topology | None = None) -> None:
         self.settings = settings
-        self.config = config or load_shop_writer_config(os.environ.get("SHOPSTREAM_SHOP_WRITER_CONFIG") or None)
-        self.write = write or make_client(self.config)
+        self.config = config or load_shop_writer_config(settings.shop_writer_config or None)
+        if write is None or orders_and_prices is None:
+            made_write, made_other = make_clients(self.config, settings)
+            write, orders_and_prices = write or made_write, orders_and_prices or made_other
+        self.write, self.shop = write, orders_and_prices
         topology = topology or load_topology_for(settings)
-        self.changelog = topology.table_changelog(PROCESSOR, TABLE, INPUTS).name
+        changelog = topology.table_changelog(PROCESSOR, TABLE, COMMANDS)
+        products = topology.topic(names.CATALOG_PRODUCTS)
+        if products.partitions != changelog.partitions:
+            raise TopologyError(f"{names.CATALOG_PRODUCTS} has {products.partitions} partitions, "
+                                f"{names.COMMANDS_SHOP} {changelog.partitions}: the shop writer learns a SKU's ids "
+                                "on the partition of its commands, so they must be equal")
+        self.changelog = changelog.name
+        self.products_topic = settings.topic(names.CATALOG_PRODUCTS)
         self.tick_interval_s = self.config.flush_interval_s
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         self.results_topic = settings.topic(RESULTS)
@@ -116,18 +174,40 @@ class ShopWriterProcessor(ProcessorBase):
         self.batch = (self.config.woocommerce.batch_size if self.platform == "woocommerce"
                       else shopify.graphql.batch_size if shopify.api == "graphql" else 1)
 
+    def item(self, sku: str, state: Mapping[bytes, Any]) -> ShopItem | None:
+        """The SKU's shop ids: the configuration's `items` over what its entry learned."""
+        entry = state.get(sku.encode())
+        return resolve(self.config.items, sku, entry.item if entry is not None else None)
+
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
-        """Offer a SyncShopStock to its SKU's entry (raises on what the runner must park)."""
+        """Apply one record (see the module docstring; raises on what the runner must park or retry)."""
         event = self.serde.decode(record.value)
-        if isinstance(event, CancelOrder | UpdateShippingAddress | UpdatePrice):
-            return Effects()  # for the shop's order and price adapters, not this stock writer
-        if not isinstance(event, SyncShopStock):
+        if record.topic == self.products_topic:
+            return self._learn(record, event, state)
+        if isinstance(event, UpdateShippingAddress):
+            raise AddressNotStructured(
+                "UpdateShippingAddress carries the address as free text (address_text) and the shop's API takes "
+                "only a structured address: enter it in the shop's admin, then discard this record")
+        if isinstance(event, CancelOrder):
+            note = " ".join(p for p in (f"shopstream: {event.reason}" if event.reason else "shopstream",
+                                        f"by {event.requested_by}" if event.requested_by else "") if p)
+            self._answered(self.shop.cancel_order(event.order_id, note))
+            return Effects()
+        if not isinstance(event, SyncShopStock | UpdatePrice):
             raise TypeError(f"{type(event).__name__} does not belong on {record.label}")
         key = event.sku.encode()
         if record.key != key:
             raise ValueError(f"record key {record.key!r} is not the command's SKU {event.sku!r}")
-        if event.sku not in self.config.items:
-            raise LookupError(f"unknown item: no shop item id for SKU {event.sku!r} (topology/shop_writer.yaml items)")
+        item = self.item(event.sku, state)
+        if isinstance(event, UpdatePrice):
+            if item is None:
+                raise LookupError(f"unknown item: no shop ids for SKU {event.sku!r} (neither learned from the "
+                                  "shop's product webhooks nor in topology/shop_writer.yaml items)")
+            self._answered(self.shop.update_price(item, event.price.amount))
+            return Effects()
+        if item is None or not item.item_id:
+            raise LookupError(f"unknown item: no shop item id for SKU {event.sku!r} (neither learned from the "
+                              "shop's product webhooks nor in topology/shop_writer.yaml items)")
         offered = core.offer(state.get(key), StockCommand.of(event, record.offset, time.time(), record.value))
         effects = Effects()
         if offered.duplicate:
@@ -135,6 +215,28 @@ class ShopWriterProcessor(ProcessorBase):
             return effects
         self._results(effects, offered.results)
         effects.writes[key] = offered.entry
+        return effects
+
+    @staticmethod
+    def _answered(answer: Answer) -> None:
+        """Raise what the runner must retry (transient) or park (permanent); nothing when the shop took it."""
+        if answer.ok:
+            return
+        if answer.permanent:
+            raise ShopRejected(answer.error or "refused")
+        raise ShopUnavailable(answer.error or "shop unavailable")
+
+    def _learn(self, record: Record, event: Any, state: Mapping[bytes, Any]) -> Effects:
+        """Keep the shop's ids of a SKU from the shop's own ProductUpserted (other catalog records: nothing)."""
+        if not isinstance(event, ProductUpserted | ProductDeleted | PromotionScheduled):
+            raise TypeError(f"{type(event).__name__} does not belong on {record.label}")
+        learned = learned_item(event, self.platform) if isinstance(event, ProductUpserted) else None
+        if learned is None or record.key != event.sku.encode():
+            return Effects()  # the catalog worker's business; the writer only learns ids from the shop
+        entry = state.get(record.key) or SkuEntry()
+        effects = Effects()
+        if entry.item != learned:
+            effects.writes[record.key] = replace(entry, item=learned)
         return effects
 
     def _results(self, effects: Effects, results: Sequence[core.Result]) -> None:
@@ -164,7 +266,9 @@ class ShopWriterProcessor(ProcessorBase):
             if not limit:
                 return
         retries = self.config.retries
-        flushed = core.flush(entries, now, self.write, self.config.items, max_attempts=retries.max_attempts,
+        items = {sku: item.item_id for sku, entry in entries.items()
+                 if (item := resolve(self.config.items, sku, entry.item)) is not None and item.item_id}
+        flushed = core.flush(entries, now, self.write, items, max_attempts=retries.max_attempts,
                              backoff_base_s=retries.backoff_base_s, limit=limit)
         per: dict[int, Effects] = {}
         for sku, entry in flushed.entries.items():

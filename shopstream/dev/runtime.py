@@ -250,12 +250,13 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None,
     stack.spawn("worker-support", "worker", "support", "--port", str(effective.worker_web_port + 5))
     stack.spawn("worker-anomalies", "worker", "anomalies", "--port", str(effective.worker_web_port + 6))
     stack.spawn("worker-catalog", "worker", "catalog", "--port", str(effective.worker_web_port + 7))
-    if os.environ.get("SHOPSTREAM_SHOPIFY_ACCESS_TOKEN") or os.environ.get("SHOPSTREAM_WOOCOMMERCE_KEY"):
+    if (effective.shopify_access_token.get_secret_value()
+            or effective.woocommerce_consumer_key.get_secret_value()):
         # only with a shop to write to: without credentials it would exit 2 and stop the whole stack
         stack.spawn("worker-shop-writer", "worker", "shop-writer", "--port", str(effective.worker_web_port + 8))
     else:
         print("shop writer not started: no shop credentials (SHOPSTREAM_SHOPIFY_ACCESS_TOKEN or "
-              "SHOPSTREAM_WOOCOMMERCE_KEY/_SECRET; see README, Shop stock writer)", flush=True)
+              "SHOPSTREAM_WOOCOMMERCE_CONSUMER_KEY/_SECRET; see README, Shop stock writer)", flush=True)
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port),
                        ("connectors admin", effective.connectors_admin_port), ("api admin", effective.api_admin_port)):

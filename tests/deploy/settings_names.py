@@ -21,8 +21,6 @@ PENDING_PROCESSORS: dict[str, str] = {
 
 #: processors `shopstream worker` offers that the chart and compose do not run yet, with the reason.
 UNDEPLOYED_PROCESSORS: dict[str, str] = {
-    "shop-writer": "writes to a real shop: needs the shop's access token as a Secret and its own "
-                   "topology/shop_writer.yaml; without them it exits 2, so it must not be on by default",
 }
 
 

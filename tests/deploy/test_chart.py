@@ -310,7 +310,8 @@ def test_config_change_rolls_the_pods(chart: helm.Chart, default_docs: list[dict
 def test_nothing_secret_in_configmaps_or_literal_env(docs: list[dict[str, Any]]) -> None:
     secret_vars = {"KAFKA_SASL_PASSWORD", "SHOPSTREAM_SHOPIFY_SECRET", "SHOPSTREAM_STRIPE_SECRET",
                    "SHOPSTREAM_WOOCOMMERCE_SECRET", "SHOPSTREAM_CARRIER_SECRET", "SHOPSTREAM_RETURNS_SECRET",
-                   "SHOPSTREAM_ERP_SECRET"}
+                   "SHOPSTREAM_ERP_SECRET", "SHOPSTREAM_SHOPIFY_ACCESS_TOKEN", "SHOPSTREAM_WOOCOMMERCE_CONSUMER_KEY",
+                   "SHOPSTREAM_WOOCOMMERCE_CONSUMER_SECRET"}
     for where, c in containers(docs):
         for e in c["env"]:
             if e["name"] in secret_vars:
@@ -339,7 +340,9 @@ def test_secrets_by_reference_in_production(production_docs: list[dict[str, Any]
 def test_webhook_secrets_are_required(chart: helm.Chart) -> None:
     with pytest.raises(helm.HelmRenderError, match=r"secrets\.existingSecret"):
         chart.render({**CONNECTION, "secrets": {}}, name="shop", namespace="shop")
-    render(chart, {**CONNECTION, "secrets": {}, "connectors": {"enabled": False}})  # no connectors, no secrets
+    # no connectors and no shop writer: no secrets
+    render(chart, {**CONNECTION, "secrets": {}, "connectors": {"enabled": False},
+                   "processors": {"shop-writer": {"enabled": False}}})
 
 
 def test_secret_created_only_on_request(chart: helm.Chart) -> None:

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from shopstream.config import load_settings
 from shopstream.processors.shop_writer import core
-from shopstream.processors.shop_writer.config import ShopWriterConfig
+from shopstream.processors.shop_writer.clients import Answer
+from shopstream.processors.shop_writer.config import ShopItem, ShopWriterConfig
 from shopstream.processors.shop_writer.core import SkuEntry, StockCommand, Write, WriteOutcome
 from shopstream.processors.shop_writer.worker import ShopWriterProcessor
+
+
+class _NoOrders:
+    """The price/order client: these tests flush stock only."""
+
+    def update_price(self, item: ShopItem, price: Decimal) -> Answer:
+        raise AssertionError("no price here")
+
+    def cancel_order(self, order_id: str, staff_note: str | None = None) -> Answer:
+        raise AssertionError("no order here")
 
 
 def _processor(tmp_path: Path, calls: list[list[Write]]) -> ShopWriterProcessor:
@@ -22,7 +34,7 @@ def _processor(tmp_path: Path, calls: list[list[Write]]) -> ShopWriterProcessor:
                              state_dir=str(tmp_path))
     config = ShopWriterConfig(flush_interval_s=1.0, items={f"S{i}": f"gid://shopify/InventoryItem/{i}"
                                                             for i in range(600)})
-    processor = ShopWriterProcessor(settings, config=config, write=write)
+    processor = ShopWriterProcessor(settings, config=config, write=write, orders_and_prices=_NoOrders())
     processor._results = lambda effects, results: None  # type: ignore[method-assign]  # no registry here
     return processor
 

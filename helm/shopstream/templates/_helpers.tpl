@@ -72,7 +72,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- define "shopstream.secretName" -}}
 {{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.create) -}}
-{{- fail "the connectors' webhook secrets need secrets.existingSecret (or secrets.create with secrets.values)" -}}
+{{- fail "the connectors' webhook secrets and the shop writer's credentials need secrets.existingSecret (or secrets.create with secrets.values)" -}}
 {{- end -}}
 {{- default (include "shopstream.fullname" .) .Values.secrets.existingSecret -}}
 {{- end -}}
@@ -91,6 +91,8 @@ orders_policy.yaml: |
 {{ default (.Files.Get "files/topology/orders_policy.yaml") $c.ordersPolicy | indent 2 }}
 returns_policy.yaml: |
 {{ default (.Files.Get "files/topology/returns_policy.yaml") $c.returnsPolicy | indent 2 }}
+shop_writer.yaml: |
+{{ default (.Files.Get "files/topology/shop_writer.yaml") $c.shopWriter | indent 2 }}
 {{- $mappings := dict -}}
 {{- range $path, $_ := .Files.Glob "files/topology/mappings/*.yaml" }}
 {{- $_ := set $mappings (base $path | trimSuffix ".yaml") ($.Files.Get $path) -}}
@@ -115,6 +117,7 @@ mapping.{{ $source }}.yaml: |
       {{- end }}
       - {key: orders_policy.yaml, path: orders_policy.yaml}
       - {key: returns_policy.yaml, path: returns_policy.yaml}
+      - {key: shop_writer.yaml, path: shop_writer.yaml}
       {{- range $key, $_ := (include "shopstream.configData" .root | fromYaml) }}
       {{- if hasPrefix "mapping." $key }}
       - {key: {{ $key }}, path: mappings/{{ $key | trimPrefix "mapping." }}}
@@ -178,6 +181,8 @@ mapping.{{ $source }}.yaml: |
   value: /etc/shopstream/config/orders_policy.yaml
 - name: SHOPSTREAM_RETURNS_POLICY
   value: /etc/shopstream/config/returns_policy.yaml
+- name: SHOPSTREAM_SHOP_WRITER_CONFIG
+  value: /etc/shopstream/config/shop_writer.yaml
 - name: SHOPSTREAM_MAPPINGS_DIR
   value: /etc/shopstream/config/mappings
 {{- end -}}
