@@ -202,3 +202,13 @@ def test_a_promotion_moves_at_event_time_the_same_way_however_late_it_is_replaye
     assert live == replay  # the same commands with the same ids
     quiet = run(T0 + timedelta(days=365), [])  # no later record: event time never reached the start
     assert [reason for _, reason in quiet] == ["in_policy"]
+
+
+def test_a_title_the_same_as_another_products_fails_and_a_different_one_passes() -> None:
+    index = CatalogIndex(RULES)
+    index.put("SWE-S", item("SWE-S", "p1"))
+    same = failures(item("JKT-1", "p2", slug="jacke", title="<b>Merino-Pullover</b> mit  Rundhals"), index,
+                    "title-duplicate")
+    assert same == "name: 1.00 similar to SWE-S"
+    assert failures(item("JKT-1", "p2", slug="jacke", title="Merino-Pullover mit V-Ausschnitt"), index,
+                    "title-duplicate") == ""
