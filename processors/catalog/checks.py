@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .rules import CROSS_KINDS, CatalogRules, Check
 
 if TYPE_CHECKING:
-    from .crossref import CatalogIndex
+    from .crossref import CatalogIndex, Entry
 
 _FIELD_OF = {"name": "title", "title": "title", "description": "description", "brand": "brand",
              "category": "category", "slug": "slug", "barcode": "barcode", "ean": "barcode", "family": "family"}
@@ -191,12 +191,14 @@ CHECKS: dict[str, Callable[[Check, Product, str, str, CatalogRules], str]] = {
 
 
 def run_checks(product: Product, channel: str, locale: str, rules: CatalogRules,
-               index: CatalogIndex | None = None, sku: str = "") -> list[Result]:
+               index: CatalogIndex | None = None, sku: str = "", entry: Entry | None = None) -> list[Result]:
     """Every check of the rules for one channel and locale, in file order; the cross-product ones
-    (`crossref.py`) only with an index of the other products."""
+    (`crossref.py`) only with an index of the other products (`entry`: the product as the index sees it,
+    computed here when not given)."""
     from .crossref import cross_results  # it reads values through this module
 
-    entry = index.entry_of(sku, product) if index is not None else None
+    if index is not None and entry is None:
+        entry = index.entry_of(sku, product)
     results = []
     for check in rules.checks:
         if check.kind in CROSS_KINDS:
@@ -221,8 +223,9 @@ def quality(sku: str, product: Product, rules: CatalogRules, index: CatalogIndex
     channels: dict[str, dict[str, Any]] = {}
     blocking: set[str] = set()
     scores = []
+    entry = index.entry_of(sku, product) if index is not None else None  # once: it hashes every text
     for channel, locale in targets(product, rules):
-        results = run_checks(product, channel, locale, rules, index, sku)
+        results = run_checks(product, channel, locale, rules, index, sku, entry)
         pct, missing = completeness(product, channel, locale, rules)
         score = sum(r.passed for r in results) * 100 // len(results) if results else 100
         scores.append(score)

@@ -69,14 +69,16 @@ def minhash(items: set[str], size: int) -> array[int]:
         slot, rest = h % size, h // size
         if rest < bins[slot]:
             bins[slot] = rest
-    filled = [i for i in range(size) if bins[i] != empty]
-    out = list(bins)
-    for i in range(size):
-        if bins[i] == empty:
-            j = next((f for f in filled if f > i), filled[0])
-            distance = (j - i) % size
-            out[i] = (bins[j] + distance * _DENSIFY) & _MASK
-    return array("Q", out)
+    if empty in bins:  # right to left, twice round: each empty bin finds its next filled one
+        out, nearest = list(bins), None
+        for i in range(2 * size - 1, -1, -1):
+            slot = i % size
+            if bins[slot] != empty:
+                nearest = i
+            elif nearest is not None and i < size:
+                out[slot] = (bins[nearest % size] + (nearest - i) * _DENSIFY) & _MASK
+        bins = out
+    return array("Q", bins)
 
 
 def similarity(first: array[int], second: array[int]) -> float:
@@ -132,12 +134,24 @@ class CatalogIndex:
         self.entries: dict[str, Entry] = {}
         self._slugs: dict[tuple[str, str, str], set[str]] = {}  # (channel, locale, slug) -> SKUs
         self._bands: dict[tuple[str, str, str, int, bytes], set[str]] = {}  # (attr, channel, locale, band, key)
+        self._last: tuple[str, Mapping[str, Any], Entry] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def entry_of(self, sku: str, product: Mapping[str, Any], deleted: bool = False) -> Entry:
-        """What the index would keep of the product (also what a check compares with)."""
+        """What the index would keep of the product (also what a check compares with).
+
+        The last one computed is remembered with the product object it came from: the worker checks a
+        product and then puts the same (unchanged) dict, which then hashes its texts once, not twice."""
+        last = self._last
+        if last is not None and last[0] == sku and last[1] is product and last[2].deleted == deleted:
+            return last[2]
+        entry = self._compute(product, deleted)
+        self._last = (sku, product, entry)
+        return entry
+
+    def _compute(self, product: Mapping[str, Any], deleted: bool) -> Entry:
         entry = Entry(product.get("product_id") or None, deleted, _price(product.get("price")))
         cache: dict[str, array[int]] = {}
         for channel, locale in targets(product, self.rules):

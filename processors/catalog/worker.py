@@ -115,6 +115,7 @@ class CatalogProcessor(ProcessorBase):
         self._complete: dict[int, dict[bytes, dict[str, bool]]] = {}  # per partition: SKU -> channel -> complete
         self._lag_ms: dict[int, int] = {}  # per partition: the last handled record's lag behind Kafka
         self._owned: dict[int, set[str]] = {}  # per partition: the SKUs in the index
+        self._next_due: dict[int, datetime | None] = {}  # per partition: the earliest promotion start or end
 
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
         """Decode, move the partition's event clock, apply to the SKU's state (raises: the runner classifies)."""
@@ -152,10 +153,17 @@ class CatalogProcessor(ProcessorBase):
         if moved is None:
             return effects
         effects.writes[clock.CLOCK_KEY] = moved
+        next_due = self._next_due.get(partition)
+        if next_due is None or at < next_due:
+            return effects  # no promotion of the partition starts or ends before `at`: nothing to visit
         for key in sorted(self._timed.get(partition, ())):
             entry = state.get(key)
             if entry is not None and core.due(entry, at):
                 self._effects(partition, key, core.advance(entry, at), at, effects)
+        self._next_due[partition] = min(
+            (when for key in self._timed.get(partition, ())
+             if (when := _next_move(effects.writes[key] if key in effects.writes else state.get(key))) is not None),
+            default=None)
         return effects
 
     def _effects(self, partition: int, key: bytes, outcome: core.Outcome, now: datetime,
@@ -168,6 +176,7 @@ class CatalogProcessor(ProcessorBase):
             self._index(partition, outcome.state)  # the next record (of this batch too) compares with it
             if _timed(outcome.state):  # seen by the next record of this batch, before `stored`
                 self._timed.setdefault(partition, set()).add(key)
+                self._due_by(partition, _next_move(outcome.state))
         effects.outputs.extend((topic, sku.encode(), self.serde.encode(self._outputs[topic], rec))
                                for topic, sku, rec in records)
         return effects
@@ -178,8 +187,8 @@ class CatalogProcessor(ProcessorBase):
         for partition, state in states.items():
             if not clock.is_live(self._lag_ms.get(partition)):
                 continue  # catching up on old records: event time moves the clock
-            if not any(core.due(entry, when) for key in self._timed.get(partition, ())
-                       if (entry := state.get(key)) is not None):
+            next_due = self._next_due.get(partition)
+            if next_due is None or when < next_due:
                 continue  # nothing would move: no changelog write for the clock alone
             effects = self._tick_to(partition, state, when)
             if effects.outputs or effects.writes:
@@ -191,6 +200,8 @@ class CatalogProcessor(ProcessorBase):
         for entry in skus.values():
             self._index(partition, entry)
         self._timed[partition] = {k for k, v in skus.items() if _timed(v)}
+        self._next_due[partition] = min((when for k in self._timed[partition]
+                                         if (when := _next_move(skus[k])) is not None), default=None)
         self._complete[partition] = {k: _channels(v) for k, v in skus.items() if not v.get("deleted")}
         self._lag_ms.pop(partition, None)
         self._publish_kpis()
@@ -218,11 +229,17 @@ class CatalogProcessor(ProcessorBase):
     def dropped(self, partition: int) -> None:
         """The partition went to another worker."""
         self._timed.pop(partition, None)
+        self._next_due.pop(partition, None)
         self._complete.pop(partition, None)
         self._lag_ms.pop(partition, None)
         for sku in self._owned.pop(partition, ()):
             self.catalog.remove(sku)
         self._publish_kpis()
+
+    def _due_by(self, partition: int, when: datetime | None) -> None:
+        current = self._next_due.get(partition)
+        if when is not None and (current is None or when < current):
+            self._next_due[partition] = when
 
     def _index(self, partition: int, entry: dict[str, Any]) -> None:
         self.catalog.put(entry["sku"], entry["product"], deleted=bool(entry.get("deleted")))
@@ -253,6 +270,13 @@ def _channels(entry: dict[str, Any]) -> dict[str, bool]:
     doc = entry.get("quality") or {}
     failing = {f.split("@", 1)[1].split("/", 1)[0] for f in doc.get("blocking_failed", ())}
     return {channel: channel not in failing for channel in doc.get("channels", {})}
+
+
+def _next_move(entry: dict[str, Any] | None) -> datetime | None:
+    """When the SKU's next promotion starts or ends (None: none scheduled or active)."""
+    times = [datetime.fromisoformat(p["starts_at"] if p["status"] == "scheduled" else p["ends_at"])
+             for p in (entry or {}).get("promotions") or () if p["status"] in ("scheduled", "active")]
+    return min(times, default=None)
 
 
 def _timed(entry: dict[str, Any]) -> bool:
