@@ -212,3 +212,18 @@ def test_a_title_the_same_as_another_products_fails_and_a_different_one_passes()
     assert same == "name: 1.00 similar to SWE-S"
     assert failures(item("JKT-1", "p2", slug="jacke", title="Merino-Pullover mit V-Ausschnitt"), index,
                     "title-duplicate") == ""
+
+
+def test_the_timer_visits_a_partition_at_the_earliest_start_or_end_of_its_promotions() -> None:
+    from shopstream.processors.catalog.worker import _next_move
+
+    def promo(status: str, starts: int, ends: int) -> dict[str, str]:
+        return {"status": status, "starts_at": (T0 + timedelta(hours=starts)).isoformat(),
+                "ends_at": (T0 + timedelta(hours=ends)).isoformat()}
+
+    both = {"promotions": [promo("scheduled", 2, 5), promo("active", 0, 3), promo("pending", 1, 2),
+                           promo("ended", 0, 1)]}
+    assert _next_move(both) == T0 + timedelta(hours=2)  # the scheduled one's start, before the active one's end
+    assert _next_move({"promotions": [promo("active", 0, 3)]}) == T0 + timedelta(hours=3)
+    assert _next_move({"promotions": [promo("pending", 1, 2), promo("rejected", 1, 2)]}) is None
+    assert _next_move(None) is None
