@@ -4,8 +4,10 @@ Per partition the clock is the newest event time seen there (`ProductUpserted.up
 `ProductDeleted.deleted_at`, `PromotionScheduled`'s `occurred_at`, `WorkItemDecided.decided_at`); it
 never goes back. Before a record is applied, every promotion of the partition whose start or end the
 clock has reached moves (`core.advance` at the clock), so the record sees the price the shop has at
-its own time. A replayed history therefore starts and ends each promotion between the same two records,
-with the same commands (their ids and times come from the promotion, not from when it ran).
+its own time; a promotion scheduled or approved when the clock is already past its start (or end) moves
+right after the record that scheduled or approved it. A replayed history therefore starts and ends each
+promotion between the same two records, with the same commands (their ids and times come from the
+promotion, not from when it ran).
 
 Event time alone would stall a promotion on a quiet topic, so — like the anomalies worker's windows —
 the wall clock may move the clock too, but only while the partition is live: the last record handled on

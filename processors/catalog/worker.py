@@ -130,7 +130,8 @@ class CatalogProcessor(ProcessorBase):
             key = event.subject_id.encode()
             effects = self._tick_to(record.partition, state, clock.event_time(event))
             current = effects.writes[key] if key in effects.writes else state.get(key)
-            return self._effects(record.partition, key, core.decide(current, event, self.context, now), now, effects)
+            return self._applied(record.partition, key, core.decide(current, event, self.context, now), now, effects,
+                                 state)
         if not isinstance(event, PRODUCT_RECORDS):
             raise TypeError(f"{type(event).__name__} does not belong on {record.label}")
         key = event.sku.encode()
@@ -144,7 +145,18 @@ class CatalogProcessor(ProcessorBase):
             outcome = core.apply_promotion(current, event, self.context, now)
         if not outcome.changed:
             RECORDS_IN.labels(PROCESSOR, record.label, "duplicate").inc()
-        return self._effects(record.partition, key, outcome, now, effects)
+        return self._applied(record.partition, key, outcome, now, effects, state)
+
+    def _applied(self, partition: int, key: bytes, outcome: core.Outcome, now: datetime, effects: Effects,
+                 state: Mapping[bytes, Any]) -> Effects:
+        """The record's outcome, then its promotion moved at once when the clock is already past its start
+        or end (scheduled or approved late): the same point between records on a replay as live."""
+        self._effects(partition, key, outcome, now, effects)
+        mark = effects.writes[clock.CLOCK_KEY] if clock.CLOCK_KEY in effects.writes else state.get(clock.CLOCK_KEY)
+        at, entry = clock.clock_at(mark), outcome.state
+        if at is not None and entry is not None and core.due(entry, at):
+            self._effects(partition, key, core.advance(entry, at), at, effects)
+        return effects
 
     def _tick_to(self, partition: int, state: Mapping[bytes, Any], at: datetime) -> Effects:
         """Move the partition's clock to `at` (never back) and the promotions it reached (the timer)."""

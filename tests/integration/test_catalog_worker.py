@@ -160,6 +160,12 @@ def test_a_replayed_promotion_runs_on_event_time_and_cross_product_checks_see_th
         assert reasons == ["in_policy", "promotion_start", "promotion_end"]
         [ended] = [c for c in topics.read("commands.shop", UpdatePrice) if c.reason == "promotion_end"]
         assert ended.price.amount == Decimal("40.0000") and ended.meta.occurred_at == T0 + timedelta(hours=2)
+        late = PromotionScheduled(meta=meta("PromotionScheduled", end), sku="PROMO-1", promotion_id="LATE",
+                                  price=Money(amount=Decimal("38.00"), currency="EUR"),
+                                  starts_at=end - timedelta(minutes=30), ends_at=end + timedelta(hours=1))
+        topics.send("catalog.products", "PROMO-1", late, at=end)  # its start is behind the clock: starts at once
+        wait_for(lambda: commands(topics, "PROMO-1")[3:] == ["promotion_start"] or None, log=log,
+                 what="the late promotion started right after it was scheduled")
 
         topics.send("catalog.products", "TAKEN-1", product("TAKEN-1", T0, "40.00", slug="promo-1"))
         bundle = product("SET-1", T0, "30.00", slug="set-1", attributes=[
