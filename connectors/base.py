@@ -149,3 +149,19 @@ class LinksPayments(Protocol):
     def translate_linked(self, headers: Mapping[str, str], body: bytes, received_at: datetime,
                          linked_order: str | None) -> list[Outgoing]:
         """`translate`, with the order a previous event linked the payment to (None: unknown)."""
+
+
+@runtime_checkable
+class IndexesProducts(Protocol):
+    """A connector whose product deletions name only the shop's product id (`connectors.product_index`).
+
+    The webhook front asks `deleted_product` first; for a deletion it looks the product's SKUs up and
+    calls `translate_deleted` with them (never with []: an unknown id is parked). Every other delivery
+    goes through `translate`, and the front remembers the SKUs of the ProductUpserted records it published."""
+
+    def deleted_product(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        """The product id when the delivery is a product deletion; None otherwise (PayloadError: bad body)."""
+
+    def translate_deleted(self, headers: Mapping[str, str], body: bytes, received_at: datetime,
+                          skus: list[str]) -> list[Outgoing]:
+        """One ProductDeleted per SKU of the deleted product."""

@@ -26,6 +26,7 @@ from shopstream.connectors.carrier_mapping import CarrierMapping, load_carrier_m
 from shopstream.connectors.dedupe import DeliveryDedupe
 from shopstream.connectors.freshdesk import FreshdeskConnector, GorgiasConnector
 from shopstream.connectors.payment_links import PaymentLinks
+from shopstream.connectors.product_index import ProductSkus
 from shopstream.connectors.shopify import ShopifyConnector
 from shopstream.connectors.stripe import StripeConnector
 from shopstream.connectors.webhook import WebhookFront
@@ -76,7 +77,7 @@ def helpdesk_connectors(settings: Settings, *, now: Callable[[], float] = time.t
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
-    """The async Redis client of the webhook front (dedupe, payment links), with timeouts."""
+    """The async Redis client of the webhook front (dedupe, payment links, product index), with timeouts."""
     return aioredis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
                                    socket_connect_timeout=REDIS_TIMEOUT_S)
 
@@ -88,7 +89,7 @@ def build_front(settings: Settings, producer: AsyncProducer, client: aioredis.Re
                         DeliveryDedupe(client, settings.redis_key_prefix, settings.webhook_dedupe_ttl_s),
                         DeadLetterWriter(producer, "connectors",
                                          load_topology_for(settings).dlq_routes(settings.topic_prefix)),
-                        PaymentLinks(client, settings.redis_key_prefix))
+                        PaymentLinks(client, settings.redis_key_prefix), ProductSkus(client, settings.redis_key_prefix))
 
 
 def make_app(settings: Settings, *, producer_overrides: Mapping[str, Any] | None = None) -> web.Application:

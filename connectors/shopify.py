@@ -388,6 +388,22 @@ class ShopifyConnector:
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return lower_headers(headers).get("x-shopify-webhook-id") or None
 
+    def deleted_product(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        """The product id of a `products/delete` delivery (the front looks its SKUs up)."""
+        if lower_headers(headers).get("x-shopify-topic") != "products/delete":
+            return None
+        return shopify_products.deleted_product_id(body)
+
+    def translate_deleted(self, headers: Mapping[str, str], body: bytes, received_at: datetime,
+                          skus: list[str]) -> list[Outgoing]:
+        """One ProductDeleted per SKU, at `X-Shopify-Triggered-At` (else the time received)."""
+        h = lower_headers(headers)
+        stamp = h.get("x-shopify-triggered-at")
+        deleted_at = parse_time(stamp, "X-Shopify-Triggered-At") if stamp else received_at
+        return shopify_products.translate_deleted(shopify_products.deleted_product_id(body), skus, deleted_at,
+                                                  received_at, h.get("x-shopify-event-id")
+                                                  or h.get("x-shopify-webhook-id"))
+
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
         h = lower_headers(headers)
         topic = h.get("x-shopify-topic", "")

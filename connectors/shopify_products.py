@@ -12,8 +12,10 @@ Called by the Shopify connector for the product topics (same signature check and
   variant_id and `inventory_item_id` (the shop writer learns its SKU → shop ids from them).
 - Images: `src`, `width`, `height`, `alt`; the format from the URL's extension.
 - Time: `updated_at` (else `created_at`) — the event id's identity with product id and SKU.
-- `products/delete` carries only the product id (no SKUs): it is acknowledged and not published —
-  the SKU lookup it needs (product id → SKUs) is not built; the PIM remains the source of deletions.
+- `products/delete` carries only the product id (no SKUs): the webhook front looks its SKUs up in the
+  product index (`connectors/product_index.py`, filled from the ProductUpserted records published here)
+  and `translate_deleted` makes one ProductDeleted per SKU, at `X-Shopify-Triggered-At` (else the time
+  received); an id the index does not know is parked with the reason, never dropped.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shopstream.connectors.base import Outgoing, parse_time
+from shopstream.connectors.base import Outgoing, PayloadError, parse_time
 from shopstream.connectors.payload import parse_body, representing
-from shopstream.connectors.products import SourceProduct, SourceVariant, image_format, money, upserts
+from shopstream.connectors.products import SourceProduct, SourceVariant, deleted, image_format, money, upserts
 from shopstream.schemas.models import ProductImage
 
 SOURCE = "shopify"
@@ -106,11 +108,26 @@ def to_source_product(p: ShopifyProduct, currency: str, source_event_id: str | N
         images=images, tags=_tags(p.tags), source_event_id=source_event_id)
 
 
+class ShopifyDeletedProduct(_Loose):
+    id: int | str
+
+
+def deleted_product_id(body: bytes) -> str:
+    """The id of a `products/delete` body (PayloadError: not one)."""
+    return str(parse_body(ShopifyDeletedProduct, body, "Shopify product deletion", exact_numbers=False).id)
+
+
+def translate_deleted(product_id: str, skus: list[str], deleted_at: datetime, received_at: datetime,
+                      source_event_id: str | None) -> list[Outgoing]:
+    """One ProductDeleted per SKU of the deleted product."""
+    return [deleted(SOURCE, sku, product_id, deleted_at, received_at, source_event_id) for sku in skus]
+
+
 def translate_product(topic: str, body: bytes, received_at: datetime, currency: str,
                       source_event_id: str | None) -> list[Outgoing]:
-    """Canonical events for a product webhook ([] for `products/delete`, see the module docstring)."""
+    """Canonical events for a product webhook (a deletion needs its SKUs: `translate_deleted`)."""
     if topic == "products/delete":
-        return []
+        raise PayloadError("products/delete names no SKU: it is translated with the product index's SKUs")
     product = parse_body(ShopifyProduct, body, "Shopify product", exact_numbers=False)
     with representing(f"product {product.id}"):
         return upserts(to_source_product(product, currency, source_event_id), received_at)

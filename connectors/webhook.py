@@ -25,7 +25,11 @@ than BUSY_WAIT_S for a slot gets a 503.
 For connectors whose events may name their order only through an earlier payment (`LinksPayments`:
 Stripe disputes), the payment's order is looked up before step 4 (503 while Redis is unreachable) and
 every published `payments` record's payment id → order id is remembered after step 5
-(`connectors/payment_links.py`). Unknown source topics are acknowledged (200 `ignored`) and counted.
+(`connectors/payment_links.py`). For connectors whose product deletions name only the product id
+(`IndexesProducts`: Shopify, WooCommerce) a deletion's SKUs are looked up before step 4 (503 while Redis is
+unreachable; an unknown id → 202 `{"status": "parked"}`, parked with the reason) and every published
+ProductUpserted's product id → SKUs is remembered after step 5 (`connectors/product_index.py`).
+Unknown source topics are acknowledged (200 `ignored`) and counted.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from shopstream.config import Settings
 from shopstream.connectors.base import (
     SINGLE_VALUE_HEADERS,
     DeliveryIdFromBody,
+    IndexesProducts,
     LinksPayments,
     Outgoing,
     PayloadError,
@@ -53,6 +58,7 @@ from shopstream.connectors.base import (
 from shopstream.connectors.dedupe import Claim, DeliveryDedupe
 from shopstream.connectors.payload import MAX_BODY, PARKED_PREFIX
 from shopstream.connectors.payment_links import PaymentLinks
+from shopstream.connectors.product_index import ProductSkus
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure, fingerprint
 from shopstream.kafka import DeliveryError, Publisher
 from shopstream.metrics import PROCESSING_SECONDS, RECORDS_OUT, WEBHOOK_REQUESTS
@@ -61,6 +67,7 @@ from shopstream.schemas.models import (
     PaymentAuthorized,
     PaymentCaptured,
     PaymentFailed,
+    ProductUpserted,
     RefundIssued,
 )
 from shopstream.serde import AvroSerde, RegistryRefused, RegistryUnavailable, SerdeError
@@ -92,6 +99,10 @@ class BodyTooLarge(PayloadError):
 
 class InvalidDeliveryId(PayloadError):
     """The delivery id header is not 1-256 printable ASCII characters."""
+
+
+class UnknownProduct(PayloadError):
+    """A product deletion whose product id the product index does not know."""
 
 
 class ConnectorBug(Exception):
@@ -141,13 +152,15 @@ class WebhookFront:
     """Verifies, dedupes, translates, publishes and acknowledges webhook deliveries."""
 
     def __init__(self, settings: Settings, publisher: Publisher, serde: AvroSerde, dedupe: DeliveryDedupe,
-                 dlq: DeadLetterWriter, links: PaymentLinks | None = None) -> None:
+                 dlq: DeadLetterWriter, links: PaymentLinks | None = None,
+                 products: ProductSkus | None = None) -> None:
         self._settings = settings
         self._publisher = publisher
         self._serde = serde
         self._dedupe = dedupe
         self._dlq = dlq
         self._links = links
+        self._products = products
         self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def handle(self, connector: SourceConnector, request: web.Request) -> web.Response:
@@ -237,8 +250,23 @@ class WebhookFront:
                                      extra_headers: list[tuple[str, bytes]] | None) -> Outcome:
         received_at = datetime.now(UTC)
         linking = self._links is not None and isinstance(connector, LinksPayments)
+        indexing = self._products is not None and isinstance(connector, IndexesProducts)
         try:
-            if linking:
+            deleted = connector.deleted_product(headers, body) \
+                if self._products is not None and isinstance(connector, IndexesProducts) else None
+            if deleted is not None:
+                assert self._products is not None and isinstance(connector, IndexesProducts)
+                try:
+                    skus = await self._products.skus_of(connector.name, deleted)
+                except redis.RedisError as exc:
+                    log.warning("product index unavailable, asking %s to retry: %s", connector.name,
+                                type(exc).__name__)
+                    return _err(503, "product index unavailable, retry later")
+                if not skus:
+                    return await self._park_unknown_product(connector, headers, body, delivery_id, deleted,
+                                                            extra_headers)
+                outgoing = connector.translate_deleted(headers, body, received_at, skus)
+            elif linking:
                 assert self._links is not None and isinstance(connector, LinksPayments)
                 payment = connector.unlinked_payment(body)
                 try:
@@ -275,7 +303,37 @@ class WebhookFront:
             return await self._reject(422, connector, headers, body, delivery_id, exc, extra=extra_headers)
         if linking:
             await self._remember_links(connector.name, outgoing)
+        if indexing:
+            await self._remember_products(connector.name, outgoing, deleted)
         return Outcome(200, {"status": "accepted", "events": [o.event_id for o in outgoing]})
+
+    async def _park_unknown_product(self, connector: SourceConnector, headers: Mapping[str, str], body: bytes,
+                                    delivery_id: str | None, product_id: str,
+                                    extra_headers: list[tuple[str, bytes]] | None) -> Outcome:
+        """A deletion of a product id the index does not know: parked with the reason, answered 202 (the shop
+        does not retry; the dedupe claim is released, so a redrive once the SKUs are known is processed)."""
+        reason = (f"product {product_id} deleted, but no SKU of it is known (no ProductUpserted of it was "
+                  f"published through this service): parked for a redrive")
+        outcome = await self._reject(202, connector, headers, body, delivery_id, UnknownProduct(reason),
+                                     extra=extra_headers)
+        if outcome.status != 202:
+            return outcome  # could not park: 503, the shop retries
+        return Outcome(202, {"status": "parked", "reason": reason})
+
+    async def _remember_products(self, source: str, outgoing: list[Outgoing], deleted: str | None) -> None:
+        assert self._products is not None
+        products: dict[str, set[str]] = {}
+        for out in outgoing:
+            if isinstance(out.record, ProductUpserted) and out.record.product_id:
+                products.setdefault(out.record.product_id, set()).add(out.record.sku)
+        try:
+            if deleted is not None:
+                await self._products.forget(source, [deleted])
+            if products:
+                await self._products.remember(source, products)
+        except redis.RedisError as exc:
+            # The events are on Kafka; a later deletion of the product is parked as unknown (and redriven).
+            log.warning("product index not updated (%s): %s", source, type(exc).__name__)
 
     async def _remember_links(self, source: str, outgoing: list[Outgoing]) -> None:
         assert self._links is not None

@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shopstream.connectors import woocommerce_products
 from shopstream.connectors.base import Outgoing, PayloadError, lower_headers, make_meta, parse_time
 from shopstream.connectors.payload import decimal_amount, parse_body, representing
+from shopstream.connectors.products import deleted
 from shopstream.connectors.signing import Secrets, hmac_sha256_base64, secrets_of, signed_by
 from shopstream.schemas.models import (
     Address,
@@ -203,6 +204,21 @@ class WooCommerceConnector:
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return lower_headers(headers).get("x-wc-webhook-delivery-id") or None
+
+    def deleted_product(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        """The product id of a signed `product.deleted` delivery (the front looks its SKUs up)."""
+        h = lower_headers(headers)
+        if not h.get(SIGNATURE_HEADER) or h.get(TOPIC_HEADER) != "product.deleted":
+            return None
+        return woocommerce_products.deleted_product_id(body)
+
+    def translate_deleted(self, headers: Mapping[str, str], body: bytes, received_at: datetime,
+                          skus: list[str]) -> list[Outgoing]:
+        """One ProductDeleted per SKU, at the time received (the body carries no time)."""
+        product_id = woocommerce_products.deleted_product_id(body)
+        source_event_id = lower_headers(headers).get("x-wc-webhook-delivery-id")
+        return [deleted(woocommerce_products.SOURCE, sku, product_id, received_at, received_at, source_event_id)
+                for sku in skus]
 
     def translate(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Outgoing]:
         h = lower_headers(headers)

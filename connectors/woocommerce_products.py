@@ -14,7 +14,10 @@ Called by the WooCommerce connector (same signature check and dedupe as orders).
 - Ids: a variation (`parent_id` set) is product `parent_id`, variant `id` (the shop writer addresses it
   as `<parent>/<variation>`); a product is product `id`.
 - Time: `date_modified_gmt` (UTC without offset), else `date_created_gmt`.
-- `product.deleted` carries only the id: acknowledged, not published (no id → SKU lookup yet).
+- `product.deleted` carries only the id: the webhook front looks its SKUs up in the product index
+  (`connectors/product_index.py`; a variation is indexed under its own id, so deleting a variable product
+  finds the SKU of the parent only) and `translate_deleted` makes one ProductDeleted per SKU at the time
+  received; an id the index does not know is parked with the reason, never dropped.
 """
 
 from __future__ import annotations
@@ -118,11 +121,20 @@ def to_source_product(p: WooProduct, currency: str, source_event_id: str | None)
         tags=[t.name for t in p.tags], source_event_id=source_event_id)
 
 
+class WooDeletedProduct(_Loose):
+    id: int | str
+
+
+def deleted_product_id(body: bytes) -> str:
+    """The id of a `product.deleted` body (PayloadError: not one)."""
+    return str(parse_body(WooDeletedProduct, body, "WooCommerce product deletion").id)
+
+
 def translate_product(topic: str, body: bytes, received_at: datetime, currency: str,
                       source_event_id: str | None) -> list[Outgoing]:
-    """Canonical events for a product webhook ([] for `product.deleted`, see the module docstring)."""
+    """Canonical events for a product webhook (a deletion needs its SKUs: the connector's `translate_deleted`)."""
     if topic == "product.deleted":
-        return []
+        raise PayloadError("product.deleted names no SKU: it is translated with the product index's SKUs")
     product = parse_body(WooProduct, body, "WooCommerce product")
     with representing(f"product {product.id}"):
         return upserts(to_source_product(product, currency, source_event_id), received_at)

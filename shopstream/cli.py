@@ -368,6 +368,11 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--mutation-cost", type=positive_float, default=10.0, metavar="POINTS",
                    help="requested cost of one inventorySetQuantities mutation (default 10)")
 
+    p = scenario("catalog-checks", "the catalog's quality checks in-process over generated products: without the "
+                                   "index (baseline), the index build, and with the cross-product checks")
+    p.add_argument("--products", type=positive_int, default=20_000, metavar="N",
+                   help="products per run (default 20,000)")
+
     p = scenario("views-sink", "pre-loaded AtpLevels → Redis ATP view, the view sink in-process against the real "
                                "Redis, one embedded broker and registry for all runs")
     p.add_argument("--records", type=positive_int, default=100_000, metavar="N",

@@ -359,10 +359,12 @@ def secret_list(secret: SecretStr) -> list[str]:
 #: The webhook secrets every service checks before it binds a non-loopback address.
 WEBHOOK_SECRET_FIELDS = ("shopify_secret", "stripe_secret", "woocommerce_secret", "carrier_secret",
                          "returns_secret", "erp_secret")
-#: Optional webhook secrets (the helpdesks): empty is allowed (the endpoint answers 401), weak is not.
-#: Freshdesk's is `user:password` of an account the helpdesk owner chose: only known defaults are refused.
-OPTIONAL_WEBHOOK_SECRET_FIELDS = ("zendesk_secret", "gorgias_secret", "helpdesk_secret", "freshdesk_secret")
-_CHOSEN_ELSEWHERE = frozenset({"freshdesk_secret"})
+#: Optional webhook secrets (the helpdesks, the PIM push): empty is allowed (the endpoint answers 401), weak
+#: is not. Freshdesk's is `user:password` of an account the helpdesk owner chose and Akeneo's is generated
+#: by Akeneo for the event subscription: for those two only known defaults are refused, not the length.
+OPTIONAL_WEBHOOK_SECRET_FIELDS = ("zendesk_secret", "gorgias_secret", "helpdesk_secret", "freshdesk_secret",
+                                  "pim_secret", "akeneo_secret")
+_CHOSEN_ELSEWHERE = frozenset({"freshdesk_secret", "akeneo_secret"})
 #: Values that appear in our docs, compose file or dev stack: known to everyone.
 KNOWN_SECRETS = frozenset({"change-me", "changeme", "secret", "dev-secret", "shopstream-dev-secret"})
 MIN_SECRET_BYTES = 32

@@ -9,7 +9,8 @@ localizable attributes, so a shop product in one language is incomplete in the c
 Per channel and locale the quality document names every failed check (id, blocking, message) and two
 figures: **completeness** (Akeneo's model: required attributes of the family that are filled, in %, so
 adding an attribute never lowers it) and **score** (checks passed, in %); `suggestions` are content hints
-(`suggestions.py`), never blocking.
+(`suggestions.py`), never blocking. The checks across products (unique slugs, near-duplicate texts,
+bundles) are in `crossref.py` and run only when the caller passes the index of the other products.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .rules import CatalogRules, Check
+from .rules import CROSS_KINDS, CatalogRules, Check
+
+if TYPE_CHECKING:
+    from .crossref import CatalogIndex, Entry
 
 _FIELD_OF = {"name": "title", "title": "title", "description": "description", "brand": "brand",
              "category": "category", "slug": "slug", "barcode": "barcode", "ean": "barcode", "family": "family"}
@@ -186,11 +190,23 @@ CHECKS: dict[str, Callable[[Check, Product, str, str, CatalogRules], str]] = {
 }
 
 
-def run_checks(product: Product, channel: str, locale: str, rules: CatalogRules) -> list[Result]:
-    """Every check of the rules for one channel and locale, in file order."""
+def run_checks(product: Product, channel: str, locale: str, rules: CatalogRules,
+               index: CatalogIndex | None = None, sku: str = "", entry: Entry | None = None) -> list[Result]:
+    """Every check of the rules for one channel and locale, in file order; the cross-product ones
+    (`crossref.py`) only with an index of the other products (`entry`: the product as the index sees it,
+    computed here when not given)."""
+    from .crossref import cross_results  # it reads values through this module
+
+    if index is not None and entry is None:
+        entry = index.entry_of(sku, product)
     results = []
     for check in rules.checks:
-        message = CHECKS[check.kind](check, product, channel, locale, rules)
+        if check.kind in CROSS_KINDS:
+            if index is None or entry is None:
+                continue
+            message = cross_results(check, sku, entry, channel, locale, product, index)
+        else:
+            message = CHECKS[check.kind](check, product, channel, locale, rules)
         results.append(Result(check.id, not message, check.blocking, message))
     return results
 
@@ -201,13 +217,15 @@ def targets(product: Product, rules: CatalogRules) -> list[tuple[str, str]]:
     return [(c, loc) for c in (named or list(rules.channels)) for loc in rules.channels[c].locales]
 
 
-def quality(sku: str, product: Product, rules: CatalogRules) -> dict[str, Any]:
-    """The quality document of a product: per channel and locale completeness, score and failed checks."""
+def quality(sku: str, product: Product, rules: CatalogRules, index: CatalogIndex | None = None) -> dict[str, Any]:
+    """The quality document of a product: per channel and locale completeness, score and failed checks
+    (with `index`, the cross-product checks too)."""
     channels: dict[str, dict[str, Any]] = {}
     blocking: set[str] = set()
     scores = []
+    entry = index.entry_of(sku, product) if index is not None else None  # once: it hashes every text
     for channel, locale in targets(product, rules):
-        results = run_checks(product, channel, locale, rules)
+        results = run_checks(product, channel, locale, rules, index, sku, entry)
         pct, missing = completeness(product, channel, locale, rules)
         score = sum(r.passed for r in results) * 100 // len(results) if results else 100
         scores.append(score)

@@ -10,7 +10,8 @@ Entry points, each `(state | None, input, Context, now) -> Outcome` (new state, 
     source's new price different from `shop_price` is checked by `pricing.price_change`: in policy →
     `UpdatePrice` (reason `in_policy`) on `commands.shop`; else a work item (queue `pricing`, kind
     `price_change`) and the change waits (`pending_price`, a newer change replaces it); no command.
-  * **quality**: `checks.quality` per channel and locale. A failing blocking check opens one work item
+  * **quality**: `checks.quality` per channel and locale (with `Context.catalog`, also the checks across
+    products: unique slug, near-duplicate texts, bundles — `crossref.py`). A failing blocking check opens one work item
     (queue `catalog`, kind `catalog_incomplete`) naming the failed checks, unless one is open for the same
     checks; once every blocking check passes the open item is resolved (a WorkItemDecided by
     `shopstream.catalog`). `first_seen_at` / `complete_at` give the time to a complete product (KPI).
@@ -39,6 +40,7 @@ from shopstream.topology import names
 
 from . import pricing, records
 from .checks import quality
+from .crossref import CatalogIndex
 from .rules import CatalogRules, Mastership
 
 SHOP_SOURCES = frozenset({"shopify", "woocommerce"})
@@ -55,6 +57,8 @@ class Context:
 
     rules: CatalogRules
     mastership: Mastership
+    #: The other products, for the cross-product checks (`crossref.py`); None: those checks are not run.
+    catalog: CatalogIndex | None = None
 
 
 @dataclass
@@ -168,7 +172,7 @@ def _price_change(s: dict[str, Any], new: dict[str, Any], event: ProductUpserted
 
 
 def _quality(s: dict[str, Any], ctx: Context, now: datetime, cause: str) -> list[tuple[str, str, BaseModel]]:
-    sku, doc = s["sku"], quality(s["sku"], s["product"], ctx.rules)
+    sku, doc = s["sku"], quality(s["sku"], s["product"], ctx.rules, ctx.catalog)
     s["quality"] = doc
     failing, item = doc["blocking_failed"], s["catalog_item"]
     if not failing:

@@ -19,7 +19,9 @@ DEFAULT_RULES = TOPOLOGY / "rules" / "catalog.yaml"
 DEFAULT_MASTERSHIP = TOPOLOGY / "catalog.yaml"
 
 CheckKind = Literal["required_attributes", "text_length", "images", "variant_consistency", "translations", "slug",
-                    "forbidden_terms"]
+                    "forbidden_terms", "unique_slug", "near_duplicate", "bundle"]
+#: The kinds that compare a product with the others (`crossref.py`).
+CROSS_KINDS = frozenset({"unique_slug", "near_duplicate", "bundle"})
 
 
 class CatalogRulesError(ValueError):
@@ -64,9 +66,17 @@ class Check(_Strict):
     max_aspect: float | None = Field(default=None, gt=0)
     alt_required: bool = False
     terms: list[str] = Field(default_factory=list)
+    threshold: float | None = Field(default=None, gt=0, le=1)  # near_duplicate: estimated Jaccard similarity
+    min_price_ratio: Decimal | None = Field(default=None, ge=0)  # bundle: price / sum of the components' prices
+    max_price_ratio: Decimal | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _fits_kind(self) -> Check:
+        if self.kind == "near_duplicate" and (not self.attribute or self.threshold is None):
+            raise ValueError("near_duplicate needs `attribute` and `threshold`")
+        if self.min_price_ratio is not None and self.max_price_ratio is not None \
+                and self.min_price_ratio > self.max_price_ratio:
+            raise ValueError(f"min_price_ratio {self.min_price_ratio} > max_price_ratio {self.max_price_ratio}")
         if self.kind == "text_length" and not self.attribute:
             raise ValueError("text_length needs `attribute`")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -93,6 +103,20 @@ class Suggestions(_Strict):
     vocabulary: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class NearDuplicates(_Strict):
+    """MinHash/LSH parameters of the near-duplicate checks (`crossref.py`)."""
+
+    shingle_words: int = Field(default=3, ge=1, le=10)
+    permutations: int = Field(default=32, ge=1, le=256)
+    bands: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> NearDuplicates:
+        if self.permutations % self.bands:
+            raise ValueError(f"bands {self.bands} must divide permutations {self.permutations}")
+        return self
+
+
 class CatalogRules(_Strict):
     """The whole rules file."""
 
@@ -103,6 +127,7 @@ class CatalogRules(_Strict):
     checks: list[Check] = Field(default_factory=list)
     pricing: Pricing = Pricing()
     suggestions: Suggestions = Suggestions()
+    near_duplicates: NearDuplicates = NearDuplicates()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> CatalogRules:

@@ -6,8 +6,8 @@
 - `contradiction`: the text names a value of an attribute (`suggestions.vocabulary`: attribute → known
   values, e.g. colours, materials) that differs from the attribute's own value (the text says "cotton",
   `material` says wool) — and does not name the attribute's value itself.
-Each suggestion carries its evidence (the words seen). Near-duplicate descriptions across products need
-state across SKUs and are not built.
+Each suggestion carries its evidence (the words seen). Near-duplicate descriptions and duplicate titles
+across products are checks (non-blocking, with the other SKU as evidence): `crossref.py`.
 """
 
 from __future__ import annotations

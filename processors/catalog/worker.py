@@ -9,14 +9,23 @@ and `pricing`), `review.decisions` (the catalog resolving its own item), `comman
 whenever the state changed, a `ProductQuality` on `catalog.quality` (the quality document, the price
 state and the last 50 change-log entries) for the Redis view behind `GET /v1/products/{sku}/quality`.
 
+The checks across products (unique slug, near-duplicate description, bundle components: `crossref.py`)
+compare with `CatalogIndex`, the products of the partitions this worker owns (built on restore, updated as
+each state changes, dropped with its partition): with one catalog worker that is every product; with
+several, a duplicate held by another worker is not seen (run one catalog worker where that matters).
+
 `review.decisions` is in the `order` co-partition group, `catalog.products` in `sku`: a decision about a SKU
 (keyed by the SKU, murmur2 like every producer) lands on the partition number its product has only when
 both topics have the same partition count, so the worker refuses to start otherwise (shipped: 4 and 4;
 production overlay: 12 and 12).
 
-The promotion timer is the runner's tick (`SHOPSTREAM_CATALOG_TICK_S`, default 1 s): it visits the SKUs with
-a scheduled or active promotion (a set per partition, rebuilt on restore) and applies `core.advance` with
-the wall clock. KPIs on the worker's `/metrics`: `shopstream_catalog_products{channel, complete}` (SKUs this
+The promotion timer runs on event time (`clock.py`): the partition's clock (its newest event time, kept in
+the partition's state under `clock.CLOCK_KEY`) moves before each record is applied, and every promotion
+it reached starts or ends first (`core.advance` at the clock); the runner's tick (`SHOPSTREAM_CATALOG_TICK_S`,
+default 1 s) moves it to the wall clock only while the partition is live (`clock.is_live`), so a quiet
+topic still starts its promotions on time and a replayed history gives the same commands in the same
+order. Both visit only the SKUs with a scheduled or active promotion (a set per partition, rebuilt on
+restore). KPIs on the worker's `/metrics`: `shopstream_catalog_products{channel, complete}` (SKUs this
 worker owns; the share of complete products per channel is the ratio, summed over workers) and
 `shopstream_catalog_time_to_complete_seconds` (first upsert's source time to all blocking checks passing).
 Undecodable records and records of another type go to the input's DLQ; transient faults are
@@ -38,7 +47,8 @@ from pydantic import BaseModel
 
 from shopstream.config import Settings
 from shopstream.metrics import RECORDS_IN
-from shopstream.processors.catalog import core
+from shopstream.processors.catalog import clock, core
+from shopstream.processors.catalog.crossref import CatalogIndex
 from shopstream.processors.catalog.records import NAMESPACE, SOURCE
 from shopstream.processors.catalog.rules import load_mastership, load_rules
 from shopstream.runner import Effects, ProcessorBase, Record, run_processor
@@ -97,61 +107,115 @@ class CatalogProcessor(ProcessorBase):
         self.changelog, self.partitions = changelog.name, changelog.partitions
         self.tick_interval_s = settings.catalog_tick_s
         self.serde = AvroSerde(make_registry_client(settings.schema_registry_url))
-        self.context = core.Context(load_rules(settings.catalog_rules or None),
-                                    load_mastership(settings.catalog_mastership or None))
+        rules = load_rules(settings.catalog_rules or None)
+        self.catalog = CatalogIndex(rules)  # the SKUs of the owned partitions, for the cross-product checks
+        self.context = core.Context(rules, load_mastership(settings.catalog_mastership or None), self.catalog)
         self._outputs = {name: settings.topic(name) for name in OUTPUTS}
         self._timed: dict[int, set[bytes]] = {}  # per partition: SKUs with a scheduled or active promotion
         self._complete: dict[int, dict[bytes, dict[str, bool]]] = {}  # per partition: SKU -> channel -> complete
+        self._lag_ms: dict[int, int] = {}  # per partition: the last handled record's lag behind Kafka
+        self._owned: dict[int, set[str]] = {}  # per partition: the SKUs in the index
+        self._next_due: dict[int, datetime | None] = {}  # per partition: the earliest promotion start or end
 
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
-        """Decode and apply to the SKU's state (raises: the runner classifies)."""
+        """Decode, move the partition's event clock, apply to the SKU's state (raises: the runner classifies)."""
         event = self.serde.decode(record.value)
         now = datetime.now(UTC)
+        if record.timestamp_ms is not None:
+            self._lag_ms[record.partition] = int(now.timestamp() * 1000) - record.timestamp_ms
         if record.label == names.REVIEW_DECISIONS:
             if not isinstance(event, WorkItemDecided) or event.subject_type != "product":
                 RECORDS_IN.labels(PROCESSOR, record.label, "skipped").inc()
                 return Effects()
             key = event.subject_id.encode()
-            return self._effects(key, core.decide(state.get(key), event, self.context, now), now)
+            effects = self._tick_to(record.partition, state, clock.event_time(event))
+            current = effects.writes[key] if key in effects.writes else state.get(key)
+            return self._applied(record.partition, key, core.decide(current, event, self.context, now), now, effects,
+                                 state)
         if not isinstance(event, PRODUCT_RECORDS):
             raise TypeError(f"{type(event).__name__} does not belong on {record.label}")
         key = event.sku.encode()
+        effects = self._tick_to(record.partition, state, clock.event_time(event))
+        current = effects.writes[key] if key in effects.writes else state.get(key)
         if isinstance(event, ProductUpserted):
-            outcome = core.apply_upsert(state.get(key), event, self.context, now)
+            outcome = core.apply_upsert(current, event, self.context, now)
         elif isinstance(event, ProductDeleted):
-            outcome = core.apply_deleted(state.get(key), event, self.context, now)
+            outcome = core.apply_deleted(current, event, self.context, now)
         else:
-            outcome = core.apply_promotion(state.get(key), event, self.context, now)
+            outcome = core.apply_promotion(current, event, self.context, now)
         if not outcome.changed:
             RECORDS_IN.labels(PROCESSOR, record.label, "duplicate").inc()
-        return self._effects(key, outcome, now)
+        return self._applied(record.partition, key, outcome, now, effects, state)
 
-    def _effects(self, key: bytes, outcome: core.Outcome, now: datetime, effects: Effects | None = None) -> Effects:
+    def _applied(self, partition: int, key: bytes, outcome: core.Outcome, now: datetime, effects: Effects,
+                 state: Mapping[bytes, Any]) -> Effects:
+        """The record's outcome, then its promotion moved at once when the clock is already past its start
+        or end (scheduled or approved late): the same point between records on a replay as live."""
+        self._effects(partition, key, outcome, now, effects)
+        mark = effects.writes[clock.CLOCK_KEY] if clock.CLOCK_KEY in effects.writes else state.get(clock.CLOCK_KEY)
+        at, entry = clock.clock_at(mark), outcome.state
+        if at is not None and entry is not None and core.due(entry, at):
+            self._effects(partition, key, core.advance(entry, at), at, effects)
+        return effects
+
+    def _tick_to(self, partition: int, state: Mapping[bytes, Any], at: datetime) -> Effects:
+        """Move the partition's clock to `at` (never back) and the promotions it reached (the timer)."""
+        effects = Effects()
+        moved = clock.advanced(state.get(clock.CLOCK_KEY), at)
+        if moved is None:
+            return effects
+        effects.writes[clock.CLOCK_KEY] = moved
+        next_due = self._next_due.get(partition)
+        if next_due is None or at < next_due:
+            return effects  # no promotion of the partition starts or ends before `at`: nothing to visit
+        for key in sorted(self._timed.get(partition, ())):
+            entry = state.get(key)
+            if entry is not None and core.due(entry, at):
+                self._effects(partition, key, core.advance(entry, at), at, effects)
+        self._next_due[partition] = min(
+            (when for key in self._timed.get(partition, ())
+             if (when := _next_move(effects.writes[key] if key in effects.writes else state.get(key))) is not None),
+            default=None)
+        return effects
+
+    def _effects(self, partition: int, key: bytes, outcome: core.Outcome, now: datetime,
+                 effects: Effects | None = None) -> Effects:
         effects = effects if effects is not None else Effects()
         records: list[tuple[str, str, BaseModel]] = list(outcome.outputs)
         if outcome.state is not None:
             records.append((names.CATALOG_QUALITY, outcome.state["sku"], quality_record(outcome.state, now)))
             effects.writes[key] = outcome.state
+            self._index(partition, outcome.state)  # the next record (of this batch too) compares with it
+            if _timed(outcome.state):  # seen by the next record of this batch, before `stored`
+                self._timed.setdefault(partition, set()).add(key)
+                self._due_by(partition, _next_move(outcome.state))
         effects.outputs.extend((topic, sku.encode(), self.serde.encode(self._outputs[topic], rec))
                                for topic, sku, rec in records)
         return effects
 
     def tick(self, now: float, states: Mapping[int, Mapping[bytes, Any]]) -> Iterator[tuple[int, Effects]]:
-        """The promotion timer over the owned partitions."""
+        """The promotion timer on the wall clock, for the live partitions with a promotion due."""
         when = datetime.fromtimestamp(now, UTC)
         for partition, state in states.items():
-            effects = Effects()
-            for key in sorted(self._timed.get(partition, ())):
-                entry = state.get(key)
-                if entry is not None and core.due(entry, when):
-                    self._effects(key, core.advance(entry, when), when, effects)
+            if not clock.is_live(self._lag_ms.get(partition)):
+                continue  # catching up on old records: event time moves the clock
+            next_due = self._next_due.get(partition)
+            if next_due is None or when < next_due:
+                continue  # nothing would move: no changelog write for the clock alone
+            effects = self._tick_to(partition, state, when)
             if effects.outputs or effects.writes:
                 yield partition, effects
 
     def restored(self, partition: int, state: Mapping[bytes, Any]) -> None:
         """Find the SKUs with promotions once; count the partition's complete products."""
-        self._timed[partition] = {k for k, v in state.items() if _timed(v)}
-        self._complete[partition] = {k: _channels(v) for k, v in state.items() if not v.get("deleted")}
+        skus = {k: v for k, v in state.items() if k != clock.CLOCK_KEY}
+        for entry in skus.values():
+            self._index(partition, entry)
+        self._timed[partition] = {k for k, v in skus.items() if _timed(v)}
+        self._next_due[partition] = min((when for k in self._timed[partition]
+                                         if (when := _next_move(skus[k])) is not None), default=None)
+        self._complete[partition] = {k: _channels(v) for k, v in skus.items() if not v.get("deleted")}
+        self._lag_ms.pop(partition, None)
         self._publish_kpis()
 
     def stored(self, partition: int, writes: Mapping[bytes, Any]) -> None:
@@ -159,6 +223,8 @@ class CatalogProcessor(ProcessorBase):
         keys = self._timed.setdefault(partition, set())
         complete = self._complete.setdefault(partition, {})
         for key, entry in writes.items():
+            if key == clock.CLOCK_KEY:
+                continue
             (keys.add if entry is not None and _timed(entry) else keys.discard)(key)
             if entry is None or entry.get("deleted"):
                 complete.pop(key, None)
@@ -175,8 +241,21 @@ class CatalogProcessor(ProcessorBase):
     def dropped(self, partition: int) -> None:
         """The partition went to another worker."""
         self._timed.pop(partition, None)
+        self._next_due.pop(partition, None)
         self._complete.pop(partition, None)
+        self._lag_ms.pop(partition, None)
+        for sku in self._owned.pop(partition, ()):
+            self.catalog.remove(sku)
         self._publish_kpis()
+
+    def _due_by(self, partition: int, when: datetime | None) -> None:
+        current = self._next_due.get(partition)
+        if when is not None and (current is None or when < current):
+            self._next_due[partition] = when
+
+    def _index(self, partition: int, entry: dict[str, Any]) -> None:
+        self.catalog.put(entry["sku"], entry["product"], deleted=bool(entry.get("deleted")))
+        self._owned.setdefault(partition, set()).add(entry["sku"])
 
     def _publish_kpis(self) -> None:
         counts: dict[tuple[str, bool], int] = {}
@@ -203,6 +282,13 @@ def _channels(entry: dict[str, Any]) -> dict[str, bool]:
     doc = entry.get("quality") or {}
     failing = {f.split("@", 1)[1].split("/", 1)[0] for f in doc.get("blocking_failed", ())}
     return {channel: channel not in failing for channel in doc.get("channels", {})}
+
+
+def _next_move(entry: dict[str, Any] | None) -> datetime | None:
+    """When the SKU's next promotion starts or ends (None: none scheduled or active)."""
+    times = [datetime.fromisoformat(p["starts_at"] if p["status"] == "scheduled" else p["ends_at"])
+             for p in (entry or {}).get("promotions") or () if p["status"] in ("scheduled", "active")]
+    return min(times, default=None)
 
 
 def _timed(entry: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@
 | `shop-sync` | `shop_sync.py` | AtpLevel → coalesced SyncShopStock, the shop-sync loop in-process |
 | `views-sink` | `views_sink.py` | AtpLevel → Redis, the view sink in-process |
 | `shop-stock` | `shop_stock.py` | shop writer → local Shopify double: commands/s, 1M-SKU first load at the budget |
+| `catalog-checks` | `catalog_checks.py` | catalog quality checks in-process, without and with the cross-product index |
 
 Shared pieces (stack start-up, producing, percentiles and medians) are in `common.py`. The arguments
 are declared in cli.py with every other command's, so that no production process imports this package:
@@ -71,6 +72,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.bench.shop_stock import run_shop_stock_bench
 
         return run_shop_stock_bench(args.skus, args.first_load, args.mutation_cost, args.runs)
+    if args.scenario == "catalog-checks":
+        from shopstream.bench.catalog_checks import run_catalog_checks_bench
+
+        return run_catalog_checks_bench(args.products, args.runs)
     from shopstream.bench.views_sink import run_views_sink_bench
 
     return run_views_sink_bench(settings, args.records, args.runs, args.batch_size, args.single_record_batches)

@@ -171,7 +171,7 @@ async def _redrive(settings: Settings, physical: str, options: RedriveOptions, o
             extra = [(REDRIVE_COUNT, str(redrive_count(dl) + 1).encode()),
                      (RECEIVED_HEADER, str(int(received_s * 1000)).encode())]
             outcome = await front.accept(connector, headers, body, extra_headers=extra)
-            status = outcome.body.get("status") if outcome.status == 200 else None
+            status = outcome.body.get("status") if outcome.status < 300 else None  # 202: parked again
             kind = (str(status) if status else "accepted") if outcome.status < 300 else \
                 "refused" if outcome.status < 500 and outcome.status != 401 and outcome.status != 409 else "failed"
             summary.outcomes[kind] += 1

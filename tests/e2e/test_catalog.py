@@ -1,8 +1,9 @@
 """Catalog through the public faces only (`shopstream dev` with the catalog worker): webhooks in, the API out.
 
-What it shows is issue 16's list: a real-shaped Shopify product with variants → its quality document; a
-PIM product complete, then without a required attribute → the score falls, the failed check is named, a
-work item opens (queue `catalog`); fixing it closes the item; a 60 % price cut → pending approval and no
+What it shows is issue 16's list: a real-shaped Shopify product with variants → its quality document; its
+`products/delete` (only the product id) → every variant deleted, an unknown id parked; a PIM product
+complete, then without a required attribute → the score falls, the failed check is named, a work item opens
+(queue `catalog`); fixing it closes the item; a 60 % price cut → pending approval and no
 UpdatePrice; a reviewer's approval → exactly one UpdatePrice; a promotion with a start and an end → the
 price changes at the start and is restored at the end.
 """
@@ -27,7 +28,7 @@ from shopstream.schemas.models import UpdatePrice
 from tests.e2e.conftest import SHOPIFY_SECRET, RunningStack
 from tests.e2e.test_order_lifecycle import Outputs, _post, _wait
 from tests.e2e.test_review import post_json
-from tests.unit.catalog_fixtures import SHOPIFY_PRODUCT
+from tests.unit.catalog_fixtures import SHOPIFY_PRODUCT, shopify_product
 from tests.workers import TEST_TOKENS
 
 pytestmark = pytest.mark.broker
@@ -100,6 +101,22 @@ def test_shopify_product_with_variants_gets_a_quality_document(stack: RunningSta
     assert doc["family"] == "apparel" and doc["complete"] is False
     assert doc["channels"]["ecommerce"]["de_DE"]["missing"] == ["material", "color"]
     assert doc["shop_price"] == {"amount": "89.0000", "currency": "EUR"}
+
+
+def test_a_shopify_deletion_marks_every_variant_of_the_product_deleted(stack: RunningStack) -> None:
+    product = shopify_product(id=901, handle="alpaca-scarf")
+    for variant, sku in zip(product["variants"], ("E2E-SCARF-S", "E2E-SCARF-M"), strict=True):
+        variant.update(sku=sku, product_id=901)
+    status, _ = post_shopify(stack.connectors, SHOPIFY_SECRET, "products/create", product)
+    assert status == 200
+    assert quality(stack, "E2E-SCARF-M", lambda d: True)["deleted"] is False
+    status, answer = post_shopify(stack.connectors, SHOPIFY_SECRET, "products/delete", {"id": 901})
+    assert status == 200 and len(answer["events"]) == 2, answer
+    for sku in ("E2E-SCARF-S", "E2E-SCARF-M"):
+        gone = quality(stack, sku, lambda d: d["deleted"])
+        assert gone["changes"][-1]["field"] == "deleted" and gone["changes"][-1]["who"] == "shopify"
+    status, answer = post_shopify(stack.connectors, SHOPIFY_SECRET, "products/delete", {"id": 902})
+    assert status == 202 and answer["status"] == "parked"  # never seen: parked with the reason, not dropped
 
 
 def test_quality_falls_opens_an_item_and_fixing_closes_it(stack: RunningStack) -> None:

@@ -35,6 +35,7 @@ from shopstream.cli import build_parser, cmd_bench, main
     (["shop-stock", "--first-load", "0"], "argument --first-load: must be at least 1, got 0"),
     (["shop-stock", "--mutation-cost", "0"], "argument --mutation-cost: must be a finite number above 0, got 0"),
     (["views-sink", "--records", "0"], "argument --records: must be at least 1, got 0"),
+    (["catalog-checks", "--products", "0"], "argument --products: must be at least 1, got 0"),
     (["views-sink", "--batch-size", "-10"], "argument --batch-size: must be at least 1, got -10"),
     (["atp-snapshot", "--orders", "5"], "unrecognized arguments: --orders 5"),
     (["no-such-scenario"], "argument SCENARIO: invalid choice: 'no-such-scenario'"),
@@ -60,6 +61,7 @@ def test_bad_argument_exits_2_naming_it(argv: list[str], message: str, capsys: p
     (["shop-sync", "--window-ms", "0", "--scenario", "burst"],
      {"records": 100_000, "runs": 3, "window_ms": 0, "scenario_kind": "burst", "single_record_batches": False}),
     (["views-sink", "--records", "1000", "--batch-size", "1"], {"records": 1000, "batch_size": 1, "runs": 3}),
+    (["catalog-checks", "--products", "500", "--runs", "1"], {"products": 500, "runs": 1}),
 ])
 def test_good_arguments_parse_to_the_scenario(argv: list[str], expected: dict[str, object]) -> None:
     args = build_parser().parse_args(["bench", *argv])

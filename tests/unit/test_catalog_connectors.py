@@ -68,8 +68,24 @@ def test_shopify_variant_without_sku_is_listed_not_published_and_no_sku_at_all_i
         _shopify("products/create", product)
 
 
-def test_shopify_product_delete_is_acknowledged_without_events_and_bad_price_refused() -> None:
-    assert _shopify("products/delete", {"id": 788032119674292922}) == []
+def test_shopify_product_delete_becomes_one_deletion_per_known_sku_and_bad_price_refused() -> None:
+    body = _body({"id": 788032119674292922})
+    headers = {"X-Shopify-Topic": "products/delete", "X-Shopify-Hmac-Sha256": sign("s", body),
+               "X-Shopify-Webhook-Id": "w2", "X-Shopify-Triggered-At": "2026-12-06T11:59:58.123456789Z"}
+    connector = ShopifyConnector("s")
+    assert connector.deleted_product(headers, body) == "788032119674292922"
+    assert connector.deleted_product({**headers, "X-Shopify-Topic": "products/update"}, body) is None
+    out = connector.translate_deleted(headers, body, NOW, ["SWE-MER-M-NAV", "SWE-MER-S-NAV"])
+    assert [(o.topic, o.key) for o in out] == [("catalog.products", "SWE-MER-M-NAV"),
+                                               ("catalog.products", "SWE-MER-S-NAV")]
+    first = out[0].record
+    assert isinstance(first, ProductDeleted) and first.product_id == "788032119674292922"
+    assert first.meta.source == "shopify" and first.deleted_at == datetime(2026, 12, 6, 11, 59, 58, 123000, tzinfo=UTC)
+    assert [o.event_id for o in connector.translate_deleted(headers, body, NOW, ["SWE-MER-M-NAV"])] == [out[0].event_id]
+    with pytest.raises(PayloadError, match="names no SKU"):  # never silently acknowledged without the index
+        connector.translate(headers, body, NOW)
+    with pytest.raises(PayloadError):
+        connector.deleted_product(headers, b'{"title": "no id"}')
     product = shopify_product()
     product["variants"][0]["price"] = "eighty"
     with pytest.raises(PayloadError, match="not a decimal amount"):
@@ -89,7 +105,12 @@ def test_woocommerce_product_becomes_an_upsert() -> None:
     assert record.category == "Accessories" and record.images[0].format == "png" and record.images[0].width is None
     assert {(a.code, a.value) for a in record.attributes} >= {("Material", "Leather")}
     deleted = {**headers, "X-WC-Webhook-Topic": "product.deleted"}
-    assert connector.translate(deleted, _body({"id": 794}), NOW) == []
+    assert connector.deleted_product(deleted, _body({"id": 794})) == "794"
+    assert connector.deleted_product(headers, body) is None
+    [gone] = connector.translate_deleted(deleted, _body({"id": 794}), NOW, ["BELT-LTH-95"])
+    assert gone.key == "BELT-LTH-95" and isinstance(gone.record, ProductDeleted) and gone.record.deleted_at == NOW
+    with pytest.raises(PayloadError, match="names no SKU"):
+        connector.translate(deleted, _body({"id": 794}), NOW)
 
 
 def _akeneo_headers(body: bytes, secret: str = "ak", stamp: int | None = None) -> dict[str, str]:

@@ -101,3 +101,16 @@ def test_helpdesk_secrets_may_be_empty_but_not_weak() -> None:
         require_safe_exposure(strong_settings(http_host="0.0.0.0", gorgias_secret=SecretStr("change-me")))
     # Freshdesk's Basic credentials are an account's, not ours to size.
     require_safe_exposure(strong_settings(http_host="0.0.0.0", freshdesk_secret=SecretStr("agent:pw")))
+
+
+def test_the_pim_push_secrets_may_be_empty_but_not_weak() -> None:
+    require_safe_exposure(strong_settings(http_host="0.0.0.0"))  # no PIM push configured: fine (401)
+    with pytest.raises(ConfigError, match="SHOPSTREAM_PIM_SECRET is shorter than 32 bytes"):
+        require_safe_exposure(strong_settings(http_host="0.0.0.0", pim_secret=SecretStr("pim-s3cr3t")))
+    with pytest.raises(ConfigError, match="SHOPSTREAM_PIM_SECRET is a known default"):
+        require_safe_exposure(strong_settings(http_host="0.0.0.0", pim_secret=SecretStr("dev-pim")))
+    with pytest.raises(ConfigError, match="SHOPSTREAM_AKENEO_SECRET is a known default"):
+        require_safe_exposure(strong_settings(http_host="0.0.0.0", akeneo_secret=SecretStr("change-me")))
+    # Akeneo generates its event subscription secret: not ours to size.
+    require_safe_exposure(strong_settings(http_host="0.0.0.0", akeneo_secret=SecretStr("4k3n30-generated")))
+    require_safe_exposure(strong_settings(http_host="0.0.0.0", pim_secret=SecretStr(STRONG)))
