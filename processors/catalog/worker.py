@@ -95,6 +95,9 @@ class CatalogProcessor(ProcessorBase):
 
     name = PROCESSOR
     inputs: tuple[str, ...] = (names.CATALOG_PRODUCTS, names.REVIEW_DECISIONS)
+    # The partition's event clock (`clock.CLOCK_KEY`) and each SKU's promotion state depend on each other:
+    # a batch's records are restored all or none (runner/store.py, atomic state).
+    atomic_state = True
 
     def __init__(self, settings: Settings, topology: Topology | None = None) -> None:
         self.settings = settings
