@@ -35,6 +35,7 @@ HEADER = '''\
 # Edit the .avsc files and re-run the generator (tests/unit/test_schemas.py fails when this is stale).
 """Pydantic v2 models of the canonical Avro records (namespace {namespace})."""
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -51,11 +52,16 @@ def _utc_millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}")
+
+
 def _uuid_str(value: Any) -> Any:
     """Canonical lower-case UUID string from a UUID or a string; anything else fails validation."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
+        if _CANONICAL_UUID.fullmatch(value):  # already canonical (every id shopstream derives): as is
+            return value
         return str(uuid.UUID(value))
     return value
 
@@ -75,7 +81,7 @@ AvroLong = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 _RESERVED = set(dir(BaseModel)) | {"AVRO_NAME", "model_config"}
 _HELPERS = {"UtcDatetime", "UuidStr", "AvroInt", "AvroLong", "RECORDS", "Annotated", "Any", "ClassVar",
-            "Literal", "Decimal", "BaseModel", "ConfigDict", "Field", "UTC", "datetime", "uuid"}
+            "Literal", "Decimal", "BaseModel", "ConfigDict", "Field", "UTC", "datetime", "uuid", "re"}
 
 
 def _short(name: str) -> str:

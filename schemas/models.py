@@ -2,6 +2,7 @@
 # Edit the .avsc files and re-run the generator (tests/unit/test_schemas.py fails when this is stale).
 """Pydantic v2 models of the canonical Avro records (namespace io.shopstream.events)."""
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,11 +19,16 @@ def _utc_millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _uuid_str(value: Any) -> Any:
     """Canonical lower-case UUID string from a UUID or a string; anything else fails validation."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
+        if _CANONICAL_UUID.fullmatch(value):  # already canonical (every id shopstream derives): as is
+            return value
         return str(uuid.UUID(value))
     return value
 

@@ -90,12 +90,12 @@ core ignores for a shipped reservation.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
+from shopstream.codecs.avro import event_uuid5
 from shopstream.processors.orders.lifecycle import (
-    ORDERS_NAMESPACE,
+    ORDERS_NAMESPACE_BYTES,
     OUTPUT_SOURCE,
     RULE_CANCELLED,
     RULE_CREATED_FROM_UPDATE,
@@ -129,7 +129,7 @@ def sku_totals(lines: Iterable[OrderLine]) -> dict[str, int]:
 
 def reservation_event_id(cause_event_id: str, sku: str, part: str = "") -> str:
     """The deterministic id of the reservation record one cause event produces for one SKU."""
-    return str(uuid.uuid5(ORDERS_NAMESPACE, f"{RECORD}:{cause_event_id}:{sku}" + (f":{part}" if part else "")))
+    return event_uuid5(ORDERS_NAMESPACE_BYTES, f"{RECORD}:{cause_event_id}:{sku}" + (f":{part}" if part else ""))
 
 
 def fulfilled_reservations(before: OrderState | None, after: OrderState, cause: EventMeta) -> list[ReservationChanged]:

@@ -289,6 +289,11 @@ def test_event_id_must_be_a_uuid_and_is_canonical() -> None:
     assert EventMeta.model_validate(_meta(event_id=uuid.UUID(raw))).event_id == raw.lower()
     with pytest.raises(ValidationError):
         EventMeta.model_validate(_meta(event_id="not-a-uuid"))
+    # Other spellings uuid.UUID takes are made canonical too (the canonical form skips the parse).
+    for spelling in ("{" + raw + "}", "urn:uuid:" + raw.lower(), raw.replace("-", "").lower()):
+        assert EventMeta.model_validate(_meta(event_id=spelling)).event_id == raw.lower()
+    with pytest.raises(ValidationError):  # canonical shape, not hex
+        EventMeta.model_validate(_meta(event_id="g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"))
 
 
 def test_models_are_frozen_and_forbid_extra_fields() -> None:
