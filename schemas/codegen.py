@@ -48,6 +48,8 @@ def _utc_millis(value: datetime) -> datetime:
     """Timestamps must be tz-aware; stored as UTC with millisecond precision (what Avro keeps)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must be timezone-aware (a naive datetime is ambiguous)")
+    if value.tzinfo is UTC and not value.microsecond % 1000:  # already normalised (every derived record's)
+        return value
     value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 

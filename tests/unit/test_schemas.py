@@ -281,6 +281,11 @@ def test_aware_datetimes_are_normalised_to_utc_millis() -> None:
     assert meta.occurred_at.utcoffset() == timedelta(0)
     assert EventMeta.model_validate(_meta(occurred_at="2024-01-02T04:04:05+01:00")).occurred_at == datetime(
         2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    # UTC already, sub-millisecond digits still dropped; a normalised UTC value is kept as is.
+    utc = EventMeta.model_validate(_meta(occurred_at=datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC))).occurred_at
+    assert utc == datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+    kept = datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+    assert EventMeta.model_validate(_meta(occurred_at=kept)).occurred_at is kept
 
 
 def test_event_id_must_be_a_uuid_and_is_canonical() -> None:
