@@ -4,7 +4,9 @@ Per run: a fresh embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS names one
 registry, the topology under a fresh topic prefix, one `shopstream worker orders` subprocess; after a
 warm-up of 50 orders it produces N OrderPlaced events with two lines each (values encoded before the
 clock starts) and measures the time from the first produce until the last of the 2*N
-ReservationChanged records is read back from `inventory.reservations`. Every run gets a fresh stack:
+ReservationChanged records is read back from `inventory.reservations`, and the worker's own CPU
+seconds over the same span (per order: its cost, which moves far less with other users' load than
+the wall time; the rest of the wall time is the broker and the round trips). Every run gets a fresh stack:
 the embedded broker keeps everything in memory and slows down as it fills (the same batch took 2-4x
 longer on a third run against the same broker). Prints every run and the median.
 
@@ -31,7 +33,15 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from shopstream.bench.common import BenchError, broker_and_registry, fresh_settings, median, produce_all, work_dir
+from shopstream.bench.common import (
+    BenchError,
+    broker_and_registry,
+    fresh_settings,
+    median,
+    process_cpu_seconds,
+    produce_all,
+    work_dir,
+)
 from shopstream.children import spawn, stop
 from shopstream.config import Settings
 from shopstream.dev.ports import free_port
@@ -127,10 +137,12 @@ class Variant:
         return "baseline (reservations stubbed) " if self.stubbed else ""
 
 
-def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: int, run: int) -> tuple[float, float]:
+def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: int,
+            run: int) -> tuple[float, float, float]:
     """A fresh stack (broker unless given, registry, topic prefix, worker), a warm-up, then the timed batch.
 
-    Returns (seconds from the first produce to the last record read, seconds to produce the batch).
+    Returns (seconds from the first produce to the last record read, seconds to produce the batch,
+    the worker's CPU seconds from the first produce to the last record read).
     """
     work = work / f"run-{run}-{variant.topic}"  # the worker's own state dir (Faust data) per run
     work.mkdir()
@@ -148,11 +160,13 @@ def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: i
             reader.wait("warm", 50 * variant.per_order, 180)
             tag = f"r{run}"
             batch = orders(serde, topic, tag, orders_n, skus)
+            cpu_before = process_cpu_seconds(worker.pid)
             start = time.monotonic()
             produce_all(producer, topic, batch, timeout_s=60)
             produced = time.monotonic() - start
             del producer  # freed before the broker stops, or librdkafka logs the disconnect at exit
-            return reader.wait(tag, orders_n * variant.per_order, 900) - start, produced
+            done = reader.wait(tag, orders_n * variant.per_order, 900)
+            return done - start, produced, process_cpu_seconds(worker.pid) - cpu_before
         except BenchError as exc:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise BenchError(f"{exc}; worker exit code {worker.poll()}, log tail:\n{tail}") from None
@@ -174,20 +188,26 @@ def run_reservations_bench(base: Settings, orders_n: int, runs: int, skus: int, 
                         for v in variants)
     print(f"{orders_n} orders x 2 lines per run, {skus} SKUs, {what}; a fresh stack per run", flush=True)
     results: list[list[float]] = []
+    cpus: list[list[float]] = []
     with work_dir("bench-reservations-") as work:
         for n in range(1, runs + 1):
-            timed = []
+            timed, cpu = [], []
             for variant in variants:
-                seconds, produced = one_run(base, work, variant, orders_n, skus, n)
+                seconds, produced, worker_cpu = one_run(base, work, variant, orders_n, skus, n)
                 timed.append(seconds)
+                cpu.append(worker_cpu)
                 print(f"{variant.label}run {n}: {seconds:.2f} s  {orders_n / seconds:,.0f} orders/s  "
                       f"{orders_n * variant.per_order / seconds:,.0f} {variant.topic} records/s  "
-                      f"(produce {produced:.2f} s)", flush=True)
+                      f"(produce {produced:.2f} s; worker CPU {worker_cpu:.2f} s, "
+                      f"{worker_cpu / orders_n * 1000:.2f} ms/order)", flush=True)
             results.append(timed)
+            cpus.append(cpu)
     for i, variant in enumerate(variants):
         m = median(results, itemgetter(i))
+        c = median(cpus, itemgetter(i))
         print(f"{variant.label}median of {runs} runs: {m:.2f} s  {orders_n / m:,.0f} orders/s  "
-              f"{orders_n * variant.per_order / m:,.0f} {variant.topic} records/s")
+              f"{orders_n * variant.per_order / m:,.0f} {variant.topic} records/s  "
+              f"worker CPU {c:.2f} s ({c / orders_n * 1000:.2f} ms/order, {orders_n / c:,.0f} orders per CPU second)")
     if with_baseline:
         ratio = median(results, lambda r: r[0]) / median(results, lambda r: r[1])
         print(f"with reservations / baseline (same runs, interleaved): {ratio:.2f}x the time")
