@@ -10,6 +10,10 @@ the wall time; the rest of the wall time is the broker and the round trips). Eve
 the embedded broker keeps everything in memory and slows down as it fills (the same batch took 2-4x
 longer on a third run against the same broker). Prints every run and the median.
 
+`--batched-produce` turns the embedded broker's single-record-batches workaround off for the
+worker and the bench's producer (SHOPSTREAM_SINGLE_RECORD_BATCHES=false): what the worker does when
+librdkafka may batch its outputs, as on a real Kafka.
+
 `--without-reservations` runs the same worker with the reservation step stubbed out and counts
 `orders.state` instead: the baseline of what the reservations cost. `--with-baseline` runs both,
 interleaved (reservations, then the stubbed worker, per run), and prints the ratio of the medians.
@@ -107,10 +111,12 @@ def orders(serde: AvroSerde, topic: str, tag: str, count: int, skus: int) -> lis
 
 
 def start_worker(settings: Settings, log: Path, stubbed: bool) -> subprocess.Popen[bytes]:
+    """The orders worker on the run's stack, with the settings' single-record-batches choice."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
            "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "WARNING",
-           "SHOPSTREAM_STATE_DIR": str(log.parent), "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true"}
+           "SHOPSTREAM_STATE_DIR": str(log.parent),
+           "SHOPSTREAM_SINGLE_RECORD_BATCHES": str(settings.single_record_batches).lower()}
     port = free_port()
     cmd = ([sys.executable, "-c", STUBBED.format(port=port)] if stubbed
            else [sys.executable, "-m", "shopstream.cli", "worker", "orders", "--port", str(port)])
@@ -138,7 +144,7 @@ class Variant:
 
 
 def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: int,
-            run: int) -> tuple[float, float, float]:
+            run: int, single_record_batches: bool = True) -> tuple[float, float, float]:
     """A fresh stack (broker unless given, registry, topic prefix, worker), a warm-up, then the timed batch.
 
     Returns (seconds from the first produce to the last record read, seconds to produce the batch,
@@ -147,7 +153,7 @@ def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: i
     work = work / f"run-{run}-{variant.topic}"  # the worker's own state dir (Faust data) per run
     work.mkdir()
     with broker_and_registry(work, base.kafka_bootstrap_servers) as (bootstrap, registry_url):
-        settings = fresh_settings(bootstrap, registry_url, single_record_batches=True)
+        settings = fresh_settings(bootstrap, registry_url, single_record_batches=single_record_batches)
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         topic = settings.topic(names.SHOP_ORDERS)
         reader = Reader(bootstrap, settings.topic(variant.topic))
@@ -177,7 +183,7 @@ def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: i
 
 
 def run_reservations_bench(base: Settings, orders_n: int, runs: int, skus: int, without_reservations: bool = False,
-                           with_baseline: bool = False) -> int:
+                           with_baseline: bool = False, single_record_batches: bool = True) -> int:
     """Run the reservations benchmark and print its figures; returns the exit code.
 
     `base` names the broker (KAFKA_BOOTSTRAP_SERVERS; empty: a fresh embedded Tansu per run).
@@ -186,14 +192,15 @@ def run_reservations_bench(base: Settings, orders_n: int, runs: int, skus: int, 
                 else [Variant(stubbed=without_reservations)])
     what = " and ".join(f"counting {v.topic}" + (" (baseline: reservations stubbed)" if v.stubbed else "")
                         for v in variants)
-    print(f"{orders_n} orders x 2 lines per run, {skus} SKUs, {what}; a fresh stack per run", flush=True)
+    batches = "single-record batches (as shopstream dev)" if single_record_batches else "batched produce"
+    print(f"{orders_n} orders x 2 lines per run, {skus} SKUs, {what}; {batches}; a fresh stack per run", flush=True)
     results: list[list[float]] = []
     cpus: list[list[float]] = []
     with work_dir("bench-reservations-") as work:
         for n in range(1, runs + 1):
             timed, cpu = [], []
             for variant in variants:
-                seconds, produced, worker_cpu = one_run(base, work, variant, orders_n, skus, n)
+                seconds, produced, worker_cpu = one_run(base, work, variant, orders_n, skus, n, single_record_batches)
                 timed.append(seconds)
                 cpu.append(worker_cpu)
                 print(f"{variant.label}run {n}: {seconds:.2f} s  {orders_n / seconds:,.0f} orders/s  "
