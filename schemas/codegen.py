@@ -35,6 +35,7 @@ HEADER = '''\
 # Edit the .avsc files and re-run the generator (tests/unit/test_schemas.py fails when this is stale).
 """Pydantic v2 models of the canonical Avro records (namespace {namespace})."""
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -47,8 +48,13 @@ def _utc_millis(value: datetime) -> datetime:
     """Timestamps must be tz-aware; stored as UTC with millisecond precision (what Avro keeps)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must be timezone-aware (a naive datetime is ambiguous)")
+    if value.tzinfo is UTC and not value.microsecond % 1000:  # already normalised (every derived record's)
+        return value
     value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}")
 
 
 def _uuid_str(value: Any) -> Any:
@@ -56,6 +62,8 @@ def _uuid_str(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
+        if _CANONICAL_UUID.fullmatch(value):  # already canonical (every id shopstream derives): as is
+            return value
         return str(uuid.UUID(value))
     return value
 
@@ -75,7 +83,7 @@ AvroLong = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 _RESERVED = set(dir(BaseModel)) | {"AVRO_NAME", "model_config"}
 _HELPERS = {"UtcDatetime", "UuidStr", "AvroInt", "AvroLong", "RECORDS", "Annotated", "Any", "ClassVar",
-            "Literal", "Decimal", "BaseModel", "ConfigDict", "Field", "UTC", "datetime", "uuid"}
+            "Literal", "Decimal", "BaseModel", "ConfigDict", "Field", "UTC", "datetime", "uuid", "re"}
 
 
 def _short(name: str) -> str:

@@ -2,6 +2,7 @@
 # Edit the .avsc files and re-run the generator (tests/unit/test_schemas.py fails when this is stale).
 """Pydantic v2 models of the canonical Avro records (namespace io.shopstream.events)."""
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,8 +15,13 @@ def _utc_millis(value: datetime) -> datetime:
     """Timestamps must be tz-aware; stored as UTC with millisecond precision (what Avro keeps)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must be timezone-aware (a naive datetime is ambiguous)")
+    if value.tzinfo is UTC and not value.microsecond % 1000:  # already normalised (every derived record's)
+        return value
     value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _uuid_str(value: Any) -> Any:
@@ -23,6 +29,8 @@ def _uuid_str(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
+        if _CANONICAL_UUID.fullmatch(value):  # already canonical (every id shopstream derives): as is
+            return value
         return str(uuid.UUID(value))
     return value
 

@@ -344,6 +344,9 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     variant.add_argument("--with-baseline", action="store_true",
                          help="per run, the worker with reservations and then the stubbed baseline; prints "
                               "the ratio of the medians")
+    p.add_argument("--batched-produce", action="store_true",
+                   help="turn the embedded broker's single-record-batches workaround off for the worker and "
+                        "the bench's producer (librdkafka batches, as on a real Kafka)")
 
     p = scenario("shop-sync", "pre-loaded AtpLevels → coalesced SyncShopStock commands, the shop-sync loop "
                               "in-process, a fresh embedded broker and registry per run; baseline: decoding "

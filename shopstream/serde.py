@@ -4,6 +4,11 @@ Subjects follow Confluent's TopicRecordNameStrategy (`<topic>-<record full name>
 topic carries several event types (shop.orders: OrderPlaced, OrderUpdated, OrderCancelled).
 Decoding reads with the writer schema fetched by id and resolves into this build's reader schema,
 so a consumer keeps working while producers roll out a BACKWARD-compatible new version.
+
+Encoding a model goes through a writer compiled from its record's schema (`codecs.model_writer`:
+the same bytes as fastavro at a fraction of the cost), checked once per record against fastavro on
+the first model it writes; records it cannot compile keep fastavro. `encode_datum` (plain dicts)
+stays on fastavro.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 from shopstream import schemas
 from shopstream.codecs.avro import FRAME, MAGIC, frame
+from shopstream.codecs.model_writer import Writer, compile_writer
+from shopstream.codecs.selfcheck import verify_writer
 from shopstream.schemas.models import RECORDS
 
 
@@ -67,6 +74,9 @@ class AvroSerde:
         # decode_datum, by (schema id, name as given, id(projection or None)): the plain (writer, reader|None)
         # pair, and the projection itself, held so that its id stays unique while the entry lives.
         self._plain: dict[tuple[int, str, int], tuple[Any, Any, dict[str, Any] | None]] = {}
+        # encode: the compiled writer per record name (None: fastavro), once it was checked on a first model.
+        self._model_writers: dict[str, Writer | None] = {}
+        self._frames: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
     def schema_id(self, topic: str, record_name: str) -> int:
@@ -92,7 +102,34 @@ class AvroSerde:
 
     def encode(self, topic: str, record: BaseModel) -> bytes:
         """Framed Avro bytes for `record` on `topic`."""
-        return self.encode_datum(topic, record.AVRO_NAME, schemas.to_avro(record))  # type: ignore[attr-defined]
+        name: str = record.AVRO_NAME  # type: ignore[attr-defined]
+        schema_id = self.schema_id(topic, name)
+        head = self._frames.get(schema_id)
+        if head is None:
+            head = self._frames[schema_id] = frame(schema_id)
+        writer = self._model_writers[name] if name in self._model_writers else self._checked_writer(name, record)
+        if writer is None:
+            return self.encode_datum(topic, name, schemas.to_avro(record))
+        try:
+            return head + writer(record)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SerdeError(f"{name} cannot be written: {exc}") from exc
+
+    def _checked_writer(self, name: str, sample: BaseModel) -> Writer | None:
+        """The compiled writer of record `name`, after it wrote `sample` exactly as fastavro does.
+
+        A difference raises `selfcheck.CodecMismatch` (a compiler bug: nothing is written with it)."""
+        writer = compile_writer(schemas.schema_for(name))
+        if writer is not None:
+            try:
+                fast = writer(sample)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise SerdeError(f"{name} cannot be written: {exc}") from exc
+            verify_writer("model_writer", schemas.fullname(name), schemas.parsed_schema(name),
+                          [(schemas.to_avro(sample), fast)])
+        with self._lock:
+            self._model_writers[name] = writer
+        return writer
 
     def encode_datum(self, topic: str, name: str, datum: dict[str, Any]) -> bytes:
         """Framed Avro bytes for a plain dict in the shape of record `name` (fastavro checks the types).

@@ -46,12 +46,12 @@ treats it as duplicates, so state ends exactly as an oracle computes it
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
 from pydantic import BaseModel
 
 from shopstream.config import Settings
@@ -168,12 +168,13 @@ class OrdersProcessor(ProcessorBase):
         self._waiting.pop(partition, None)
 
     def encode_state(self, value: Any) -> bytes:
-        """`OrderRecord.to_dict()` as JSON (the changelog format the Faust table wrote)."""
-        return json.dumps(value.to_dict(), separators=(",", ":")).encode()
+        """`OrderRecord.to_dict()` as JSON (the changelog format the Faust table wrote; orjson: UTF-8, not
+        ASCII escapes, the same values for any JSON reader, at a fraction of `json`'s cost)."""
+        return orjson.dumps(value.to_dict())
 
     def decode_state(self, data: bytes) -> OrderRecord:
         """A changelog value back into the `OrderRecord`."""
-        return OrderRecord.from_dict(json.loads(data))
+        return OrderRecord.from_dict(orjson.loads(data))
 
 
 def run(settings: Settings, web_port: int | None = None) -> None:

@@ -126,7 +126,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
@@ -134,6 +134,7 @@ from shopstream.schemas.models import (
     AnomalyAlert,
     CancelFulfillment,
     EventMeta,
+    FulfillmentStatus,
     HoldOrder,
     IssueRefund,
     Money,
@@ -144,7 +145,9 @@ from shopstream.schemas.models import (
     OrderStatusChanged,
     OrderStatusSnapshot,
     OrderUpdated,
+    PaymentStatus,
     ReleaseOrder,
+    ReturnStatus,
     ReviewItem,
     ShipmentDispatched,
     StockAdjusted,
@@ -595,18 +598,19 @@ def _build(prev: OrderState | None, shop: OrderState, derived: _Derived, cause: 
     dims = Dimensions(derived.payment, derived.fulfillment, derived.returned, cancelled=shop.cancelled_at is not None,
                       hold_reasons=derived.holds)
     currency = shop.currency
-    return OrderState(
+    return OrderState.model_construct(  # from validated parts (lifecycle's docstring, "Derived records")
         meta=output_meta("OrderState", cause),
         order_id=shop.order_id,
         status=derive_rule(dims).status,
-        payment_status=derived.payment,  # validated: a PaymentStatus by construction
-        fulfillment_status=derived.fulfillment,
-        return_status=derived.returned,
+        # `join` moves along each dimension's graph of these symbols (and the Avro writer refuses any other).
+        payment_status=cast(PaymentStatus, derived.payment),
+        fulfillment_status=cast(FulfillmentStatus, derived.fulfillment),
+        return_status=cast(ReturnStatus, derived.returned),
         hold_reasons=derived.holds,
         currency=currency,
         total=shop.total,
-        captured=Money(amount=derived.captured, currency=currency),
-        refunded=Money(amount=derived.refunded, currency=currency),
+        captured=Money.model_construct(amount=derived.captured, currency=currency),
+        refunded=Money.model_construct(amount=derived.refunded, currency=currency),
         lines=list(shop.lines),
         placed_at=shop.placed_at,
         cancelled_at=shop.cancelled_at,
@@ -697,7 +701,7 @@ def _change(prev: OrderState | None, new: OrderState, cause: EventMeta, rule: st
     after = snapshot(new)
     if before == after:
         return None
-    return OrderStatusChanged(meta=output_meta("OrderStatusChanged", cause), order_id=new.order_id,
+    return OrderStatusChanged.model_construct(meta=output_meta("OrderStatusChanged", cause), order_id=new.order_id,
                               version=new.version, previous=before, current=after, cause_event_id=cause.event_id,
                               cause_event_type=cause.event_type, source=cause.source, rule=rule)
 

@@ -90,12 +90,12 @@ core ignores for a shipped reservation.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
+from shopstream.codecs.avro import event_uuid5
 from shopstream.processors.orders.lifecycle import (
-    ORDERS_NAMESPACE,
+    ORDERS_NAMESPACE_BYTES,
     OUTPUT_SOURCE,
     RULE_CANCELLED,
     RULE_CREATED_FROM_UPDATE,
@@ -129,7 +129,7 @@ def sku_totals(lines: Iterable[OrderLine]) -> dict[str, int]:
 
 def reservation_event_id(cause_event_id: str, sku: str, part: str = "") -> str:
     """The deterministic id of the reservation record one cause event produces for one SKU."""
-    return str(uuid.uuid5(ORDERS_NAMESPACE, f"{RECORD}:{cause_event_id}:{sku}" + (f":{part}" if part else "")))
+    return event_uuid5(ORDERS_NAMESPACE_BYTES, f"{RECORD}:{cause_event_id}:{sku}" + (f":{part}" if part else ""))
 
 
 def fulfilled_reservations(before: OrderState | None, after: OrderState, cause: EventMeta) -> list[ReservationChanged]:
@@ -216,14 +216,15 @@ def _source_time(state: OrderState) -> datetime:
 
 
 def _meta(cause: EventMeta, sku: str, at: datetime, part: str = "") -> EventMeta:
-    return EventMeta(event_id=reservation_event_id(cause.event_id, sku, part), event_type=RECORD, occurred_at=at,
-                     recorded_at=cause.recorded_at, source=OUTPUT_SOURCE, source_event_id=None,
-                     correlation_id=cause.correlation_id, causation_id=cause.event_id)
+    return EventMeta.model_construct(event_id=reservation_event_id(cause.event_id, sku, part), event_type=RECORD,
+                                     occurred_at=at, recorded_at=cause.recorded_at, source=OUTPUT_SOURCE,
+                                     source_event_id=None, correlation_id=cause.correlation_id,
+                                     causation_id=cause.event_id)
 
 
 def _record(state: OrderState, cause: EventMeta, sku: str, action: ReservationAction, quantity: int, delta: int,
             at: datetime, reason: str, lines: Iterable[OrderLine]) -> ReservationChanged:
     line_ids = [line.line_id for line in lines if line.sku == sku]
-    return ReservationChanged(meta=_meta(cause, sku, at), sku=sku, order_id=state.order_id, action=action,
-                              quantity=quantity, delta=delta, location=None,
-                              line_id=line_ids[0] if len(line_ids) == 1 else None, reason=reason)
+    return ReservationChanged.model_construct(meta=_meta(cause, sku, at), sku=sku, order_id=state.order_id,
+                                              action=action, quantity=quantity, delta=delta, location=None,
+                                              line_id=line_ids[0] if len(line_ids) == 1 else None, reason=reason)

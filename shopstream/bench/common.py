@@ -14,6 +14,7 @@ the baseline measured in the same runs where the scenario has one. Figures are p
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import uuid
@@ -33,7 +34,7 @@ from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology_for
 
 __all__ = ["BenchError", "DevProcess", "atp_level_datum", "broker_and_registry", "fresh_settings", "median",
-           "percentile", "produce_all", "repeat", "spawn_dev", "work_dir"]
+           "percentile", "process_cpu_seconds", "produce_all", "repeat", "spawn_dev", "work_dir"]
 
 R = TypeVar("R")
 
@@ -49,6 +50,18 @@ def percentile(values: Sequence[float], q: float) -> float:
         return float("nan")
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used so far (Linux /proc); NaN when it is gone.
+
+    On the shared 2-core machine wall times move with other people's load; a process's CPU time for
+    the same work moves much less, so it measures a worker's own cost per record."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median(results: Iterable[R], key: Callable[[R], float]) -> float:

@@ -4,9 +4,15 @@ Per run: a fresh embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS names one
 registry, the topology under a fresh topic prefix, one `shopstream worker orders` subprocess; after a
 warm-up of 50 orders it produces N OrderPlaced events with two lines each (values encoded before the
 clock starts) and measures the time from the first produce until the last of the 2*N
-ReservationChanged records is read back from `inventory.reservations`. Every run gets a fresh stack:
+ReservationChanged records is read back from `inventory.reservations`, and the worker's own CPU
+seconds over the same span (per order: its cost, which moves far less with other users' load than
+the wall time; the rest of the wall time is the broker and the round trips). Every run gets a fresh stack:
 the embedded broker keeps everything in memory and slows down as it fills (the same batch took 2-4x
 longer on a third run against the same broker). Prints every run and the median.
+
+`--batched-produce` turns the embedded broker's single-record-batches workaround off for the
+worker and the bench's producer (SHOPSTREAM_SINGLE_RECORD_BATCHES=false): what the worker does when
+librdkafka may batch its outputs, as on a real Kafka.
 
 `--without-reservations` runs the same worker with the reservation step stubbed out and counts
 `orders.state` instead: the baseline of what the reservations cost. `--with-baseline` runs both,
@@ -31,7 +37,15 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from shopstream.bench.common import BenchError, broker_and_registry, fresh_settings, median, produce_all, work_dir
+from shopstream.bench.common import (
+    BenchError,
+    broker_and_registry,
+    fresh_settings,
+    median,
+    process_cpu_seconds,
+    produce_all,
+    work_dir,
+)
 from shopstream.children import spawn, stop
 from shopstream.config import Settings
 from shopstream.dev.ports import free_port
@@ -97,10 +111,12 @@ def orders(serde: AvroSerde, topic: str, tag: str, count: int, skus: int) -> lis
 
 
 def start_worker(settings: Settings, log: Path, stubbed: bool) -> subprocess.Popen[bytes]:
+    """The orders worker on the run's stack, with the settings' single-record-batches choice."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
            "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "WARNING",
-           "SHOPSTREAM_STATE_DIR": str(log.parent), "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true"}
+           "SHOPSTREAM_STATE_DIR": str(log.parent),
+           "SHOPSTREAM_SINGLE_RECORD_BATCHES": str(settings.single_record_batches).lower()}
     port = free_port()
     cmd = ([sys.executable, "-c", STUBBED.format(port=port)] if stubbed
            else [sys.executable, "-m", "shopstream.cli", "worker", "orders", "--port", str(port)])
@@ -127,15 +143,17 @@ class Variant:
         return "baseline (reservations stubbed) " if self.stubbed else ""
 
 
-def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: int, run: int) -> tuple[float, float]:
+def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: int,
+            run: int, single_record_batches: bool = True) -> tuple[float, float, float]:
     """A fresh stack (broker unless given, registry, topic prefix, worker), a warm-up, then the timed batch.
 
-    Returns (seconds from the first produce to the last record read, seconds to produce the batch).
+    Returns (seconds from the first produce to the last record read, seconds to produce the batch,
+    the worker's CPU seconds from the first produce to the last record read).
     """
     work = work / f"run-{run}-{variant.topic}"  # the worker's own state dir (Faust data) per run
     work.mkdir()
     with broker_and_registry(work, base.kafka_bootstrap_servers) as (bootstrap, registry_url):
-        settings = fresh_settings(bootstrap, registry_url, single_record_batches=True)
+        settings = fresh_settings(bootstrap, registry_url, single_record_batches=single_record_batches)
         serde = AvroSerde(make_registry_client(settings.schema_registry_url))
         topic = settings.topic(names.SHOP_ORDERS)
         reader = Reader(bootstrap, settings.topic(variant.topic))
@@ -148,11 +166,13 @@ def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: i
             reader.wait("warm", 50 * variant.per_order, 180)
             tag = f"r{run}"
             batch = orders(serde, topic, tag, orders_n, skus)
+            cpu_before = process_cpu_seconds(worker.pid)
             start = time.monotonic()
             produce_all(producer, topic, batch, timeout_s=60)
             produced = time.monotonic() - start
             del producer  # freed before the broker stops, or librdkafka logs the disconnect at exit
-            return reader.wait(tag, orders_n * variant.per_order, 900) - start, produced
+            done = reader.wait(tag, orders_n * variant.per_order, 900)
+            return done - start, produced, process_cpu_seconds(worker.pid) - cpu_before
         except BenchError as exc:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise BenchError(f"{exc}; worker exit code {worker.poll()}, log tail:\n{tail}") from None
@@ -163,7 +183,7 @@ def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: i
 
 
 def run_reservations_bench(base: Settings, orders_n: int, runs: int, skus: int, without_reservations: bool = False,
-                           with_baseline: bool = False) -> int:
+                           with_baseline: bool = False, single_record_batches: bool = True) -> int:
     """Run the reservations benchmark and print its figures; returns the exit code.
 
     `base` names the broker (KAFKA_BOOTSTRAP_SERVERS; empty: a fresh embedded Tansu per run).
@@ -172,22 +192,29 @@ def run_reservations_bench(base: Settings, orders_n: int, runs: int, skus: int, 
                 else [Variant(stubbed=without_reservations)])
     what = " and ".join(f"counting {v.topic}" + (" (baseline: reservations stubbed)" if v.stubbed else "")
                         for v in variants)
-    print(f"{orders_n} orders x 2 lines per run, {skus} SKUs, {what}; a fresh stack per run", flush=True)
+    batches = "single-record batches (as shopstream dev)" if single_record_batches else "batched produce"
+    print(f"{orders_n} orders x 2 lines per run, {skus} SKUs, {what}; {batches}; a fresh stack per run", flush=True)
     results: list[list[float]] = []
+    cpus: list[list[float]] = []
     with work_dir("bench-reservations-") as work:
         for n in range(1, runs + 1):
-            timed = []
+            timed, cpu = [], []
             for variant in variants:
-                seconds, produced = one_run(base, work, variant, orders_n, skus, n)
+                seconds, produced, worker_cpu = one_run(base, work, variant, orders_n, skus, n, single_record_batches)
                 timed.append(seconds)
+                cpu.append(worker_cpu)
                 print(f"{variant.label}run {n}: {seconds:.2f} s  {orders_n / seconds:,.0f} orders/s  "
                       f"{orders_n * variant.per_order / seconds:,.0f} {variant.topic} records/s  "
-                      f"(produce {produced:.2f} s)", flush=True)
+                      f"(produce {produced:.2f} s; worker CPU {worker_cpu:.2f} s, "
+                      f"{worker_cpu / orders_n * 1000:.2f} ms/order)", flush=True)
             results.append(timed)
+            cpus.append(cpu)
     for i, variant in enumerate(variants):
         m = median(results, itemgetter(i))
+        c = median(cpus, itemgetter(i))
         print(f"{variant.label}median of {runs} runs: {m:.2f} s  {orders_n / m:,.0f} orders/s  "
-              f"{orders_n * variant.per_order / m:,.0f} {variant.topic} records/s")
+              f"{orders_n * variant.per_order / m:,.0f} {variant.topic} records/s  "
+              f"worker CPU {c:.2f} s ({c / orders_n * 1000:.2f} ms/order, {orders_n / c:,.0f} orders per CPU second)")
     if with_baseline:
         ratio = median(results, lambda r: r[0]) / median(results, lambda r: r[1])
         print(f"with reservations / baseline (same runs, interleaved): {ratio:.2f}x the time")

@@ -281,6 +281,11 @@ def test_aware_datetimes_are_normalised_to_utc_millis() -> None:
     assert meta.occurred_at.utcoffset() == timedelta(0)
     assert EventMeta.model_validate(_meta(occurred_at="2024-01-02T04:04:05+01:00")).occurred_at == datetime(
         2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    # UTC already, sub-millisecond digits still dropped; a normalised UTC value is kept as is.
+    utc = EventMeta.model_validate(_meta(occurred_at=datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC))).occurred_at
+    assert utc == datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+    kept = datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+    assert EventMeta.model_validate(_meta(occurred_at=kept)).occurred_at is kept
 
 
 def test_event_id_must_be_a_uuid_and_is_canonical() -> None:
@@ -289,6 +294,11 @@ def test_event_id_must_be_a_uuid_and_is_canonical() -> None:
     assert EventMeta.model_validate(_meta(event_id=uuid.UUID(raw))).event_id == raw.lower()
     with pytest.raises(ValidationError):
         EventMeta.model_validate(_meta(event_id="not-a-uuid"))
+    # Other spellings uuid.UUID takes are made canonical too (the canonical form skips the parse).
+    for spelling in ("{" + raw + "}", "urn:uuid:" + raw.lower(), raw.replace("-", "").lower()):
+        assert EventMeta.model_validate(_meta(event_id=spelling)).event_id == raw.lower()
+    with pytest.raises(ValidationError):  # canonical shape, not hex
+        EventMeta.model_validate(_meta(event_id="g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"))
 
 
 def test_models_are_frozen_and_forbid_extra_fields() -> None:
