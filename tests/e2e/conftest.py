@@ -14,6 +14,7 @@ from confluent_kafka import Message
 
 from shopstream.dev.runtime import DevProcess, spawn_dev
 from tests.kafka_read import read_all
+from tests.kafka_write import delete_topics
 
 # The webhook secrets the stack runs with (one per source; the tests sign with the same values).
 SHOPIFY_SECRET = "e2e-shopify-secret"
@@ -85,3 +86,4 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
         yield RunningStack(dev=dev, prefix=prefix, bootstrap=kafka_bootstrap, mappings_dir=mappings)
     finally:
         dev.stop()
+        delete_topics(kafka_bootstrap, prefix)  # the session broker stays small (tests/kafka_write.py)

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 import pytest
 
 from shopstream.config import load_settings
-from shopstream.kafka import make_producer
 from shopstream.processors.orders.mapping import mappings_dir
 from shopstream.schemas.models import EventMeta, Money, OrderLine, OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client
 from tests.e2e.conftest import RunningStack
 from tests.e2e.test_shopify_slice import _poll_order
+from tests.kafka_write import make_producer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

@@ -17,6 +17,7 @@ from shopstream.dev.broker import DurableBroker, start_durable_tansu
 from shopstream.dev.registry.service import start_in_thread
 from shopstream.dev.registry.store import SchemaStore
 from tests import processes
+from tests.kafka_write import delete_topics
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +68,16 @@ def durable_settings(durable_broker: DurableBroker, registry_url: str, redis_url
     return load_settings(kafka_bootstrap_servers=durable_broker.bootstrap, schema_registry_url=registry_url,
                          redis_url=redis_url, topic_prefix=f"t{unique}.", redis_key_prefix=redis_prefix,
                          kafka_session_timeout_s=6, single_record_batches=True, kafka_idempotence=False)
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_topics(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A broker test's topics (prefix `t{unique}.`) are deleted on the session broker when it ends: the
+    broker's idempotent produce slows with its topic count (tests/kafka_write.py)."""
+    if request.node.get_closest_marker("broker") is None or "unique" not in request.fixturenames:
+        yield
+        return
+    prefix = f"t{request.getfixturevalue('unique')}."
+    bootstrap = request.getfixturevalue("kafka_bootstrap")
+    yield
+    delete_topics(bootstrap, prefix)

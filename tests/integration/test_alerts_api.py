@@ -19,12 +19,13 @@ import redis
 from confluent_kafka.admin import NewTopic
 
 from shopstream.config import Settings
-from shopstream.kafka import make_admin, make_producer
+from shopstream.kafka import make_admin
 from shopstream.schemas.models import AnomalyAlert, EventMeta
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import load_topology, names
 from shopstream.views.alerts import KpiStore
 from shopstream.views.work_items import index_member
+from tests.kafka_write import make_producer
 from tests.workers import api_client, running_sink
 
 pytestmark = pytest.mark.broker

@@ -29,7 +29,6 @@ import pytest
 import redis
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.processors.anomalies.engine import Engine
 from shopstream.processors.anomalies.facts import from_event
 from shopstream.processors.anomalies.records import decode_fact
@@ -48,6 +47,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology, names
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import api_client, running_sink, start_worker
 
 pytestmark = pytest.mark.broker

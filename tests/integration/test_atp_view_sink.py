@@ -16,7 +16,6 @@ import pytest
 
 from shopstream.config import Settings
 from shopstream.dlq import header_map
-from shopstream.kafka import make_producer
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
 from shopstream.views.atp import AtpView
@@ -24,6 +23,7 @@ from shopstream.views.orders import OrderView
 from shopstream.views.sink import ATP_TOPIC, GROUP_ID, ORDERS_TOPIC
 from tests.integration.test_order_view import make_state
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.unit.test_atp_view import make_level
 from tests.workers import api_client, running_sink, wait_for
 

@@ -36,7 +36,6 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from shopstream.config import Settings, load_settings
 from shopstream.halt import EXIT_DELIVERY_FAILED, EXIT_PARK_FAILED
-from shopstream.kafka import make_producer
 from shopstream.schemas.models import AtpLevel, EventMeta, ReservationChanged
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
@@ -44,6 +43,7 @@ from shopstream.topology import load_topology
 from tests.broker_proxy import BrokerProxy, proxied_tansu
 from tests.integration.test_orders_failures import _event
 from tests.kafka_read import latest_order_states, read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker

@@ -35,11 +35,11 @@ from confluent_kafka import KafkaError, Message
 
 from shopstream.config import Settings
 from shopstream.dev.broker import DurableBroker
-from shopstream.kafka import make_producer
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import latest_order_states, read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(600)]

@@ -19,7 +19,6 @@ import pytest
 from pydantic import BaseModel
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.schemas.models import (
     EventMeta,
     Money,
@@ -36,6 +35,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]

@@ -8,7 +8,8 @@ from confluent_kafka.admin import NewTopic
 
 from shopstream.api.lag import count_lag
 from shopstream.config import Settings
-from shopstream.kafka import make_admin, make_consumer, make_producer
+from shopstream.kafka import make_admin, make_consumer
+from tests.kafka_write import make_producer
 
 pytestmark = pytest.mark.broker
 

@@ -22,7 +22,7 @@ from confluent_kafka.admin import NewTopic
 from shopstream.api.app import HISTORY_NOT_FOUND
 from shopstream.config import Settings
 from shopstream.dlq import header_map
-from shopstream.kafka import make_admin, make_producer
+from shopstream.kafka import make_admin
 from shopstream.metrics import RECORDS_IN
 from shopstream.schemas.models import OrderStatusChanged
 from shopstream.serde import AvroSerde, make_registry_client
@@ -32,6 +32,7 @@ from shopstream.views.orders import OrderView, order_document
 from shopstream.views.sink import CHANGES_TOPIC, GROUP_ID, PROCESSOR
 from tests.integration.test_order_view import make_state
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.unit.test_history_view import make_change, snap
 from tests.workers import api_client, running_sink, wait_for
 

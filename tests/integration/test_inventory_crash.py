@@ -26,7 +26,6 @@ import pytest
 
 from shopstream.config import Settings
 from shopstream.connectors.ingest import ingest_erp_stock
-from shopstream.kafka import make_producer
 from shopstream.processors.inventory.atp import SkuState, apply_reservation, apply_snapshot, levels, new_state
 from shopstream.processors.inventory.config import load_inventory_config
 from shopstream.schemas.models import AtpLevel, EventMeta, ReservationChanged
@@ -34,6 +33,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop
 
 pytestmark = pytest.mark.broker

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer, partition_for
+from shopstream.kafka import partition_for
 from shopstream.processors.inventory.app import NEVER_COUNTED
 from shopstream.processors.inventory.atp import (
     Outcome,
@@ -49,6 +49,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker

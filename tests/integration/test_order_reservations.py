@@ -23,7 +23,6 @@ from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import KafkaError, Message
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.processors.orders.reservations import reservation_event_id
 from shopstream.schemas.models import (
     AtpLevel,
@@ -40,6 +39,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(420)]

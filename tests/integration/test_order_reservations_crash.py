@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.processors.inventory.atp import Policy, SkuState, apply_reservation, levels, new_state
 from shopstream.processors.orders.lifecycle import OrderEvent, apply
 from shopstream.processors.orders.mapping import load_mapping
@@ -42,6 +41,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import latest_order_states, read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(600)]

@@ -28,7 +28,6 @@ import pytest
 from connectors.shopify import ShopifyConnector, sign
 from shopstream.config import Settings
 from shopstream.dev.demo import cancelled, shopify_order
-from shopstream.kafka import make_producer
 from shopstream.processors.orders.canonical import Context, apply
 from shopstream.processors.orders.mapping import load_mapping
 from shopstream.processors.orders.record import OrderRecord
@@ -37,6 +36,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import latest_order_states, read_all
+from tests.kafka_write import make_producer
 from tests.unit.order_events import captured, dispatched
 from tests.workers import start_worker
 

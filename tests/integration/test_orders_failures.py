@@ -22,7 +22,6 @@ from aiokafka.partitioner import DefaultPartitioner
 from shopstream.config import Settings
 from shopstream.connectors.shopify import ShopifyConnector, sign
 from shopstream.dev.demo import shopify_order
-from shopstream.kafka import make_producer
 from shopstream.processors.orders.lifecycle import apply
 from shopstream.processors.orders.mapping import load_mapping, mappings_dir
 from shopstream.schemas.models import OrderPlaced, OrderState, OrderUpdated
@@ -30,6 +29,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import latest_order_states, read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker

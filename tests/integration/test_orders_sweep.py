@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.processors.orders.policy import default_orders_policy_path
 from shopstream.schemas.models import ReviewItem
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import latest_order_states, read_all
+from tests.kafka_write import make_producer
 from tests.unit.order_events import captured, placed
 from tests.workers import start_worker, stop, wait_for
 

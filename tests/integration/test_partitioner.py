@@ -19,8 +19,9 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from confluent_kafka.admin import NewTopic
 
 from shopstream.config import Settings
-from shopstream.kafka import make_admin, make_producer, partition_for
+from shopstream.kafka import make_admin, partition_for
 from shopstream.runner.producer import ConfirmingProducer
+from tests.kafka_write import make_producer
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 

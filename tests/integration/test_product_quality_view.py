@@ -12,12 +12,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.schemas.models import EventMeta, ProductQuality
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
 from shopstream.views.products import QualityRoute
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import api_client, running_sink, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]

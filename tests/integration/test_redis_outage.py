@@ -19,7 +19,6 @@ import redis
 from shopstream.children import spawn
 from shopstream.config import Settings
 from shopstream.dev.ports import free_port, wait_for_port
-from shopstream.kafka import make_producer
 from shopstream.metrics import RETRIES
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply, load_topology
@@ -27,6 +26,7 @@ from shopstream.views.orders import OrderView
 from shopstream.views.sink import PROCESSOR, RetryPolicy, run_sink
 from tests.integration.test_order_view import make_state
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 
 pytestmark = pytest.mark.broker
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.processors.review.rules import load_rules
 from shopstream.processors.review.velocity import ReviewState, step
 from shopstream.schemas.models import OrderPlaced, OrderReviewed, OrderUpdated, ReviewItem
@@ -27,6 +26,7 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.unit.review_events import ELSEWHERE, order, update
 from tests.workers import start_worker
 

@@ -11,12 +11,12 @@ import time
 import pytest
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.processors.review.rules import load_rules
 from shopstream.processors.review.tools import backtest
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
+from tests.kafka_write import make_producer
 from tests.unit.review_events import ELSEWHERE, order
 
 pytestmark = pytest.mark.broker

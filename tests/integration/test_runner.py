@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from shopstream.config import Settings, load_settings
 from shopstream.halt import EXIT_PARK_FAILED
-from shopstream.kafka import make_producer, partition_for
+from shopstream.kafka import partition_for
 from shopstream.runner import Runner
 from shopstream.runner.store import BATCH_END, restore
 from shopstream.topology import apply as apply_topology
@@ -29,6 +29,7 @@ from shopstream.topology import load_topology
 from tests import processes
 from tests.broker_proxy import BrokerProxy, proxied_tansu
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.runner_probe import CountingProcessor, EchoProcessor
 from tests.workers import stop, wait_for
 

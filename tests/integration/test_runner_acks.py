@@ -8,13 +8,14 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer, partition_for
+from shopstream.kafka import partition_for
 from shopstream.metrics import RETRIES
 from shopstream.runner import Runner
 from shopstream.runner.api import Processor
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.runner_probe import BatchProcessor, HoldingProcessor
 from tests.workers import wait_for
 

@@ -23,12 +23,12 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from shopstream.config import Settings
 from shopstream.dlq import header_map
-from shopstream.kafka import make_producer
 from shopstream.processors.inventory.shop_sync_worker import GROUP_ID
 from shopstream.schemas.models import AtpLevel, EventMeta, SyncShopStock
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker

@@ -24,13 +24,13 @@ import yaml
 
 from shopstream.config import Settings
 from shopstream.dlq import header_map
-from shopstream.kafka import make_producer
 from shopstream.schemas.models import EventMeta, ShopCommandResult, SyncShopStock
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.fake_shops import TOKEN, FakeShop, running
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker

@@ -23,7 +23,6 @@ import pytest
 import redis
 
 from shopstream.config import Settings
-from shopstream.kafka import make_producer
 from shopstream.processors.support.lookup import SupportFacts
 from shopstream.processors.support.records import decision_records, ticket_input
 from shopstream.processors.support.triage import SupportCore
@@ -34,6 +33,7 @@ from shopstream.topology import load_topology
 from shopstream.views.orders import OrderView
 from tests.integration.test_order_view import doc
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.unit.order_events import dispatched, placed
 from tests.workers import start_worker
 

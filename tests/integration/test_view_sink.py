@@ -19,7 +19,7 @@ from shopstream.dev.ports import free_port
 from shopstream.dev.registry.service import RegistryServer, start_in_thread
 from shopstream.dev.registry.store import SchemaStore
 from shopstream.dlq import header_map
-from shopstream.kafka import make_admin, make_consumer, make_producer
+from shopstream.kafka import make_admin, make_consumer
 from shopstream.metrics import RETRIES
 from shopstream.runner import Runner
 from shopstream.serde import AvroSerde, make_registry_client
@@ -27,6 +27,7 @@ from shopstream.topology import load_topology
 from shopstream.views.orders import OrderView
 from shopstream.views.sink import GROUP_ID, PROCESSOR, SOURCE_TOPIC, RetryPolicy, ViewsProcessor, run_sink
 from tests.integration.test_order_view import make_state
+from tests.kafka_write import make_producer
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.broker

@@ -18,11 +18,12 @@ import pytest
 from confluent_kafka.admin import NewTopic
 
 from shopstream.config import Settings
-from shopstream.kafka import make_admin, make_producer
+from shopstream.kafka import make_admin
 from shopstream.schemas.models import EventMeta, ReviewItem, WorkItemDecided
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import load_topology, names
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import api_client, auth_header, running_sink, wait_for
 
 pytestmark = pytest.mark.broker
