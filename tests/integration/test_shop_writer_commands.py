@@ -25,7 +25,6 @@ from confluent_kafka import KafkaException
 
 from shopstream.config import Settings
 from shopstream.dlq import header_map
-from shopstream.kafka import make_producer
 from shopstream.schemas.models import (
     CancelOrder,
     EventMeta,
@@ -40,6 +39,7 @@ from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.fake_shops import TOKEN, FakeShop, running
 from tests.kafka_read import read_all
+from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker
