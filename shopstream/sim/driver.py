@@ -146,21 +146,21 @@ def _reviewer(faces: Faces, plan: Plan, timeline: Timeline, stop: threading.Even
         stop.wait(1.0)
 
 
-def _inject(faces: Faces, faults: list[tuple[str, str]], cfg: Config, timeline: Timeline) -> None:
-    """The process faults, each at its share of the traffic, one after the other (chaos.py)."""
-    for fault, target in faults:
-        delay = timeline.started + cfg.duration_s * chaos.AT_SHARE[fault] - time.time()
-        if delay > 0:
-            time.sleep(delay)
-        try:
-            hit = chaos.inject(fault, target, state_dir=Path(faces.state_dir), worker_port=faces.worker_port,
-                               bootstrap=faces.bootstrap, started_epoch=timeline.started)
-        except (RuntimeError, OSError) as exc:
-            with timeline.lock:
-                timeline.chaos_errors.append(f"{fault} on {target}: {exc}")
-            continue
+def _inject(faces: Faces, fault: str, target: str, cfg: Config, timeline: Timeline) -> None:
+    """One process fault at its share of the traffic (chaos.py); each has its own thread, so a slow recovery
+    of one does not push the other past the traffic."""
+    delay = timeline.started + cfg.duration_s * chaos.AT_SHARE[fault] - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    try:
+        hit = chaos.inject(fault, target, state_dir=Path(faces.state_dir), worker_port=faces.worker_port,
+                           bootstrap=faces.bootstrap, started_epoch=timeline.started)
+    except (RuntimeError, OSError) as exc:
         with timeline.lock:
-            timeline.disruptions.append(hit)
+            timeline.chaos_errors.append(f"{fault} on {target}: {exc}")
+        return
+    with timeline.lock:
+        timeline.disruptions.append(hit)
 
 
 def _report_disruptions(verdict: Verdict, timeline: Timeline) -> None:
@@ -170,13 +170,13 @@ def _report_disruptions(verdict: Verdict, timeline: Timeline) -> None:
     if timeline.chaos_errors:
         verdict.rows.insert(2, Row("process faults injected", len(timeline.disruptions) + len(timeline.chaos_errors),
                                    mismatches=len(timeline.chaos_errors), examples=timeline.chaos_errors[:5]))
-    for d in timeline.disruptions:
+    for i, d in enumerate(sorted(timeline.disruptions, key=lambda d: d.at_s)):
         until = d.injected_epoch + (d.recovered_after_s if d.recovered_after_s is not None else chaos.RECOVERY_LIMIT_S)
         during = sum(1 for t, *_ in timeline.sent if d.injected_epoch <= t <= until)
         row = Row(f"fault {d.fault}: {d.target} back", 1, note=d.describe())
         if d.recovered_after_s is None:
             row.mismatches = 1
-        verdict.rows.insert(2, row)
+        verdict.rows.insert(2 + i, row)
         verdict.disruptions.append({**d.to_json(), "deliveries_during": during,
                                     "text": f"{d.describe()}; {during} deliveries answered while it was down; {found}"})
 
@@ -212,8 +212,9 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
                 process_faults.append((fault, chaos.plan_target(fault, cfg.seed)))
             else:
                 skipped[fault] = reason
-    injector = threading.Thread(target=_inject, args=(faces, process_faults, cfg, timeline), daemon=True)
-    for t in [*senders, reviewer, injector]:
+    injectors = [threading.Thread(target=_inject, args=(faces, fault, target, cfg, timeline), daemon=True)
+                 for fault, target in process_faults]
+    for t in [*senders, reviewer, *injectors]:
         t.start()
     _say(quiet, f"simulate: run {run_id}, {len(plan.orders)} orders, {len(plan.steps)} deliveries over "
                 f"{cfg.duration_s:.0f} s (seed {cfg.seed}, faults: {','.join(sorted(cfg.faults)) or 'none'})")
@@ -233,7 +234,8 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
         q.put(None)
     for t in senders:
         t.join()
-    injector.join(timeout=2 * chaos.RECOVERY_LIMIT_S)
+    for t in injectors:
+        t.join(timeout=chaos.RECOVERY_LIMIT_S + cfg.duration_s)
     if tty:
         _progress(len(plan.steps), len(plan.steps), t0.timestamp())
         sys.stderr.write("\n")
