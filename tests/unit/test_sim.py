@@ -167,3 +167,13 @@ def test_the_report_names_each_process_fault_and_its_recovery() -> None:
     verdict = Verdict(rows=[Row("orders", 3)], disruptions=[{**back.to_json(), "text": back.describe()}])
     assert "fault restart-broker: SIGKILL broker" in verdict.render()
     assert verdict.to_json()["disruptions"][0]["recovered_after_s"] == 4.25
+
+
+def test_a_shipped_order_may_lack_its_release_but_a_paid_one_may_not() -> None:
+    plan = _plan()
+    oracle = build_oracle(plan, stripe=True)
+    shipped = {o.order_id for o in plan.orders if o.scenario in ("delivered", "returned")}
+    waiting = {o.order_id for o in plan.orders if o.scenario == "paid"}
+    assert shipped and waiting
+    assert shipped <= oracle.at_most_once["ReleaseOrder"] and not shipped & oracle.once["ReleaseOrder"]
+    assert waiting <= oracle.once["ReleaseOrder"]
