@@ -4,11 +4,12 @@ Starts the embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and the
 registry (unless SCHEMA_REGISTRY_URL is set), applies the topology, then runs the connectors
 service, the read API and every worker as child processes (`worker views` writes both Redis views,
 orders and ATP, that the read API serves). Ctrl-C (or SIGTERM) stops the children,
-then the registry and the broker. A worker killed by a signal (SIGKILL, the OOM killer) is started
-again with the same arguments: the runner resumes from its committed offsets and changelog, which
-is what a process supervisor does in production. Any other child that exits, or a worker that exits
-on its own with a code (bad config, a bug), stops everything and the exit code is 1: a restart would
-only fail the same way. The process ids are kept in `<state dir>/dev-pids.json` (pids.py).
+then the registry and the broker. A worker killed by a signal (SIGKILL, the OOM killer) or halted
+by the runner for a restart (`shopstream.halt`: exit 75 or 76, "start me again, I committed nothing
+unsafe") is started again with the same arguments: the runner resumes from its committed offsets
+and changelog, which is what a process supervisor does in production. Any other child that exits,
+or a worker that exits with another code (bad config, a bug), stops everything and the exit code is
+1: a restart would only fail the same way. The process ids are kept in `<state dir>/dev-pids.json` (pids.py).
 
 `--durable-broker`: the embedded Tansu runs on S3 storage in a child moto_server (broker.py), and
 when the broker process dies (a crash, or `kill -9` to rehearse one) dev starts it again on the same
@@ -42,6 +43,7 @@ from shopstream.dev.broker import (
 from shopstream.dev.pids import write_pids
 from shopstream.dev.ports import free_port, free_port_block, wait_for_port
 from shopstream.dev.tokens import ADMIN_TOKEN_FILE, dev_admin_token, read_dev_admin_token
+from shopstream.halt import EXIT_DELIVERY_FAILED, EXIT_PARK_FAILED
 
 DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
@@ -113,13 +115,14 @@ class Stack:
                    children={name: proc.pid for name, proc in self.children.items()})
 
     def restart_killed_worker(self, name: str, code: int) -> bool:
-        """Start a worker again if a signal killed it (negative exit code); False for anything else."""
-        if not name.startswith("worker-") or code >= 0:
+        """Start a worker again if a signal killed it (negative exit code) or it halted asking for a restart
+        (`shopstream.halt`'s 75 / 76); False for anything else."""
+        if not name.startswith("worker-") or not (code < 0 or code in (EXIT_PARK_FAILED, EXIT_DELIVERY_FAILED)):
             return False
         signal_group(self.children[name], signal.SIGKILL)  # a grandchild of the dead worker goes too
         self.spawn(name, *self.argv[name])
-        print(f"shopstream dev: {name} was killed by signal {-code}; started again "
-              f"(pid {self.children[name].pid})", flush=True)
+        why = f"was killed by signal {-code}" if code < 0 else f"halted for a restart (exit {code})"
+        print(f"shopstream dev: {name} {why}; started again (pid {self.children[name].pid})", flush=True)
         self.write_pids()
         return True
 
