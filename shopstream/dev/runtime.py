@@ -4,7 +4,12 @@ Starts the embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and the
 registry (unless SCHEMA_REGISTRY_URL is set), applies the topology, then runs the connectors
 service, the read API and every worker as child processes (`worker views` writes both Redis views,
 orders and ATP, that the read API serves). Ctrl-C (or SIGTERM) stops the children,
-then the registry and the broker. If a child dies, everything is stopped and the exit code is 1.
+then the registry and the broker. A worker killed by a signal (SIGKILL, the OOM killer) or halted
+by the runner for a restart (`shopstream.halt`: exit 75 or 76, "start me again, I committed nothing
+unsafe") is started again with the same arguments: the runner resumes from its committed offsets
+and changelog, which is what a process supervisor does in production. Any other child that exits,
+or a worker that exits with another code (bad config, a bug), stops everything and the exit code is
+1: a restart would only fail the same way. The process ids are kept in `<state dir>/dev-pids.json` (pids.py).
 
 `--durable-broker`: the embedded Tansu runs on S3 storage in a child moto_server (broker.py), and
 when the broker process dies (a crash, or `kill -9` to rehearse one) dev starts it again on the same
@@ -35,8 +40,10 @@ from shopstream.dev.broker import (
     start_durable_tansu,
     start_tansu,
 )
+from shopstream.dev.pids import write_pids
 from shopstream.dev.ports import free_port, free_port_block, wait_for_port
 from shopstream.dev.tokens import ADMIN_TOKEN_FILE, dev_admin_token, read_dev_admin_token
+from shopstream.halt import EXIT_DELIVERY_FAILED, EXIT_PARK_FAILED
 
 DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
@@ -63,12 +70,15 @@ class Stack:
     broker: EmbeddedBroker | None = None
     durable: DurableBroker | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    argv: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    state_dir: Path | None = None
 
     def spawn(self, name: str, *args: str) -> None:
         # Own group (children.spawn): a terminal's Ctrl-C reaches only `shopstream dev`, which then stops the
         # services first and the broker last, instead of everything at once (clients shouting at a dead
         # broker); and if dev itself is killed, the kernel stops its children (PR_SET_PDEATHSIG).
         out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None  # noqa: SIM115 - child owns it
+        self.argv[name] = args
         try:
             self.children[name] = spawn([sys.executable, "-m", "shopstream.cli", *args], env=self.env,
                                         stdout=out, stderr=subprocess.STDOUT if out else None)
@@ -93,6 +103,28 @@ class Stack:
         took = self.durable.start()
         print(f"shopstream dev: the broker exited ({code}); started again on {self.durable.bootstrap} with its "
               f"data, answering after {took:.2f} s (pid {self.durable.broker.process.pid})", flush=True)
+        self.write_pids()
+
+    def write_pids(self) -> None:
+        """Record the current process ids in the state dir (pids.py); no-op without one."""
+        if self.state_dir is None:
+            return
+        broker = self.durable.broker if self.durable is not None else self.broker
+        write_pids(self.state_dir, broker=broker.process.pid if broker is not None else None,
+                   durable=self.durable is not None,
+                   children={name: proc.pid for name, proc in self.children.items()})
+
+    def restart_killed_worker(self, name: str, code: int) -> bool:
+        """Start a worker again if a signal killed it (negative exit code) or it halted asking for a restart
+        (`shopstream.halt`'s 75 / 76); False for anything else."""
+        if not name.startswith("worker-") or not (code < 0 or code in (EXIT_PARK_FAILED, EXIT_DELIVERY_FAILED)):
+            return False
+        signal_group(self.children[name], signal.SIGKILL)  # a grandchild of the dead worker goes too
+        self.spawn(name, *self.argv[name])
+        why = f"was killed by signal {-code}" if code < 0 else f"halted for a restart (exit {code})"
+        print(f"shopstream dev: {name} {why}; started again (pid {self.children[name].pid})", flush=True)
+        self.write_pids()
+        return True
 
     @staticmethod
     def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -175,7 +207,7 @@ def run_dev(settings: Settings, demo: bool = False, durable_broker: bool = False
     log_dir = Path(settings.dev_log_dir) if settings.dev_log_dir else None
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(env=dict(os.environ), log_dir=log_dir)
+    stack = Stack(env=dict(os.environ), log_dir=log_dir, state_dir=Path(settings.state_dir))
     # One host, two HTTP services: each takes its public port + ADMIN_PORT_OFFSET, not one shared port.
     stack.env.pop("SHOPSTREAM_ADMIN_PORT", None)
     os.environ.pop("SHOPSTREAM_ADMIN_PORT", None)
@@ -278,15 +310,16 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None,
           f"{base}:{effective.worker_web_port + 7}/metrics (catalog)\n"
           f"alerts and KPIs:       {base}:{effective.api_port}/v1/alerts, {base}:{effective.api_port}/v1/kpis\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
+    stack.write_pids()
     if demo:
         from shopstream.dev.demo import feed_demo_orders
 
         feed_demo_orders(effective, admin_token)
     while True:
         stack.revive_broker()
-        for name, proc in stack.children.items():
+        for name, proc in list(stack.children.items()):
             code = proc.poll()
-            if code is not None:
+            if code is not None and not stack.restart_killed_worker(name, code):
                 print(f"shopstream dev: {name} exited with code {code}; stopping", file=sys.stderr)
                 return 1
         time.sleep(0.5)
@@ -391,8 +424,9 @@ def _public_ports_with_admin() -> int:
     raise RuntimeError("no free public ports with free admin ports above them")
 
 
-def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
-    """Start `shopstream dev` on free ports with its own state dir; `overrides` are extra env variables."""
+def spawn_dev(state_dir: Path, *args: str, **overrides: str) -> DevProcess:
+    """Start `shopstream dev` on free ports with its own state dir; `args` are dev's options
+    (`--durable-broker`), `overrides` extra env variables."""
     state_dir.mkdir(parents=True, exist_ok=True)
     public = _public_ports_with_admin()
     env = {
@@ -408,5 +442,6 @@ def spawn_dev(state_dir: Path, **overrides: str) -> DevProcess:
     }
     log_path = state_dir / "dev.log"
     with open(log_path, "wb") as out:
-        proc = spawn([sys.executable, "-m", "shopstream.cli", "dev"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = spawn([sys.executable, "-m", "shopstream.cli", "dev", *args], env=env, stdout=out,
+                     stderr=subprocess.STDOUT)
     return DevProcess(process=proc, env=env, log_path=log_path)

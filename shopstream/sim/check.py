@@ -154,6 +154,13 @@ def judge(plan: Plan, oracle: Oracle, seen: Observed, decided: dict[str, dict[st
             if count != 1:
                 row.miss(f"order {oid}: {count} {kind}")
         verdict.rows.append(row)
+    for kind, ids in sorted(oracle.at_most_once.items()):
+        row = Row(f"commands: {kind} at most once (shipped orders)", len(ids))
+        for oid in sorted(ids):
+            count = seen.commands.get(kind, Counter())[oid]
+            if count > 1:
+                row.miss(f"order {oid}: {count} {kind}")
+        verdict.rows.append(row)
     for kind, ids in sorted(oracle.never.items()):
         row = Row(f"commands: no {kind}", len(ids))
         for oid in sorted(ids):

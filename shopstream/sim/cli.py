@@ -31,7 +31,7 @@ def faces_from_settings(settings: Settings, token: str | None) -> Any:
                  token=token or read_dev_admin_token(Path(settings.state_dir)) or "", secrets=secrets,
                  bootstrap=settings.kafka_bootstrap_servers or "127.0.0.1:9092",
                  registry=settings.schema_registry_url or f"http://{host}:{settings.registry_port}",
-                 prefix=settings.topic_prefix)
+                 prefix=settings.topic_prefix, state_dir=settings.state_dir, worker_port=settings.worker_web_port)
 
 
 def config_from_args(args: argparse.Namespace, capabilities: set[str]) -> Any:
@@ -93,7 +93,8 @@ def add_sim_parsers(sub: Any) -> None:
                                    "of a running `shopstream dev` (same environment), then checks the read API "
                                    "and the output topics against an oracle. Exit 1 on any mismatch.")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of traffic (default 60)")
-    p.add_argument("--faults", default="", help="dup,reorder,malformed,badsig,kill-worker or all")
+    p.add_argument("--faults", default="", help="dup,reorder,malformed,badsig,kill-worker,restart-broker or all "
+                                                  "(restart-broker needs `shopstream dev --durable-broker`)")
     p.add_argument("--token", default=None, help="API token of a reviewer (default: dev's admin token)")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=cmd_simulate)

@@ -41,7 +41,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         client = dev.client_env()
         faces = Faces(connectors=dev.connectors_url, api=dev.api_url, token=dev.admin_token, secrets=DEMO_SECRETS,
                       bootstrap=client.get("KAFKA_BOOTSTRAP_SERVERS", ""), registry=client["SCHEMA_REGISTRY_URL"],
-                      prefix=client.get("SHOPSTREAM_TOPIC_PREFIX", ""))
+                      prefix=client.get("SHOPSTREAM_TOPIC_PREFIX", ""), state_dir=str(home),
+                      worker_port=int(client["SHOPSTREAM_WORKER_PORT"]))
         print(f"demo: ready; simulating {args.duration:.0f} s of a shop at {args.orders_per_second} orders/s "
               f"with faults {args.faults}", flush=True)
         result = simulate(faces, config_from_args(args, set(DEMO_SECRETS)), settle_s=args.settle)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shopstream.sim import check
+from shopstream.sim import chaos, check
 from shopstream.sim.faces import Faces, api_get, api_post, post_step
 from shopstream.sim.oracle import Oracle, build_oracle
 from shopstream.sim.plan import Config, Plan, make_plan
@@ -29,9 +29,9 @@ from shopstream.sim.world import make_world
 
 # Parallel deliveries (more for high rates); one subject always goes through the same sender, in plan order.
 SENDERS_LOW, SENDERS_HIGH = 6, 24
-KILL_WORKER_SKIPPED = ("shopstream dev stops the whole stack when one of its children exits (dev/runtime.py "
-                       "has no restart), so a worker cannot be SIGKILLed and restarted from outside; the crash "
-                       "path is proven by tests/integration/test_orders_crash.py and test_inventory_crash.py")
+# A source system retries a delivery its receiver did not take (no answer, or a 5xx: the broker restarting);
+# Shopify for 48 h, the simulator for this long. Each retry is counted in the stats.
+RETRY_FOR_S = 180.0
 
 
 @dataclass
@@ -43,6 +43,9 @@ class Timeline:
     queue: list[tuple[float, int]] = field(default_factory=list)  # (epoch s, open review items of the run)
     created: dict[str, float] = field(default_factory=dict)  # order id -> epoch s its create was accepted
     decided: dict[str, dict[str, Any]] = field(default_factory=dict)  # order id -> the item as decided
+    retries: int = 0  # deliveries sent again after no answer or a 5xx
+    disruptions: list[chaos.Disruption] = field(default_factory=list)
+    chaos_errors: list[str] = field(default_factory=list)  # a process fault that could not be injected
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -89,6 +92,12 @@ def seed_stock(faces: Faces, cfg: Config, run_id: str, quiet: bool) -> None:
 def _sender(faces: Faces, inbox: queue.Queue[Step | None], timeline: Timeline, wrong: Row) -> None:
     while (step := inbox.get()) is not None:
         status, body = post_step(faces, step)
+        first = time.monotonic()
+        while (status == 0 or status >= 500) and step.expect < 500 and time.monotonic() - first < RETRY_FOR_S:
+            time.sleep(1.0)
+            with timeline.lock:
+                timeline.retries += 1
+            status, body = post_step(faces, step)
         now = time.time()
         with timeline.lock:
             timeline.sent.append((now, step.source, status, step.fault))
@@ -137,6 +146,41 @@ def _reviewer(faces: Faces, plan: Plan, timeline: Timeline, stop: threading.Even
         stop.wait(1.0)
 
 
+def _inject(faces: Faces, fault: str, target: str, cfg: Config, timeline: Timeline) -> None:
+    """One process fault at its share of the traffic (chaos.py); each has its own thread, so a slow recovery
+    of one does not push the other past the traffic."""
+    delay = timeline.started + cfg.duration_s * chaos.AT_SHARE[fault] - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    try:
+        hit = chaos.inject(fault, target, state_dir=Path(faces.state_dir), worker_port=faces.worker_port,
+                           bootstrap=faces.bootstrap, started_epoch=timeline.started)
+    except (RuntimeError, OSError) as exc:
+        with timeline.lock:
+            timeline.chaos_errors.append(f"{fault} on {target}: {exc}")
+        return
+    with timeline.lock:
+        timeline.disruptions.append(hit)
+
+
+def _report_disruptions(verdict: Verdict, timeline: Timeline) -> None:
+    """A row per process fault (did it come back) and its report line: when, how long, what the oracle found."""
+    found = ("the oracle found 0 mismatches afterwards" if verdict.clean
+             else f"the oracle found {sum(r.mismatches for r in verdict.rows)} mismatch(es) afterwards")
+    if timeline.chaos_errors:
+        verdict.rows.insert(2, Row("process faults injected", len(timeline.disruptions) + len(timeline.chaos_errors),
+                                   mismatches=len(timeline.chaos_errors), examples=timeline.chaos_errors[:5]))
+    for i, d in enumerate(sorted(timeline.disruptions, key=lambda d: d.at_s)):
+        until = d.injected_epoch + (d.recovered_after_s if d.recovered_after_s is not None else chaos.RECOVERY_LIMIT_S)
+        during = sum(1 for t, *_ in timeline.sent if d.injected_epoch <= t <= until)
+        row = Row(f"fault {d.fault}: {d.target} back", 1, note=d.describe())
+        if d.recovered_after_s is None:
+            row.mismatches = 1
+        verdict.rows.insert(2 + i, row)
+        verdict.disruptions.append({**d.to_json(), "deliveries_during": during,
+                                    "text": f"{d.describe()}; {during} deliveries answered while it was down; {found}"})
+
+
 def _progress(done: int, total: int, started: float) -> None:
     width = 30
     filled = int(width * done / max(total, 1))
@@ -159,7 +203,18 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
     senders = [threading.Thread(target=_sender, args=(faces, q, timeline, wrong), daemon=True) for q in inboxes]
     stop = threading.Event()
     reviewer = threading.Thread(target=_reviewer, args=(faces, plan, timeline, stop), daemon=True)
-    for t in [*senders, reviewer]:
+    process_faults: list[tuple[str, str]] = []
+    skipped: dict[str, str] = {}
+    for fault in chaos.PROCESS_FAULTS:
+        if fault in cfg.faults:
+            reason = chaos.why_not(fault, Path(faces.state_dir))
+            if reason is None:
+                process_faults.append((fault, chaos.plan_target(fault, cfg.seed)))
+            else:
+                skipped[fault] = reason
+    injectors = [threading.Thread(target=_inject, args=(faces, fault, target, cfg, timeline), daemon=True)
+                 for fault, target in process_faults]
+    for t in [*senders, reviewer, *injectors]:
         t.start()
     _say(quiet, f"simulate: run {run_id}, {len(plan.orders)} orders, {len(plan.steps)} deliveries over "
                 f"{cfg.duration_s:.0f} s (seed {cfg.seed}, faults: {','.join(sorted(cfg.faults)) or 'none'})")
@@ -179,6 +234,8 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
         q.put(None)
     for t in senders:
         t.join()
+    for t in injectors:
+        t.join(timeout=chaos.RECOVERY_LIMIT_S + cfg.duration_s)
     if tty:
         _progress(len(plan.steps), len(plan.steps), t0.timestamp())
         sys.stderr.write("\n")
@@ -204,12 +261,15 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
         caught_up.mismatches = 1
     verdict.rows.insert(1, caught_up)
     verdict.faults = _fault_counts(plan)
-    if "kill-worker" in cfg.faults:
-        verdict.skipped["kill-worker"] = KILL_WORKER_SKIPPED
+    for d in timeline.disruptions:
+        verdict.faults[d.fault] = verdict.faults.get(d.fault, 0) + 1
+    verdict.skipped.update(skipped)
     missing = {"stripe", "carrier", "returns", "erp"} - cfg.capabilities
     for source in sorted(missing):
         verdict.skipped[f"traffic:{source}"] = f"SHOPSTREAM_{source.upper()}_SECRET not set: its webhooks not sent"
     verdict.stats = check.stats(plan, timeline, observed)
+    verdict.stats["delivery_retries"] = timeline.retries
+    _report_disruptions(verdict, timeline)
     return Result(plan=plan, oracle=oracle, verdict=verdict, timeline=timeline, observed=observed)
 
 

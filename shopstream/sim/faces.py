@@ -28,6 +28,8 @@ class Faces:
     bootstrap: str
     registry: str
     prefix: str = ""
+    state_dir: str = ""  # the dev stack's SHOPSTREAM_STATE_DIR: its dev-pids.json names the processes to kill
+    worker_port: int = 0  # SHOPSTREAM_WORKER_PORT: the workers' /readyz after a kill
 
 
 def _request(url: str, data: bytes | None, headers: dict[str, str], method: str) -> tuple[int, dict[str, Any]]:

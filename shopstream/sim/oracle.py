@@ -13,8 +13,14 @@ Sources (README "One canonical order", "Available to promise", "Order review"; t
   ERP count after the dispatch (the sim sends none), goods receipts and restockable returned units add
   to on_hand.
 - exactly once: CreateInvoice when captured equals the total; ReleaseOrder when a never-held order is
-  paid; CreateReturnLabel per return requested in the window; IssueRefund per inspected return with a
-  refund above zero (grade fractions of the returns policy). Never a ReleaseOrder for an unpaid order.
+  paid and still to be shipped; CreateReturnLabel per return requested in the window; IssueRefund per
+  inspected return with a refund above zero (grade fractions of the returns policy). Never a
+  ReleaseOrder for an unpaid order.
+- at most once: ReleaseOrder of a paid order the carrier then scans. `releasable` (transitions.py) releases
+  only while fulfilment is still to do, and the first verdict of the review rules must come first
+  (`awaiting_review`); a worker with a backlog (after a restart) reads the order's topics in whatever
+  order they come, so the delivered scan may be applied before the verdict, and then no release is
+  due: the parcel already left (seen after a kill-worker: the order delivered, no ReleaseOrder).
 - DLQ: every malformed body parked on connectors.dlq, nothing from a bad signature.
 """
 
@@ -36,6 +42,7 @@ class Oracle:
     atp: dict[str, int] = field(default_factory=dict)
     once: dict[str, set[str]] = field(default_factory=dict)  # command type -> order ids that must have exactly one
     never: dict[str, set[str]] = field(default_factory=dict)  # command type -> order ids that must have none
+    at_most_once: dict[str, set[str]] = field(default_factory=dict)  # command type -> order ids with 0 or 1
     parked: set[str] = field(default_factory=set)  # markers that must be on connectors.dlq
     absent_orders: set[str] = field(default_factory=set)  # forged orders (bad signature) that must not exist
     holds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # order id -> hold reasons it must get
@@ -72,6 +79,7 @@ def build_oracle(plan: Plan, stripe: bool = True) -> Oracle:
         units[s.sku] += s.on_hand + plan.receipts.get(s.sku, 0)
     once: dict[str, set[str]] = defaultdict(set)
     never: dict[str, set[str]] = defaultdict(set)
+    at_most_once: dict[str, set[str]] = defaultdict(set)
     for order in plan.orders:
         oid, sc = order.order_id, order.scenario
         expect = expected_order(sc, order.decision, stripe)
@@ -87,7 +95,7 @@ def build_oracle(plan: Plan, stripe: bool = True) -> Oracle:
             if restock:
                 units[sku] += qty
         if sc in ("delivered", "paid", "refunded", "returned", "disputed"):
-            once["ReleaseOrder"].add(oid)
+            (at_most_once if sc in ("delivered", "returned") else once)["ReleaseOrder"].add(oid)
             once["CreateInvoice"].add(oid)
         if sc == "held" and order.decision == "approve" and stripe:
             once["CreateInvoice"].add(oid)
@@ -101,7 +109,7 @@ def build_oracle(plan: Plan, stripe: bool = True) -> Oracle:
             else:
                 never["IssueRefund"].add(oid)
     oracle.atp = dict(units)
-    oracle.once, oracle.never = dict(once), dict(never)
+    oracle.once, oracle.never, oracle.at_most_once = dict(once), dict(never), dict(at_most_once)
     oracle.parked = set(plan.malformed)
     oracle.absent_orders = set(plan.badsig_orders)
     return oracle

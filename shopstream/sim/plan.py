@@ -13,7 +13,7 @@ from shopstream.sim.traffic import orders as shop
 from shopstream.sim.traffic import payments, returns, shipments, stock
 from shopstream.sim.world import Sku, World, make_world
 
-FAULT_KINDS = ("dup", "reorder", "malformed", "badsig", "kill-worker")
+FAULT_KINDS = ("dup", "reorder", "malformed", "badsig", "kill-worker", "restart-broker")
 # Scenario -> (weight, capabilities it needs). Held orders get "held" whatever was drawn.
 SCENARIOS: dict[str, tuple[int, tuple[str, ...]]] = {
     "delivered": (30, ("stripe", "carrier")), "paid": (15, ("stripe",)), "unpaid": (6, ()),

@@ -31,6 +31,7 @@ class Verdict:
     faults: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    disruptions: list[dict[str, Any]] = field(default_factory=list)  # process faults (sim/chaos.py), as JSON
 
     @property
     def clean(self) -> bool:
@@ -40,7 +41,7 @@ class Verdict:
     def to_json(self) -> dict[str, Any]:
         """The verdict for machines (`--json`)."""
         return {"clean": self.clean, "rows": [asdict(r) for r in self.rows], "faults": self.faults,
-                "skipped": self.skipped, "stats": self.stats}
+                "skipped": self.skipped, "stats": self.stats, "disruptions": self.disruptions}
 
     def render(self) -> str:
         """The verdict table for people."""
@@ -52,6 +53,8 @@ class Verdict:
             out += [f"{'':<{width}}    e.g. {e}" for e in r.examples]
         if self.faults:
             out.append("faults injected: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.faults.items())))
+        for d in self.disruptions:
+            out.append(f"fault {d['text']}")
         for kind, why in sorted(self.skipped.items()):
             out.append(f"fault {kind} SKIPPED: {why}")
         out.append("VERDICT: " + ("clean (0 mismatches)" if self.clean

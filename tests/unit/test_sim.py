@@ -140,3 +140,40 @@ def test_the_check_reports_a_wrong_status_and_a_wrong_atp() -> None:
     orders_row, atp_row = Row("orders", 0), Row("atp", 0)
     assert _order_misses(oracle, docs, orders_row) == 1 and _atp_misses(oracle, atp, atp_row) == 1
     assert victim in orders_row.examples[0] and "999" in atp_row.examples[0]
+
+
+def test_a_process_fault_says_why_it_cannot_be_injected(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from shopstream.dev.pids import write_pids
+    from shopstream.sim import chaos
+
+    assert "dev-pids.json" in (chaos.why_not("kill-worker", tmp_path) or "")
+    write_pids(tmp_path, broker=None, durable=False, children={"worker-orders": 11})
+    assert chaos.why_not("kill-worker", tmp_path) is None
+    assert "external broker" in (chaos.why_not("restart-broker", tmp_path) or "")
+    write_pids(tmp_path, broker=12, durable=False, children={"worker-orders": 11})
+    assert "--durable-broker" in (chaos.why_not("restart-broker", tmp_path) or "")
+    write_pids(tmp_path, broker=12, durable=True, children={"worker-orders": 11})
+    assert chaos.why_not("restart-broker", tmp_path) is None
+    assert chaos.plan_target("kill-worker", 7) == chaos.plan_target("kill-worker", 7) in chaos.KILLABLE
+
+
+def test_the_report_names_each_process_fault_and_its_recovery() -> None:
+    from shopstream.sim.chaos import Disruption
+
+    back = Disruption("restart-broker", "broker", 12, 19.5, 0.0, 4.25, 13)
+    lost = Disruption("kill-worker", "worker-orders", 11, 10.5, 0.0, None, None)
+    assert "SIGKILL broker (pid 12) at +19.5 s; back after 4.2 s (pid 13)" in back.describe()
+    assert "NOT back" in lost.describe()
+    verdict = Verdict(rows=[Row("orders", 3)], disruptions=[{**back.to_json(), "text": back.describe()}])
+    assert "fault restart-broker: SIGKILL broker" in verdict.render()
+    assert verdict.to_json()["disruptions"][0]["recovered_after_s"] == 4.25
+
+
+def test_a_shipped_order_may_lack_its_release_but_a_paid_one_may_not() -> None:
+    plan = _plan()
+    oracle = build_oracle(plan, stripe=True)
+    shipped = {o.order_id for o in plan.orders if o.scenario in ("delivered", "returned")}
+    waiting = {o.order_id for o in plan.orders if o.scenario == "paid"}
+    assert shipped and waiting
+    assert shipped <= oracle.at_most_once["ReleaseOrder"] and not shipped & oracle.once["ReleaseOrder"]
+    assert waiting <= oracle.once["ReleaseOrder"]
