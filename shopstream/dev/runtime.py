@@ -61,6 +61,10 @@ STOP_STAGE_S = 15.0
 DEV_STOP_S = 3 * STOP_STAGE_S + 15.0
 
 
+RESTART_RESET_S = 60.0  # a worker that ran this long since its last restart starts again at once
+RESTART_MAX_WAIT_S = 30.0
+
+
 @dataclass
 class Stack:
     """The processes `shopstream dev` owns."""
@@ -72,6 +76,8 @@ class Stack:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     argv: dict[str, tuple[str, ...]] = field(default_factory=dict)
     state_dir: Path | None = None
+    #: per worker: when it was last started again, the last backoff, and when it is due (crash-loop backoff)
+    restarts: dict[str, tuple[float, float, float | None]] = field(default_factory=dict)
 
     def spawn(self, name: str, *args: str) -> None:
         # Own group (children.spawn): a terminal's Ctrl-C reaches only `shopstream dev`, which then stops the
@@ -119,10 +125,22 @@ class Stack:
         (`shopstream.halt`'s 75 / 76); False for anything else."""
         if not name.startswith("worker-") or not (code < 0 or code in (EXIT_PARK_FAILED, EXIT_DELIVERY_FAILED)):
             return False
+        now = time.monotonic()
+        # Like a supervisor's crash-loop backoff: a worker that keeps halting (the broker away for minutes)
+        # is started again after 1, 2, 4 … 30 s instead of every loop; a minute of health resets the wait.
+        last, wait, due = self.restarts.get(name, (-RESTART_RESET_S, 0.0, None))
+        if due is None:
+            wait = 0.0 if now - last >= RESTART_RESET_S else min(RESTART_MAX_WAIT_S, max(1.0, 2 * wait))
+            due = now + wait
+            self.restarts[name] = (last, wait, due)
+        if now < due:
+            return True  # backing off (this is called every loop)
+        self.restarts[name] = (now, wait, None)
         signal_group(self.children[name], signal.SIGKILL)  # a grandchild of the dead worker goes too
         self.spawn(name, *self.argv[name])
         why = f"was killed by signal {-code}" if code < 0 else f"halted for a restart (exit {code})"
-        print(f"shopstream dev: {name} {why}; started again (pid {self.children[name].pid})", flush=True)
+        print(f"shopstream dev: {name} {why}; started again (pid {self.children[name].pid}"
+              f"{f', after backing off {wait:.0f} s' if wait else ''})", flush=True)
         self.write_pids()
         return True
 
