@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ def test_a_worker_that_keeps_halting_is_started_again_after_growing_waits(monkey
     while clock[0] < 1100:  # it halts (exit 76) as soon as it starts; dev's loop looks every 0.5 s
         assert stack.restart_killed_worker("worker-orders", 76)
         clock[0] += 0.5
-    gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(started)]
     assert started[0] == 1000.0  # the first restart is at once
     # dev's loop sees each new process dead 0.5 s after its start, then waits 1, 2, 4 … 30 s
     assert gaps[:5] == [1.5, 2.5, 4.5, 8.5, 16.5]
