@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shopstream.processors.review.rules import line_of
 from shopstream.topology import parse_duration_ms
+from shopstream.yamlmodel import parse_located, read_text
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "topology" / "rules" / "anomalies.yaml"
 
@@ -228,28 +227,10 @@ def _loc_for_line(loc: Sequence[str | int]) -> list[str | int]:
 
 def parse_rules(text: str, origin: str) -> AnomalyRules:
     """The rules in `text`; `AnomalyRulesError` naming origin, line and reason otherwise."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise AnomalyRulesError(f"{origin}{line}: not valid YAML: {exc}") from None
-    try:
-        return AnomalyRules.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _loc_for_line(err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise AnomalyRulesError(f"{origin}:{line_of(node, loc)}: invalid anomaly rules: "
-                                f"{'.'.join(map(str, loc)) or '(top level)'}: {msg}") from None
+    return parse_located(text, origin, AnomalyRules, AnomalyRulesError, "anomaly rules", yaml_path=_loc_for_line)
 
 
 def load_rules(path: Path | str | None = None) -> AnomalyRules:
     """Read and validate an anomalies file (default: the shipped one); `AnomalyRulesError` otherwise."""
     path = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AnomalyRulesError(f"{path}: cannot read anomaly rules: {exc.strerror or exc}") from None
-    return parse_rules(text, str(path))
+    return parse_rules(read_text(path, AnomalyRulesError, "anomaly rules"), str(path))

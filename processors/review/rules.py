@@ -29,7 +29,6 @@ Errors name the file, the line and the reason: `review.yaml:14: rules.2.when.op:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -37,7 +36,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shopstream.yamlmodel import line_of, parse_located, read_text
 
 from .language import (
     REGEX_MAX_INPUT,
@@ -172,30 +173,14 @@ def parse_list(text: str) -> frozenset[str]:
 def load_rules(path: Path | str | None = None) -> RuleSet:
     """Read and validate a rules file with its rates and lists (default: the shipped one); `RulesError` otherwise."""
     path = Path(path) if path is not None else DEFAULT_RULES_PATH
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"{path}: cannot read review rules: {exc.strerror or exc}") from None
+    text = read_text(path, RulesError, "review rules")
     rules = parse_rules(text, str(path))
     return compile_rules(rules, path.parent, str(path), text)
 
 
 def parse_rules(text: str, origin: str) -> RulesFileModel:
     """The top-level model of a rules file's text; `RulesError` with line and reason otherwise."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise RulesError(f"{origin}{line}: not valid YAML: {exc}") from None
-    try:
-        return RulesFileModel.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        raise RulesError(f"{origin}:{line_of(node, loc)}: invalid review rules: "
-                         f"{'.'.join(map(str, loc)) or '(top level)'}: {err['msg']}") from None
+    return parse_located(text, origin, RulesFileModel, RulesError, "review rules")
 
 
 def compile_rules(model: RulesFileModel, folder: Path, origin: str, text: str) -> RuleSet:
@@ -239,43 +224,8 @@ def compile_rules(model: RulesFileModel, folder: Path, origin: str, text: str) -
 
 def load_rates(path: Path) -> dict[str, Decimal]:
     """EUR per unit of each currency from a rates file; `RulesError` naming the file otherwise."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"{path}: cannot read rates: {exc.strerror or exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        model = RatesModel.model_validate(yaml.safe_load(text))
-    except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        raise RulesError(f"{path}:{line_of(node, loc)}: invalid rates: {'.'.join(map(str, loc))}: "
-                         f"{err['msg'].removeprefix('Value error, ')}") from None
+    model = parse_located(read_text(path, RulesError, "rates"), str(path), RatesModel, RulesError, "rates")
     return {**model.rates, "EUR": Decimal(1)}
-
-
-def line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int:
-    """1-based line of the deepest YAML node on the path `loc` (the line of the document start otherwise)."""
-    if node is None:
-        return 1
-    line = node.start_mark.line + 1
-    for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if str(key.value) == str(part):
-                    child = value
-                    line = key.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            child = node.value[part]
-        if child is None:
-            break
-        node = child
-        line = child.start_mark.line + 1 if not isinstance(child, yaml.ScalarNode) else line
-    return line
 
 
 def with_list_changes(rules: RuleSet, changes: dict[str, tuple[frozenset[str], frozenset[str]]]) -> RuleSet:
