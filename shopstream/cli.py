@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shopstream.config import ConfigError, Settings, load_settings
 
@@ -86,72 +86,46 @@ def cmd_topics_apply(args: argparse.Namespace, settings: Settings) -> int:
     return int(report.exit_code)
 
 
+#: worker → (module, its entry function, the keyword naming its admin port, the configuration errors it
+#: reports with exit 2 as "module:Class"). Imported only when that worker runs.
+_WORKERS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "orders": ("shopstream.processors.orders.app", "run", "web_port", ()),
+    "inventory": ("shopstream.processors.inventory.app", "run", "web_port", ()),
+    # one sink for both Redis views: orders.state and inventory.atp
+    "views": ("shopstream.views.sink", "run_sink", "metrics_port", ()),
+    "shop-sync": ("shopstream.processors.inventory.shop_sync_worker", "run_shop_sync", "metrics_port", ()),
+    "shop-writer": ("shopstream.processors.shop_writer.worker", "run", "web_port",
+                    ("shopstream.processors.shop_writer.worker:ConfigurationError",
+                     "shopstream.processors.shop_writer.config:ShopWriterConfigError")),
+    "review": ("shopstream.processors.review.worker", "run_review", "metrics_port",
+               ("shopstream.processors.review.rules:RulesError",)),
+    "support": ("shopstream.processors.support.worker", "run", "web_port",
+                ("shopstream.processors.support.worker:SupportConfigError",)),
+    "anomalies": ("shopstream.processors.anomalies.worker", "run", "web_port",
+                  ("shopstream.processors.anomalies.rules:AnomalyRulesError",)),
+    "catalog": ("shopstream.processors.catalog.worker", "run", "web_port",
+                ("shopstream.processors.catalog.rules:CatalogRulesError", "shopstream.topology:TopologyError")),
+}
+
+
+def _attribute(dotted: str, sep: str = ":") -> Any:
+    import importlib
+
+    module, _, name = dotted.partition(sep)
+    return getattr(importlib.import_module(module), name)
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
+    module, entry, port_keyword, config_errors = _WORKERS[args.processor]
     # Its web server serves only /metrics and /readyz: SHOPSTREAM_ADMIN_PORT names it in a container.
-    args.port = args.port or settings.admin_port or None
-    if args.processor == "orders":
-        from shopstream.processors.orders.app import run
-
-        run(settings, web_port=args.port)
-    elif args.processor == "inventory":
-        from shopstream.processors.inventory.app import run as run_inventory
-
-        run_inventory(settings, web_port=args.port)
-    elif args.processor == "views":  # one sink for both Redis views: orders.state and inventory.atp
-        from shopstream.views.sink import run_sink
-
-        run_sink(settings, metrics_port=args.port or settings.worker_web_port + 10)
-    elif args.processor == "shop-sync":
-        from shopstream.processors.inventory.shop_sync_worker import run_shop_sync
-
-        run_shop_sync(settings, metrics_port=args.port or settings.worker_web_port + 3)
-    elif args.processor == "shop-writer":
-        from shopstream.processors.shop_writer.config import ShopWriterConfigError
-        from shopstream.processors.shop_writer.worker import ConfigurationError
-        from shopstream.processors.shop_writer.worker import run as run_shop_writer
-
-        try:
-            run_shop_writer(settings, web_port=args.port or settings.worker_web_port + 8)
-        except (ConfigurationError, ShopWriterConfigError) as exc:
-            print(f"shopstream worker shop-writer: {exc}", file=sys.stderr)
-            return 2
-    elif args.processor == "review":
-        from shopstream.processors.review.rules import RulesError
-        from shopstream.processors.review.worker import run_review
-
-        try:
-            run_review(settings, metrics_port=args.port or settings.worker_web_port + 4)
-        except RulesError as exc:
-            print(f"shopstream worker review: {exc}", file=sys.stderr)
-            return 2
-    elif args.processor == "support":
-        from shopstream.processors.support.worker import SupportConfigError
-        from shopstream.processors.support.worker import run as run_support
-
-        try:
-            run_support(settings, web_port=args.port or settings.worker_web_port + 5)
-        except SupportConfigError as exc:
-            print(f"shopstream worker support: {exc}", file=sys.stderr)
-    elif args.processor == "anomalies":
-        from shopstream.processors.anomalies.rules import AnomalyRulesError
-        from shopstream.processors.anomalies.worker import run as run_anomalies
-
-        try:
-            run_anomalies(settings, web_port=args.port or settings.worker_web_port + 6)
-        except AnomalyRulesError as exc:
-            print(f"shopstream worker anomalies: {exc}", file=sys.stderr)
-            return 2
-    elif args.processor == "catalog":
-        from shopstream.processors.catalog.rules import CatalogRulesError
-        from shopstream.processors.catalog.worker import run as run_catalog
-        from shopstream.topology import TopologyError
-
-        try:
-            run_catalog(settings, web_port=args.port or settings.worker_web_port + 7)
-        except (CatalogRulesError, TopologyError) as exc:
-            print(f"shopstream worker catalog: {exc}", file=sys.stderr)
-            return 2
+    port = args.port or settings.admin_port or settings.worker_port(args.processor)
+    errors = tuple(_attribute(e) for e in config_errors)
+    try:
+        _attribute(f"{module}:{entry}")(settings, **{port_keyword: port})
+    except errors as exc:
+        print(f"shopstream worker {args.processor}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -442,10 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics_check)
 
     p = sub.add_parser("worker", help="run a stream processor")
-    p.add_argument("processor", choices=["orders", "inventory", "views", "shop-sync", "review", "support", "anomalies",
-                                         "catalog", "shop-writer"],
-                   help="which processor")
-    p.add_argument("--port", type=int, default=None, help="port of the worker's /metrics web server")
+    p.add_argument("processor", choices=list(_WORKERS), help="which processor")
+    p.add_argument("--port", type=int, default=None,
+                   help="port of the worker's /metrics and /readyz (default: SHOPSTREAM_ADMIN_PORT, else "
+                        "SHOPSTREAM_WORKER_PORT + the worker's offset)")
     p.set_defaults(func=cmd_worker)
 
     for group, func, text in (("connectors", cmd_connectors_serve, "the webhook service"),

@@ -20,6 +20,14 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 #: public port + this, so both fit on one host (`shopstream dev`).
 ADMIN_PORT_OFFSET = 1000
 
+#: Each worker's admin port (/metrics, /readyz) without --port or SHOPSTREAM_ADMIN_PORT is
+#: SHOPSTREAM_WORKER_PORT + its offset: the one map the CLI, `shopstream dev` and the simulator read,
+#: so every worker of one host has its own port.
+WORKER_PORT_OFFSETS: dict[str, int] = {
+    "orders": 0, "views": 1, "inventory": 2, "shop-sync": 3, "review": 4, "support": 5, "anomalies": 6,
+    "catalog": 7, "shop-writer": 8,
+}
+
 
 class ConfigError(Exception):
     """A configuration value is invalid; the message names the environment variable."""
@@ -319,6 +327,10 @@ class Settings(BaseSettings):
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return v
+
+    def worker_port(self, worker: str) -> int:
+        """The default admin port of `worker` (a key of WORKER_PORT_OFFSETS)."""
+        return self.worker_web_port + WORKER_PORT_OFFSETS[worker]
 
     @property
     def connectors_admin_port(self) -> int:

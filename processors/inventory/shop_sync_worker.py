@@ -295,8 +295,8 @@ def run_shop_sync(settings: Settings, stop: threading.Event | None = None, *,
                   metrics_port: int | None = None, batch_size: int = 5000) -> None:
     """Run the shop sync on the runner until `stop` is set (or SIGTERM/SIGINT in the main thread).
 
-    `metrics_port`: the admin port on `settings.http_host`; None means `settings.worker_web_port + 3`, 0 none."""
+    `metrics_port`: the admin port on `settings.http_host`; None means `settings.worker_port("shop-sync")`, 0 none."""
     processor = ShopSyncProcessor.create(settings)
-    port = settings.worker_web_port + 3 if metrics_port is None else metrics_port
+    port = settings.worker_port("shop-sync") if metrics_port is None else metrics_port
     log.info("shop sync started", extra={"window_ms": settings.shop_sync_window_ms, "admin_port": port})
     run_processor(settings, processor, web_port=port, batch_size=batch_size, stop=stop)

@@ -32,7 +32,7 @@ from pathlib import Path
 import redis
 
 from shopstream.children import signal_group, spawn, stop
-from shopstream.config import ADMIN_PORT_OFFSET, Settings, exposure_problems, load_settings
+from shopstream.config import ADMIN_PORT_OFFSET, WORKER_PORT_OFFSETS, Settings, exposure_problems, load_settings
 from shopstream.dev.broker import (
     DurableBroker,
     EmbeddedBroker,
@@ -49,10 +49,13 @@ DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
 REDIS_HINT = ("start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
               "--appendonly no\nor point REDIS_URL at a running server")
 
-# orders, views, inventory, shop-sync, review, support, anomalies, catalog, shop-writer: SHOPSTREAM_WORKER_PORT + 0..8
-WORKER_PORTS = 9
+# The workers dev always starts (the shop writer only with shop credentials), with what their /metrics show;
+# each on its port from config.WORKER_PORT_OFFSETS.
+WORKERS_ALWAYS = {"orders": "orders worker", "views": "views sink: order + ATP views",
+                  "inventory": "inventory worker", "shop-sync": "shop stock sync", "review": "review rules",
+                  "support": "support", "anomalies": "anomalies and KPIs", "catalog": "catalog"}
 # orders, inventory, support, anomalies and catalog serve /readyz (the runner's readiness)
-RUNNER_WORKER_PORT_OFFSETS = (0, 2, 5, 6, 7)
+RUNNER_WORKERS = ("orders", "inventory", "support", "anomalies", "catalog")
 
 
 # How long a stage of `Stack.stop` waits for its processes before killing them; `DevProcess.stop`
@@ -291,19 +294,12 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None,
     print(report.render(), flush=True)
     stack.spawn("connectors", "connectors", "serve")
     stack.spawn("api", "api", "serve")
-    # WORKER_PORTS web ports from SHOPSTREAM_WORKER_PORT on, one per worker, in this order.
-    stack.spawn("worker-orders", "worker", "orders", "--port", str(effective.worker_web_port))
-    stack.spawn("worker-views", "worker", "views", "--port", str(effective.worker_web_port + 1))
-    stack.spawn("worker-inventory", "worker", "inventory", "--port", str(effective.worker_web_port + 2))
-    stack.spawn("worker-shop-sync", "worker", "shop-sync", "--port", str(effective.worker_web_port + 3))
-    stack.spawn("worker-review", "worker", "review", "--port", str(effective.worker_web_port + 4))
-    stack.spawn("worker-support", "worker", "support", "--port", str(effective.worker_web_port + 5))
-    stack.spawn("worker-anomalies", "worker", "anomalies", "--port", str(effective.worker_web_port + 6))
-    stack.spawn("worker-catalog", "worker", "catalog", "--port", str(effective.worker_web_port + 7))
+    for worker in WORKERS_ALWAYS:
+        stack.spawn(f"worker-{worker}", "worker", worker, "--port", str(effective.worker_port(worker)))
     if (effective.shopify_access_token.get_secret_value()
             or effective.woocommerce_consumer_key.get_secret_value()):
         # only with a shop to write to: without credentials it would exit 2 and stop the whole stack
-        stack.spawn("worker-shop-writer", "worker", "shop-writer", "--port", str(effective.worker_web_port + 8))
+        stack.spawn("worker-shop-writer", "worker", "shop-writer", "--port", str(effective.worker_port("shop-writer")))
     else:
         print("shop writer not started: no shop credentials (SHOPSTREAM_SHOPIFY_ACCESS_TOKEN or "
               "SHOPSTREAM_WOOCOMMERCE_CONSUMER_KEY/_SECRET; see README, Shop stock writer)", flush=True)
@@ -318,14 +314,8 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None,
           f"{base}:{effective.api_port}/v1/atp/{{sku}}, {base}:{effective.api_port}/v1/atp?sku=A&sku=B\n"
           f"admin (/metrics, /readyz): {base}:{effective.connectors_admin_port} (connectors), "
           f"{base}:{effective.api_admin_port} (read API)\n"
-          f"metrics:               {base}:{effective.worker_web_port}/metrics (orders worker), "
-          f"{base}:{effective.worker_web_port + 1}/metrics (views sink: order + ATP views), "
-          f"{base}:{effective.worker_web_port + 2}/metrics (inventory worker), "
-          f"{base}:{effective.worker_web_port + 3}/metrics (shop stock sync), "
-          f"{base}:{effective.worker_web_port + 4}/metrics (review rules), "
-          f"{base}:{effective.worker_web_port + 5}/metrics (support), "
-          f"{base}:{effective.worker_web_port + 6}/metrics (anomalies and KPIs), "
-          f"{base}:{effective.worker_web_port + 7}/metrics (catalog)\n"
+          "metrics:               " + ", ".join(f"{base}:{effective.worker_port(w)}/metrics ({WORKERS_ALWAYS[w]})"
+                                                for w in WORKERS_ALWAYS) + "\n"
           f"alerts and KPIs:       {base}:{effective.api_port}/v1/alerts, {base}:{effective.api_port}/v1/kpis\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     stack.write_pids()
@@ -386,7 +376,7 @@ class DevProcess:
         and each stateful worker's /readyz (joined its group, holds partitions, state restored from the changelog)."""
         workers = int(self.env["SHOPSTREAM_WORKER_PORT"])
         return [f"{self.connectors_admin_url}/readyz", f"{self.api_admin_url}/readyz",
-                *(f"http://127.0.0.1:{workers + offset}/readyz" for offset in RUNNER_WORKER_PORT_OFFSETS)]
+                *(f"http://127.0.0.1:{workers + WORKER_PORT_OFFSETS[w]}/readyz" for w in RUNNER_WORKERS)]
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until every service says it is ready; stop dev and raise with the logs' tails if not."""
@@ -452,7 +442,7 @@ def spawn_dev(state_dir: Path, *args: str, **overrides: str) -> DevProcess:
         "SHOPSTREAM_CONNECTORS_PORT": str(public),
         "SHOPSTREAM_API_PORT": str(public + 1),
         "SHOPSTREAM_REGISTRY_PORT": str(free_port()),
-        "SHOPSTREAM_WORKER_PORT": str(free_port_block(WORKER_PORTS)),
+        "SHOPSTREAM_WORKER_PORT": str(free_port_block(len(WORKER_PORT_OFFSETS))),
         "SHOPSTREAM_REGISTRY_STORAGE": str(state_dir / "registry.json"),
         "SHOPSTREAM_STATE_DIR": str(state_dir),
         "SHOPSTREAM_DEV_LOG_DIR": str(state_dir / "logs"),

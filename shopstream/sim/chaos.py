@@ -21,12 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from shopstream.config import WORKER_PORT_OFFSETS
 from shopstream.dev.pids import read_pids
 
 PROCESS_FAULTS = ("kill-worker", "restart-broker")
 AT_SHARE = {"kill-worker": 0.35, "restart-broker": 0.65}  # when, as a share of --duration
 # The workers a kill may hit and their admin port offsets (SHOPSTREAM_WORKER_PORT + offset, dev/runtime.py).
-KILLABLE = {"worker-orders": 0, "worker-inventory": 2}
+KILLABLE = {"worker-orders": WORKER_PORT_OFFSETS["orders"], "worker-inventory": WORKER_PORT_OFFSETS["inventory"]}
 RECOVERY_LIMIT_S = 180.0
 
 
