@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -11,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shopstream.config import Settings
 from shopstream.connectors.shopify import sign
 
 
@@ -82,31 +80,3 @@ def get_json(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
-
-
-def feed_demo_orders(settings: Settings, token: str | None, count: int = 5) -> None:
-    """Post a few orders (one of them cancelled later) and print what the read API answers (read with `token`)."""
-    base = f"http://{settings.http_host}:{settings.connectors_port}"
-    api = f"http://{settings.http_host}:{settings.api_port}"
-    secret = settings.shopify_secret.get_secret_value()
-    first = int(time.time())
-    orders = [shopify_order(first + i, financial_status="paid" if i % 2 == 0 else "pending") for i in range(count)]
-    for order in orders:
-        status, _ = post_shopify(base, secret, "orders/create", order)
-        print(f"demo: POST orders/create {order['id']} -> {status}", flush=True)
-    status, _ = post_shopify(base, secret, "orders/cancelled", cancelled(orders[-1]))
-    print(f"demo: POST orders/cancelled {orders[-1]['id']} -> {status}", flush=True)
-    if token is None:
-        # SHOPSTREAM_API_TOKENS_FILE names the operator's own tokens: the demo has none of them.
-        print("demo: the API needs a token from SHOPSTREAM_API_TOKENS_FILE; not reading the orders back", flush=True)
-        return
-    deadline = time.monotonic() + 60
-    for order in orders:
-        while time.monotonic() < deadline:
-            code, body = get_json(f"{api}/v1/orders/{order['id']}", token)
-            if code == 200 and (order is not orders[-1] or body.get("status") == "cancelled"):
-                print(f"demo: GET /v1/orders/{order['id']} -> {body['status']} "
-                      f"(payment {body['payment_status']}, total {body['total']['amount']} "
-                      f"{body['total']['currency']}, version {body['version']})", flush=True)
-                break
-            time.sleep(0.3)

@@ -204,7 +204,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_dev(settings: Settings, demo: bool = False, durable_broker: bool = False) -> int:
+def run_dev(settings: Settings, durable_broker: bool = False) -> int:
     """Run the embedded stack until interrupted; returns the process exit code."""
     if not _redis_answers(settings.redis_url):
         print(f"shopstream dev: no Redis answers at {settings.redis_url}; {REDIS_HINT}", file=sys.stderr)
@@ -236,7 +236,6 @@ def run_dev(settings: Settings, demo: bool = False, durable_broker: bool = False
         # Local only: without a secret every webhook would be refused; production must set its own.
         stack.env["SHOPSTREAM_SHOPIFY_SECRET"] = DEV_SHOPIFY_SECRET
         print(f"SHOPSTREAM_SHOPIFY_SECRET not set: using {DEV_SHOPIFY_SECRET!r} for this dev stack", flush=True)
-    admin_token: str | None = None
     if not settings.api_tokens_file:
         # Local only: an admin token for this state dir, shown once; production sets its own tokens file.
         tokens, admin_token, created = dev_admin_token(Path(settings.state_dir))
@@ -248,7 +247,7 @@ def run_dev(settings: Settings, demo: bool = False, durable_broker: bool = False
             print(f"API admin token: in {Path(settings.state_dir) / ADMIN_TOKEN_FILE}", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _run(stack, settings, demo, admin_token, durable_broker)
+        return _run(stack, settings, durable_broker)
     except KeyboardInterrupt:
         print("\nshopstream dev: stopping …", flush=True)
         return 0
@@ -259,8 +258,7 @@ def run_dev(settings: Settings, demo: bool = False, durable_broker: bool = False
         stack.stop()
 
 
-def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None,
-         durable_broker: bool = False) -> int:
+def _run(stack: Stack, settings: Settings, durable_broker: bool = False) -> int:
     if not settings.kafka_bootstrap_servers:
         port = 9092 if _port_free("127.0.0.1", 9092) else free_port()
         if durable_broker:
@@ -319,10 +317,6 @@ def _run(stack: Stack, settings: Settings, demo: bool, admin_token: str | None,
           f"alerts and KPIs:       {base}:{effective.api_port}/v1/alerts, {base}:{effective.api_port}/v1/kpis\n"
           "shopstream dev: ready (Ctrl-C stops everything)", flush=True)
     stack.write_pids()
-    if demo:
-        from shopstream.dev.demo import feed_demo_orders
-
-        feed_demo_orders(effective, admin_token)
     while True:
         stack.revive_broker()
         for name, proc in list(stack.children.items()):
