@@ -48,3 +48,13 @@ def latest_order_states(bootstrap: str, topic: str, serde: AvroSerde) -> dict[st
         if state.order_id not in latest or state.version > latest[state.order_id].version:
             latest[state.order_id] = state
     return latest
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int = 4) -> dict[int, int]:
+    """The group's committed offset per partition (negative: none), read without joining the group."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        return {tp.partition: tp.offset
+                for tp in consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)}
+    finally:
+        consumer.close()

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message
 
 from shopstream.config import Settings, load_settings
 from shopstream.halt import EXIT_DELIVERY_FAILED, EXIT_PARK_FAILED
@@ -42,7 +42,7 @@ from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.broker_proxy import BrokerProxy, proxied_tansu
 from tests.integration.test_orders_failures import _event
-from tests.kafka_read import latest_order_states, read_all
+from tests.kafka_read import committed_offsets, latest_order_states, read_all
 from tests.kafka_write import make_producer
 from tests.workers import start_worker, stop, wait_for
 
@@ -71,14 +71,7 @@ def faulty_settings(proxy: BrokerProxy, registry_url: str, redis_url: str, redis
 
 
 def _committed(settings: Settings, group: str, topic: str) -> dict[int, int]:
-    """The group's committed offset per partition (-1001: none), read without joining the group."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": group,
-                         "enable.auto.commit": False})
-    try:
-        return {tp.partition: tp.offset
-                for tp in consumer.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)}
-    finally:
-        consumer.close()
+    return committed_offsets(settings.kafka_bootstrap_servers, group, topic)
 
 
 def test_orders_worker_never_commits_past_a_record_it_could_neither_apply_nor_park(
