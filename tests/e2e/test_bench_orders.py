@@ -32,16 +32,17 @@ def test_a_short_open_loop_run_reports_every_order_visible(stack: RunningStack) 
                 "scheduled_to_view_ms", "capture_to_paid_state_ms", "capture_to_paid_view_ms"):
         row = [run[key][q] for q in QUANTILES]
         assert all(not math.isnan(v) and v >= 0 for v in row) and row == sorted(row), (key, row)
-    # the offered rate is the schedule's (20 orders handed out over 3.8 s: ~5.3/s), not the stack's pace
-    assert 4.5 <= run["offered_rate"] <= 6.0, run["offered_rate"]
-    assert 0 < run["achieved_rate"] <= 6.0, run["achieved_rate"]
+    # The schedule never runs ahead (order 19 is due 3.8 s after order 0: at most 20/3.8 per second) and
+    # does not wait for the stack's answers (only a bench process starved for seconds would halve it).
+    assert 2.5 <= run["offered_rate"] <= 20 / 3.8 + 0.05, run["offered_rate"]
+    assert run["achieved_rate"] > 0, run["achieved_rate"]  # NaN fails too
     # the orders worker's and the views sink's groups were sampled, with every lag field
     groups = run["lag"]
     assert {"orders", "views", "inventory"} <= groups.keys(), groups
     for lag in groups.values():
         assert {"start", "end_of_load", "peak", "after_settle", "slope_per_s"} <= lag.keys()
         assert lag["peak"] >= max(lag["start"], lag["end_of_load"], lag["after_settle"])
-    assert isinstance(run["lag_grows"], bool)
+    assert isinstance(run["lag_grows"], bool) and run["lag_samples"] >= 1
     # dev's processes, read from its pid file: the workers used CPU and memory
     assert run["processes"]["worker-orders"]["cpu_s"] > 0 and run["processes"]["worker-orders"]["peak_rss_mb"] > 0
     # baselines of the same invocation and the ratios against them
