@@ -262,6 +262,17 @@ def percentage(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """argparse type: a share from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -290,6 +301,29 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--orders", type=positive_int, default=300, metavar="N", help="orders per run (default 300)")
     p.add_argument("--pace", type=positive_float, default=100.0, metavar="N",
                    help="webhooks per second offered (default 100)")
+
+    p = scenario("orders", "open-loop signed Shopify orders (and Stripe captures) at a fixed arrival schedule → "
+                           "order state visible on orders.state and in the Redis view; lag, per-process CPU and "
+                           "memory; baselines: the webhook round trip and a plain consume → produce loop")
+    p.add_argument("--rate", type=positive_float, default=50.0, metavar="R",
+                   help="orders per second offered (default 50); with --find-max the first step's rate")
+    p.add_argument("--duration", type=positive_float, default=20.0, metavar="S",
+                   help="seconds of load per run (default 20); with --find-max per step")
+    p.add_argument("--stripe-share", type=fraction, default=0.5, metavar="F",
+                   help="share of the orders followed by a Stripe capture (default 0.5; needs the stack's "
+                        "SHOPSTREAM_STRIPE_SECRET)")
+    p.add_argument("--connections", type=positive_int, default=32, metavar="N",
+                   help="concurrent HTTP connections (default 32)")
+    p.add_argument("--settle", type=positive_float, default=60.0, metavar="S",
+                   help="after the load, wait up to this long for every order to become visible (default 60)")
+    p.add_argument("--find-max", action="store_true",
+                   help="steps doubling from --rate, then bisecting: the highest rate whose lag does not grow "
+                        "(--runs is ignored)")
+    p.add_argument("--max-rate", type=positive_float, default=3200.0, metavar="R",
+                   help="--find-max stops doubling above this rate (default 3200)")
+    p.add_argument("--spawn", action="store_true",
+                   help="start its own `shopstream dev` instead of measuring the one the environment names")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = scenario("atp-snapshot", "ERP stock export → ATP in Redis and shop commands, against its own "
                                  "`shopstream dev`; baseline: the ingest (file → Kafka)")

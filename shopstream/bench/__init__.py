@@ -2,6 +2,7 @@
 
 | scenario | module | measures |
 |---|---|---|
+| `orders` | `orders.py` (+ `orders_*.py`) | open-loop orders → state visible, lag, process cost |
 | `webhook-latency` | `webhook.py` | webhook accepted → order readable on the read API (`shopstream dev`) |
 | `atp-snapshot` | `atp.py` | ERP snapshot file → ATP in Redis and shop commands (`shopstream dev`) |
 | `reservations` | `reservations.py` | OrderPlaced → ReservationChanged through one orders worker |
@@ -47,6 +48,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from shopstream.bench.webhook import run_webhook_bench
 
         return run_webhook_bench(args.orders, args.runs, args.pace)
+    if args.scenario == "orders":
+        from shopstream.bench.orders import run_orders_bench
+
+        return run_orders_bench(settings, rate=args.rate, duration=args.duration, runs=args.runs,
+                                stripe_share=args.stripe_share, connections=args.connections,
+                                settle_s=args.settle, find_max=args.find_max, max_rate=args.max_rate,
+                                spawn=args.spawn, as_json=args.json)
     if args.scenario == "atp-snapshot":
         from shopstream.bench.atp import run_atp_bench
 

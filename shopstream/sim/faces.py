@@ -47,8 +47,10 @@ def _request(url: str, data: bytes | None, headers: dict[str, str], method: str)
         return 0, {"error": str(err)}
 
 
-def post_step(faces: Faces, step: Step) -> tuple[int, dict[str, Any]]:
-    """Deliver one step as its source system does (signed; a `badsig` step with a wrong signature)."""
+def signed_delivery(faces: Faces, step: Step) -> tuple[str, bytes, dict[str, str]]:
+    """(URL, body, headers) of one step as its source system signs it (a `badsig` step with a wrong signature).
+
+    Shared by `post_step` and the open-loop `shopstream bench orders`, which posts through aiohttp."""
     body = step.body if isinstance(step.body, bytes) else json.dumps(step.body).encode()
     secret = faces.secrets[step.source]
     if step.fault == "badsig":
@@ -61,7 +63,13 @@ def post_step(faces: Faces, step: Step) -> tuple[int, dict[str, Any]]:
         headers["Stripe-Signature"] = stripe_connector.signature_header(secret, body, int(time.time()))
     else:
         headers.update(shopstream_headers(secret, body, step.delivery_id))
-    return _request(f"{faces.connectors}/webhooks/{step.source}", body, headers, "POST")
+    return f"{faces.connectors}/webhooks/{step.source}", body, headers
+
+
+def post_step(faces: Faces, step: Step) -> tuple[int, dict[str, Any]]:
+    """Deliver one step as its source system does (signed; a `badsig` step with a wrong signature)."""
+    url, body, headers = signed_delivery(faces, step)
+    return _request(url, body, headers, "POST")
 
 
 def api_get(faces: Faces, path: str) -> tuple[int, dict[str, Any]]:
