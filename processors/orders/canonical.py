@@ -97,7 +97,7 @@ event completes the picture; its cause — and hence its id — is still the eve
 request, the inspection).
 
 Ids: every produced record has `meta.event_id = uuid5(ORDERS_NAMESPACE, "<record>:<cause event
-id>[:<part>]")` (`lifecycle.output_meta`), `source` `shopstream.orders`, `causation_id` the cause,
+id>[:<part>]")` (`output_meta`), `source` `shopstream.orders`, `causation_id` the cause,
 times and `correlation_id` the cause's; AnomalyAlert `detected_at` is the cause's `recorded_at`. A
 replay re-emits byte-identical records.
 
@@ -162,10 +162,10 @@ from .lifecycle import (
     RULE_LINES_CANCELLED,
     RULE_PLACED,
     RULE_UPDATED,
-    output_meta,
     snapshot,
 )
 from .mapping import StatusMapping
+from .output_meta import output_meta
 from .parking import AnyEvent, DecisionEvent, ParkedEvent, expired, in_source_order, order_id_of, park
 from .policy import OrdersPolicy, ReturnsPolicy, load_orders_policy, load_returns_policy
 from .record import OrderRecord
@@ -598,7 +598,7 @@ def _build(prev: OrderState | None, shop: OrderState, derived: _Derived, cause: 
     dims = Dimensions(derived.payment, derived.fulfillment, derived.returned, cancelled=shop.cancelled_at is not None,
                       hold_reasons=derived.holds)
     currency = shop.currency
-    return OrderState.model_construct(  # from validated parts (lifecycle's docstring, "Derived records")
+    return OrderState.model_construct(  # from validated parts (`output_meta`'s docstring, "Derived records")
         meta=output_meta("OrderState", cause),
         order_id=shop.order_id,
         status=derive_rule(dims).status,

@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopstream.processors.inventory.atp import Policy, SkuState, apply_reservation, levels, new_state
-from shopstream.processors.orders.lifecycle import ORDERS_NAMESPACE, OrderEvent, apply
+from shopstream.processors.orders.lifecycle import OrderEvent, apply
 from shopstream.processors.orders.mapping import load_mapping
+from shopstream.processors.orders.output_meta import ORDERS_NAMESPACE
 from shopstream.processors.orders.reservations import (
     reservation_changes,
     reservation_event_id,
