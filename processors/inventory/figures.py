@@ -60,7 +60,6 @@ class Levels:
     locations: tuple[LocationLevel, ...]
 
 
-
 PerLocation: TypeAlias = tuple[dict[str, tuple[int, int, int, int]], int, int]
 
 

@@ -51,8 +51,8 @@ from .transitions import CANCELLABLE_FULFILLMENT
 RULE_PLACED_LATE = "order.placed_after_update"
 
 
-
 def apply_one(rec: OrderRecord, event: AnyEvent, ctx: Context, run: Run) -> OrderRecord:
+    """Record one event of a known order into its source's view and settle the canonical state."""
     if isinstance(event, OrderPlaced | OrderUpdated | OrderCancelled):
         return _apply_shop(rec, event, ctx, run)
     if isinstance(event, OrderReviewed | WorkItemDecided):

@@ -66,8 +66,8 @@ from .transitions import releasable
 REVIEW_HOLD = "review:"  # prefix of the hold reasons the review rules set (`review:<rule-id>`)
 
 
-
 def decided(done: Iterable[str], return_id: str) -> bool:
+    """Whether the return's request got its label decision (a label, or a review instead)."""
     keys = set(done)
     return f"return.label:{return_id}" in keys or f"return.review:{return_id}" in keys
 

@@ -75,7 +75,6 @@ RULE_HOLD_RISK = "holds.payment_risk"
 RULE_HOLD_REVIEW = "holds.review"
 
 
-
 @dataclass(frozen=True)
 class _Derived:
     payment: str
