@@ -1,1 +1,1 @@
-"""Inventory processor: available-to-promise (ATP) stock per SKU (pure core in `atp`)."""
+"""Inventory processor: available-to-promise (ATP) stock per SKU (pure core: `atp`, `figures`, `sku_state`)."""

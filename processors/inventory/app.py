@@ -5,7 +5,8 @@ Consumes `inventory.stock` (StockSnapshot / StockSnapshotBatch / StockAdjusted /
 `sku`; the store has that group's partition count, from the topology), keeps one `SkuState` per SKU in
 the runner's state store (key: the SKU, value: `SkuState.to_dict()` as JSON in the changelog
 `inventory-atp-changelog`, the `SkuState` itself in memory) and feeds every event through the matching `apply_*` of
-`shopstream.processors.inventory.atp`, which holds all of the arithmetic and the idempotence rules:
+`shopstream.processors.inventory.atp`, which holds all of the arithmetic and the idempotence rules (the
+figures it sums in `inventory.figures`, the per-SKU state and its stored form in `inventory.sku_state`):
 - a StockSnapshot is the ERP count of one location as of `as_of`; an older one is stale and
   ignored, one repeating the current figures is a duplicate;
 - a StockSnapshotBatch (bulk ERP exports, connectors/erp_stock.py) is many such counts of one
@@ -83,16 +84,15 @@ from shopstream.config import Settings
 from shopstream.kafka import partition_for
 from shopstream.metrics import RECORDS_IN
 from shopstream.processors.inventory.atp import (
-    Levels,
     Outcome,
-    SkuState,
     apply_adjustment,
     apply_goods_received,
     apply_reservation,
     apply_snapshot,
-    new_state,
 )
 from shopstream.processors.inventory.config import InventoryConfig, load_inventory_config
+from shopstream.processors.inventory.figures import Levels
+from shopstream.processors.inventory.sku_state import SkuState, new_state
 from shopstream.runner import Effects, ProcessorBase, Record, run_processor
 from shopstream.schemas.models import (
     AnomalyAlert,

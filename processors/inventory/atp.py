@@ -9,21 +9,8 @@ publishes from the `Outcome`: an AtpLevel when `changed`, a (coalesced) SyncShop
 `oversold_orders`, and counts `stale` snapshots in a metric. No Faust, Kafka, Redis, clock or file
 access happens here: every time comes from the events, the same inputs always give the same outputs.
 
-Figures (per SKU and location)
-------------------------------
-A location's figures are
-  on_hand       = the last applied ERP snapshot's on_hand
-                  + the deltas of adjustments / goods receipts newer than that snapshot
-                  - the units of committed (goods-issued) reservations not yet reflected in a snapshot
-  reserved      = units of open reservations + units of shipped, not yet committed reservations
-                  not yet reflected in a snapshot
-  safety_stock  = the last snapshot's safety_stock (a snapshot without one means 0)
-  incoming      = the last snapshot's incoming (none means 0) - goods received since, never below 0
-Per SKU the `Policy` says which locations sell online (that list is data in `topology/`, not code)
-and whether incoming is promised; `levels()` sums the online locations:
-  available = on_hand - reserved - safety_stock (+ incoming only when `include_incoming`)
-Reservations without a location count against the SKU as a whole (in `reserved`, or in `on_hand`
-once committed). `available` may be negative: that is an oversell.
+The figures themselves (on_hand, reserved, safety_stock, incoming, available per location and over
+the online ones) are defined in `figures`; the per-SKU state and its stored form in `sku_state`.
 
 What each input does
 --------------------
@@ -105,17 +92,16 @@ figures after any sequence with duplicates equal those after the de-duplicated s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeAlias
 
 from shopstream.schemas.models import ReservationAction
 
-ReservationStatus: TypeAlias = Literal["open", "shipped", "committed", "counted", "released"]
+from .figures import Levels, available_from, available_of, build_levels, figures_key, levels, per_location
+from .sku_state import Adjustment, LocationStock, Reservation, ReservationStatus, SkuState
 
 _RANK: dict[ReservationStatus, int] = {"open": 0, "shipped": 1, "committed": 2, "counted": 3, "released": 3}
-_DEDUCTED: frozenset[ReservationStatus] = frozenset({"open", "shipped"})  # in `reserved`
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,130 +112,6 @@ class Policy:
     include_incoming: bool = False
     reorder_point: int | None = None
     keep_finished: timedelta | None = None  # released/counted reservations older than this are forgotten
-
-
-@dataclass(frozen=True, slots=True)
-class Adjustment:
-    """A stock delta newer than the location's last snapshot (kept until a snapshot absorbs it)."""
-
-    delta: int
-    incoming_delta: int
-    at: datetime
-
-
-# LocationStock and SkuState are values no function here ever changes (every change builds new ones;
-# tests/unit/test_atp.py checks that applying an event leaves its input untouched), but they are not
-# `frozen`: a frozen dataclass sets each field through object.__setattr__, and building them was a
-# quarter of a bulk snapshot line's cost (a million per daily export).
-@dataclass(slots=True)
-class LocationStock:
-    """ERP figures of one location: the last applied snapshot plus the deltas since."""
-
-    on_hand: int = 0
-    safety_stock: int = 0
-    incoming: int = 0
-    as_of: datetime | None = None
-    pending: Mapping[str, Adjustment] = field(default_factory=dict)  # event id -> adjustment
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """The reservation of one order for this SKU."""
-
-    quantity: int
-    status: ReservationStatus
-    at: datetime  # time of the last applied quantity change (reserve/adjust) or status change
-    location: str | None = None
-    reserved_at: datetime | None = None  # first time units were reserved (orders oversell evidence)
-    dispatched_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class SkuState:
-    """Everything the processor keeps per SKU; plain values, see `to_dict`/`from_dict`."""
-
-    sku: str
-    version: int = 0
-    updated_at: datetime | None = None
-    below_reorder: bool = False
-    locations: Mapping[str, LocationStock] = field(default_factory=dict)
-    reservations: Mapping[str, Reservation] = field(default_factory=dict)  # order id -> reservation
-    forgotten_before: datetime | None = None  # finished reservations older than this were pruned
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (times as ISO 8601 strings)."""
-        return {
-            "sku": self.sku,
-            "version": self.version,
-            "updated_at": _iso(self.updated_at),
-            "below_reorder": self.below_reorder,
-            "locations": {
-                loc: {"on_hand": s.on_hand, "safety_stock": s.safety_stock, "incoming": s.incoming,
-                      "as_of": _iso(s.as_of),
-                      "pending": {eid: {"delta": a.delta, "incoming_delta": a.incoming_delta, "at": _iso(a.at)}
-                                  for eid, a in sorted(s.pending.items())}}
-                for loc, s in sorted(self.locations.items())
-            },
-            "reservations": {
-                oid: {"quantity": r.quantity, "status": r.status, "at": _iso(r.at), "location": r.location,
-                      "reserved_at": _iso(r.reserved_at), "dispatched_at": _iso(r.dispatched_at)}
-                for oid, r in sorted(self.reservations.items())
-            },
-            "forgotten_before": _iso(self.forgotten_before),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SkuState:
-        """Inverse of `to_dict`."""
-        return cls(
-            sku=data["sku"],
-            version=data["version"],
-            updated_at=_parse(data["updated_at"]),
-            below_reorder=data["below_reorder"],
-            locations={
-                loc: LocationStock(
-                    on_hand=s["on_hand"], safety_stock=s["safety_stock"], incoming=s["incoming"],
-                    as_of=_parse(s["as_of"]),
-                    pending={eid: Adjustment(a["delta"], a["incoming_delta"], _req(a["at"]))
-                             for eid, a in s["pending"].items()})
-                for loc, s in data["locations"].items()
-            },
-            reservations={
-                oid: Reservation(quantity=r["quantity"], status=r["status"], at=_req(r["at"]),
-                                 location=r["location"], reserved_at=_parse(r["reserved_at"]),
-                                 dispatched_at=_parse(r["dispatched_at"]))
-                for oid, r in data["reservations"].items()
-            },
-            forgotten_before=_parse(data.get("forgotten_before")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LocationLevel:
-    """Figures of one location (see the module docstring)."""
-
-    location: str
-    online: bool
-    on_hand: int
-    reserved: int
-    safety_stock: int
-    incoming: int
-    as_of: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Levels:
-    """The SKU's figures over the online locations, plus every known location's own figures."""
-
-    sku: str
-    on_hand: int
-    reserved: int
-    safety_stock: int
-    incoming: int
-    available: int
-    version: int
-    updated_at: datetime | None
-    locations: tuple[LocationLevel, ...]
 
 
 @dataclass(slots=True)
@@ -276,11 +138,6 @@ class Outcome:
         if self.computed_levels is None:
             self.computed_levels = levels(self.state, self.policy.online_locations, self.policy.include_incoming)
         return self.computed_levels
-
-
-def new_state(sku: str) -> SkuState:
-    """The state of a SKU nothing is known about yet."""
-    return SkuState(sku=sku)
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -365,60 +222,6 @@ def apply_reservation(state: SkuState, policy: Policy, *, order_id: str, action:
     return _finish(state, after, policy, at)
 
 
-def levels(state: SkuState, online_locations: Iterable[str], include_incoming: bool = False) -> Levels:
-    """The SKU's figures: sums over the online locations (+ reservations without a location)."""
-    return _levels(state, _per_location(state), frozenset(online_locations), include_incoming)
-
-
-def _levels(state: SkuState, computed: _PerLocation, online: frozenset[str], include_incoming: bool, *,
-            version: int | None = None, updated_at: datetime | None = None) -> Levels:
-    """Levels from `_per_location(state)`; `version`/`updated_at` override the state's (a state being built)."""
-    per, unlocated_reserved, unlocated_committed = computed
-    rows = tuple(LocationLevel(location=loc, online=loc in online, on_hand=f[0], reserved=f[1], safety_stock=f[2],
-                               incoming=f[3], as_of=state.locations[loc].as_of if loc in state.locations else None)
-                 for loc, f in sorted(per.items()))
-    on_hand = reserved = safety = incoming = 0
-    for r in rows:
-        if r.online:
-            on_hand += r.on_hand
-            reserved += r.reserved
-            safety += r.safety_stock
-            incoming += r.incoming
-    on_hand -= unlocated_committed
-    reserved += unlocated_reserved
-    available = on_hand - reserved - safety + (incoming if include_incoming else 0)
-    return Levels(sku=state.sku, on_hand=on_hand, reserved=reserved, safety_stock=safety, incoming=incoming,
-                  available=available, version=state.version if version is None else version,
-                  updated_at=state.updated_at if updated_at is None else updated_at, locations=rows)
-
-
-def _available_of(state: SkuState, online: frozenset[str], include_incoming: bool) -> int:
-    """`levels(state, ...).available` straight from the state (no per-location tables)."""
-    total = 0
-    for loc, s in state.locations.items():
-        if loc in online:
-            total += s.on_hand - s.safety_stock
-            if s.pending:
-                total += sum(a.delta for a in s.pending.values())
-            if include_incoming:
-                total += max(0, s.incoming + sum(a.incoming_delta for a in s.pending.values()))
-    for r in state.reservations.values():
-        # open/shipped units are reserved, committed ones left on_hand: either way not available
-        if r.status in ("open", "shipped", "committed") and (r.location is None or r.location in online):
-            total -= r.quantity
-    return total
-
-
-def _available(computed: _PerLocation, online: frozenset[str], include_incoming: bool) -> int:
-    """`_levels(...).available` without building the rows."""
-    per, unlocated_reserved, unlocated_committed = computed
-    total = -unlocated_committed - unlocated_reserved
-    for loc, (on_hand, reserved, safety, incoming) in per.items():
-        if loc in online:
-            total += on_hand - reserved - safety + (incoming if include_incoming else 0)
-    return total
-
-
 def prune(state: SkuState, before: datetime) -> SkuState:
     """Forget released and counted reservations whose last change is older than `before`.
 
@@ -485,7 +288,7 @@ def _recount(state: SkuState, policy: Policy, location: str, current: LocationSt
         if r.status in ("shipped", "committed") and _absorb(r, locations) is not r:
             return None
     if policy.reorder_point is not None and state.below_reorder != (
-            _available_of(state, policy.online_locations, policy.include_incoming) <= policy.reorder_point):
+            available_of(state, policy.online_locations, policy.include_incoming) <= policy.reorder_point):
         return None
     after = SkuState(sku=state.sku, version=state.version, updated_at=state.updated_at,
                      below_reorder=state.below_reorder, locations=locations, reservations=state.reservations,
@@ -506,56 +309,17 @@ def _absorb(r: Reservation, locations: Mapping[str, LocationStock]) -> Reservati
     return replace(r, status="counted") if counted else r
 
 
-_PerLocation: TypeAlias = tuple[dict[str, tuple[int, int, int, int]], int, int]
-
-
-def _per_location(state: SkuState) -> _PerLocation:
-    """(on_hand, reserved, safety_stock, incoming) per location; unlocated reserved and committed units."""
-    if not state.reservations and not any(s.pending for s in state.locations.values()):
-        # A SKU no order and no delta touched since its counts (every SKU of a first load): the counts
-        # are the figures. Twice per bulk line, so worth the shortcut.
-        return {loc: (s.on_hand, 0, s.safety_stock, s.incoming) for loc, s in state.locations.items()}, 0, 0
-    on_hand: dict[str, int] = {}
-    reserved: dict[str, int] = {}
-    safety: dict[str, int] = {}
-    incoming: dict[str, int] = {}
-    for loc, s in state.locations.items():
-        on_hand[loc] = s.on_hand + sum(a.delta for a in s.pending.values())
-        safety[loc] = s.safety_stock
-        incoming[loc] = max(0, s.incoming + sum(a.incoming_delta for a in s.pending.values()))
-    unlocated_reserved = unlocated_committed = 0
-    for r in state.reservations.values():
-        if r.status in _DEDUCTED:
-            if r.location is None:
-                unlocated_reserved += r.quantity
-            else:
-                reserved[r.location] = reserved.get(r.location, 0) + r.quantity
-        elif r.status == "committed":
-            if r.location is None:
-                unlocated_committed += r.quantity
-            else:
-                on_hand[r.location] = on_hand.get(r.location, 0) - r.quantity
-    locs = set(on_hand) | set(reserved)
-    per = {loc: (on_hand.get(loc, 0), reserved.get(loc, 0), safety.get(loc, 0), incoming.get(loc, 0)) for loc in locs}
-    return per, unlocated_reserved, unlocated_committed
-
-
-def _figures(computed: _PerLocation) -> tuple[object, ...]:
-    per, unlocated_reserved, unlocated_committed = computed
-    return tuple(sorted(per.items())), unlocated_reserved, unlocated_committed
-
-
 def _finish(before: SkuState, after: SkuState, policy: Policy, at: datetime) -> Outcome:
     """Version, hysteresis and the signals of a state change."""
     online, incoming = policy.online_locations, policy.include_incoming
-    per_before, per_after = _per_location(before), _per_location(after)
-    old_available = _available(per_before, online, incoming)
-    changed = _figures(per_before) != _figures(per_after)
+    per_before, per_after = per_location(before), per_location(after)
+    old_available = available_from(per_before, online, incoming)
+    changed = figures_key(per_before) != figures_key(per_after)
     version, updated_at, below = after.version, after.updated_at, before.below_reorder
     if changed:
         version = before.version + 1
         updated_at = at if before.updated_at is None else max(before.updated_at, at)
-    new = _levels(after, per_after, online, incoming, version=version, updated_at=updated_at)
+    new = build_levels(after, per_after, online, incoming, version=version, updated_at=updated_at)
     crossed = False
     if policy.reorder_point is not None:
         below = new.available <= policy.reorder_point
@@ -593,15 +357,3 @@ def _non_negative(**values: int) -> None:
     for name, value in values.items():
         if value < 0:
             raise ValueError(f"{name} must not be negative, got {value}")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
-
-
-def _req(value: str) -> datetime:
-    return datetime.fromisoformat(value)

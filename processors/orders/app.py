@@ -5,7 +5,7 @@ Consumes the four order topics, all keyed by order id and co-partitioned (copart
 `returns`. Each record is decoded and fed, with the order's entry of the runner's state store
 (an `OrderRecord` per order id: the canonical OrderState plus every source's facts, parked events and
 once-only flags; `to_dict()` JSON in the changelog `orders-orders-changelog`), to the pure
-`canonical.apply`, which documents the whole behaviour:
+`canonical.apply`, whose module documents the whole behaviour and names the modules that hold each part:
 strict transitions, status mappings as data, reconciliation, returns policy, parking of events for
 orders not seen yet. This adapter only moves bytes:
 
@@ -57,8 +57,10 @@ from pydantic import BaseModel
 from shopstream.config import Settings
 from shopstream.metrics import RECORDS_IN
 from shopstream.processors.orders import payments, returns, shipments
-from shopstream.processors.orders.canonical import Context, RecordOutcome, apply, expire, waiting
+from shopstream.processors.orders.canonical import apply, expire, waiting
+from shopstream.processors.orders.context import Context
 from shopstream.processors.orders.mapping import StatusMapping, load_mapping
+from shopstream.processors.orders.outcome import RecordOutcome
 from shopstream.processors.orders.parking import DECISION_EVENTS, AnyEvent, order_id_of
 from shopstream.processors.orders.record import OrderRecord
 from shopstream.runner import Effects, ProcessorBase, Record, run_processor

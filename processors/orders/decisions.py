@@ -37,8 +37,9 @@ from shopstream.schemas.models import (
     WorkItemDecided,
 )
 
-from .lifecycle import output_meta, snapshot
+from .lifecycle import snapshot
 from .mapping import StatusMapping
+from .output_meta import output_meta
 from .parking import DecisionEvent
 from .record import OrderRecord
 

@@ -30,7 +30,7 @@ Amounts (exact Decimals, rounded half-up to the currency's minor units per line)
 Ids are deterministic, so a replay or a re-emission after a crash names the same document and the ERP
 dedupes on it: invoice `uuid5(ORDERS_NAMESPACE, "invoice:<order id>[:<shipment id>]")`, credit note
 `uuid5(ORDERS_NAMESPACE, "credit-note:<order id>:<refund id>:<figure>")`; `meta.event_id` as every
-output of the orders processor (`lifecycle.output_meta`).
+output of the orders processor (`output_meta`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from shopstream.schemas.models import (
 )
 
 from . import payments
-from .lifecycle import ORDERS_NAMESPACE, output_meta
+from .output_meta import ORDERS_NAMESPACE, output_meta
 from .policy import Invoicing
 from .record import OrderRecord
 from .returns import quantize

@@ -13,7 +13,7 @@ returns policy's `label` section:
   weight_grams    sum over the lines of quantity x the order line's unit `grams` (matched by line id,
                   else SKU), `label.default_unit_grams` for a unit whose weight the shop did not give
 
-`meta.event_id` derives from the return request (`lifecycle.output_meta`), so a replay re-emits the
+`meta.event_id` derives from the return request (`output_meta`), so a replay re-emits the
 same label command and the carrier adapter dedupes on it.
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from shopstream.schemas.models import Address, CreateReturnLabel, OrderLine, ReturnLine
 
-from .lifecycle import output_meta
+from .output_meta import output_meta
 from .policy import PolicyAddress, ReturnsPolicy
 from .record import OrderRecord
 from .returns import ReturnRequest

@@ -54,18 +54,9 @@ the larger of these and the provider's sums); at creation without payment they a
 currency.
 `Outcome.change` is produced only when a status dimension, the summary status or the holds changed;
 its `rule` joins the rules that decided with "+", e.g. `order.cancelled+shopify.financial_status.voided`.
-Produced records carry `meta.event_id = uuid5(ORDERS_NAMESPACE, "<record>:<cause event id>")`, so a
-replay produces identical ids; `event_type` is the record name, `source` is `shopstream.orders`,
-`causation_id` the cause event id, `correlation_id`, `occurred_at` and `recorded_at` are the cause's.
-
-Derived records are not validated again
----------------------------------------
-The records this module, `canonical` and `reservations` derive from validated models (the event,
-the stored state, mapping and table values) are built with `model_construct`: re-validating every
-derived OrderState, EventMeta, snapshot, change and reservation was ~30% of an order's CPU (issue
-14's profile). The bounds still hold where they matter: the Avro writer
-(`shopstream.codecs.model_writer`) refuses an unknown enum symbol, an int out of range, a decimal
-beyond its precision or scale and a naive timestamp, so nothing invalid is published.
+Produced records carry the processor's deterministic meta (`output_meta`: ids derived from the cause,
+so a replay produces identical ids) and are built without validating them again (`output_meta`'s
+docstring, "Derived records").
 
 Idempotence (why redelivery and replay change nothing)
 ------------------------------------------------------
@@ -91,16 +82,13 @@ again after the order was created. `canonical.apply` closes it by parking the ca
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TypeAlias
 
-from shopstream.codecs.avro import event_uuid5
 from shopstream.schemas.models import (
-    EventMeta,
     FulfillmentStatus,
     Money,
     OrderCancelled,
@@ -114,15 +102,10 @@ from shopstream.schemas.models import (
 )
 
 from .mapping import FulfillmentEntry, PaymentEntry, StatusMapping
+from .output_meta import output_meta
 from .transitions import CANCELLABLE_FULFILLMENT, Dimensions, derive_status
 
 OrderEvent: TypeAlias = OrderPlaced | OrderUpdated | OrderCancelled
-
-OUTPUT_SOURCE = "shopstream.orders"
-# Namespace of the deterministic ids of records this processor produces.
-ORDERS_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:shopstream:processor:orders")
-# Its 16 bytes, for `event_uuid5` (the same ids as `uuid.uuid5(ORDERS_NAMESPACE, name)`, without a UUID object).
-ORDERS_NAMESPACE_BYTES = ORDERS_NAMESPACE.bytes
 
 RULE_PLACED = "order.placed"
 RULE_CREATED_FROM_UPDATE = "order.created_from_update"
@@ -172,26 +155,6 @@ def snapshot(state: OrderState) -> OrderStatusSnapshot:
     return OrderStatusSnapshot.model_construct(status=state.status, payment_status=state.payment_status,
                                fulfillment_status=state.fulfillment_status,
                                return_status=state.return_status, hold_reasons=list(state.hold_reasons))
-
-
-def output_meta(record: str, cause: EventMeta, part: str = "") -> EventMeta:
-    """Meta of a record produced by this processor: id derived from the cause, so replays match.
-
-    The id is `uuid5(ORDERS_NAMESPACE, "<record>:<cause event id>")`, with `":<part>"` appended when
-    one cause produces several records of one type (e.g. a StockAdjusted per SKU).
-    """
-    name = f"{record}:{cause.event_id}" + (f":{part}" if part else "")
-    # Built from a validated meta and a derived id: not validated again (module docstring, "Derived records").
-    return EventMeta.model_construct(
-        event_id=event_uuid5(ORDERS_NAMESPACE_BYTES, name),
-        event_type=record,
-        occurred_at=cause.occurred_at,
-        recorded_at=cause.recorded_at,
-        source=OUTPUT_SOURCE,
-        source_event_id=None,
-        correlation_id=cause.correlation_id,
-        causation_id=cause.event_id,
-    )
 
 
 # --- event handlers -----------------------------------------------------------------------------

@@ -95,14 +95,13 @@ from datetime import datetime
 
 from shopstream.codecs.avro import event_uuid5
 from shopstream.processors.orders.lifecycle import (
-    ORDERS_NAMESPACE_BYTES,
-    OUTPUT_SOURCE,
     RULE_CANCELLED,
     RULE_CREATED_FROM_UPDATE,
     RULE_LINES_CANCELLED,
     RULE_PLACED,
     RULE_UPDATED,
 )
+from shopstream.processors.orders.output_meta import ORDERS_NAMESPACE_BYTES, OUTPUT_SOURCE
 from shopstream.schemas.models import (
     EventMeta,
     OrderLine,

@@ -2,7 +2,7 @@
 
 Sources (README "One canonical order", "Available to promise", "Order review"; the docstrings of
 `processors/orders/transitions.py`, `payments.py`, `reservations.py`, `processors/inventory/atp.py`,
-`topology/returns_policy.yaml`), never the system's own output:
+`figures.py`, `topology/returns_policy.yaml`), never the system's own output:
 
 - status: the summary rules of `transitions.py` (first match wins): cancelled > on_hold (hold reasons or
   a disputed payment) > return_requested > delivered > shipped > ready_to_fulfill (paid or partially

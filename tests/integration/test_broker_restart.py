@@ -163,8 +163,8 @@ def test_inventory_worker_rides_out_a_broker_restart(settings: Settings, serde: 
                                                      durable_broker: DurableBroker, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from shopstream.connectors.ingest import ingest_erp_stock
-    from shopstream.processors.inventory.atp import levels
     from shopstream.processors.inventory.config import load_inventory_config
+    from shopstream.processors.inventory.figures import levels
     from tests.integration import test_inventory_crash as crash
 
     monkeypatch.setattr(crash, "SKUS", 400)  # the crash test's generators, scaled to the S3 broker's pace

@@ -26,8 +26,10 @@ import pytest
 
 from shopstream.config import Settings
 from shopstream.connectors.ingest import ingest_erp_stock
-from shopstream.processors.inventory.atp import SkuState, apply_reservation, apply_snapshot, levels, new_state
+from shopstream.processors.inventory.atp import apply_reservation, apply_snapshot
 from shopstream.processors.inventory.config import load_inventory_config
+from shopstream.processors.inventory.figures import levels
+from shopstream.processors.inventory.sku_state import SkuState, new_state
 from shopstream.schemas.models import AtpLevel, EventMeta, ReservationChanged
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology

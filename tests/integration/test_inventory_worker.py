@@ -24,16 +24,10 @@ import pytest
 from shopstream.config import Settings
 from shopstream.kafka import partition_for
 from shopstream.processors.inventory.app import NEVER_COUNTED
-from shopstream.processors.inventory.atp import (
-    Outcome,
-    Policy,
-    SkuState,
-    apply_reservation,
-    apply_snapshot,
-    levels,
-    new_state,
-)
+from shopstream.processors.inventory.atp import Outcome, Policy, apply_reservation, apply_snapshot
 from shopstream.processors.inventory.config import load_inventory_config
+from shopstream.processors.inventory.figures import levels
+from shopstream.processors.inventory.sku_state import SkuState, new_state
 from shopstream.schemas.models import (
     AnomalyAlert,
     AtpLevel,

@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 
 from shopstream.config import Settings
-from shopstream.processors.inventory.atp import Policy, SkuState, apply_reservation, levels, new_state
+from shopstream.processors.inventory.atp import Policy, apply_reservation
+from shopstream.processors.inventory.figures import levels
+from shopstream.processors.inventory.sku_state import SkuState, new_state
 from shopstream.processors.orders.lifecycle import OrderEvent, apply
 from shopstream.processors.orders.mapping import load_mapping
 from shopstream.processors.orders.reservations import reservation_changes, sku_totals

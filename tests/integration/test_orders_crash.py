@@ -28,7 +28,8 @@ import pytest
 from connectors.shopify import ShopifyConnector, sign
 from shopstream.config import Settings
 from shopstream.dev.demo import cancelled, shopify_order
-from shopstream.processors.orders.canonical import Context, apply
+from shopstream.processors.orders.canonical import apply
+from shopstream.processors.orders.context import Context
 from shopstream.processors.orders.mapping import load_mapping
 from shopstream.processors.orders.record import OrderRecord
 from shopstream.schemas.models import OrderState

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shopstream.processors.orders.canonical import Context, RecordOutcome, apply
+from shopstream.processors.orders.canonical import apply
+from shopstream.processors.orders.context import Context
 from shopstream.processors.orders.mapping import load_mapping
+from shopstream.processors.orders.outcome import RecordOutcome
 from shopstream.processors.orders.parking import AnyEvent
 from shopstream.processors.orders.policy import OrdersPolicy, Parking, ReturnsPolicy
 from shopstream.processors.orders.record import OrderRecord

@@ -163,6 +163,8 @@ def _pure_cores() -> list[str]:
         "shopstream.connectors.products", "shopstream.connectors.shopify_products",  # catalog payload mapping
         "shopstream.connectors.woocommerce_products", "shopstream.connectors.pim", "shopstream.connectors.pim_file",
         "shopstream.processors.inventory.atp",        # the ATP arithmetic
+        "shopstream.processors.inventory.figures",    # the ATP figures per location and over the online ones
+        "shopstream.processors.inventory.sku_state",  # the per-SKU state and its stored form
         "shopstream.processors.inventory.shop_sync",  # the per-SKU coalescer
         "shopstream.processors.inventory.config",     # inventory policy data
         "shopstream.processors.shop_writer.core",     # per-SKU coalescing, stale commands, retries, results

@@ -11,20 +11,19 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shopstream.processors.inventory import atp
+from shopstream.processors.inventory import atp, figures
 from shopstream.processors.inventory.app import SkuStateCodec
 from shopstream.processors.inventory.atp import (
     Outcome,
     Policy,
-    SkuState,
     apply_adjustment,
     apply_goods_received,
     apply_reservation,
     apply_snapshot,
-    levels,
-    new_state,
     prune,
 )
+from shopstream.processors.inventory.figures import levels
+from shopstream.processors.inventory.sku_state import SkuState, new_state
 from shopstream.schemas.models import ReservationAction
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -565,7 +564,7 @@ def test_a_repeating_snapshot_that_absorbs_a_shipment_still_changes_the_figures(
 def test_available_straight_from_the_state_equals_the_levels(events: list[Event], include_incoming: bool) -> None:
     policy = Policy(ONLINE, include_incoming=include_incoming)
     state, _ = run(events, policy)
-    assert atp._available_of(state, ONLINE, include_incoming) == levels(state, ONLINE, include_incoming).available
+    assert figures.available_of(state, ONLINE, include_incoming) == levels(state, ONLINE, include_incoming).available
 
 
 @settings(max_examples=200, deadline=None)

@@ -19,7 +19,7 @@ from shopstream import schemas
 from shopstream.codecs.atp_level import AtpLevelEncoder
 from shopstream.codecs.selfcheck import CodecMismatch
 from shopstream.processors.inventory.app import ATP_NS, NEVER_COUNTED, atp_level_datum
-from shopstream.processors.inventory.atp import Levels, LocationLevel
+from shopstream.processors.inventory.figures import Levels, LocationLevel
 from shopstream.schemas.models import AtpLevel, EventMeta
 from shopstream.serde import AvroSerde
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shopstream.processors.orders.canonical import RecordOutcome, apply, expire
-from shopstream.processors.orders.lifecycle import ORDERS_NAMESPACE
+from shopstream.processors.orders.canonical import apply, expire
+from shopstream.processors.orders.outcome import RecordOutcome
+from shopstream.processors.orders.output_meta import ORDERS_NAMESPACE
 from shopstream.processors.orders.parking import AnyEvent, source_time
 from shopstream.processors.orders.policy import OrdersPolicy, Parking
 from shopstream.processors.orders.record import OrderRecord

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from shopstream.processors.orders import transitions
 from shopstream.processors.orders.lifecycle import (
-    ORDERS_NAMESPACE,
     OrderEvent,
     Outcome,
     apply,
 )
 from shopstream.processors.orders.mapping import load_mapping, parse_mapping
+from shopstream.processors.orders.output_meta import ORDERS_NAMESPACE
 from shopstream.processors.orders.transitions import (
     CANCELLABLE_FULFILLMENT,
     Dimensions,

@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 
 from shopstream.processors.orders.canonical import apply
-from shopstream.processors.orders.lifecycle import ORDERS_NAMESPACE
+from shopstream.processors.orders.output_meta import ORDERS_NAMESPACE
 from shopstream.processors.orders.payments import PaymentFacts, capture_fingerprint, record_event
 from shopstream.schemas.models import (
     AnomalyAlert,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shopstream.processors.orders.canonical import apply, expire
-from shopstream.processors.orders.lifecycle import ORDERS_NAMESPACE
+from shopstream.processors.orders.output_meta import ORDERS_NAMESPACE
 from shopstream.processors.orders.policy import (
     OrdersPolicy,
     Parking,

@@ -18,9 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopstream.processors.inventory.atp import Policy, SkuState, apply_reservation, levels, new_state
-from shopstream.processors.orders.lifecycle import ORDERS_NAMESPACE, OrderEvent, apply
+from shopstream.processors.inventory.atp import Policy, apply_reservation
+from shopstream.processors.inventory.figures import levels
+from shopstream.processors.inventory.sku_state import SkuState, new_state
+from shopstream.processors.orders.lifecycle import OrderEvent, apply
 from shopstream.processors.orders.mapping import load_mapping
+from shopstream.processors.orders.output_meta import ORDERS_NAMESPACE
 from shopstream.processors.orders.reservations import (
     reservation_changes,
     reservation_event_id,
