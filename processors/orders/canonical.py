@@ -10,8 +10,8 @@ returns). No Faust, Kafka, Redis, clock or file access happens here; the same in
 same outputs (`now` defaults to the event's `recorded_at`, so a replay parks, expires and emits
 exactly as the first run did).
 
-The older entry point `lifecycle.apply(state, event, mapping)` (shop events on a bare OrderState)
-is unchanged and still used by the current adapter; this module uses it for the shop's view.
+`lifecycle.apply(state, event, mapping)` (shop events on a bare OrderState) is the shop's own view of
+the order, which `appliers` keeps in the record's `shop` part.
 
 The core is split by what each part does; this module holds the entry points and parking:
   - `context`: what `apply` needs besides the record and the event (`Context`: mappings, policies);

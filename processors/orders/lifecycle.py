@@ -1,15 +1,10 @@
 """The canonical order lifecycle: `apply(state, event, mapping) -> Outcome`, pure and deterministic.
 
-This is the whole behaviour of the orders processor (`shopstream worker orders`, its processor on
-the runner in `app.py`): it feeds every `shop.orders` event through `apply` with the stored `OrderState` and
-the event source's status mapping, then publishes `Outcome.state` to `orders.state`,
-`Outcome.change` to `orders.status-changes` and `Outcome.rejected` to `review.queue`. No Faust,
-Kafka, Redis, clock or file access happens here; the same inputs always give the same outputs.
-
-The whole lifecycle across sources (payments, shipments, returns; parking, reconciliation, derived
-commands) is `shopstream.processors.orders.canonical.apply(record, event, context)` over an
-`OrderRecord`; it uses this module unchanged for the shop's own view of the order, and is the entry
-point the adapter moves to. `apply` here keeps working on a bare OrderState for shop events.
+The shop's own view of an order (the orders processor's `shop` part of `record.OrderRecord`): shop
+events (`shop.orders`) on a bare `OrderState` and the source's status mapping, applied through
+`appliers` by `canonical.apply`, which is the processor's entry point (`shopstream worker orders`,
+`app.py`) and adds payments, shipments, returns, parking and the derived records. No Faust, Kafka,
+Redis, clock or file access happens here; the same inputs always give the same outputs.
 
 What each event does
 --------------------
