@@ -1,4 +1,4 @@
-"""The canonical order lifecycle: `apply(state, event, mapping) -> Outcome`, pure and deterministic.
+"""The shop's order lifecycle: `apply(state, event, mapping) -> Outcome`, pure and deterministic.
 
 The shop's own view of an order (the orders processor's `shop` part of `record.OrderRecord`): shop
 events (`shop.orders`) on a bare `OrderState` and the source's status mapping, applied through
