@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from shopstream.bench.common import BenchError, median, percentile, repeat, spawn_dev, work_dir
-from shopstream.dev.demo import get_json, post_shopify, shopify_order
+from shopstream.dev.shopify_samples import get_json, post_shopify, shopify_order
 
 BENCH_SECRET = "bench-secret"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from shopstream.dev.demo import cancelled, post_shopify, shopify_order
+from shopstream.dev.shopify_samples import cancelled, post_shopify, shopify_order
 from tests.e2e.conftest import SHOPIFY_SECRET, RunningStack
 from tests.e2e.test_order_lifecycle import _accepted, _order_id, _wait, post_carrier
 

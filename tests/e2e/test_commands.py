@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from shopstream.dev.demo import shopify_order
+from shopstream.dev.shopify_samples import shopify_order
 from tests.e2e.conftest import RunningStack
 from tests.e2e.test_order_lifecycle import (
     LINES,

@@ -27,7 +27,7 @@ import pytest
 from shopstream.connectors import shopify, woocommerce
 from shopstream.connectors.payload import MAX_BODY
 from shopstream.connectors.signing import shopstream_headers
-from shopstream.dev.demo import shopify_order
+from shopstream.dev.shopify_samples import shopify_order
 from tests.e2e.conftest import CARRIER_SECRET, SHOPIFY_SECRET, WOOCOMMERCE_SECRET, RunningStack
 from tests.unit.test_woocommerce_connector import DOCS_ORDER_JSON
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from shopstream.connectors import stripe as stripe_connector
 from shopstream.connectors import woocommerce as woo_connector
 from shopstream.connectors.signing import shopstream_headers
-from shopstream.dev.demo import get_json, post_shopify, shopify_order
+from shopstream.dev.shopify_samples import get_json, post_shopify, shopify_order
 from shopstream.schemas.models import (
     AnomalyAlert,
     CreateInvoice,

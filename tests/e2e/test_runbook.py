@@ -95,6 +95,6 @@ def test_runbook_find_fix_replay_verify(stack: RunningStack) -> None:
 
 
 def _order_status(stack: RunningStack, order_id: str) -> int:
-    from shopstream.dev.demo import get_json
+    from shopstream.dev.shopify_samples import get_json
 
     return get_json(f"{stack.api}/v1/orders/{order_id}", stack.token)[0]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from shopstream.dev.demo import cancelled, get_json, post_shopify, shopify_order
+from shopstream.dev.shopify_samples import cancelled, get_json, post_shopify, shopify_order
 from tests.e2e.conftest import SECRET, RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from shopstream.cli import main
 from shopstream.config import Settings
-from shopstream.dev.demo import shopify_order
+from shopstream.dev.shopify_samples import shopify_order
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure, fingerprint
 from shopstream.kafka import AsyncProducer
 from shopstream.ops.dlq_filters import (

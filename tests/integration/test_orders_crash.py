@@ -27,7 +27,7 @@ import pytest
 
 from connectors.shopify import ShopifyConnector, sign
 from shopstream.config import Settings
-from shopstream.dev.demo import cancelled, shopify_order
+from shopstream.dev.shopify_samples import cancelled, shopify_order
 from shopstream.processors.orders.canonical import apply
 from shopstream.processors.orders.context import Context
 from shopstream.processors.orders.mapping import load_mapping

@@ -21,7 +21,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from shopstream.config import Settings
 from shopstream.connectors.shopify import ShopifyConnector, sign
-from shopstream.dev.demo import shopify_order
+from shopstream.dev.shopify_samples import shopify_order
 from shopstream.processors.orders.lifecycle import apply
 from shopstream.processors.orders.mapping import load_mapping, mappings_dir
 from shopstream.schemas.models import OrderPlaced, OrderState, OrderUpdated

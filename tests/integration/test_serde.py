@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from shopstream.connectors.shopify import ShopifyConnector, sign
-from shopstream.dev.demo import shopify_order
+from shopstream.dev.shopify_samples import shopify_order
 from shopstream.schemas.models import OrderPlaced
 from shopstream.serde import (
     AvroSerde,

@@ -25,7 +25,7 @@ from shopstream.connectors.dedupe import PENDING_TTL_S, Claim, DeliveryDedupe
 from shopstream.connectors.payload import MAX_BODY, PARKED_PREFIX
 from shopstream.connectors.shopify import sign
 from shopstream.connectors.webhook import TRUNCATED_HEADER
-from shopstream.dev.demo import shopify_order
+from shopstream.dev.shopify_samples import shopify_order
 from shopstream.dlq import PREFIX, header_map
 from shopstream.schemas.models import OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client

@@ -28,7 +28,7 @@ from shopstream.connectors.signing import (
     unix_seconds,
 )
 from shopstream.connectors.webhook import SOURCE_HEADER, WebhookFront
-from shopstream.dev.demo import shopify_order
+from shopstream.dev.shopify_samples import shopify_order
 from shopstream.dlq import PREFIX, DeadLetterWriter
 from shopstream.serde import RegistryRefused
 

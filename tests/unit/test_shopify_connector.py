@@ -14,7 +14,7 @@ import pytest
 
 from shopstream.connectors.base import PayloadError
 from shopstream.connectors.shopify import ShopifyConnector, sign
-from shopstream.dev.demo import cancelled, shopify_order
+from shopstream.dev.shopify_samples import cancelled, shopify_order
 from shopstream.schemas.models import OrderCancelled, OrderPlaced, OrderUpdated
 
 SECRET = "shpss_test_secret"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from shopstream.dev.demo import cancelled, shopify_order
+from shopstream.dev.shopify_samples import cancelled, shopify_order
 from shopstream.sim.steps import SimOrder, Step
 
 

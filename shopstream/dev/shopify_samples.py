@@ -1,4 +1,4 @@
-"""Sample traffic for `shopstream demo` and the benchmarks: real-shaped, signed Shopify order webhooks."""
+"""Signed, real-shaped Shopify order webhooks for the simulator, the benchmarks and the tests."""
 
 from __future__ import annotations
 
