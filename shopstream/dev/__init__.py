@@ -2,7 +2,8 @@
 
 Modules: `runtime` (`shopstream dev` itself: the stack of child processes, and `DevProcess`/`spawn_dev`
 to drive it as a subprocess from tests and benchmarks), `broker` (the embedded Tansu broker), `ports`
-(free loopback ports, waiting for a listener), `demo` (the sample Shopify feed of `shopstream demo`,
-also used by tests and benchmarks) and `registry/` (the embedded Confluent-compatible schema registry,
+(free loopback ports, waiting for a listener), `shopify_samples` (signed Shopify order payloads for the
+simulator, the benchmarks and the tests), `pids` and `tokens` (what a running dev stack leaves in its
+state dir) and `registry/` (the embedded Confluent-compatible schema registry,
 `shopstream registry serve`).
 """

@@ -22,8 +22,8 @@ import pytest
 
 from shopstream.auth import TokenEntry, hash_token, load_tokens, write_tokens
 from shopstream.connectors.zendesk import zendesk_sign
-from shopstream.dev.shopify_samples import get_json, shopify_order
 from shopstream.dev.runtime import spawn_dev
+from shopstream.dev.shopify_samples import get_json, shopify_order
 from shopstream.schemas.models import CancelOrder, RouteTicket, SuggestReply, UpdateShippingAddress
 from tests.e2e.conftest import CARRIER_SECRET, SHOPIFY_SECRET, RunningStack
 from tests.e2e.test_order_lifecycle import Outputs, _order_id, _post, _wait, poll_status, post_carrier, shopify_create
