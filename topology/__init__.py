@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .checks import check, check_production, known_record_names
 from .topics import (
     CONNECTORS_DLQ,
     DEFAULT_TOPOLOGY_PATH,
@@ -18,9 +19,6 @@ from .topics import (
     Topology,
     TopologyError,
     changelog_name,
-    check,
-    check_production,
-    known_record_names,
     load_topology,
     load_topology_for,
     parse_duration_ms,

@@ -15,7 +15,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from .topics import Topic, Topology, TopologyError, check, normalize_cleanup_policy
+from .checks import check
+from .topics import Topic, Topology, TopologyError, normalize_cleanup_policy
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
