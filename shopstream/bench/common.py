@@ -27,9 +27,9 @@ from confluent_kafka import Producer
 
 from shopstream.config import Settings, load_settings
 from shopstream.dev.broker import start_tansu
+from shopstream.dev.process import DevProcess, spawn_dev
 from shopstream.dev.registry.service import start_in_thread
 from shopstream.dev.registry.store import SchemaStore
-from shopstream.dev.runtime import DevProcess, spawn_dev
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology_for
 

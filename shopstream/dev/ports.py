@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,3 +51,29 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def http_ok(url: str, timeout_s: float) -> bool:
+    """Whether `url` answers 200 within `timeout_s` (polled)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could bind `host:port` now."""
+    with socket.socket() as s:
+        # Servers bind with SO_REUSEADDR, so connections in TIME_WAIT must not count as "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False

@@ -20,19 +20,17 @@ long as dev runs: moto_server keeps it in memory, so nothing more goes into the 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
-from shopstream.children import signal_group, spawn, stop
-from shopstream.config import ADMIN_PORT_OFFSET, WORKER_PORT_OFFSETS, Settings, exposure_problems, load_settings
+from shopstream.children import signal_group, spawn
+from shopstream.config import ADMIN_PORT_OFFSET, Settings, exposure_problems, load_settings
 from shopstream.dev.broker import (
     DurableBroker,
     EmbeddedBroker,
@@ -41,8 +39,8 @@ from shopstream.dev.broker import (
     start_tansu,
 )
 from shopstream.dev.pids import write_pids
-from shopstream.dev.ports import free_port, free_port_block, wait_for_port
-from shopstream.dev.tokens import ADMIN_TOKEN_FILE, dev_admin_token, read_dev_admin_token
+from shopstream.dev.ports import free_port, http_ok, port_free, wait_for_port
+from shopstream.dev.tokens import ADMIN_TOKEN_FILE, dev_admin_token
 from shopstream.halt import EXIT_DELIVERY_FAILED, EXIT_PARK_FAILED
 
 DEV_SHOPIFY_SECRET = "shopstream-dev-secret"
@@ -173,32 +171,6 @@ def _redis_answers(url: str) -> bool:
         return False
 
 
-def _wait_http(url: str, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        # Servers bind with SO_REUSEADDR, so connections in TIME_WAIT must not count as "in use".
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
 def _interrupt(_signum: int, _frame: object) -> None:
     # SIGTERM (docker stop, kubectl) takes the same clean path as Ctrl-C.
     raise KeyboardInterrupt
@@ -215,7 +187,7 @@ def run_dev(settings: Settings, durable_broker: bool = False) -> int:
                                                 + ADMIN_PORT_OFFSET),
                                                ("SHOPSTREAM_API_PORT (+1000: admin)", settings.api_port
                                                 + ADMIN_PORT_OFFSET))
-            if not _port_free(settings.http_host, port)]
+            if not port_free(settings.http_host, port)]
     if busy:
         print(f"shopstream dev: port in use: {', '.join(busy)}; set the variable to a free port", file=sys.stderr)
         return 2
@@ -260,7 +232,7 @@ def run_dev(settings: Settings, durable_broker: bool = False) -> int:
 
 def _run(stack: Stack, settings: Settings, durable_broker: bool = False) -> int:
     if not settings.kafka_bootstrap_servers:
-        port = 9092 if _port_free("127.0.0.1", 9092) else free_port()
+        port = 9092 if port_free("127.0.0.1", 9092) else free_port()
         if durable_broker:
             stack.durable = start_durable_tansu(port=port, log_dir=Path(settings.state_dir))
             bootstrap, storage = stack.durable.bootstrap, f"on S3 at {stack.durable.s3.endpoint}"
@@ -275,7 +247,7 @@ def _run(stack: Stack, settings: Settings, durable_broker: bool = False) -> int:
         stack.env.setdefault("SHOPSTREAM_SINGLE_RECORD_BATCHES", "true")  # Tansu's offsets quirk (config.py)
         print(f"embedded Kafka broker (Tansu, {storage}): {bootstrap}", flush=True)
     if not settings.schema_registry_url:
-        port = settings.registry_port if _port_free(settings.http_host, settings.registry_port) else free_port()
+        port = settings.registry_port if port_free(settings.http_host, settings.registry_port) else free_port()
         stack.env["SHOPSTREAM_REGISTRY_PORT"] = str(port)
         stack.spawn("registry", "registry", "serve")
         url = f"http://{settings.http_host}:{port}"
@@ -304,7 +276,7 @@ def _run(stack: Stack, settings: Settings, durable_broker: bool = False) -> int:
     base = f"http://{effective.http_host}"
     for name, port in (("connectors", effective.connectors_port), ("api", effective.api_port),
                        ("connectors admin", effective.connectors_admin_port), ("api admin", effective.api_admin_port)):
-        if not _wait_http(f"{base}:{port}/healthz", 30):
+        if not http_ok(f"{base}:{port}/healthz", 30):
             print(f"shopstream dev: {name} did not come up on port {port}", file=sys.stderr)
             return 1
     print(f"\nconnectors (webhooks): {base}:{effective.connectors_port}/webhooks/shopify\n"
@@ -325,125 +297,3 @@ def _run(stack: Stack, settings: Settings, durable_broker: bool = False) -> int:
                 print(f"shopstream dev: {name} exited with code {code}; stopping", file=sys.stderr)
                 return 1
         time.sleep(0.5)
-
-
-@dataclass
-class DevProcess:
-    """`shopstream dev` running as a child process (used by the benchmarks and the end-to-end tests)."""
-
-    process: subprocess.Popen[bytes]
-    env: dict[str, str]
-    log_path: Path
-
-    @property
-    def connectors_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['SHOPSTREAM_CONNECTORS_PORT']}"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['SHOPSTREAM_API_PORT']}"
-
-    @property
-    def admin_token(self) -> str:
-        """The API admin token `shopstream dev` made in its state dir."""
-        token = read_dev_admin_token(Path(self.env["SHOPSTREAM_STATE_DIR"]))
-        if token is None:
-            raise RuntimeError("shopstream dev has not written its admin token (yet)")
-        return token
-
-    @property
-    def connectors_admin_url(self) -> str:
-        """The connectors service's admin port (/metrics, /readyz)."""
-        return f"http://127.0.0.1:{self._admin_port('SHOPSTREAM_CONNECTORS_PORT')}"
-
-    @property
-    def api_admin_url(self) -> str:
-        """The read API's admin port (/metrics, /readyz)."""
-        return f"http://127.0.0.1:{self._admin_port('SHOPSTREAM_API_PORT')}"
-
-    def _admin_port(self, public_var: str) -> int:
-        return int(self.env[public_var]) + ADMIN_PORT_OFFSET
-
-    @property
-    def readiness_urls(self) -> list[str]:
-        """What `wait_ready` polls: both HTTP services' /readyz on their admin ports (Kafka and Redis answer)
-        and each stateful worker's /readyz (joined its group, holds partitions, state restored from the changelog)."""
-        workers = int(self.env["SHOPSTREAM_WORKER_PORT"])
-        return [f"{self.connectors_admin_url}/readyz", f"{self.api_admin_url}/readyz",
-                *(f"http://127.0.0.1:{workers + WORKER_PORT_OFFSETS[w]}/readyz" for w in RUNNER_WORKERS)]
-
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Block until every service says it is ready; stop dev and raise with the logs' tails if not."""
-        deadline = time.monotonic() + timeout_s
-        for url in self.readiness_urls:
-            while not _wait_http(url, 0.5):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"shopstream dev did not become ready ({url}):\n{self.log_tail()}")
-
-    def client_env(self) -> dict[str, str]:
-        """The environment for a CLI command against this stack: its broker and registry as dev printed them."""
-        env = dict(self.env)
-        log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        for variable, pattern in (("KAFKA_BOOTSTRAP_SERVERS", r"embedded Kafka broker \(Tansu, [^)]*\): (\S+)"),
-                                  ("SCHEMA_REGISTRY_URL", r"embedded schema registry: (\S+)")):
-            match = re.search(pattern, log)
-            if match:
-                env[variable] = match[1]
-        return env
-
-    def log_tail(self, chars: int = 2500) -> str:
-        """The tail of dev's log and of each service's, with how long ago each was last written.
-
-        A service that stopped progressing shows as the one whose log went quiet first."""
-        now = time.time()
-        parts = []
-        for name, path in self.service_logs().items():
-            if path.exists():
-                age = now - path.stat().st_mtime
-                parts.append(f"--- {name} (last written {age:.0f} s ago)\n{path.read_text(errors='replace')[-chars:]}")
-        return "\n".join(parts)
-
-    def service_logs(self) -> dict[str, Path]:
-        """Dev's log and each service's own (under SHOPSTREAM_DEV_LOG_DIR, which `spawn_dev` sets)."""
-        logs = {"dev": self.log_path}
-        log_dir = self.env.get("SHOPSTREAM_DEV_LOG_DIR")
-        if log_dir:
-            logs.update({p.stem: p for p in sorted(Path(log_dir).glob("*.log"))})
-        return logs
-
-    def stop(self, timeout_s: float = DEV_STOP_S) -> None:
-        stop(self.process, timeout_s)
-
-
-def _public_ports_with_admin() -> int:
-    """Two free consecutive public ports (connectors, API) whose admin ports (+ ADMIN_PORT_OFFSET) are free too."""
-    for _ in range(100):
-        public = free_port_block(2)
-        if public + 1 + ADMIN_PORT_OFFSET < 65536 and all(
-                _port_free("127.0.0.1", public + ADMIN_PORT_OFFSET + i) for i in range(2)):
-            return public
-    raise RuntimeError("no free public ports with free admin ports above them")
-
-
-def spawn_dev(state_dir: Path, *args: str, **overrides: str) -> DevProcess:
-    """Start `shopstream dev` on free ports with its own state dir; `args` are dev's options
-    (`--durable-broker`), `overrides` extra env variables."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    public = _public_ports_with_admin()
-    env = {
-        **os.environ,
-        "SHOPSTREAM_CONNECTORS_PORT": str(public),
-        "SHOPSTREAM_API_PORT": str(public + 1),
-        "SHOPSTREAM_REGISTRY_PORT": str(free_port()),
-        "SHOPSTREAM_WORKER_PORT": str(free_port_block(len(WORKER_PORT_OFFSETS))),
-        "SHOPSTREAM_REGISTRY_STORAGE": str(state_dir / "registry.json"),
-        "SHOPSTREAM_STATE_DIR": str(state_dir),
-        "SHOPSTREAM_DEV_LOG_DIR": str(state_dir / "logs"),
-        **overrides,
-    }
-    log_path = state_dir / "dev.log"
-    with open(log_path, "wb") as out:
-        proc = spawn([sys.executable, "-m", "shopstream.cli", "dev", *args], env=env, stdout=out,
-                     stderr=subprocess.STDOUT)
-    return DevProcess(process=proc, env=env, log_path=log_path)

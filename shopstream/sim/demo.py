@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shopstream.config import Settings
-from shopstream.dev.runtime import spawn_dev
+from shopstream.dev.process import spawn_dev
 from shopstream.sim.cli import config_from_args
 from shopstream.sim.driver import simulate
 from shopstream.sim.faces import Faces

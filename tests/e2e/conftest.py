@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Message
 
-from shopstream.dev.runtime import DevProcess, spawn_dev
+from shopstream.dev.process import DevProcess, spawn_dev
 from tests.kafka_read import read_all
 from tests.kafka_write import delete_topics
 

@@ -22,7 +22,7 @@ import pytest
 
 from shopstream.auth import TokenEntry, hash_token, load_tokens, write_tokens
 from shopstream.connectors.signing import shopstream_headers
-from shopstream.dev.runtime import spawn_dev
+from shopstream.dev.process import spawn_dev
 from shopstream.dev.shopify_samples import get_json, post_shopify
 from shopstream.schemas.models import UpdatePrice
 from tests.e2e.conftest import SHOPIFY_SECRET, RunningStack

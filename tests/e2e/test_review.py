@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from shopstream.auth import TokenEntry, hash_token, load_tokens, write_tokens
-from shopstream.dev.runtime import spawn_dev
+from shopstream.dev.process import spawn_dev
 from shopstream.dev.shopify_samples import get_json, shopify_order
 from shopstream.schemas.models import CancelOrder, ReleaseOrder
 from tests.e2e.conftest import (

@@ -22,7 +22,7 @@ import pytest
 
 from shopstream.auth import TokenEntry, hash_token, load_tokens, write_tokens
 from shopstream.connectors.zendesk import zendesk_sign
-from shopstream.dev.runtime import spawn_dev
+from shopstream.dev.process import spawn_dev
 from shopstream.dev.shopify_samples import get_json, shopify_order
 from shopstream.schemas.models import CancelOrder, RouteTicket, SuggestReply, UpdateShippingAddress
 from tests.e2e.conftest import CARRIER_SECRET, SHOPIFY_SECRET, RunningStack
