@@ -95,8 +95,9 @@ def test_verdicts_after_a_sigkill_mid_stream_equal_the_oracle(settings: Settings
         deadline = time.monotonic() + 120
         # verdicts out AND a commit made: the restart must rebuild the velocity state from the committed
         # history (a kill before the first commit re-reads everything: right, but not what this tests)
+        group = settings.topic("review")  # group ids carry the topic prefix too
         while (len(_verdicts(settings, serde)) < ORDERS // 8
-               or max(committed_offsets(settings.kafka_bootstrap_servers, "review", topic).values()) <= 0):
+               or max(committed_offsets(settings.kafka_bootstrap_servers, group, topic).values()) <= 0):
             assert worker.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "worker produced nothing:\n" + log.read_text()[-3000:]
             time.sleep(0.5)
