@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,9 +37,9 @@ from shopstream.schemas.models import ProductAttribute, ProductImage, ProductUps
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
-from tests.integration.test_broker_restart import Feed, Record, produce_all
 from tests.integration.test_catalog_worker import Topics, product
-from tests.workers import start_worker, stop, wait_for
+from tests.kafka_write import Feed, Record, produce_all
+from tests.workers import sigkill_mid_feed, start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -134,12 +133,7 @@ def test_sigkill_mid_stream_then_restart_publishes_what_the_core_says(settings: 
     worker = start_worker("catalog", settings, log)
     try:
         wait_for(lambda: len(published("catalog.quality")) >= len(SKUS) // 2, 90, log, "the first quality documents")
-        feed.start()
-        wait_for(lambda: feed.sent >= len(feed.records) // 3, 60, log, "a third of the feed")
-        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-        assert feed.thread.is_alive(), "the feed ended before the kill: not mid-stream"
+        sigkill_mid_feed(worker, feed, log)
         at_kill = len(published("catalog.quality"))
         time.sleep(1.0)  # records go on arriving while it is down
         worker = start_worker("catalog", settings, log)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import signal
 import time
 from pathlib import Path
 
@@ -27,9 +26,9 @@ from shopstream.schemas.models import SyncShopStock
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
-from tests.integration.test_broker_restart import Feed, Record, produce_all
 from tests.integration.test_shop_sync import PARTITIONS, Topic, level
-from tests.workers import start_worker, stop, wait_for
+from tests.kafka_write import Feed, Record, produce_all
+from tests.workers import sigkill_mid_feed, start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -93,13 +92,8 @@ def test_sigkill_mid_stream_then_restart_ends_at_every_latest_figure(settings: S
     worker = start_worker("shop-sync", settings, log, **env)
     try:
         wait_for(lambda: len(read()) >= len(SKUS) // 2, 90, log, "the first round's commands")
-        feed.start()
-        wait_for(lambda: feed.sent >= len(feed.records) // 3, 60, log, "a third of the feed")
-        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
+        sigkill_mid_feed(worker, feed, log)
         at_kill = len(commands_topic.read())
-        assert feed.thread.is_alive(), "the feed ended before the kill: not mid-stream"
         time.sleep(1.0)  # rounds go on arriving while it is down
         worker = start_worker("shop-sync", settings, log, **env)
         feed.join()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -31,10 +30,10 @@ from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from shopstream.views.atp import atp_document, atp_key, level_datum
 from shopstream.views.orders import order_document, order_key
-from tests.integration.test_broker_restart import Feed, Record, produce_all
 from tests.integration.test_order_view import make_state
 from tests.integration.test_shop_sync import level
-from tests.workers import start_worker, stop, wait_for
+from tests.kafka_write import Feed, Record, produce_all
+from tests.workers import sigkill_mid_feed, start_worker, stop, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -115,12 +114,7 @@ def test_sigkill_mid_stream_then_restart_holds_the_newest_of_every_key(settings:
     worker = start_worker("views", settings, log)
     try:
         wait_for(lambda: len(sampler.highest) == len(expected), 90, log, "the first round in Redis")
-        feed.start()
-        wait_for(lambda: feed.sent >= len(feed.records) // 3, 60, log, "a third of the feed")
-        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-        assert feed.thread.is_alive(), "the feed ended before the kill: not mid-stream"
+        sigkill_mid_feed(worker, feed, log)
         at_kill = sum(sampler.highest.values())
         time.sleep(1.0)  # records go on arriving while it is down
         worker = start_worker("views", settings, log)
