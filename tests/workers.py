@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from shopstream.children import spawn
 from shopstream.config import Settings
 from shopstream.dev.ports import free_port
 from tests import processes
+from tests.kafka_write import Feed
 
 T = TypeVar("T")
 
@@ -41,6 +43,16 @@ def start_worker(processor: str, settings: Settings, log: Path, **env: str) -> s
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM its process group, then SIGKILL if it does not exit within 20 s."""
     children.stop(proc, 20)
+
+
+def sigkill_mid_feed(worker: subprocess.Popen[bytes], feed: Feed, log: Path) -> None:
+    """Start `feed`, SIGKILL `worker` once a third of it is out; the feed must still be running (mid-stream)."""
+    feed.start()
+    wait_for(lambda: feed.sent >= len(feed.records) // 3, 60, log, "a third of the feed")
+    assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert feed.thread.is_alive(), "the feed ended before the kill: not mid-stream"
 
 
 def wait_for(check: Callable[[], T], timeout_s: float = 60.0, log: Path | Sequence[Path] = (),

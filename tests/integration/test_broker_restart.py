@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from subprocess import STDOUT, Popen
@@ -31,7 +31,6 @@ from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import KafkaError, Message
 
 from shopstream.config import Settings
 from shopstream.dev.broker import DurableBroker
@@ -39,53 +38,10 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
 from tests.kafka_read import latest_order_states, read_all
-from tests.kafka_write import make_producer
+from tests.kafka_write import Feed, Record, produce_all
 from tests.workers import start_worker, stop
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(600)]
-
-Record = tuple[str, bytes, bytes]  # topic, key, value
-
-
-class Feed:
-    """Produce records from a thread at a steady pace, across a broker restart; every delivery must succeed."""
-
-    def __init__(self, settings: Settings, records: Sequence[Record], seconds: float) -> None:
-        self.records, self.pause = list(records), seconds / max(1, len(records))
-        # Not idempotent on the durable broker (conftest.py); the product's own message timeout.
-        self.producer = make_producer(settings)
-        self.sent = 0
-        self.errors: list[str] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self.errors.append(str(err))
-
-    def _run(self) -> None:
-        for topic, key, value in self.records:
-            self.producer.produce(topic, key=key, value=value, on_delivery=self._delivered)
-            self.producer.poll(0)
-            self.sent += 1
-            time.sleep(self.pause)
-
-    def start(self) -> Feed:
-        self.thread.start()
-        return self
-
-    def join(self) -> None:
-        self.thread.join(timeout=300)
-        assert not self.thread.is_alive(), "the feed did not finish"
-        assert self.producer.flush(150) == 0, "records not confirmed after the restart"
-        assert not self.errors, f"{len(self.errors)} records refused, e.g. {self.errors[:3]}"
-
-
-def produce_all(settings: Settings, records: Sequence[Record]) -> None:
-    """Produce and confirm every record (before the worker starts or with the broker up)."""
-    feed = Feed(settings, records, 0.0)
-    feed._run()
-    assert feed.producer.flush(60) == 0 and not feed.errors, feed.errors[:3]
-
 
 def restart_mid_feed(broker: DurableBroker, feed: Feed) -> float:
     """Start the feed, SIGKILL and restart the broker once half of it is out; returns the restart's seconds."""
