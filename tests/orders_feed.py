@@ -123,6 +123,7 @@ def diagnose(settings: Settings, order_ids: list[str]) -> None:
         marks = [consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5) for p in range(4)]
         print(f"{name} watermarks {marks}")
         for msg in read_all(settings.kafka_bootstrap_servers, name, idle_s=0.5):
-            if msg.key() and msg.key().decode(errors="replace").strip('"') in order_ids:
-                print(f"  p{msg.partition()} @{msg.offset()} key={msg.key()!r} value={msg.value()[:160]!r}")
+            key, value = msg.key() or b"", msg.value() or b""
+            if key.decode(errors="replace").strip('"') in order_ids:
+                print(f"  p{msg.partition()} @{msg.offset()} key={key!r} value={value[:160]!r}")
     consumer.close()

@@ -58,7 +58,7 @@ def reservations(rng: random.Random) -> list[ReservationChanged]:
                 out.append(ReservationChanged(
                     meta=EventMeta(event_id=str(uuid.uuid4()), event_type="ReservationChanged", occurred_at=when,
                                    recorded_at=when, source="shopstream.orders"),
-                    sku=f"C-{sku:05d}", order_id=order_id, action=action, quantity=quantity))  # type: ignore[arg-type]
+                    sku=f"C-{sku:05d}", order_id=order_id, action=action, quantity=quantity))
     return out
 
 
