@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -26,8 +29,11 @@ from tests.kafka_write import Feed
 T = TypeVar("T")
 
 
-def start_worker(processor: str, settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """`shopstream worker <processor>` against the test's broker, registry and topic prefix."""
+def start_worker(processor: str, settings: Settings, log: Path, *, port: int | None = None,
+                 **env: str) -> subprocess.Popen[bytes]:
+    """`shopstream worker <processor>` against the test's broker, registry and topic prefix.
+
+    `port`: its admin port (`/readyz`, `assigned_partitions`); a free one when not given."""
     full_env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
                 "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
                 "REDIS_URL": settings.redis_url, "SHOPSTREAM_REDIS_PREFIX": settings.redis_key_prefix,
@@ -36,13 +42,25 @@ def start_worker(processor: str, settings: Settings, log: Path, **env: str) -> s
                 "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_idempotence).lower(), **env}
     processes.track(f"worker {processor}", log)
     with open(log, "ab") as out:
-        return spawn([sys.executable, "-m", "shopstream.cli", "worker", processor, "--port", str(free_port())],
+        return spawn([sys.executable, "-m", "shopstream.cli", "worker", processor, "--port", str(port or free_port())],
                      env=full_env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM its process group, then SIGKILL if it does not exit within 20 s."""
-    children.stop(proc, 20)
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM its process group, then SIGKILL if it does not exit within 20 s; its exit code."""
+    return children.stop(proc, 20)
+
+
+def assigned_partitions(port: int) -> set[str] | None:
+    """The `topic[partition]`s a worker holds, from its `/readyz` on `port`; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:  # 503 while unassigned or restoring: the body still says what it holds
+        body = exc.read()
+    except OSError:  # not listening yet, or gone
+        return None
+    return set(json.loads(body)["checks"]["partitions"])
 
 
 def sigkill_mid_feed(worker: subprocess.Popen[bytes], feed: Feed, log: Path) -> None:

@@ -67,9 +67,14 @@ class Runner:
     # -- readiness -------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[dict[str, Any], int]:
-        """(body, status) of `/readyz`: ready once partitions are assigned and every one is restored."""
-        restored = self.changelog is None or all(p in self.states for _, p in self.owned)
-        checks = {"assigned_partitions": len(self.owned), "state_restored": restored}
+        """(body, status) of `/readyz`: ready once partitions are assigned and every one is restored.
+
+        The body names the assigned topic-partitions (`partitions`): with replicas in one group, what each
+        one holds is visible without asking the broker (the rolling-restart test reads it)."""
+        owned = sorted(self.owned)
+        restored = self.changelog is None or all(p in self.states for _, p in owned)
+        checks = {"assigned_partitions": len(owned), "state_restored": restored,
+                  "partitions": [f"{t}[{p}]" for t, p in owned]}
         ready = bool(self.owned) and restored
         return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
 

@@ -116,7 +116,10 @@ def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
         while True:
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"restoring {changelog}[{partition}] took over {timeout_s:.0f} s")
-            batch = consumer.consume(10_000, 0.2 if reached else 1.0)
+            # consume(n, t) waits the whole t unless n records come: a long wait before the end cost every
+            # restore a full second (a rebalance restores each partition in turn), so short polls until the
+            # end is seen, then the drain for the records Tansu puts past its reported watermark.
+            batch = consumer.consume(10_000, 0.2 if reached else 0.05)
             if not batch and reached:
                 break
             for msg in batch:

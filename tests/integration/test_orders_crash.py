@@ -1,113 +1,33 @@
 """SIGKILL the orders worker mid-stream, restart it, and every order ends exactly as the oracle computes.
 
-The input is the full lifecycle on its four topics: Shopify deliveries translated by the real
-connector on `shop.orders` (creates, later updates, cancels, duplicates), captures of the order total
-on `payments` and whole-order dispatches on `fulfillment.shipments` (both also duplicated), all
-interleaved so a payment or a dispatch often arrives before its order (and is parked). The oracle is
-the pure canonical core applied to each order's events in production order; the worker sees the
-topics in some other interleaving, which the core makes irrelevant for the canonical dimensions and
-amounts (a property tested in tests/unit/test_order_canonical.py) — versions and intermediate states
-do depend on it, so the comparison is on what an order *is*, not on how many steps it took. The
-worker is the real `shopstream worker orders` process on the real broker.
+The input is the order lifecycle feed of tests/orders_feed.py (creates, updates, cancels, captures,
+dispatches, duplicates, payments and dispatches often before their order) and its oracle, the pure
+canonical core over each order's events in production order; the comparison is on what an order *is*
+(`essence`), not on how many steps it took. The worker is the real `shopstream worker orders` process
+on the real broker.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import signal
 import subprocess
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from connectors.shopify import ShopifyConnector, sign
 from shopstream.config import Settings
-from shopstream.dev.shopify_samples import cancelled, shopify_order
-from shopstream.processors.orders.canonical import apply
-from shopstream.processors.orders.context import Context
-from shopstream.processors.orders.mapping import load_mapping
-from shopstream.processors.orders.record import OrderRecord
 from shopstream.schemas.models import OrderState
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import apply as apply_topology
 from shopstream.topology import load_topology
-from tests.kafka_read import latest_order_states, read_all
-from tests.kafka_write import make_producer
-from tests.unit.order_events import captured, dispatched
+from tests.kafka_read import latest_order_states
+from tests.orders_feed import diagnose, differences, essence, lifecycle_events, oracle, produce_events
 from tests.workers import start_worker
 
 pytestmark = pytest.mark.broker
 
 ORDERS = 2500
-TOPIC_OF = {"PaymentCaptured": "payments", "ShipmentDispatched": "fulfillment.shipments"}
-
-
-def _events(count: int) -> list:
-    """Shopify deliveries translated by the real connector: creates, later updates, cancels, duplicates."""
-    connector = ShopifyConnector("s")
-    rng = random.Random(7)
-    base = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-    events = []
-    for i in range(count):
-        order = shopify_order(9_000_000 + i, financial_status=rng.choice(["pending", "paid", "authorized"]),
-                              created_at=base + timedelta(seconds=i))
-        deliveries = [("orders/create", order)]
-        if rng.random() < 0.4:
-            later = base + timedelta(seconds=i, minutes=3)
-            deliveries.append(("orders/updated", {**order, "financial_status": "paid",
-                                                  "updated_at": later.isoformat()}))
-        if rng.random() < 0.2:
-            deliveries.append(("orders/cancelled", cancelled(order, after=timedelta(minutes=10))))
-        for topic, payload in deliveries:
-            body = json.dumps(payload).encode()
-            headers = {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": sign("s", body),
-                       "X-Shopify-Webhook-Id": f"{topic}:{order['id']}"}
-            (out,) = connector.translate(headers, body, base + timedelta(seconds=i, minutes=20))
-            events.append(out.record)
-            if rng.random() < 0.1:  # at-least-once upstream: the same event delivered twice
-                events.append(out.record)
-        if len(deliveries) > 1 and deliveries[-1][0] == "orders/cancelled":
-            continue  # a cancel races a dispatch in real life too: its outcome depends on arrival order
-        others = []
-        if rng.random() < 0.5:
-            others.append(_for_order(captured(30, order["total_price"]), order))
-        if rng.random() < 0.3:
-            others.append(_for_order(dispatched(60), order))
-        for other in others:
-            # Anywhere in the stream, often before the order itself (then parked until it arrives).
-            events.insert(rng.randrange(max(0, len(events) - 40), len(events) + 1), other)
-            if rng.random() < 0.1:
-                events.append(other)
-    return events
-
-
-def _for_order(event: Any, order: dict[str, Any]) -> Any:
-    """A unit-test builder's event, re-addressed to a Shopify order (own event id, the order's currency)."""
-    order_id = str(order["id"])
-    meta = event.meta.model_copy(update={
-        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{order_id}:{event.meta.event_id}")),
-        "correlation_id": f"order:{order_id}"})
-    return event.model_copy(update={"order_id": order_id, "meta": meta})
-
-
-def _essence(state: OrderState) -> tuple[Any, ...]:
-    """What an order is, independent of the path it took there (versions and event ids are not)."""
-    return (state.status, state.payment_status, state.fulfillment_status, state.return_status, state.hold_reasons,
-            state.captured, state.refunded, state.total, state.lines, state.placed_at, state.cancelled_at)
-
-
-def _oracle(events: list) -> dict[str, OrderState]:
-    mappings = {"shopify": load_mapping("shopify")}
-    context = Context.from_files(mappings.__getitem__)
-    records: dict[str, OrderRecord] = {}
-    for event in events:
-        records[event.order_id] = apply(records.get(event.order_id), event, context).record
-    return {order_id: rec.state for order_id, rec in records.items() if rec.state is not None}
 
 
 def _latest_states(settings: Settings, serde: AvroSerde) -> dict[str, OrderState]:
@@ -118,24 +38,15 @@ def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return start_worker("orders", settings, log)
 
 
-def _produce(settings: Settings, serde: AvroSerde, events: list) -> None:
-    producer = make_producer(settings)
-    for event in events:
-        topic = settings.topic(TOPIC_OF.get(type(event).__name__, "shop.orders"))
-        producer.produce(topic, key=event.order_id.encode(), value=serde.encode(topic, event))
-        producer.poll(0)
-    assert producer.flush(30) == 0
-
-
 def test_sigkill_mid_stream_then_restart_matches_oracle(settings: Settings, tmp_path: Path) -> None:
     # Produce as every shopstream producer does against Tansu (config.py: single_record_batches).
     settings = settings.model_copy(update={"single_record_batches": True})
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
-    events = _events(ORDERS)
-    expected = _oracle(events)
+    events = lifecycle_events(ORDERS)
+    expected = oracle(events)
     half = len(events) // 2
-    _produce(settings, serde, events[:half])
+    produce_events(settings, serde, events[:half])
 
     log = tmp_path / "worker.log"
     worker = _start_worker(settings, log)
@@ -146,7 +57,7 @@ def test_sigkill_mid_stream_then_restart_matches_oracle(settings: Settings, tmp_
             assert worker.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "worker produced nothing:\n" + log.read_text()[-3000:]
             time.sleep(0.5)
-        _produce(settings, serde, events[half:])  # more arrive while it is down
+        produce_events(settings, serde, events[half:])  # more arrive while it is down
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         assert len(_latest_states(settings, serde)) < len(expected), "worker finished before the kill"
@@ -156,7 +67,7 @@ def test_sigkill_mid_stream_then_restart_matches_oracle(settings: Settings, tmp_
         latest: dict[str, OrderState] = {}
         while time.monotonic() < deadline:
             latest = _latest_states(settings, serde)
-            if len(latest) == len(expected) and all(_essence(latest[k]) == _essence(v) for k, v in expected.items()):
+            if not differences(latest, expected):
                 break
             assert worker.poll() is None, log.read_text()[-3000:]
             time.sleep(2)
@@ -169,24 +80,8 @@ def test_sigkill_mid_stream_then_restart_matches_oracle(settings: Settings, tmp_
 
     missing = set(expected) - set(latest)
     assert not missing, f"{len(missing)} of {len(expected)} orders have no state; worker log: {log}"
-    wrong = [k for k, v in expected.items() if _essence(latest[k]) != _essence(v)]
+    wrong = differences(latest, expected)
     if wrong:
-        _diagnose(settings, wrong[:3])
-    assert not wrong, (f"{len(wrong)} orders differ from the oracle, e.g. {_essence(latest[wrong[0]])} != "
-                       f"{_essence(expected[wrong[0]])}")
-
-
-def _diagnose(settings: Settings, order_ids: list[str]) -> None:
-    """Print what the changelog and input topics hold for orders that differ (kept for CI forensics)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    changelog = settings.topic("orders-orders-changelog")
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "diag"})
-    for name in (changelog, settings.topic("shop.orders"), settings.topic("orders.state"),
-                 settings.topic("shop.orders.dlq")):
-        marks = [consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5) for p in range(4)]
-        print(f"{name} watermarks {marks}")
-        for msg in read_all(settings.kafka_bootstrap_servers, name, idle_s=0.5):
-            if msg.key() and msg.key().decode(errors="replace").strip('"') in order_ids:
-                print(f"  p{msg.partition()} @{msg.offset()} key={msg.key()!r} value={msg.value()[:160]!r}")
-    consumer.close()
+        diagnose(settings, wrong[:3])
+    assert not wrong, (f"{len(wrong)} orders differ from the oracle, e.g. {essence(latest[wrong[0]])} != "
+                       f"{essence(expected[wrong[0]])}")
