@@ -3,7 +3,7 @@
 - Reads FILE (or stdin for `-`) whole, checks its header first: a file-level problem (missing file,
   not UTF-8, missing required columns) publishes nothing and exits 2.
 - Publishes the valid rows to `inventory.stock` as StockSnapshotBatch records of up to `BATCH_LINES`
-  lines sharing one location and one partition (erp_stock.SnapshotBatcher; the partition count is
+  lines sharing one location and one partition (erp_batches.SnapshotBatcher; the partition count is
   asked from the broker), through the one producer factory (AsyncProducer → make_producer: murmur2,
   idempotent, acks=all), and waits until the broker confirmed every write. Up to `WINDOW` batches are
   in flight at once. A row counts as published when its batch was confirmed. Batch headers:
@@ -44,17 +44,15 @@ from redis.exceptions import RedisError
 from shopstream.codecs.stock_snapshot_batch import StockSnapshotLinesEncoder
 from shopstream.config import Settings
 from shopstream.connectors.base import PayloadError, refuse_future
+from shopstream.connectors.erp_batches import Batch, SnapshotBatcher, encode_batch
 from shopstream.connectors.erp_digest import PublishedDigest
 from shopstream.connectors.erp_stock import (
     BATCH_LINES,
     STOCK_TOPIC,
-    Batch,
     ErpFileError,
     Row,
     RowError,
-    SnapshotBatcher,
     StockExport,
-    encode_batch,
 )
 from shopstream.connectors.payload import MAX_BODY
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure

@@ -15,13 +15,8 @@ from hypothesis import strategies as st
 from shopstream import schemas
 from shopstream.codecs.selfcheck import CodecMismatch
 from shopstream.codecs.stock_snapshot_batch import StockSnapshotLinesEncoder
-from shopstream.connectors.erp_stock import (
-    MAX_QUANTITY,
-    Row,
-    SnapshotBatcher,
-    StockExport,
-    encode_batch,
-)
+from shopstream.connectors.erp_batches import SnapshotBatcher, encode_batch
+from shopstream.connectors.erp_stock import MAX_QUANTITY, Row, StockExport
 from shopstream.kafka import murmur2, partition_for
 from shopstream.schemas import from_avro
 from shopstream.schemas.models import StockSnapshotBatch
