@@ -31,7 +31,8 @@ Outputs, per event, from the core's `Outcome`:
   (`max(0, 2 * point - available - incoming)`);
 - when the event pushed `available` below zero with open orders making up the deficit
   (`oversold_orders`): an AnomalyAlert `oversold` on `alerts.anomalies` (subject and key: the SKU;
-  evidence: available, version and the orders) and one ReviewItem `oversold` per order on
+  evidence: available, version and the orders) and one ReviewItem `oversold` per order newly in
+  deficit (`newly_oversold`: an order already reported is not queued again at the next oversell) on
   `review.queue` (keyed by order id).
 AtpLevel records are written field by field (`shopstream.codecs.atp_level.AtpLevelEncoder`, the same
 bytes as fastavro writes for `atp_level_datum`, which stays the reference; it refuses to start
@@ -167,15 +168,17 @@ def reorder_request(levels: Levels, reorder_point: int, cause: EventMeta) -> Reo
                           incoming=levels.incoming)
 
 
-def oversold(levels: Levels, orders: tuple[str, ...], cause: EventMeta) -> list[tuple[str, bytes, Any]]:
-    """(output topic, key, record): the Oversold alert for the SKU and a review item per order."""
+def oversold(levels: Levels, orders: tuple[str, ...], newly: tuple[str, ...],
+             cause: EventMeta) -> list[tuple[str, bytes, Any]]:
+    """(output topic, key, record): the Oversold alert for the SKU naming every order in deficit, and a
+    review item per order newly in deficit."""
     evidence = {"available": str(levels.available), "version": str(levels.version), "orders": ",".join(orders),
                 "cause_event_id": cause.event_id, "cause_event_type": cause.event_type}
     alert = AnomalyAlert(meta=_meta("oversold", "AnomalyAlert", levels, cause), kind="oversold", subject=levels.sku,
                          severity="critical", summary=f"{levels.sku} oversold: available {levels.available}",
                          evidence=evidence, detected_at=levels.updated_at or cause.occurred_at)
     out: list[tuple[str, bytes, Any]] = [(names.ALERTS_ANOMALIES, levels.sku.encode(), alert)]
-    for order_id in orders:
+    for order_id in newly:
         item = ReviewItem(meta=_meta("oversold", "ReviewItem", levels, cause, order_id), order_id=order_id,
                           kind="oversold", reason=f"{levels.sku} oversold: available {levels.available}",
                           details={"sku": levels.sku, "available": str(levels.available),
@@ -321,7 +324,8 @@ class InventoryProcessor(ProcessorBase):
                             self._encode(names.COMMANDS_ERP, reorder_request(levels, point, cause))))
         if outcome.oversold_orders:
             outputs.extend((name, out_key, self._encode(name, out))
-                           for name, out_key, out in oversold(levels, outcome.oversold_orders, cause))
+                           for name, out_key, out in oversold(levels, outcome.oversold_orders,
+                                                              outcome.newly_oversold, cause))
         return outputs
 
     def _atp_level_encoder(self) -> AtpLevelEncoder:

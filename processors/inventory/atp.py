@@ -64,6 +64,9 @@ lowered `available` below zero; the orders named are the latest open reservation
 locations (by first reservation time, then order id) whose units make up the deficit. It is empty
 when no open order is involved (the deficit comes from safety stock or uncounted shipments: nothing
 was promised that cannot be kept, so there is no oversell to report).
+`newly_oversold`: those of `oversold_orders` that did not already cover the deficit before the event
+(every one of them when `available` was not negative before): each order needs a person once, not at
+every further oversell of its SKU (which would grow with the square of the orders in deficit).
 
 Idempotence (why redelivery and replay change nothing)
 ------------------------------------------------------
@@ -128,6 +131,7 @@ class Outcome:
     stale: bool = False
     reorder_crossed: bool = False
     oversold_orders: tuple[str, ...] = ()
+    newly_oversold: tuple[str, ...] = ()
     note: str | None = None
     computed_levels: Levels | None = field(default=None, repr=False, compare=False)
 
@@ -330,10 +334,14 @@ def _finish(before: SkuState, after: SkuState, policy: Policy, at: datetime) -> 
                          locations=after.locations, reservations=after.reservations,
                          forgotten_before=after.forgotten_before)
     oversold: tuple[str, ...] = ()
+    newly: tuple[str, ...] = ()
     if new.available < 0 and new.available < old_available:
         oversold = _oversold_orders(after, online, -new.available)
+        # the orders that already covered the deficit before this event were reported then
+        already = set(_oversold_orders(before, online, -old_available)) if old_available < 0 else set()
+        newly = tuple(o for o in oversold if o not in already)
     return Outcome(state=after, policy=policy, changed=changed, available_changed=new.available != old_available,
-                   reorder_crossed=crossed, oversold_orders=oversold, computed_levels=new)
+                   reorder_crossed=crossed, oversold_orders=oversold, newly_oversold=newly, computed_levels=new)
 
 
 def _oversold_orders(state: SkuState, online: frozenset[str], deficit: int) -> tuple[str, ...]:

@@ -270,6 +270,16 @@ def test_oversold_names_the_latest_reservations_covering_the_deficit() -> None:
                    Res("o3", "reserve", 1, 3), Res("o4", "reserve", 2, 4), Res("o4", "release", 0, 5),
                    Adj("e1", "A", -4, 6)])
     assert [o.oversold_orders for o in outs] == [(), (), (), ("o3",), ("o4", "o3"), (), ("o3", "o2", "o1")]
+    # a person hears of each order once: o3 was reported when it made the deficit, not again with o4 or e1
+    assert [o.newly_oversold for o in outs] == [(), (), (), ("o3",), ("o4",), (), ("o2", "o1")]
+
+
+def test_a_run_of_oversells_queues_each_order_once_not_the_square_of_them() -> None:
+    orders = [Res(f"o{i}", "reserve", 1, i + 1) for i in range(50)]
+    _, outs = run([Snap("A", 0, 10), *orders])
+    newly = [o for out in outs for o in out.newly_oversold]
+    assert sorted(newly) == sorted(f"o{i}" for i in range(10, 50))
+    assert sum(len(out.oversold_orders) for out in outs) == sum(range(1, 41))  # the alert names them all
 
 
 def test_prune_forgets_only_finished_reservations_older_than_the_horizon() -> None:
@@ -510,10 +520,12 @@ def test_signals_follow_the_sequence_of_available(events: list[Event], reorder_p
         if now < 0 and now < previous and open_:
             named = out.oversold_orders
             assert named and set(named) <= set(open_)
+            assert set(out.newly_oversold) <= set(named)
+            assert previous < 0 or out.newly_oversold == named
             assert sum(open_[o].quantity for o in named) >= -now or set(named) == set(open_)
             assert sum(open_[o].quantity for o in named[:-1]) < -now  # no more orders than needed
         else:
-            assert not out.oversold_orders  # (no open order: the deficit is safety stock or shipments)
+            assert not out.oversold_orders and not out.newly_oversold  # (no open order: safety stock, shipments)
         state, previous = out.state, now
 
 
