@@ -121,13 +121,13 @@ def test_inventory_worker_rides_out_a_broker_restart(settings: Settings, serde: 
     from shopstream.connectors.ingest import ingest_erp_stock
     from shopstream.processors.inventory.config import load_inventory_config
     from shopstream.processors.inventory.figures import levels
-    from tests import stock_feed as feed
+    from tests import stock_feed
 
-    monkeypatch.setattr(feed, "SKUS", 400)  # the crash test's generators, scaled to the S3 broker's pace
-    monkeypatch.setattr(feed, "ORDERS", 150)
-    reservations = feed.reservations(random.Random(7))
-    as_ofs = [feed.T0, feed.T0 + timedelta(minutes=30), feed.T0 + timedelta(minutes=60)]
-    expected = feed.oracle(reservations, as_ofs)
+    monkeypatch.setattr(stock_feed, "SKUS", 400)  # the crash test's generators, scaled to the S3 broker's pace
+    monkeypatch.setattr(stock_feed, "ORDERS", 150)
+    reservations = stock_feed.reservations(random.Random(7))
+    as_ofs = [stock_feed.T0, stock_feed.T0 + timedelta(minutes=30), stock_feed.T0 + timedelta(minutes=60)]
+    expected = stock_feed.oracle(reservations, as_ofs)
     config = load_inventory_config()
     want = {sku: levels(state, config.policy(sku).online_locations) for sku, state in expected.items()}
     topic = settings.topic("inventory.reservations")
@@ -137,19 +137,20 @@ def test_inventory_worker_rides_out_a_broker_restart(settings: Settings, serde: 
     log = tmp_path / "inventory.log"
     worker = start_worker("inventory", settings, log)
     try:
-        assert ingest_erp_stock(settings, feed.export(0), file_name="first.csv", as_of=as_ofs[0]).published == 400
+        assert ingest_erp_stock(settings, stock_feed.export(0), file_name="first.csv", as_of=as_ofs[0]).published == 400
         produce_all(settings, records[:half])
-        converge(lambda: len(feed.latest_levels(settings, serde)) >= 100, worker, log, "the first ATP levels")
+        converge(lambda: len(stock_feed.latest_levels(settings, serde)) >= 100, worker, log, "the first ATP levels")
         # The worker is mid-way through the first snapshot or the second when the broker goes.
-        assert ingest_erp_stock(settings, feed.export(1), file_name="second.csv", as_of=as_ofs[1]).published == 400
+        second = ingest_erp_stock(settings, stock_feed.export(1), file_name="second.csv", as_of=as_ofs[1])
+        assert second.published == 400
         feed = Feed(settings, records[half:], seconds=10)
         restart_mid_feed(durable_broker, feed)
         feed.join()
-        report = ingest_erp_stock(settings, feed.export(2), file_name="third.csv", as_of=as_ofs[2])
+        report = ingest_erp_stock(settings, stock_feed.export(2), file_name="third.csv", as_of=as_ofs[2])
         assert (report.published, report.unchanged) == (400, 400)
 
         def settled() -> bool:
-            got = feed.latest_levels(settings, serde)
+            got = stock_feed.latest_levels(settings, serde)
             return len(got) == len(want) and all(
                 (got[k].on_hand, got[k].reserved, got[k].safety_stock, got[k].incoming, got[k].available)
                 == (w.on_hand, w.reserved, w.safety_stock, w.incoming, w.available) for k, w in want.items())
