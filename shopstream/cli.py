@@ -115,12 +115,22 @@ def _attribute(dotted: str, sep: str = ":") -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def _config_errors(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
+    """The exception classes `names` stand for, flat: a name may be a tuple of classes (support's
+    SupportConfigError), and `except` refuses a tuple nested in its tuple (TypeError at match time)."""
+    out: list[type[BaseException]] = []
+    for name in names:
+        found = _attribute(name)
+        out.extend(found if isinstance(found, tuple) else (found,))
+    return tuple(out)
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     _require(settings, "kafka_bootstrap_servers", "schema_registry_url")
     module, entry, port_keyword, config_errors = _WORKERS[args.processor]
     # Its web server serves only /metrics and /readyz: SHOPSTREAM_ADMIN_PORT names it in a container.
     port = args.port or settings.admin_port or settings.worker_port(args.processor)
-    errors = tuple(_attribute(e) for e in config_errors)
+    errors = _config_errors(config_errors)
     try:
         _attribute(f"{module}:{entry}")(settings, **{port_keyword: port})
     except errors as exc:
