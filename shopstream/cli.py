@@ -108,10 +108,11 @@ _WORKERS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
 }
 
 
-def _attribute(dotted: str, sep: str = ":") -> Any:
+def _attribute(dotted: str) -> Any:
+    """The object `module:name` names, imported now (a worker's module loads only when it runs)."""
     import importlib
 
-    module, _, name = dotted.partition(sep)
+    module, _, name = dotted.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
