@@ -348,10 +348,10 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--changed-only", action="store_true",
                    help="with --changed-pct: ingest with --changed-only, so unchanged lines are not published")
     p.add_argument("--single-record-batches", action="store_true",
-                   help="keep the embedded broker's one-record-per-batch workaround on (the dev default; it "
-                        "makes every produced record its own request, see README)")
+                   help="send one record per batch (SHOPSTREAM_SINGLE_RECORD_BATCHES; off by default, as in "
+                        "`shopstream dev`: it makes every produced record its own request)")
 
-    p = scenario("reservations", "OrderPlaced (two lines each) → ReservationChanged through one orders worker, "
+    p = scenario("reservations", "OrderPlaced (two lines each) → ReservationChanged through the orders worker(s), "
                                  "a fresh embedded broker and registry per run")
     p.add_argument("--orders", type=positive_int, default=5000, metavar="N", help="orders per run (default 5000)")
     p.add_argument("--skus", type=positive_int, default=2000, metavar="N",
@@ -363,9 +363,11 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     variant.add_argument("--with-baseline", action="store_true",
                          help="per run, the worker with reservations and then the stubbed baseline; prints "
                               "the ratio of the medians")
-    p.add_argument("--batched-produce", action="store_true",
-                   help="turn the embedded broker's single-record-batches workaround off for the worker and "
-                        "the bench's producer (librdkafka batches, as on a real Kafka)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="orders workers in one consumer group, splitting the 4 partitions (default 1)")
+    p.add_argument("--single-record-batches", action="store_true",
+                   help="the worker and the bench's producer send one record per batch "
+                        "(SHOPSTREAM_SINGLE_RECORD_BATCHES; off by default, as in `shopstream dev`)")
 
     p = scenario("shop-sync", "pre-loaded AtpLevels → coalesced SyncShopStock commands, the shop-sync loop "
                               "in-process, a fresh embedded broker and registry per run; baseline: decoding "

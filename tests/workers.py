@@ -38,7 +38,7 @@ def start_worker(processor: str, settings: Settings, log: Path, *, port: int | N
                 "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
                 "REDIS_URL": settings.redis_url, "SHOPSTREAM_REDIS_PREFIX": settings.redis_key_prefix,
                 "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "INFO",
-                "SHOPSTREAM_STATE_DIR": str(log.parent), "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true",
+                "SHOPSTREAM_STATE_DIR": str(log.parent),
                 "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_idempotence).lower(), **env}
     processes.track(f"worker {processor}", log)
     with open(log, "ab") as out:

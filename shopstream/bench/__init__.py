@@ -70,7 +70,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return run_reservations_bench(settings, args.orders, args.runs, args.skus,
                                       without_reservations=args.without_reservations,
                                       with_baseline=args.with_baseline,
-                                      single_record_batches=not args.batched_produce)
+                                      single_record_batches=args.single_record_batches,
+                                      workers=args.workers)
     if args.scenario == "shop-sync":
         from shopstream.bench.shop_sync import run_shop_sync_bench
 

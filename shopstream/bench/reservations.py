@@ -1,33 +1,38 @@
-"""`shopstream bench reservations`: order reservations per second through one orders worker.
+"""`shopstream bench reservations`: order reservations per second through the orders worker(s).
 
 Per run: a fresh embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS names one) and embedded schema
-registry, the topology under a fresh topic prefix, one `shopstream worker orders` subprocess; after a
+registry, the topology under a fresh topic prefix, `--workers` `shopstream worker orders` subprocesses in
+one consumer group (4 partitions: 4, 2 or 1 partitions per worker for 1, 2 or 4 workers); after a
 warm-up of 50 orders it produces N OrderPlaced events with two lines each (values encoded before the
 clock starts) and measures the time from the first produce until the last of the 2*N
-ReservationChanged records is read back from `inventory.reservations`, and the worker's own CPU
+ReservationChanged records is read back from `inventory.reservations`, and the workers' own CPU
 seconds over the same span (per order: its cost, which moves far less with other users' load than
 the wall time; the rest of the wall time is the broker and the round trips). Every run gets a fresh stack:
 the embedded broker keeps everything in memory and slows down as it fills (the same batch took 2-4x
 longer on a third run against the same broker). Prints every run and the median.
 
-`--batched-produce` turns the embedded broker's single-record-batches workaround off for the
-worker and the bench's producer (SHOPSTREAM_SINGLE_RECORD_BATCHES=false): what the worker does when
-librdkafka may batch its outputs, as on a real Kafka.
+`--single-record-batches` makes the worker and the bench's producer send one record per batch
+(SHOPSTREAM_SINGLE_RECORD_BATCHES=true), the embedded broker's old workaround: every output is then
+its own request, which costs ~7x the wall time (the worker's CPU is not the limit).
 
 `--without-reservations` runs the same worker with the reservation step stubbed out and counts
 `orders.state` instead: the baseline of what the reservations cost. `--with-baseline` runs both,
 interleaved (reservations, then the stubbed worker, per run), and prints the ratio of the medians.
 
     shopstream bench reservations --orders 5000 --runs 3
+    shopstream bench reservations --workers 2
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,6 +59,7 @@ from shopstream.schemas.models import EventMeta, Money, OrderLine, OrderPlaced
 from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import names
 
+PARTITIONS = 4  # of the order co-partition group in the base topology
 STUBBED = ("import shopstream.processors.orders.app as app; from shopstream.config import load_settings; "
            "app.reservation_changes = lambda *args: []; app.run(load_settings(), web_port={port})")
 
@@ -65,7 +71,7 @@ class Reader(threading.Thread):
         super().__init__(daemon=True)
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:6]}",
                                   "enable.auto.commit": False, "fetch.wait.max.ms": 10})
-        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(4)])
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
         self.counts: dict[str, int] = {}
         self.last_read: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -110,18 +116,41 @@ def orders(serde: AvroSerde, topic: str, tag: str, count: int, skus: int) -> lis
     return out
 
 
-def start_worker(settings: Settings, log: Path, stubbed: bool) -> subprocess.Popen[bytes]:
-    """The orders worker on the run's stack, with the settings' single-record-batches choice."""
+def start_worker(settings: Settings, log: Path, stubbed: bool, port: int) -> subprocess.Popen[bytes]:
+    """An orders worker on the run's stack (admin on `port`), with the settings' single-record-batches choice."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
            "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "WARNING",
            "SHOPSTREAM_STATE_DIR": str(log.parent),
            "SHOPSTREAM_SINGLE_RECORD_BATCHES": str(settings.single_record_batches).lower()}
-    port = free_port()
     cmd = ([sys.executable, "-c", STUBBED.format(port=port)] if stubbed
            else [sys.executable, "-m", "shopstream.cli", "worker", "orders", "--port", str(port)])
     with open(log, "ab") as out:
         return spawn(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_split(ports: list[int], topic: str, timeout_s: float) -> None:
+    """Until every worker's `/readyz` names its share of `topic`'s partitions (so no rebalance comes mid-run)."""
+    deadline = time.monotonic() + timeout_s
+    held: list[set[str]] = []
+    while time.monotonic() < deadline:
+        held = [{p for p in assigned(port) if p.startswith(f"{topic}[")} for port in ports]
+        if all(held) and len(set().union(*held)) == sum(map(len, held)) == PARTITIONS:  # disjoint, complete
+            return
+        time.sleep(0.2)
+    raise BenchError(f"the workers did not split {topic}'s {PARTITIONS} partitions within {timeout_s:.0f} s: {held}")
+
+
+def assigned(port: int) -> set[str]:
+    """The `topic[partition]`s a worker's `/readyz` names (empty while it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:  # 503 while unassigned or restoring: the body still says what it holds
+        body = exc.read()
+    except OSError:
+        return set()
+    return set(json.loads(body)["checks"]["partitions"])
 
 
 @dataclass(frozen=True)
@@ -144,11 +173,11 @@ class Variant:
 
 
 def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: int,
-            run: int, single_record_batches: bool = True) -> tuple[float, float, float]:
-    """A fresh stack (broker unless given, registry, topic prefix, worker), a warm-up, then the timed batch.
+            run: int, single_record_batches: bool = False, workers: int = 1) -> tuple[float, float, float]:
+    """A fresh stack (broker unless given, registry, topic prefix, workers), a warm-up, then the timed batch.
 
     Returns (seconds from the first produce to the last record read, seconds to produce the batch,
-    the worker's CPU seconds from the first produce to the last record read).
+    the workers' CPU seconds from the first produce to the last record read).
     """
     work = work / f"run-{run}-{variant.topic}"  # the worker's own state dir (Faust data) per run
     work.mkdir()
@@ -158,32 +187,38 @@ def one_run(base: Settings, work: Path, variant: Variant, orders_n: int, skus: i
         topic = settings.topic(names.SHOP_ORDERS)
         reader = Reader(bootstrap, settings.topic(variant.topic))
         reader.start()
-        log = work / "worker.log"
-        worker = start_worker(settings, log, variant.stubbed)
+        logs = [work / f"worker-{i}.log" for i in range(workers)]
+        ports = [free_port() for _ in logs]
+        procs = [start_worker(settings, log, variant.stubbed, port) for log, port in zip(logs, ports, strict=True)]
         try:
+            wait_split(ports, topic, 180)
             producer = make_producer(settings)
+            # the warm-up spreads over every partition, so it is read back only once each worker has its share
             produce_all(producer, topic, orders(serde, topic, "warm", 50, 50), timeout_s=60)
             reader.wait("warm", 50 * variant.per_order, 180)
             tag = f"r{run}"
             batch = orders(serde, topic, tag, orders_n, skus)
-            cpu_before = process_cpu_seconds(worker.pid)
+            cpu_before = sum(process_cpu_seconds(w.pid) for w in procs)
             start = time.monotonic()
             produce_all(producer, topic, batch, timeout_s=60)
             produced = time.monotonic() - start
             del producer  # freed before the broker stops, or librdkafka logs the disconnect at exit
             done = reader.wait(tag, orders_n * variant.per_order, 900)
-            return done - start, produced, process_cpu_seconds(worker.pid) - cpu_before
+            return done - start, produced, sum(process_cpu_seconds(w.pid) for w in procs) - cpu_before
         except BenchError as exc:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise BenchError(f"{exc}; worker exit code {worker.poll()}, log tail:\n{tail}") from None
+            tails = "\n".join(f"{log.name} (exit code {w.poll()}):\n{log.read_text(errors='replace')[-2000:]}"
+                              for log, w in zip(logs, procs, strict=True) if log.exists())
+            raise BenchError(f"{exc}; log tails:\n{tails}") from None
         finally:
             reader.stopped.set()
             reader.join(timeout=5)
-            stop(worker, 20)
+            for w in procs:
+                stop(w, 20)
 
 
 def run_reservations_bench(base: Settings, orders_n: int, runs: int, skus: int, without_reservations: bool = False,
-                           with_baseline: bool = False, single_record_batches: bool = True) -> int:
+                           with_baseline: bool = False, single_record_batches: bool = False,
+                           workers: int = 1) -> int:
     """Run the reservations benchmark and print its figures; returns the exit code.
 
     `base` names the broker (KAFKA_BOOTSTRAP_SERVERS; empty: a fresh embedded Tansu per run).
@@ -192,15 +227,17 @@ def run_reservations_bench(base: Settings, orders_n: int, runs: int, skus: int, 
                 else [Variant(stubbed=without_reservations)])
     what = " and ".join(f"counting {v.topic}" + (" (baseline: reservations stubbed)" if v.stubbed else "")
                         for v in variants)
-    batches = "single-record batches (as shopstream dev)" if single_record_batches else "batched produce"
-    print(f"{orders_n} orders x 2 lines per run, {skus} SKUs, {what}; {batches}; a fresh stack per run", flush=True)
+    batches = "single-record batches" if single_record_batches else "batched produce (as shopstream dev)"
+    print(f"{orders_n} orders x 2 lines per run, {skus} SKUs, {what}; {batches}; {workers} worker(s), "
+          f"{4 / workers:g} partition(s) each; a fresh stack per run", flush=True)
     results: list[list[float]] = []
     cpus: list[list[float]] = []
     with work_dir("bench-reservations-") as work:
         for n in range(1, runs + 1):
             timed, cpu = [], []
             for variant in variants:
-                seconds, produced, worker_cpu = one_run(base, work, variant, orders_n, skus, n, single_record_batches)
+                seconds, produced, worker_cpu = one_run(base, work, variant, orders_n, skus, n, single_record_batches,
+                                                            workers)
                 timed.append(seconds)
                 cpu.append(worker_cpu)
                 print(f"{variant.label}run {n}: {seconds:.2f} s  {orders_n / seconds:,.0f} orders/s  "

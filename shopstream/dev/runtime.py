@@ -244,7 +244,6 @@ def _run(stack: Stack, settings: Settings, durable_broker: bool = False) -> int:
             stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
             bootstrap, storage = stack.broker.bootstrap, "in memory"
         stack.env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-        stack.env.setdefault("SHOPSTREAM_SINGLE_RECORD_BATCHES", "true")  # Tansu's offsets quirk (config.py)
         print(f"embedded Kafka broker (Tansu, {storage}): {bootstrap}", flush=True)
     if not settings.schema_registry_url:
         port = settings.registry_port if port_free(settings.http_host, settings.registry_port) else free_port()

@@ -79,7 +79,6 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
                     SHOPSTREAM_STRIPE_SECRET=STRIPE_SECRET, SHOPSTREAM_WOOCOMMERCE_SECRET=WOOCOMMERCE_SECRET,
                     SHOPSTREAM_CARRIER_SECRET=CARRIER_SECRET, SHOPSTREAM_RETURNS_SECRET=RETURNS_SECRET,
                     KAFKA_SESSION_TIMEOUT_S="6",
-                    SHOPSTREAM_SINGLE_RECORD_BATCHES="true",
                     SCHEMA_REGISTRY_URL="")
     dev.wait_ready()
     try:

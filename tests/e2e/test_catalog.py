@@ -46,7 +46,7 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
     dev = spawn_dev(state, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, SHOPSTREAM_TOPIC_PREFIX=prefix,
                     SHOPSTREAM_REDIS_PREFIX=f"test:e2ecat{token}:", REDIS_URL=redis_url,
                     SHOPSTREAM_SHOPIFY_SECRET=SHOPIFY_SECRET, SHOPSTREAM_PIM_SECRET=PIM_SECRET,
-                    KAFKA_SESSION_TIMEOUT_S="6", SHOPSTREAM_SINGLE_RECORD_BATCHES="true", SCHEMA_REGISTRY_URL="")
+                    KAFKA_SESSION_TIMEOUT_S="6", SCHEMA_REGISTRY_URL="")
     dev.wait_ready()
     try:
         tokens = state / "api-tokens.yaml"

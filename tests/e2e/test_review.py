@@ -72,7 +72,7 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
                     SHOPSTREAM_SHOPIFY_SECRET=SHOPIFY_SECRET, SHOPSTREAM_STRIPE_SECRET=STRIPE_SECRET,
                     SHOPSTREAM_WOOCOMMERCE_SECRET=WOOCOMMERCE_SECRET, SHOPSTREAM_CARRIER_SECRET=CARRIER_SECRET,
                     SHOPSTREAM_RETURNS_SECRET=RETURNS_SECRET, SHOPSTREAM_ORDERS_POLICY=str(policy),
-                    KAFKA_SESSION_TIMEOUT_S="6", SHOPSTREAM_SINGLE_RECORD_BATCHES="true", SCHEMA_REGISTRY_URL="")
+                    KAFKA_SESSION_TIMEOUT_S="6", SCHEMA_REGISTRY_URL="")
     dev.wait_ready()
     try:
         tokens = state / "api-tokens.yaml"

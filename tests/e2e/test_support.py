@@ -43,7 +43,7 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
                     SHOPSTREAM_REDIS_PREFIX=f"test:e2esp{token}:", REDIS_URL=redis_url,
                     SHOPSTREAM_SHOPIFY_SECRET=SHOPIFY_SECRET, SHOPSTREAM_CARRIER_SECRET=CARRIER_SECRET,
                     SHOPSTREAM_ZENDESK_SECRET=ZENDESK_SECRET, KAFKA_SESSION_TIMEOUT_S="6",
-                    SHOPSTREAM_SINGLE_RECORD_BATCHES="true", SCHEMA_REGISTRY_URL="")
+                    SCHEMA_REGISTRY_URL="")
     dev.wait_ready()
     try:
         tokens = state / "api-tokens.yaml"

@@ -32,12 +32,10 @@ def registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def settings(kafka_bootstrap: str, registry_url: str, redis_url: str, redis_prefix: str, unique: str) -> Settings:
-    """Settings for one test (field names are accepted: populate_by_name=True).
-
-    single_record_batches: tests run on Tansu, which mishandles multi-record batches (config.py)."""
+    """Settings for one test (field names are accepted: populate_by_name=True)."""
     return load_settings(kafka_bootstrap_servers=kafka_bootstrap, schema_registry_url=registry_url,
                          redis_url=redis_url, topic_prefix=f"t{unique}.", redis_key_prefix=redis_prefix,
-                         kafka_session_timeout_s=6, single_record_batches=True)
+                         kafka_session_timeout_s=6)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +65,7 @@ def durable_settings(durable_broker: DurableBroker, registry_url: str, redis_url
             processes.track(f"durable broker {name}", durable_broker.log_path.with_name(name))
     return load_settings(kafka_bootstrap_servers=durable_broker.bootstrap, schema_registry_url=registry_url,
                          redis_url=redis_url, topic_prefix=f"t{unique}.", redis_key_prefix=redis_prefix,
-                         kafka_session_timeout_s=6, single_record_batches=True, kafka_idempotence=False)
+                         kafka_session_timeout_s=6, kafka_idempotence=False)
 
 
 @pytest.fixture(autouse=True)

@@ -195,7 +195,6 @@ def _crash_and_recover(settings: Settings, tmp_path: Path) -> tuple[list[Event],
 
 
 async def test_sigkill_mid_stream_then_restart_matches_the_oracle(settings: Settings, tmp_path: Path) -> None:
-    settings = settings.model_copy(update={"single_record_batches": True})
     events, alerts, kpis = _crash_and_recover(settings, tmp_path)
     wanted = _oracle([f for e in events if (f := from_event(e)) is not None], None)
     facts_topic = settings.topic(names.ANOMALIES_FACTS)

@@ -67,7 +67,7 @@ def faulty_settings(proxy: BrokerProxy, registry_url: str, redis_url: str, redis
     """Settings whose broker is reachable only through the proxy."""
     return load_settings(kafka_bootstrap_servers=proxy.bootstrap, schema_registry_url=registry_url,
                          redis_url=redis_url, topic_prefix=f"t{unique}.", redis_key_prefix=redis_prefix,
-                         kafka_session_timeout_s=6, single_record_batches=True)
+                         kafka_session_timeout_s=6)
 
 
 def _committed(settings: Settings, group: str, topic: str) -> dict[int, int]:

@@ -270,7 +270,7 @@ def test_connectors_service_rides_out_a_broker_restart(settings: Settings, durab
            "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
            "REDIS_URL": settings.redis_url, "SHOPSTREAM_REDIS_PREFIX": settings.redis_key_prefix,
            "SHOPSTREAM_CONNECTORS_PORT": str(port), "SHOPSTREAM_SHOPIFY_SECRET": SECRET,
-           "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true", "SHOPSTREAM_LOG_LEVEL": "INFO",
+           "SHOPSTREAM_LOG_LEVEL": "INFO",
            "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_idempotence).lower()}
     processes.track("connectors serve", log)
     with open(log, "ab") as out:

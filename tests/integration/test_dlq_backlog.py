@@ -14,7 +14,6 @@ pytestmark = pytest.mark.broker
 
 
 async def test_backlog_counts_parked_records(settings: Settings) -> None:
-    settings = settings.model_copy(update={"single_record_batches": True})
     apply(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     assert count_backlog(settings)[settings.topic("shop.orders.dlq")] == 0
     producer = AsyncProducer(settings)

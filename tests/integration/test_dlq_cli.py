@@ -100,11 +100,10 @@ def park(settings: Settings, items: list[tuple[FailedRecord, Failure, str | None
 
 @pytest.fixture
 def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
-    s = settings.model_copy(update={"single_record_batches": True})
+    s = settings
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", s.kafka_bootstrap_servers)
     monkeypatch.setenv("SCHEMA_REGISTRY_URL", s.schema_registry_url)
     monkeypatch.setenv("SHOPSTREAM_TOPIC_PREFIX", s.topic_prefix)
-    monkeypatch.setenv("SHOPSTREAM_SINGLE_RECORD_BATCHES", "true")
     report = apply(load_topology(), s.kafka_client_config(), prefix=s.topic_prefix)
     assert report.failed == {} and report.exit_code == 0
 

@@ -33,7 +33,6 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
     monkeypatch.setenv("SCHEMA_REGISTRY_URL", settings.schema_registry_url)
     monkeypatch.setenv("SHOPSTREAM_TOPIC_PREFIX", settings.topic_prefix)
-    monkeypatch.setenv("SHOPSTREAM_SINGLE_RECORD_BATCHES", "true")
     # The ingest's unchanged-row digest lives in Redis: each test under its own key prefix.
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
     monkeypatch.setenv("SHOPSTREAM_REDIS_PREFIX", settings.redis_key_prefix)

@@ -156,7 +156,6 @@ def _phases() -> list[dict[str, list[Event]]]:
 
 
 def test_atp_levels_equal_the_core_and_duplicates_emit_nothing(settings: Settings, tmp_path: Path) -> None:
-    assert settings.single_record_batches
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     config = load_inventory_config()  # the worker runs with the shipped policy file

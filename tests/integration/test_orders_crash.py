@@ -39,8 +39,6 @@ def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_sigkill_mid_stream_then_restart_matches_oracle(settings: Settings, tmp_path: Path) -> None:
-    # Produce as every shopstream producer does against Tansu (config.py: single_record_batches).
-    settings = settings.model_copy(update={"single_record_batches": True})
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     events = lifecycle_events(ORDERS)

@@ -70,7 +70,6 @@ def _states(settings: Settings, serde: AvroSerde) -> dict[str, OrderState]:
 
 
 def test_poison_records_are_parked_and_the_partition_moves_on(settings: Settings, tmp_path: Path) -> None:
-    settings = settings.model_copy(update={"single_record_batches": True})
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     a, b, c = _ids_on_partition(0, 3)
@@ -121,7 +120,7 @@ def test_poison_records_are_parked_and_the_partition_moves_on(settings: Settings
         acme_fp = dict(acme.headers())["shopstream.dlq.error.fingerprint"].decode()
         replay_env = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
                       "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-                      "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix, "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true"}
+                      "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix}
         assert _cli(["dlq", "replay", "shop.orders.dlq", "--fingerprint", acme_fp], replay_env) == 0
 
         expected = apply(None, from_acme, load_mapping("acme", mappings)).state

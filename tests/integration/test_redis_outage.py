@@ -68,7 +68,7 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def test_sink_rides_out_a_redis_outage(settings: Settings, private_redis: RedisServer) -> None:
-    settings = settings.model_copy(update={"redis_url": private_redis.url, "single_record_batches": True})
+    settings = settings.model_copy(update={"redis_url": private_redis.url})
     apply(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     topic = settings.topic("orders.state")

@@ -71,7 +71,6 @@ def _verdicts(settings: Settings, serde: AvroSerde) -> dict[str, tuple[str, tupl
 
 
 def test_verdicts_after_a_sigkill_mid_stream_equal_the_oracle(settings: Settings, tmp_path: Path) -> None:
-    settings = settings.model_copy(update={"single_record_batches": True})
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     events = _events()

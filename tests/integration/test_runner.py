@@ -171,7 +171,7 @@ def proxy(tmp_path: Path) -> Iterator[BrokerProxy]:
 def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "SCHEMA_REGISTRY_URL": settings.schema_registry_url, "SHOPSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-           "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_SINGLE_RECORD_BATCHES": "true", **FAULT_ENV}
+           "KAFKA_SESSION_TIMEOUT_S": "6", **FAULT_ENV}
     processes.track("runner probe", log)
     from shopstream.children import spawn
 
@@ -183,7 +183,7 @@ def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 def test_a_record_that_can_be_neither_applied_nor_parked_is_never_committed(
         proxy: BrokerProxy, registry_url: str, unique: str, tmp_path: Path) -> None:
     settings = load_settings(kafka_bootstrap_servers=proxy.bootstrap, schema_registry_url=registry_url,
-                             topic_prefix=f"t{unique}.", kafka_session_timeout_s=6, single_record_batches=True)
+                             topic_prefix=f"t{unique}.", kafka_session_timeout_s=6)
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     partition = partition_for(b"k", 4)
     _produce(settings, [(b"k", b"x")] * 3)

@@ -101,7 +101,6 @@ def _routes(settings: Settings, serde: AvroSerde) -> dict[str, set[str]]:
 
 
 def test_sigkill_mid_stream_then_restart_routes_as_the_oracle(settings: Settings, tmp_path: Path) -> None:
-    settings = settings.model_copy(update={"single_record_batches": True})
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     serde = AvroSerde(make_registry_client(settings.schema_registry_url))
     client = redis.Redis.from_url(settings.redis_url)
