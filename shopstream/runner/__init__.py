@@ -22,9 +22,10 @@ The loop (`loop.Runner`, one thread, so a processor needs no locks):
    (undecodable, wrong type, a handler bug) park the record on its DLQ (`DeadLetterWriter`, routes from
    the topology). A DLQ write that fails is retried in place; past the budget the process halts
    without committing (exit 75, `shopstream.halt`);
-3. produce every output and changelog record of the partition's batch through ONE confirming producer
-   (`producer.ConfirmingProducer`: murmur2, idempotent, acks=all, failures reported only), wait for
-   the broker once per batch, then store the state;
+3. produce every output of the poll (all its partitions) through ONE confirming producer
+   (`producer.ConfirmingProducer`: murmur2, idempotent, acks=all, failures reported only) and wait for
+   the broker once, then every changelog record of the poll and wait once, then store the states: two
+   waits per poll, not two per partition (a poll of 8 partitions paid 16 round trips before);
 4. commit, with `enable.auto.commit=false`, the explicit offsets of the contiguous done prefix
    (`offsets.DoneOffsets`): done = applied and confirmed, or parked.
 Delivery failure is a sticky latch: once any output or changelog record was refused, nothing more is

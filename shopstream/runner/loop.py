@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -32,6 +33,19 @@ log = logging.getLogger("shopstream.runner")
 #: fails the DLQ write too (a misleading exit 75), so the runner halts at once (exit 76).
 PRODUCER_GONE = frozenset({KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
                            KafkaError.UNKNOWN_PRODUCER_ID, KafkaError._FENCED, KafkaError._FATAL})
+
+
+@dataclass
+class Handled:
+    """One partition's records of a poll after `handle`: what to confirm, then to acknowledge."""
+
+    partition: int
+    state: PartitionState
+    started: float
+    records: list[Record] = field(default_factory=list)
+    outputs: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    held: set[tuple[str, int]] = field(default_factory=set)  # (topic, offset) whose acknowledgement is deferred
+    acks: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 class Runner:
@@ -110,8 +124,8 @@ class Runner:
             owned = self.owned
             self.process_batch([m for m in msgs if (m.topic() or "", m.partition() or 0) in owned])
         else:
-            for partition, group in by_partition(msgs, self.owned).items():
-                self._process(partition, group)
+            self._process([self._handle_partition(partition, group)
+                           for partition, group in by_partition(msgs, self.owned).items()])
         self._commit()
         return len(msgs)
 
@@ -151,7 +165,7 @@ class Runner:
         for record, error, stage in effects.parked:
             self._park(record, Failure(error=error, stage=stage))
         if effects.outputs:
-            self._confirm(-1, PartitionState({}), effects.outputs, records)
+            self._confirm([], effects.outputs, records)
         offsets = self.offsets
         for record in records:
             tp = (record.topic, record.partition)
@@ -193,39 +207,44 @@ class Runner:
             except KafkaException as exc:  # not ours any more: its new owner starts at the last commit
                 log.info("%s: seek %s[%d] skipped: %s", self.name, topic, partition, exc)
 
-    def _process(self, partition: int, msgs: list[Message]) -> None:
-        """One partition's records of a poll: handle each, then confirm the outputs and state once."""
-        started = time.monotonic()
+    def _handle_partition(self, partition: int, msgs: list[Message]) -> Handled:
+        """One partition's records of a poll through `handle`, against its state; nothing confirmed yet."""
         stored = self.states.get(partition)
-        state = PartitionState(stored if stored is not None else {})
-        outputs: list[tuple[str, bytes | None, bytes]] = []
-        handled: list[Record] = []
-        held: set[tuple[str, int]] = set()  # (topic, offset) whose acknowledgement is deferred
-        acks: list[tuple[str, int, int]] = []
+        done = Handled(partition, PartitionState(stored if stored is not None else {}), time.monotonic())
         offsets = self.offsets
         for msg in msgs:
             record = self._record(msg, partition)
             tp = (record.topic, partition)
             offsets.read(tp, record.offset)
-            effects = self._handle(record, state)
+            effects = self._handle(record, done.state)
             if effects is None:  # parked (confirmed on its DLQ): done
                 offsets.done(tp, record.offset)
                 continue
-            handled.append(record)
-            outputs.extend(effects.outputs)
+            done.records.append(record)
+            done.outputs.extend(effects.outputs)
             if effects.writes:
-                state.writes.update(effects.writes)
+                done.state.writes.update(effects.writes)
             if effects.pending:
-                held.add((record.topic, record.offset))
-            acks.extend(effects.acks)
-        if handled:
-            self._confirm(partition, state, outputs, handled)
-            for record in handled:
-                if (record.topic, record.offset) not in held:
-                    offsets.done((record.topic, partition), record.offset)
+                done.held.add((record.topic, record.offset))
+            done.acks.extend(effects.acks)
+        return done
+
+    def _process(self, batches: list[Handled]) -> None:
+        """Confirm the handled partitions of a poll together (one wait for the outputs, one for the
+        changelog, however many partitions the poll held), then acknowledge their records."""
+        batches = [b for b in batches if b.records]
+        if not batches:
+            return
+        self._confirm([(b.partition, b.state) for b in batches], [o for b in batches for o in b.outputs],
+                      [r for b in batches for r in b.records])
+        offsets, now = self.offsets, time.monotonic()
+        for batch in batches:
+            for record in batch.records:
+                if (record.topic, record.offset) not in batch.held:
+                    offsets.done((record.topic, batch.partition), record.offset)
                 RECORDS_IN.labels(self.name, record.label, "ok").inc()
-            self._acked(acks)
-            PROCESSING_SECONDS.labels(self.name).observe((time.monotonic() - started) / len(handled))
+            self._acked(batch.acks)
+            PROCESSING_SECONDS.labels(self.name).observe((now - batch.started) / len(batch.records))
 
     def _record(self, msg: Message, partition: int) -> Record:
         topic = msg.topic() or ""
@@ -260,9 +279,10 @@ class Runner:
             self._sent[name] = RECORDS_OUT.labels(self.name, name)
         return physical
 
-    def _confirm(self, partition: int, state: PartitionState, outputs: list[tuple[str, bytes | None, bytes]],
+    def _confirm(self, parts: list[tuple[int, PartitionState]], outputs: list[tuple[str, bytes | None, bytes]],
                  records: list[Record]) -> None:
-        """Produce the outputs and wait for the broker, then the changelog records and wait, then store the state.
+        """Produce the outputs and wait for the broker, then the changelog records and wait, then store the
+        states (`parts`: partition and its state with the batch's writes; empty for a stateless processor).
 
         A refused changelog record halts at once (exit 76). Refused outputs latch the producer (nothing
         is committed by this process any more) and the batch is re-sent in place under the retry policy
@@ -270,6 +290,7 @@ class Runner:
         fails too). Either way the state is not stored, and the latch halts the process (exit 76) at the
         next commit, so a restart re-reads from the last commit."""
         queued: list[OutRecord] = [(self._topic(name), key, value, None) for name, key, value in outputs]
+        which = ", ".join(str(partition) for partition, _ in parts) or "-"
         started, attempt = time.monotonic(), 0
         while queued:
             self.producer.produce(queued)
@@ -281,39 +302,45 @@ class Runner:
             fenced = next((err for _, err in failures if err.code() in PRODUCER_GONE), None)
             if fenced is not None:  # re-sending through this producer cannot succeed: a restart gets a new id
                 halt(f"{self.name}: the broker no longer accepts this process's producer ({fenced}); "
-                     f"stopping without committing partition {partition}", EXIT_DELIVERY_FAILED)
+                     f"stopping without committing partition(s) {which}", EXIT_DELIVERY_FAILED)
             if self.stop.is_set():  # nothing parked on the way out: latched, a restart re-reads it all
-                halt(f"{self.name}: stopping with outputs of partition {partition} refused: {failures[0][1]}",
+                halt(f"{self.name}: stopping with outputs of partition(s) {which} refused: {failures[0][1]}",
                      EXIT_DELIVERY_FAILED)
             if time.monotonic() - started >= self.retry.max_elapsed_s:
-                state.rollback()
+                for _, state in parts:
+                    state.rollback()
                 for record in records:
                     self._park(record, Failure(error=error, stage="retry-exhausted", attempts=attempt))
                 self._commit()  # latched: halts here
                 return
             RETRIES.labels(self.name, "produce").inc()
-            log.warning("broker refused %d output(s) of partition %d (%s); re-sending", len(failures), partition,
+            log.warning("broker refused %d output(s) of partition(s) %s (%s); re-sending", len(failures), which,
                         failures[0][1])
             time.sleep(self.retry.backoff(attempt))
         # The changelog only after the outputs were confirmed: it never claims an event whose outputs were lost.
-        if self.changelog is not None and state.writes:
+        if self.changelog is not None and any(state.writes for _, state in parts):
             encode, changelog = self.processor.encode_state, self.changelog
-            entries: list[OutRecord] = [(changelog, key, None if value is None else encode(value), partition)
-                                        for key, value in state.writes.items()]
-            if self.atomic_state:  # last, in order: once it is on the log, every record of the batch is
-                entries.append((changelog, BATCH_END, b"", partition))
+            entries: list[OutRecord] = []
+            for partition, state in parts:
+                if not state.writes:
+                    continue
+                entries += [(changelog, key, None if value is None else encode(value), partition)
+                            for key, value in state.writes.items()]
+                if self.atomic_state:  # last of its partition, in order: once it is on the log, the batch is
+                    entries.append((changelog, BATCH_END, b"", partition))
             self.producer.produce(entries)
             failures = self._confirmed()
             if failures:
-                halt(f"{self.name}: a changelog record of partition {partition} was refused: {failures[0][1]}",
+                halt(f"{self.name}: a changelog record of partition(s) {which} was refused: {failures[0][1]}",
                      EXIT_DELIVERY_FAILED)
         for name, count in Counter(name for name, _, _ in outputs).items():
             self._sent[name].inc(count)
         if self.changelog is not None:
-            writes = state.writes
-            state.commit()
-            if writes:
-                self.processor.stored(partition, writes)
+            for partition, state in parts:
+                writes = state.writes
+                state.commit()
+                if writes:
+                    self.processor.stored(partition, writes)
 
     def _confirmed(self) -> list[tuple[str, Any]]:
         """Wait for everything queued; the refusals. Records still in flight are waited for again: librdkafka
@@ -344,18 +371,22 @@ class Runner:
         self._settle(work)
 
     def _settle(self, work: list[tuple[int, Effects]]) -> None:
-        """Confirm a tick's or a drain's effects per partition (state and outputs), then count their acks."""
+        """Confirm a tick's or a drain's effects (states and outputs) together, then count their acks."""
+        parts: dict[int, PartitionState] = {}
+        outputs: list[tuple[str, bytes | None, bytes]] = []
+        acks: list[tuple[str, int, int]] = []
         for partition, effects in work:
-            if self.changelog is None:
-                state = PartitionState({})
-            elif partition in self.states:
-                state = PartitionState(self.states[partition])
+            if self.changelog is not None:
+                if partition not in self.states:
+                    continue  # revoked meanwhile
+                state = parts.setdefault(partition, PartitionState(self.states[partition]))
                 for key, value in effects.writes.items():
                     state[key] = value
-            else:
-                continue  # revoked meanwhile
-            self._confirm(partition, state, effects.outputs, [])
-            self._acked(effects.acks)
+            outputs += effects.outputs
+            acks += effects.acks
+        if outputs or parts:
+            self._confirm(list(parts.items()), outputs, [])
+        self._acked(acks)
 
     def _acked(self, acks: list[tuple[str, int, int]]) -> None:
         """Held records acknowledged by effects the broker just confirmed are done now."""
