@@ -120,9 +120,9 @@ def close(st: dict[str, Any], det: WindowedDetector, watermark: int, book: Alert
 def _judge(det: WindowedDetector, history: list[list[float]], subject: str, start: int, num: float, den: float,
            ids: list[str], book: AlertBook) -> AlertEvent | None:
     end = start + det.window_ms
-    value = num / den if det.type == "rate" else num
-    if det.type == "rate" and den <= 0:
+    if det.type == "rate" and den <= 0:  # e.g. returns of a SKU that sold nothing that day: no rate
         return None
+    value = num / den if det.type == "rate" else num
     past = [v for s, v in history if not det.baseline.same_hour or (s - start) % (24 * HOUR_MS) == 0]
     past = past[-det.baseline.windows:]
     # the window enters the baseline after it was judged (a rate only with enough volume)
