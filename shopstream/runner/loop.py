@@ -237,10 +237,23 @@ class Runner:
                       key=msg.key(), value=msg.value(), headers=headers, timestamp_ms=ts if ts_type else None)
 
     def _handle(self, record: Record, state: PartitionState) -> Effects | None:
-        """The processor's handler under the one retry policy; None when the record was parked instead."""
+        """The processor's handler under the one retry policy; None when the record was parked instead.
+
+        An output over the producer's `message.max.bytes` is refused by every attempt to produce it: the
+        record that made it is parked (stage `produce`, the error naming topic, key and size) with its
+        effects, like a record its handler cannot handle, instead of failing the whole batch at produce
+        time (a crash loop: the batch is read again after every restart)."""
         result: list[Effects] = []
-        outcome = process_record(self._failed(record), lambda: result.append(self.processor.handle(record, state)),
-                                 self.dlq, self.retry, record.label, self.stop.is_set)
+
+        def handle() -> None:
+            effects = self.processor.handle(record, state)
+            for name, key, value in effects.outputs:
+                too_large = self.producer.too_large(self._topic(name), key, value)
+                if too_large is not None:
+                    raise too_large
+            result.append(effects)
+
+        outcome = process_record(self._failed(record), handle, self.dlq, self.retry, record.label, self.stop.is_set)
         return result[0] if outcome == "ok" else None
 
     @staticmethod
@@ -272,7 +285,7 @@ class Runner:
         queued: list[OutRecord] = [(self._topic(name), key, value, None) for name, key, value in outputs]
         started, attempt = time.monotonic(), 0
         while queued:
-            self.producer.produce(queued)
+            self._produce(partition, queued)
             failures = self._confirmed()
             if not failures:
                 break
@@ -300,9 +313,14 @@ class Runner:
             encode, changelog = self.processor.encode_state, self.changelog
             entries: list[OutRecord] = [(changelog, key, None if value is None else encode(value), partition)
                                         for key, value in state.writes.items()]
+            for _, key, value, _ in entries:
+                too_large = self.producer.too_large(changelog, key, value)
+                if too_large is not None:  # the processor's state layout is at fault, not any one input record
+                    halt(f"{self.name}: a changelog record of partition {partition} cannot be written ({too_large}); "
+                         f"the processor must keep its state records smaller", EXIT_DELIVERY_FAILED)
             if self.atomic_state:  # last, in order: once it is on the log, every record of the batch is
                 entries.append((changelog, BATCH_END, b"", partition))
-            self.producer.produce(entries)
+            self._produce(partition, entries)
             failures = self._confirmed()
             if failures:
                 halt(f"{self.name}: a changelog record of partition {partition} was refused: {failures[0][1]}",
@@ -314,6 +332,14 @@ class Runner:
             state.commit()
             if writes:
                 self.processor.stored(partition, writes)
+
+    def _produce(self, partition: int, records: list[OutRecord]) -> None:
+        """Queue records; a record the producer refuses at once (not a broker's answer: nothing to wait for or
+        retry) halts without committing, the reason named, rather than unwind the loop (exit 1, no reason)."""
+        try:
+            self.producer.produce(records)
+        except DeliveryError as exc:
+            halt(f"{self.name}: a record of partition {partition} cannot be produced: {exc}", EXIT_DELIVERY_FAILED)
 
     def _confirmed(self) -> list[tuple[str, Any]]:
         """Wait for everything queued; the refusals. Records still in flight are waited for again: librdkafka
