@@ -9,7 +9,8 @@ Spring's `kafka_dlt-*`):
   (`webhook:shopify`) as topic and -1 as partition and offset.
 - `shopstream.dlq.original.key`: the original key (also the DLQ record's key).
 - `shopstream.dlq.processor`, `.processor.version`: consumer group or service, and shopstream's version.
-- `shopstream.dlq.stage`: `connector`, `deserialize`, `process`, `retry-exhausted` or `sink`.
+- `shopstream.dlq.stage`: `connector`, `deserialize`, `process`, `produce` (an output the record produced
+  can never be written: over the producer's `message.max.bytes`), `retry-exhausted` or `sink`.
 - `shopstream.dlq.error.class`, `.error.message` (≤ 2 KiB), `.error.stacktrace` (≤ 8 KiB), both with
   customer PII masked (`shopstream.redact`); the record itself is kept as it was.
 - `shopstream.dlq.error.fingerprint`: stable id of error class + raising code location, for grouping.

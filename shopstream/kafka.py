@@ -67,6 +67,28 @@ class DeliveryError(Exception):
         self.retriable = bool(isinstance(error, KafkaError) and error.retriable())
 
 
+#: librdkafka's default `message.max.bytes` (the producer refuses a larger record at produce time)
+MESSAGE_MAX_BYTES = 1_000_000
+#: what librdkafka adds to key + value when it checks a record without headers against `message.max.bytes`
+#: (36 bytes in librdkafka 2.x; a margin on top, so the check here never passes what produce would refuse)
+RECORD_FRAMING = 64
+
+
+class RecordTooLarge(Exception):
+    """A record over the producer's `message.max.bytes`: permanent, the same record is refused every time."""
+
+    def __init__(self, topic: str, key: bytes | None, size: int, limit: int) -> None:
+        shown = repr(key[:80]) + ("..." if len(key) > 80 else "") if key is not None else "None"
+        super().__init__(f"a record for {topic} with key {shown} is {size} bytes, over the producer's "
+                         f"message.max.bytes {limit}")
+        self.topic, self.key, self.size, self.limit = topic, key, size, limit
+
+
+def record_size(key: bytes | None, value: bytes | None) -> int:
+    """The size librdkafka checks against `message.max.bytes` for a record without headers (with a margin)."""
+    return len(key or b"") + len(value or b"") + RECORD_FRAMING
+
+
 class Publisher(Protocol):
     """Anything that writes a record and returns once the broker confirmed it."""
 

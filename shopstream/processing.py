@@ -31,7 +31,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from shopstream.dlq import DeadLetterWriter, FailedRecord, Failure
 from shopstream.halt import EXIT_PARK_FAILED, MustRestart, halt
-from shopstream.kafka import DeliveryError
+from shopstream.kafka import DeliveryError, RecordTooLarge
 from shopstream.metrics import RECORDS_IN, RETRIES
 from shopstream.serde import RegistryUnavailable, SerdeError
 
@@ -111,7 +111,8 @@ def process_record(record: FailedRecord, handler: Callable[[], None], dlq: DeadL
                 RETRIES.labels(dlq.processor, type(exc).__name__).inc()
                 time.sleep(policy.backoff(attempts))
                 continue
-            stage = "retry-exhausted" if transient else "deserialize" if isinstance(exc, SerdeError) else "process"
+            stage = ("retry-exhausted" if transient else "deserialize" if isinstance(exc, SerdeError)
+                     else "produce" if isinstance(exc, RecordTooLarge) else "process")
             park(record, Failure(error=exc, stage=stage, attempts=attempts, first_failure_ms=first_ms), dlq, policy)
             RECORDS_IN.labels(dlq.processor, label, "dlq").inc()
             return "dlq"

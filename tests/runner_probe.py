@@ -3,7 +3,9 @@
 Reads `inventory.stock` (any key) in group `runner-probe`, keeps a count per key in the runner's store
 (changelog `inventory-atp-changelog`: an existing compacted topic of the topology, used by nothing
 else in these tests), and writes `<key>:<count>` to `alerts.anomalies`. A value `poison` raises a
-permanent error, so the record is parked on `inventory.stock.dlq`.
+permanent error, so the record is parked on `inventory.stock.dlq`; `huge` makes an output over the
+producer's `message.max.bytes` (parked too, stage `produce`) and `huge-state` a state value over it (a
+changelog record that can never be written: the process halts).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from shopstream.topology import names
 INPUT = names.INVENTORY_STOCK
 OUTPUT = names.ALERTS_ANOMALIES
 CHANGELOG = "inventory-atp-changelog"
+#: over librdkafka's default message.max.bytes (1,000,000)
+HUGE = 1_100_000
 
 
 class CountingProcessor(ProcessorBase):
@@ -36,6 +40,10 @@ class CountingProcessor(ProcessorBase):
             raise ValueError("poison record")
         key = record.key or b""
         count = state.get(key, 0) + 1
+        if record.value == b"huge":
+            return Effects([(OUTPUT, key, b"x" * HUGE)], {key: count})
+        if record.value == b"huge-state":
+            return Effects([(OUTPUT, key, key + b":" + str(count).encode())], {key: "9" * HUGE})
         return Effects([(OUTPUT, key, key + b":" + str(count).encode())], {key: count})
 
     def encode_state(self, value: Any) -> bytes:

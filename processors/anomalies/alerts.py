@@ -10,6 +10,7 @@ computed the same way but flagged, so the adapter can count instead of publishin
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -50,10 +51,14 @@ def alert_id(detector: str, subject: str, opened_ms: int) -> str:
 
 
 class AlertBook:
-    """The open alerts of an engine's state (a dict `key -> entry` kept JSON-able for the changelog)."""
+    """The open alerts of an engine's state (a dict `key -> entry` kept JSON-able for the changelog).
 
-    def __init__(self, entries: dict[str, Any]) -> None:
+    `changed` is called with the key of every entry opened, updated or resolved (the engine's record of
+    what its changelog must rewrite or delete)."""
+
+    def __init__(self, entries: dict[str, Any], changed: Callable[[str], None] | None = None) -> None:
         self.entries = entries
+        self._changed = changed or (lambda _key: None)
 
     def abnormal(self, detector: Any, subject: str, at_ms: int, summary: str, evidence: dict[str, str],
                  kind: str | None = None) -> AlertEvent:
@@ -68,6 +73,7 @@ class AlertBook:
         else:
             entry["last"] = max(entry["last"], at_ms)
             status = "updated"
+        self._changed(key)
         event_evidence = {**evidence, "opened_at": iso(entry["opened"])}
         return AlertEvent(entry["id"], detector.id, entry["kind"], subject, entry["severity"], status, summary,
                           at_ms, event_evidence, detector.mode == "shadow")
@@ -82,6 +88,7 @@ class AlertBook:
         if not at_once and at_ms - entry["last"] < detector.resolve_after_ms:
             return None
         del self.entries[key]
+        self._changed(key)
         return AlertEvent(entry["id"], detector.id, entry["kind"], subject, entry["severity"], "resolved",
                           f"{entry['kind']} for {subject} is back to normal", at_ms,
                           {**(evidence or {}), "opened_at": iso(entry["opened"])}, detector.mode == "shadow")

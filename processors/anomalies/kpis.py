@@ -27,6 +27,8 @@ from .facts import Fact
 HOUR_MS = 3_600_000
 KEEP_HOURS = 35 * 24
 MAX_SAMPLES = 5000
+#: the per-hour sample lists (each at most MAX_SAMPLES long)
+SAMPLES = ("lead", "delivery", "refund_after_return")
 COUNTERS = ("orders", "cancellations", "returns", "tickets", "refunds", "refund_amount", "oversold",
             "payment_attempts", "payment_failures")
 WINDOWS = {"1h": HOUR_MS, "24h": 24 * HOUR_MS, "7d": 7 * 24 * HOUR_MS}
@@ -38,8 +40,9 @@ def _bucket(kpis: dict[str, Any], at_ms: int) -> dict[str, Any]:
 
 
 def record(kpis: dict[str, Any], fact: Fact, order: list[Any] | None, *, first: bool = True,
-           oversold: bool = False) -> None:
-    """Count one fact (already deduplicated; `first`: the first of its kind for its order)."""
+           oversold: bool = False) -> dict[str, Any]:
+    """Count one fact (already deduplicated; `first`: the first of its kind for its order); the hour buckets
+    it pruned (start -> bucket: the engine deletes their changelog records)."""
     kpis["newest"] = max(kpis.get("newest", 0), fact.at_ms)
     b = _bucket(kpis, fact.at_ms)
 
@@ -69,7 +72,7 @@ def record(kpis: dict[str, Any], fact: Fact, order: list[Any] | None, *, first: 
         inc("oversold")
     elif t in ("dispatched", "delivered") and first and order is not None:
         _sample(b, "lead" if t == "dispatched" else "delivery", (fact.at_ms - order[0]) // 1000)
-    _prune(kpis, fact.at_ms)
+    return _prune(kpis, fact.at_ms)
 
 
 def _sample(bucket: dict[str, Any], name: str, seconds: int) -> None:
@@ -78,12 +81,12 @@ def _sample(bucket: dict[str, Any], name: str, seconds: int) -> None:
         samples.append(max(0, seconds))
 
 
-def _prune(kpis: dict[str, Any], at_ms: int) -> None:
+def _prune(kpis: dict[str, Any], at_ms: int) -> dict[str, Any]:
     hours = kpis.get("hours", {})
-    if len(hours) > KEEP_HOURS:
-        horizon = max(kpis.get("newest", at_ms), at_ms) - KEEP_HOURS * HOUR_MS
-        for key in [k for k in hours if int(k) < horizon]:
-            del hours[key]
+    if len(hours) <= KEEP_HOURS:
+        return {}
+    horizon = max(kpis.get("newest", at_ms), at_ms) - KEEP_HOURS * HOUR_MS
+    return {key: hours.pop(key) for key in [k for k in hours if int(k) < horizon]}
 
 
 def percentile(values: list[int], q: float) -> int | None:

@@ -1,5 +1,11 @@
 """Per-event detectors: stock drift, impossible ERP figures, repeated oversold, price anomalies (pure).
 
+State per SKU, kept apart so the changelog can hold one small record per SKU (`changelog.py`):
+- the SKU's entry `skus[sku]`: `snaps` (location -> [as-of, on-hand]), `oversold` ({neg, times, last}),
+  `price` ([at, amount]) and `category` (from the catalog);
+- its movements `moves[sku]`: hour start (str) -> [[at, units out, units in], ...], chunked by the hour of
+  the movement so that a busy SKU's record stays small and a batch rewrites only the hour it added to.
+
 Stock drift: between two ERP snapshots of a SKU at one location, on-hand may fall by what left the
 warehouse. "Explained" is generous on purpose: units ordered plus units dispatched in between (an ERP
 books an order's units at order or at dispatch, never twice, so the sum is an upper bound), plus
@@ -13,27 +19,54 @@ from typing import Any
 
 from .alerts import AlertBook, AlertEvent
 from .facts import Fact
-from .rules import AnomalyRules, PriceDetector, RepeatedOversoldDetector, StockDriftDetector, StockImpossibleDetector
+from .rules import (
+    HOUR_MS,
+    AnomalyRules,
+    PriceDetector,
+    RepeatedOversoldDetector,
+    StockDriftDetector,
+    StockImpossibleDetector,
+)
 
 #: movements older than this behind the newest snapshot of the SKU are dropped
 MOVEMENT_MEMORY_MS = 7 * 24 * 3_600_000
 
+#: a SKU's movements: hour start -> [[at, units out, units in], ...]
+Moves = dict[str, list[list[int]]]
 
-def movement(state: dict[str, Any], fact: Fact) -> None:
-    """Remember units leaving (orders, dispatches, negative adjustments) or arriving per SKU."""
-    moves = state.setdefault("moves", {})
+
+def entry(skus: dict[str, Any], sku: str) -> dict[str, Any]:
+    """The SKU's entry (created empty)."""
+    found = skus.get(sku)
+    if found is None:
+        found = skus[sku] = {}
+    return found
+
+
+def movement(moves: dict[str, Moves], fact: Fact) -> list[tuple[str, str]]:
+    """Remember units leaving (orders, dispatches, negative adjustments) or arriving per SKU; the (sku, hour)
+    chunks added to."""
+    added: list[tuple[str, str]] = []
+
+    def add(sku: str, out: int, into: int) -> None:
+        hour = str(fact.at_ms - fact.at_ms % HOUR_MS)
+        moves.setdefault(sku, {}).setdefault(hour, []).append([fact.at_ms, out, into])
+        added.append((sku, hour))
+
     if fact.type in ("order", "dispatched"):
         for sku, qty in fact.lines:
-            moves.setdefault(sku, []).append([fact.at_ms, qty, 0])
+            add(sku, qty, 0)
     elif fact.type == "stock_adjusted" and fact.sku and fact.value is not None:
-        out, into = (-fact.value, 0) if fact.value < 0 else (0, fact.value)
-        moves.setdefault(fact.sku, []).append([fact.at_ms, out, into])
+        add(fact.sku, *((-fact.value, 0) if fact.value < 0 else (0, fact.value)))
     elif fact.type == "goods_received" and fact.sku and fact.value is not None:
-        moves.setdefault(fact.sku, []).append([fact.at_ms, 0, fact.value])
+        add(fact.sku, 0, fact.value)
+    return added
 
 
-def snapshot(state: dict[str, Any], rules: AnomalyRules, book: AlertBook, fact: Fact) -> list[AlertEvent]:
-    """An ERP on-hand figure: impossible values and unexplained drops."""
+def snapshot(state: dict[str, Any], moves: Moves, rules: AnomalyRules, book: AlertBook,
+             fact: Fact) -> tuple[list[AlertEvent], list[str]]:
+    """An ERP on-hand figure: impossible values and unexplained drops; (alerts, the movement hours pruned or
+    emptied). `state` is the SKU's entry, `moves` its movements (a chunk left empty is removed)."""
     assert fact.sku is not None and fact.value is not None
     out: list[AlertEvent] = []
     subject = f"sku:{fact.sku}"
@@ -49,19 +82,26 @@ def snapshot(state: dict[str, Any], rules: AnomalyRules, book: AlertBook, fact: 
             ok = book.normal(det, subject, fact.at_ms, {"on_hand": str(fact.value)}, at_once=True)
             out.extend([ok] if ok else [])
     snaps = state.setdefault("snaps", {})
-    key = f"{fact.sku}|{fact.location}"
+    key = str(fact.location)
     previous = snaps.get(key)
     if previous is not None and fact.at_ms <= previous[0]:
-        return out  # an older or repeated snapshot: ordered by its as-of time
+        return out, []  # an older or repeated snapshot: ordered by its as-of time
     if impossible:
-        return out  # an impossible figure is no base for a drift
+        return out, []  # an impossible figure is no base for a drift
     snaps[key] = [fact.at_ms, fact.value]
-    moves = state.setdefault("moves", {}).get(fact.sku, [])
     if previous is not None:
-        out.extend(_drift(rules, book, fact, previous, moves, subject))
+        out.extend(_drift(rules, book, fact, previous, [m for chunk in moves.values() for m in chunk], subject))
     horizon = fact.at_ms - MOVEMENT_MEMORY_MS
-    moves[:] = [m for m in moves if m[0] > horizon]
-    return out
+    pruned: list[str] = []
+    for hour in [h for h in moves if int(h) <= horizon]:  # only chunks starting before the horizon hold old moves
+        kept = [m for m in moves[hour] if m[0] > horizon]
+        if len(kept) < len(moves[hour]):
+            pruned.append(hour)
+            if kept:
+                moves[hour] = kept
+            else:
+                del moves[hour]
+    return out, pruned
 
 
 def _drift(rules: AnomalyRules, book: AlertBook, fact: Fact, previous: list[int], moves: list[list[int]],
@@ -86,9 +126,10 @@ def _drift(rules: AnomalyRules, book: AlertBook, fact: Fact, previous: list[int]
 
 
 def atp(state: dict[str, Any], rules: AnomalyRules, book: AlertBook, fact: Fact) -> tuple[list[AlertEvent], bool]:
-    """An ATP level: counts an oversold episode when available turns negative; (alerts, newly oversold)."""
+    """An ATP level: counts an oversold episode when available turns negative; (alerts, newly oversold).
+    `state` is the SKU's entry."""
     assert fact.sku is not None and fact.value is not None
-    entry = state.setdefault("oversold", {}).setdefault(fact.sku, {"neg": False, "times": [], "last": 0})
+    entry = state.setdefault("oversold", {"neg": False, "times": [], "last": 0})
     if fact.at_ms < entry["last"]:
         return [], False  # an older level than one already seen
     entry["last"] = fact.at_ms
@@ -113,13 +154,13 @@ def atp(state: dict[str, Any], rules: AnomalyRules, book: AlertBook, fact: Fact)
 
 
 def price(state: dict[str, Any], rules: AnomalyRules, book: AlertBook, fact: Fact) -> list[AlertEvent]:
-    """A catalog price: zero, below cost, or changed beyond the threshold against the last known price."""
+    """A catalog price: zero, below cost, or changed beyond the threshold against the last known price.
+    `state` is the SKU's entry."""
     assert fact.sku is not None
-    prices = state.setdefault("prices", {})
-    last = prices.get(fact.sku)
+    last = state.get("price")
     if fact.amount is None or (last is not None and fact.at_ms <= last[0]):
         return []
-    prices[fact.sku] = [fact.at_ms, fact.amount]
+    state["price"] = [fact.at_ms, fact.amount]
     out: list[AlertEvent] = []
     subject = f"sku:{fact.sku}"
     for det in rules.of_type(PriceDetector):

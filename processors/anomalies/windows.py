@@ -15,6 +15,7 @@ baseline's median (a quiet night hour with 2 orders usually is not a broken chec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .alerts import AlertBook, AlertEvent, iso
@@ -25,7 +26,15 @@ from .stats import judge
 OVERALL = "shop"
 
 
-def _order_subjects(per: str, order: list[Any] | None, categories: dict[str, str],
+def table(win: dict[str, Any], detector_id: str) -> dict[str, Any]:
+    """The detector's windows in the engine's `win` (created with every part, so the state has one shape)."""
+    st = win.get(detector_id)
+    if st is None:
+        st = win[detector_id] = {"next": None, "open": {}, "hist": {}}
+    return st
+
+
+def _order_subjects(per: str, order: list[Any] | None, category: Callable[[str], str | None],
                     skus: tuple[str, ...] = ()) -> list[str]:
     if per == "overall":
         return [OVERALL]
@@ -33,23 +42,24 @@ def _order_subjects(per: str, order: list[Any] | None, categories: dict[str, str
     if per == "sku":
         return [f"sku:{s}" for s in line_skus]
     if per == "category":
-        return sorted({f"category:{categories[s]}" for s in line_skus if categories.get(s)})
+        return sorted({f"category:{c}" for s in line_skus if (c := category(s))})
     return []
 
 
 def contributions(det: WindowedDetector, fact: Fact, order: list[Any] | None,
-                  categories: dict[str, str]) -> list[tuple[str, float, float]]:
-    """(subject, numerator, denominator) a fact adds to the detector's window (none when unrelated)."""
+                  category: Callable[[str], str | None]) -> list[tuple[str, float, float]]:
+    """(subject, numerator, denominator) a fact adds to the detector's window (none when unrelated);
+    `category` gives a SKU's category (None when unknown)."""
     m, t = det.measure, fact.type
     if m in ("cancellation_rate", "return_rate", "orders"):
         if t == "order":
-            subjects = _order_subjects(det.per, None, categories, tuple(s for s, _ in fact.lines))
+            subjects = _order_subjects(det.per, None, category, tuple(s for s, _ in fact.lines))
             return [(s, 0.0, 1.0) if m != "orders" else (s, 1.0, 1.0) for s in subjects]
         if (m, t) == ("cancellation_rate", "cancel"):
-            return [(s, 1.0, 0.0) for s in _order_subjects(det.per, order, categories)]
+            return [(s, 1.0, 0.0) for s in _order_subjects(det.per, order, category)]
         if (m, t) == ("return_rate", "return"):
             skus = tuple(s for s, _ in fact.lines)
-            return [(s, 1.0, 0.0) for s in _order_subjects(det.per, order, categories, skus)]
+            return [(s, 1.0, 0.0) for s in _order_subjects(det.per, order, category, skus)]
         return []
     if m == "payment_failure_rate" and t in ("payment_ok", "payment_failed"):
         failed = 1.0 if t == "payment_failed" else 0.0
@@ -120,9 +130,9 @@ def close(st: dict[str, Any], det: WindowedDetector, watermark: int, book: Alert
 def _judge(det: WindowedDetector, history: list[list[float]], subject: str, start: int, num: float, den: float,
            ids: list[str], book: AlertBook) -> AlertEvent | None:
     end = start + det.window_ms
-    value = num / den if det.type == "rate" else num
-    if det.type == "rate" and den <= 0:
+    if det.type == "rate" and den <= 0:  # e.g. returns of a SKU that sold nothing that day: no rate
         return None
+    value = num / den if det.type == "rate" else num
     past = [v for s, v in history if not det.baseline.same_hour or (s - start) % (24 * HOUR_MS) == 0]
     past = past[-det.baseline.windows:]
     # the window enters the baseline after it was judged (a rate only with enough volume)

@@ -6,13 +6,15 @@ dropped) and sends it to `anomalies.facts`, one partition, key `anomaly-engine`.
 every event in one state and a replay needs one order of events: the facts log is that order.
 
 Stage 2, `anomalies` (stateful): consumes `anomalies.facts`; its state is the engine's state dict,
-changelogged on `anomalies-engine-changelog` in sections (`records.section_keys`: core plus 32
-buckets each of the order index and the seen event ids; a batch rewrites core and the buckets it
-touched). Every alert change is sent to `alerts.anomalies` (key: subject) as an AnomalyAlert, a
-critical alert's opening also to `review.queue` as a work item; shadow-mode alerts are only counted.
-After each stored batch the KPI reports go to the KPI view in Redis (`{prefix}kpis`, at most every
-`KPI_EVERY_S`; a Redis fault is logged, never fatal: the next batch writes them again) and to the
-`shopstream_kpi_*` gauges.
+changelogged on `anomalies-engine-changelog` one small record per key (`changelog.py`: per event id,
+order, SKU, hour of a SKU's movements, window cell, baseline, open alert, KPI hour, and a small core).
+A batch writes the keys the engine recorded as changed by its facts (`Engine.take_changes`) and
+tombstones those it deleted (pruning), so every record stays small whatever the SKU count and traffic
+and a batch of N facts writes O(N) records, not the whole state. Every alert change is sent to
+`alerts.anomalies` (key: subject) as an AnomalyAlert, a critical alert's opening also to `review.queue`
+as a work item; shadow-mode alerts are only counted. After each stored batch the KPI reports go to the
+KPI view in Redis (`{prefix}kpis`, at most every `KPI_EVERY_S`; a Redis fault is logged, never fatal:
+the next batch writes them again) and to the `shopstream_kpi_*` gauges.
 
 Crash safety is the runner's: outputs and the changelog are confirmed before offsets are committed,
 so after SIGKILL stage 2 restores the state of its last stored batch and re-reads the facts after it;
@@ -43,9 +45,10 @@ from shopstream.serde import AvroSerde, make_registry_client
 from shopstream.topology import Topology, load_topology_for, names
 
 from . import metrics
-from .engine import Engine
+from .changelog import MISSING, assemble, encode_key, encode_value, value_of
+from .engine import Engine, Key
 from .facts import from_event
-from .records import alert_record, assemble, decode_fact, encode_fact, section, section_keys, touched, work_item
+from .records import alert_record, decode_fact, encode_fact, work_item
 from .rules import AnomalyRules, load_rules
 
 log = logging.getLogger(__name__)
@@ -89,8 +92,9 @@ class EngineStage(ProcessorBase):
 
     name = PROCESSOR
     inputs: tuple[str, ...] = (names.ANOMALIES_FACTS,)
-    # The engine's sections depend on each other (a fact's dedupe evidence in `seen:NN`/`orders:NN`, its
-    # counts in `core`): a batch's sections are restored all or none (runner/store.py, atomic state).
+    # The engine's keys depend on each other (a fact's dedupe evidence in `seen:<id>`/`orders:<id>`, its
+    # counts in `core`, `kpi:<hour>` and window cells): a batch's records are restored all or none
+    # (runner/store.py, atomic state).
     atomic_state = True
 
     def __init__(self, settings: Settings, topology: Topology | None = None,
@@ -107,9 +111,10 @@ class EngineStage(ProcessorBase):
         self.engines: dict[int, Engine] = {}
         self._kpi_store = kpi_store
         self._kpis_at = 0.0
-        # the changes of a fact applied whose effects could not be built yet (a transient fault while
-        # encoding): the runner retries `handle` with the same record, which must not lose them
-        self._pending: tuple[tuple[int, str], list[Any], set[bytes]] | None = None
+        # the alert changes of a fact applied whose effects could not be built yet (a transient fault while
+        # encoding): the runner retries `handle` with the same record, which must not lose them (the keys
+        # it changed stay in the engine's `changed` until effects are built)
+        self._pending: tuple[tuple[int, str], list[Any]] | None = None
         self._tick_pending: dict[int, list[Any]] = {}
 
     def _engine(self, partition: int) -> Engine:
@@ -119,22 +124,30 @@ class EngineStage(ProcessorBase):
         return engine
 
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
-        """Apply one fact; its alert changes and the sections it touched (raises: the runner classifies)."""
+        """Apply one fact; its alert changes and the keys it changed (raises: the runner classifies)."""
         fact = decode_fact(record.value)
         engine = self._engine(record.partition)
         pending = self._pending
         if pending is not None and pending[0] == (record.partition, fact.event_id):
-            changes, keys = pending[1], pending[2]  # a retry after a transient fault: the engine already has it
+            changes = pending[1]  # a retry after a transient fault: the engine already has it
         else:
-            pruned = engine.state.get("pruned")
             changes = engine.apply(fact)
-            keys = touched(fact) if engine.state.get("pruned") == pruned else set(section_keys(engine.state))
-            self._pending = ((record.partition, fact.event_id), changes, keys)
-        effects = self._effects(engine, changes, keys)  # may raise a transient fault (registry): retried
+            self._pending = ((record.partition, fact.event_id), changes)
+        effects = self._effects(engine, changes)  # may raise a transient fault (registry): retried
         self._pending = None
         return effects
 
-    def _effects(self, engine: Engine, changes: list[Any], keys: set[bytes]) -> Effects:
+    def _effects(self, engine: Engine, changes: list[Any]) -> Effects:
+        """The alert changes' records and the engine's changed keys as writes (the keys stay with the engine
+        if building the records fails)."""
+        keys = engine.take_changes()
+        try:
+            return self._build(engine, changes, keys)
+        except BaseException:
+            engine.changed |= keys
+            raise
+
+    def _build(self, engine: Engine, changes: list[Any], keys: set[Key]) -> Effects:
         effects = Effects()
         for change in changes:
             metrics.ALERT_CHANGES.labels(change.kind, change.status).inc()
@@ -146,25 +159,31 @@ class EngineStage(ProcessorBase):
             item = work_item(change, self.rules.version)
             if item is not None:
                 effects.outputs.append((names.REVIEW_QUEUE, key, self.serde.encode(self._queue_topic, item)))
-        # the value is the engine: each section is cut from its live state when the batch is confirmed
-        effects.writes.update({key: (engine, key) for key in keys})
+        # A key the state still holds is written as (engine, key): its value is cut from the live state when
+        # the batch is confirmed (the batch's end state, once per key however many facts changed it). A key
+        # it no longer holds is deleted now: a later fact of the batch that brings it back records it again.
+        state = engine.state
+        effects.writes.update({encode_key(key): None if value_of(state, key) is MISSING else (engine, key)
+                               for key in keys})
         return effects
 
     def encode_state(self, value: Any) -> bytes:
-        """One section of the engine state as JSON (cut at confirmation time: the batch's end state)."""
+        """One key of the engine state as JSON (cut at confirmation time: the batch's end state)."""
         engine, key = value
-        return json.dumps(section(engine.state, key), separators=(",", ":")).encode()
+        return encode_value(engine.state, key)
 
     def decode_state(self, data: bytes) -> Any:
-        """A stored section (plain JSON); `restored` assembles them."""
+        """A stored record (plain JSON); `restored` assembles them."""
         return json.loads(data)
 
     def restored(self, partition: int, state: Mapping[bytes, Any]) -> None:
-        """Rebuild the partition's engine from its restored sections."""
-        self.engines[partition] = Engine(self.rules, assemble(
-            (key, value) for key, value in state.items() if not isinstance(value, tuple)),
-            order_sources=self.order_sources)
-        log.info("anomalies: engine of partition %d restored (%d sections)", partition, len(state))
+        """Rebuild the partition's engine from its restored records (an old layout is rewritten by the next
+        batch or tick: `changelog.assemble`)."""
+        assembled = assemble((key, value) for key, value in state.items() if not isinstance(value, tuple))
+        engine = self.engines[partition] = Engine(self.rules, assembled.state, order_sources=self.order_sources)
+        engine.changed |= assembled.rewrite
+        log.info("anomalies: engine of partition %d restored (%d records%s)", partition, len(state),
+                 f"; old layout, {len(assembled.rewrite)} records to rewrite" if assembled.rewrite else "")
 
     def dropped(self, partition: int) -> None:
         """The partition went elsewhere: forget its engine."""
@@ -180,12 +199,11 @@ class EngineStage(ProcessorBase):
         for partition, engine in sorted(self.engines.items()):
             newest = engine.state.get("max_at")
             changes = self._tick_pending.pop(partition, [])
-            mark = engine.state.get("watermark")
             if newest is not None and now_ms - newest <= LIVE_WITHIN_MS:  # live traffic, not a replayed history
                 changes += engine.advance(now_ms)
-            if changes or engine.state.get("watermark") != mark:
+            if changes or engine.changed:
                 try:
-                    effects = self._effects(engine, changes, {b"core"})
+                    effects = self._effects(engine, changes)
                 except Exception:
                     self._tick_pending[partition] = changes  # sent with the next tick's
                     raise

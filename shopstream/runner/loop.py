@@ -256,10 +256,23 @@ class Runner:
                       key=msg.key(), value=msg.value(), headers=headers, timestamp_ms=ts if ts_type else None)
 
     def _handle(self, record: Record, state: PartitionState) -> Effects | None:
-        """The processor's handler under the one retry policy; None when the record was parked instead."""
+        """The processor's handler under the one retry policy; None when the record was parked instead.
+
+        An output over the producer's `message.max.bytes` is refused by every attempt to produce it: the
+        record that made it is parked (stage `produce`, the error naming topic, key and size) with its
+        effects, like a record its handler cannot handle, instead of failing the whole batch at produce
+        time (a crash loop: the batch is read again after every restart)."""
         result: list[Effects] = []
-        outcome = process_record(self._failed(record), lambda: result.append(self.processor.handle(record, state)),
-                                 self.dlq, self.retry, record.label, self.stop.is_set)
+
+        def handle() -> None:
+            effects = self.processor.handle(record, state)
+            for name, key, value in effects.outputs:
+                too_large = self.producer.too_large(self._topic(name), key, value)
+                if too_large is not None:
+                    raise too_large
+            result.append(effects)
+
+        outcome = process_record(self._failed(record), handle, self.dlq, self.retry, record.label, self.stop.is_set)
         return result[0] if outcome == "ok" else None
 
     @staticmethod
@@ -293,7 +306,7 @@ class Runner:
         which = ", ".join(str(partition) for partition, _ in parts) or "-"
         started, attempt = time.monotonic(), 0
         while queued:
-            self.producer.produce(queued)
+            self._produce(which, queued)
             failures = self._confirmed()
             if not failures:
                 break
@@ -324,11 +337,18 @@ class Runner:
             for partition, state in parts:
                 if not state.writes:
                     continue
-                entries += [(changelog, key, None if value is None else encode(value), partition)
-                            for key, value in state.writes.items()]
+                mine: list[OutRecord] = [(changelog, key, None if value is None else encode(value), partition)
+                                         for key, value in state.writes.items()]
+                entries += mine
+                for _, key, value, _ in mine:
+                    too_large = self.producer.too_large(changelog, key, value)
+                    if too_large is not None:  # the processor's state layout is at fault, not any one input
+                        halt(f"{self.name}: a changelog record of partition {partition} cannot be written "
+                             f"({too_large}); the processor must keep its state records smaller",
+                             EXIT_DELIVERY_FAILED)
                 if self.atomic_state:  # last of its partition, in order: once it is on the log, the batch is
                     entries.append((changelog, BATCH_END, b"", partition))
-            self.producer.produce(entries)
+            self._produce(which, entries)
             failures = self._confirmed()
             if failures:
                 halt(f"{self.name}: a changelog record of partition(s) {which} was refused: {failures[0][1]}",
@@ -341,6 +361,15 @@ class Runner:
                 state.commit()
                 if writes:
                     self.processor.stored(partition, writes)
+
+    def _produce(self, partitions: str, records: list[OutRecord]) -> None:
+        """Queue records; a record the producer refuses at once (not a broker's answer: nothing to wait for or
+        retry) halts without committing, the reason named, rather than unwind the loop (exit 1, no reason)."""
+        try:
+            self.producer.produce(records)
+        except DeliveryError as exc:
+            halt(f"{self.name}: a record of partition(s) {partitions} cannot be produced: {exc}",
+                 EXIT_DELIVERY_FAILED)
 
     def _confirmed(self) -> list[tuple[str, Any]]:
         """Wait for everything queued; the refusals. Records still in flight are waited for again: librdkafka

@@ -8,6 +8,10 @@ queued record was confirmed; a record the broker refused (after librdkafka's own
 runner commits nothing any more (`shopstream.halt`, exit 76), so a restart re-reads whatever might
 depend on it. `publish` (the DLQ writer's path) waits for its own record and raises `DeliveryError`
 for it alone: a DLQ fault is retried or halts (exit 75) by the retry policy, it does not latch.
+
+`too_large` tells a record librdkafka would refuse at produce time (MSG_SIZE_TOO_LARGE: over
+`message.max.bytes`) before it is queued, so the runner can attribute it (runner/loop.py): produce
+raises for it after the records before it in the same call were queued, which could not be taken back.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from shopstream.config import Settings
-from shopstream.kafka import DeliveryError, Headers, make_producer
+from shopstream.kafka import MESSAGE_MAX_BYTES, DeliveryError, Headers, RecordTooLarge, make_producer, record_size
 
 log = logging.getLogger("shopstream.runner")
 
@@ -40,6 +44,13 @@ class ConfirmingProducer:
             "delivery.report.only.error": True, "on_delivery": self._on_delivery,
             "message.timeout.ms": int(settings.kafka_producer_timeout_s * 1000), **overrides})
         self._timeout_s = settings.kafka_producer_timeout_s
+        #: the producer's `message.max.bytes` (librdkafka's default unless overridden)
+        self.max_bytes = int(overrides.get("message.max.bytes", MESSAGE_MAX_BYTES))
+
+    def too_large(self, topic: str, key: bytes | None, value: bytes | None) -> RecordTooLarge | None:
+        """The error producing this record would raise for its size, or None when it fits."""
+        size = record_size(key, value)
+        return RecordTooLarge(topic, key, size, self.max_bytes) if size > self.max_bytes else None
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

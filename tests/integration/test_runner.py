@@ -5,6 +5,9 @@
 2. Behind a proxy that refuses the runner's writes (`fail_produce` by its client id), a poison
    record cannot be parked: the process halts with exit 75 and the group's committed offset stays at
    the poison record. After the fault heals a restarted runner parks it and applies the rest.
+3. A record whose output is over the producer's message.max.bytes is parked (stage `produce`) and the
+   runner goes on; a state value over it halts the process (exit 76) naming the key and size, and
+   nothing is committed past the record that made it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from shopstream.config import Settings, load_settings
-from shopstream.halt import EXIT_PARK_FAILED
+from shopstream.halt import EXIT_DELIVERY_FAILED, EXIT_PARK_FAILED
 from shopstream.kafka import partition_for
 from shopstream.runner import Runner
 from shopstream.runner.store import BATCH_END, restore
@@ -234,3 +237,46 @@ def test_an_atomic_restore_takes_a_changelog_from_before_markers_whole(settings:
     apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
     topic = _changelog(settings, [(b"seen", b"1"), (b"count", b"1")])
     assert restore(settings, topic, 1, bytes, atomic=True) == {b"seen": b"1", b"count": b"1"}
+
+
+def _headers(msg: Message) -> dict[str, bytes]:
+    return dict(msg.headers() or [])
+
+
+def test_a_record_whose_output_is_too_large_is_parked_and_the_runner_goes_on(settings: Settings) -> None:
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    _produce(settings, [(b"a", b"x"), (b"a", b"huge"), (b"a", b"x")])
+    runner, thread = _in_thread(settings)
+    try:
+        wait_for(lambda: _committed(settings, partition_for(b"a", 4)) == 3, 60, what="all three done")
+        assert thread.is_alive()
+        assert _outputs(settings) == [b"a:1", b"a:2"]  # the parked record's count was not stored either
+    finally:
+        runner.stop.set()
+        thread.join(30)
+    [parked] = read_all(settings.kafka_bootstrap_servers, settings.topic("inventory.stock.dlq"), partitions=1,
+                        idle_s=0.3)
+    headers = _headers(parked)
+    assert parked.value() == b"huge" and parked.key() == b"a"
+    assert headers["shopstream.dlq.stage"] == b"produce"
+    assert headers["shopstream.dlq.error.class"] == b"shopstream.kafka.RecordTooLarge"
+    assert b"1100065 bytes" in headers["shopstream.dlq.error.message"], headers["shopstream.dlq.error.message"]
+    assert headers["shopstream.dlq.original.offset"] == b"1"
+
+
+def test_a_state_record_too_large_to_write_halts_without_committing(settings: Settings, tmp_path: Path) -> None:
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    partition = partition_for(b"k", 4)
+    _produce(settings, [(b"k", b"x")])
+    log = tmp_path / "probe.log"
+    worker = _start(settings, log)
+    try:
+        wait_for(lambda: _committed(settings, partition) == 1, 60, log, "the first record committed")
+        _produce(settings, [(b"k", b"huge-state"), (b"k", b"x")])
+        code = wait_for(lambda: worker.poll(), 60, log, "the runner to halt on the changelog record")
+        assert code == EXIT_DELIVERY_FAILED, log.read_text(errors="replace")[-3000:]
+        text = log.read_text(errors="replace")
+        assert "a changelog record of partition" in text and "key b'k' is 1100065 bytes" in text, text[-3000:]
+        assert _committed(settings, partition) == 1
+    finally:
+        stop(worker)

@@ -73,31 +73,6 @@ def test_work_queue_summary_counts_undecided_items_and_the_oldest_age() -> None:
     assert summarize(docs, now) == {"review": (2, 5 * 3600.0), "payments": (1, 1800.0)}
 
 
-def test_engine_state_round_trips_through_its_sections() -> None:
-    import json
-
-    from shopstream.processors.anomalies.engine import Engine
-    from shopstream.processors.anomalies.records import (
-        assemble,
-        decode_fact,
-        encode_fact,
-        section,
-        section_keys,
-        touched,
-    )
-    from shopstream.processors.anomalies.rules import load_rules
-    from tests.unit.anomaly_history import Ids, normal_week
-
-    engine = Engine(load_rules())
-    facts = normal_week(Ids(), days=2)
-    for fact in facts:
-        assert decode_fact(encode_fact(fact)) == fact
-        engine.apply(fact)
-    stored = [(key, json.loads(json.dumps(section(engine.state, key)))) for key in section_keys(engine.state)]
-    assert assemble(stored) == json.loads(json.dumps(engine.state))
-    assert touched(facts[0]) >= {b"core"} and len(touched(facts[0])) == 3
-
-
 def test_alert_changes_become_records_and_critical_ones_work_items() -> None:
     from shopstream.processors.anomalies.alerts import AlertEvent
     from shopstream.processors.anomalies.records import alert_record, work_item

@@ -157,6 +157,18 @@ def test_refund_spike() -> None:
     assert (spikes[0].kind, spikes[0].status, spikes[0].evidence["observed"]) == ("refund_spike", "open", "25")
 
 
+def test_a_rate_window_with_events_but_no_volume_is_not_judged() -> None:
+    """Returns of a SKU that sold nothing on the day they came: no return rate that day, no error (the
+    engine raised ZeroDivisionError here, and every later fact closing that window raised too)."""
+    ids = Ids()
+    facts = [Fact("order", ids.next(), T0, order_id="o1", lines=(("A", 1),)),
+             Fact("return", ids.next(), T0 + 30 * HOUR, order_id="o1", lines=(("A", 1),)),
+             Fact("order", ids.next(), T0 + 60 * HOUR, order_id="o2", lines=(("B", 1),))]
+    engine = Engine(RULES)
+    assert run(facts, engine=engine) == []
+    assert engine.state["watermark"] > T0 + 2 * DAY
+
+
 def test_late_events_are_not_counted_in_closed_windows() -> None:
     ids = Ids()
     engine = Engine(RULES)
