@@ -11,11 +11,11 @@ Keys (UTF-8) and what bounds each record:
 
 - `core`: watermark, newest time, late count, last prune, the order partitions' clocks, KPI flags and each
   windowed detector's next window start; bounded by the rules' detectors and the order topic's partitions;
-- `seen:<event id>`: its event time (one number);
+- `seen:<event id>`: its event time (one number); not for ATP levels, deduplicated by their time per SKU;
 - `orders:<order id>`: the order's index entry (its SKUs);
 - `orphans:<order id>`: facts waiting for that order (one order's cancellations, returns, shipments);
 - `sku:<sku>`: snapshots per location, oversold episodes within the longest `within`, the last price and
-  the category (bounded by the SKU's locations);
+  the category (bounded by the SKU's locations); none for a SKU only ever seen in ATP levels >= 0;
 - `moves:<hour start>|<sku>`: the SKU's stock movements of that hour (bounded by one SKU's movements in one
   hour: 64 KiB is ~2,500 of them);
 - `cell:<detector>|<window start>|<subject>`: an open window's sums and at most `evidence_orders` ids;

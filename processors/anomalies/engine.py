@@ -79,8 +79,9 @@ class Engine:
             s["late"] += 1
             self.changed.add(CORE)
             return []
-        s["seen"][fact.event_id] = fact.at_ms
-        self.changed.add(("seen", fact.event_id))
+        if fact.type != "atp":  # an ATP level is deduplicated by its time per SKU (stock.atp), not by its id
+            s["seen"][fact.event_id] = fact.at_ms
+            self.changed.add(("seen", fact.event_id))
         if fact.type == "dispatched":  # units left the warehouse, whatever order they belong to (partial shipments too)
             self._moved(stock.movement(s["moves"], fact))
         if fact.type in _FOLLOWERS and fact.order_id is not None and fact.order_id not in s["orders"]:
@@ -104,6 +105,13 @@ class Engine:
         return (fact.type == "order" or fact.type in _FOLLOWERS) and \
             fact.at_ms >= self.state["watermark"] - self.rules.order_memory_ms
 
+    def _untracked_level(self, fact: Fact) -> bool:
+        """An ATP level at or above zero of a SKU never seen oversold: nothing to track (no entry, no record).
+        Most levels of a stock export are such: 1M SKUs would otherwise make 1M `sku:` records."""
+        if fact.type != "atp" or fact.value is None or fact.value < 0 or fact.sku is None:
+            return False
+        return "oversold" not in self.state["skus"].get(fact.sku, {})
+
     def _moved(self, chunks: list[tuple[str, str]]) -> None:
         self.changed.update(("moves", hour, sku) for sku, hour in chunks)
 
@@ -121,7 +129,7 @@ class Engine:
         newly_oversold = False
         if fact.type in ("order", "stock_adjusted", "goods_received") and first:
             self._moved(stock.movement(s["moves"], fact))
-        if fact.type in ("stock_snapshot", "atp", "product") and fact.sku:
+        if fact.type in ("stock_snapshot", "atp", "product") and fact.sku and not self._untracked_level(fact):
             sku = fact.sku
             entry = stock.entry(s["skus"], sku)
             changed.add(("sku", sku))

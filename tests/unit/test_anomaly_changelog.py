@@ -152,12 +152,28 @@ def test_keys_round_trip_whatever_a_sku_or_subject_holds() -> None:
 
 
 def _big_engine(skus: int) -> Engine:
-    """`skus` SKUs through ATP levels (every seventh oversold), one event each: as many seen ids."""
+    """`skus` SKUs through ERP snapshots (every seventh impossible), one event each: as many seen ids."""
     engine = Engine(RULES)
     for i in range(skus):
-        engine.apply(Fact("atp", f"{i:08d}-7d0e-4f7e-8f7a-616e6f6d616c", T0 + i, sku=f"SKU-{i:07d}",
-                          value=-1 if i % 7 == 0 else 5))
+        engine.apply(Fact("stock_snapshot", f"{i:08d}-7d0e-4f7e-8f7a-616e6f6d616c", T0 + i, sku=f"SKU-{i:07d}",
+                          location="W1", value=-1 if i % 7 == 0 else 5))
     return engine
+
+
+def test_atp_levels_of_skus_never_oversold_write_no_per_sku_or_event_records() -> None:
+    """A stock export's levels are mostly >= 0: they need no entry and no seen id (deduplicated by time)."""
+    engine = Engine(RULES)
+    for i in range(10_000):
+        engine.apply(Fact("atp", f"a{i}", T0 + i, sku=f"SKU-{i:05d}", value=i % 50))
+    changed = engine.take_changes()
+    assert not engine.state["skus"] and not engine.state["seen"]
+    assert all(key[0] in ("core", "kpi") for key in changed), sorted(changed)[:5]
+    # once oversold a SKU is tracked, and a level older than its newest changes nothing (a re-delivery)
+    engine.apply(Fact("atp", "neg", T0 + 20_000, sku="SKU-00001", value=-2))
+    assert engine.state["skus"]["SKU-00001"]["oversold"]["neg"] is True
+    before = engine.snapshot()
+    engine.apply(Fact("atp", "a1", T0 + 1, sku="SKU-00001", value=1))
+    assert engine.snapshot() == before
 
 
 def test_no_record_exceeds_64_kib_with_200000_skus_and_200000_events_and_a_batch_writes_what_it_touched() -> None:
