@@ -32,6 +32,7 @@ import redis
 from shopstream.children import signal_group, spawn
 from shopstream.config import ADMIN_PORT_OFFSET, Settings, exposure_problems, load_settings
 from shopstream.dev.broker import (
+    DURABLE_FETCH_MAX_WAIT_MS,
     DurableBroker,
     EmbeddedBroker,
     EmbeddedBrokerError,
@@ -240,6 +241,9 @@ def _run(stack: Stack, settings: Settings, durable_broker: bool = False) -> int:
             storage += f", pid {pid}: restarted with its data if it dies"
             # Tansu acknowledged an idempotent retry across its crash without writing it (config.py).
             stack.env.setdefault("KAFKA_ENABLE_IDEMPOTENCE", "false")
+            # Tansu gives up listing S3 when a fetch's wait is spent: a short wait starves every consumer
+            # that is behind (broker.py, DURABLE_FETCH_MAX_WAIT_MS).
+            stack.env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", str(DURABLE_FETCH_MAX_WAIT_MS))
         else:
             stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
             bootstrap, storage = stack.broker.bootstrap, "in memory"
