@@ -120,7 +120,9 @@ class Stack:
         broker = self.durable.broker if self.durable is not None else self.broker
         write_pids(self.state_dir, broker=broker.process.pid if broker is not None else None,
                    durable=self.durable is not None,
-                   children={name: proc.pid for name, proc in self.children.items()})
+                   children={name: proc.pid for name, proc in self.children.items()},
+                   bootstrap=self.env.get("KAFKA_BOOTSTRAP_SERVERS", ""),
+                   registry=self.env.get("SCHEMA_REGISTRY_URL", ""))
 
     def restart_killed_worker(self, name: str, code: int) -> bool:
         """Start a worker again if a signal killed it (negative exit code) or it halted asking for a restart
