@@ -112,7 +112,9 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(
         100, ge=1, le=5000, validation_alias=AliasChoices("KAFKA_FETCH_MAX_WAIT_MS"),
         description="Longest a consumer fetch waits for data. Tansu answers a fetch only when this expires "
-                    "(measured: p50 delivery 144 ms at 500, 2.5 ms at 10), so it bounds end-to-end latency.",
+                    "(measured: p50 delivery 144 ms at 500, 2.5 ms at 10), so it bounds end-to-end latency. "
+                    "Tansu on S3 also spends it listing the partition's batches and answers empty once it is "
+                    "spent: `dev --durable-broker` sets 2000 (dev/broker.py DURABLE_FETCH_MAX_WAIT_MS).",
     )
     kafka_producer_timeout_s: float = Field(
         30.0, gt=0, le=1200, validation_alias=AliasChoices("KAFKA_PRODUCER_TIMEOUT_S"),

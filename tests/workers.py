@@ -39,7 +39,8 @@ def start_worker(processor: str, settings: Settings, log: Path, *, port: int | N
                 "REDIS_URL": settings.redis_url, "SHOPSTREAM_REDIS_PREFIX": settings.redis_key_prefix,
                 "KAFKA_SESSION_TIMEOUT_S": "6", "SHOPSTREAM_LOG_LEVEL": "INFO",
                 "SHOPSTREAM_STATE_DIR": str(log.parent),
-                "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_idempotence).lower(), **env}
+                "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_idempotence).lower(),
+                "KAFKA_FETCH_MAX_WAIT_MS": str(settings.kafka_fetch_max_wait_ms), **env}
     processes.track(f"worker {processor}", log)
     with open(log, "ab") as out:
         return spawn([sys.executable, "-m", "shopstream.cli", "worker", processor, "--port", str(port or free_port())],

@@ -128,6 +128,19 @@ def _metadata_ready(bootstrap: str, timeout_s: float) -> bool:
 S3_BUCKET = "tansu"
 S3_REGION = "us-east-1"
 
+#: `KAFKA_FETCH_MAX_WAIT_MS` for every client of the durable broker (dev sets it, the test fixture too).
+#: Tansu (this build) spends a fetch's max wait as its storage deadline: a fetch below the partition's
+#: end lists every batch object of the partition in S3 and, once the wait is spent, stops listing and
+#: answers empty. moto needs ~0.4 ms of CPU per listed object (measured: 110 ms for a 250-object
+#: partition, 485 ms for 1,000, idle), every batch is one object, and the dev stack's partitions hold
+#: hundreds after a few minutes; under load the listing waits behind other requests too. At the default
+#: 100 ms (the restore's then 10 ms) a consumer behind its partition's end got nothing at all: 0 of 41
+#: records in 15 s where 2,000 ms got them all (issue 19: after a broker restart every consumer is behind,
+#: their empty fetches list again at once, moto ran at 100 % CPU and the stack never caught up). A
+#: consumer at the end lists nothing, so the longer wait costs latency only: a record arriving at the end
+#: waits for Tansu's next look (it sleeps half the remaining wait between looks).
+DURABLE_FETCH_MAX_WAIT_MS = 2000
+
 
 @dataclass
 class S3Server:

@@ -32,6 +32,7 @@ import redis
 from shopstream.children import signal_group, spawn
 from shopstream.config import ADMIN_PORT_OFFSET, Settings, exposure_problems, load_settings
 from shopstream.dev.broker import (
+    DURABLE_FETCH_MAX_WAIT_MS,
     DurableBroker,
     EmbeddedBroker,
     EmbeddedBrokerError,
@@ -129,7 +130,9 @@ class Stack:
         broker = self.durable.broker if self.durable is not None else self.broker
         write_pids(self.state_dir, broker=broker.process.pid if broker is not None else None,
                    durable=self.durable is not None,
-                   children={name: proc.pid for name, proc in self.children.items()})
+                   children={name: proc.pid for name, proc in self.children.items()},
+                   bootstrap=self.env.get("KAFKA_BOOTSTRAP_SERVERS", ""),
+                   registry=self.env.get("SCHEMA_REGISTRY_URL", ""))
 
     def restart_killed_worker(self, name: str, code: int) -> bool:
         """Start a worker again if a signal killed it (negative exit code) or it halted asking for a restart
@@ -250,6 +253,9 @@ def _run(stack: Stack, settings: Settings, durable_broker: bool = False) -> int:
             storage += f", pid {pid}: restarted with its data if it dies"
             # Tansu acknowledged an idempotent retry across its crash without writing it (config.py).
             stack.env.setdefault("KAFKA_ENABLE_IDEMPOTENCE", "false")
+            # Tansu gives up listing S3 when a fetch's wait is spent: a short wait starves every consumer
+            # that is behind (broker.py, DURABLE_FETCH_MAX_WAIT_MS).
+            stack.env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", str(DURABLE_FETCH_MAX_WAIT_MS))
         else:
             stack.broker = start_tansu(port=port, log_path=Path(settings.state_dir) / "tansu.log")
             bootstrap, storage = stack.broker.bootstrap, "in memory"

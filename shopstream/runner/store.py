@@ -6,10 +6,16 @@ stored in memory as the processor's object and written as `encode_state(value)` 
 for None). On assignment a partition is restored by reading its changelog partition from the
 beginning to the end before any input record of that partition is processed.
 
-The end: the high watermark, and then whatever else the last fetch carried. Tansu reports the base
-offset of the last batch + 1 as the high watermark (README, Tansu quirks), so the records of a
-multi-record last batch lie past it; they arrive in the same fetch as the first of them, and a short
-drain after the watermark picks them up.
+The end: the high watermark, and then whatever else the last fetch carried. Tansu answers ListOffsets
+with the base offset of the last batch + 1 (README, Tansu quirks), so the records of a multi-record
+last batch lie past it; they arrive in the same fetch as the first of them, and a short drain after
+the watermark picks them up. On S3 storage (the durable broker) that ListOffsets answer can be far
+short: Tansu takes the batch with the newest S3 LastModified, which moto gives to the second, and of
+the batches of that second the first — 1 for twenty records written within a second. So the end
+is also taken from every fetch response's high watermark (Tansu's own watermark record, exact on
+either storage; Kafka's log end), and the restore's fetches wait as long as the consumers'
+(`KAFKA_FETCH_MAX_WAIT_MS`): Tansu spends a fetch's wait listing the partition's batches in S3 and
+answers empty once it is spent, so a shorter wait never reaches the end on the durable broker.
 
 Atomic state (`Processor.atomic_state`): when keys depend on each other, a crash between two changelog
 records of one batch would restore some keys at the batch's end and others before it (a re-read record
@@ -102,7 +108,7 @@ def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
     started = time.monotonic()
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"restore-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "enable.partition.eof": True, "fetch.wait.max.ms": 10})
+                         "enable.partition.eof": True, "fetch.wait.max.ms": settings.kafka_fetch_max_wait_ms})
     state: dict[bytes, Any] = {}
     # atomic: the records since the last marker, applied when the next marker comes ({key: raw or None})
     open_batch: dict[bytes, bytes | None] = {}
@@ -111,6 +117,7 @@ def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
         low, high = consumer.get_watermark_offsets(TopicPartition(changelog, partition), timeout=10)
         if high <= low:
             return state
+        tp = TopicPartition(changelog, partition)
         consumer.assign([TopicPartition(changelog, partition, low)])
         reached = False
         while True:
@@ -122,6 +129,8 @@ def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
             batch = consumer.consume(10_000, 0.2 if reached else 0.05)
             if not batch and reached:
                 break
+            # the fetch responses' watermark (-1 before the first): exact where ListOffsets is not (docstring)
+            high = max(high, consumer.get_watermark_offsets(tp, cached=True)[1])
             for msg in batch:
                 err = msg.error()
                 if err is not None:

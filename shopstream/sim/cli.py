@@ -17,6 +17,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 def faces_from_settings(settings: Settings, token: str | None) -> Any:
     """Where a running `shopstream dev` answers, from the same settings it was started with."""
+    from shopstream.dev.pids import read_pids
     from shopstream.dev.runtime import DEV_SHOPIFY_SECRET
     from shopstream.dev.tokens import read_dev_admin_token
     from shopstream.sim.faces import Faces
@@ -27,10 +28,13 @@ def faces_from_settings(settings: Settings, token: str | None) -> Any:
         if values:
             secrets[source] = values[0]
     host = settings.http_host
+    # Where this state dir's dev put its broker and registry (it takes free ports when the defaults are busy).
+    dev = read_pids(Path(settings.state_dir)) or {}
     return Faces(connectors=f"http://{host}:{settings.connectors_port}", api=f"http://{host}:{settings.api_port}",
                  token=token or read_dev_admin_token(Path(settings.state_dir)) or "", secrets=secrets,
-                 bootstrap=settings.kafka_bootstrap_servers or "127.0.0.1:9092",
-                 registry=settings.schema_registry_url or f"http://{host}:{settings.registry_port}",
+                 bootstrap=settings.kafka_bootstrap_servers or dev.get("bootstrap") or "127.0.0.1:9092",
+                 registry=(settings.schema_registry_url or dev.get("registry")
+                           or f"http://{host}:{settings.registry_port}"),
                  prefix=settings.topic_prefix, state_dir=settings.state_dir, worker_port=settings.worker_web_port)
 
 

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from shopstream.connectors import stripe as stripe_connector
 from shopstream.connectors.shopify import sign as shopify_sign
 from shopstream.connectors.signing import shopstream_headers
+from shopstream.dev.broker import DURABLE_FETCH_MAX_WAIT_MS
 from shopstream.sim.steps import Step
 
 
@@ -84,11 +85,16 @@ def api_post(faces: Faces, path: str, doc: dict[str, Any] | None = None) -> tupl
 
 
 def read_topic(faces: Faces, name: str, partitions: int, idle_s: float = 1.0, timeout_s: float = 60.0) -> list[Message]:
-    """Every record on topic `name` (under the prefix) up to the ends seen when reading starts; no consumer group."""
+    """Every record on topic `name` (under the prefix) up to the ends seen when reading starts; no consumer group.
+
+    The fetches wait as long as the durable broker's clients (dev/broker.py: Tansu answers a fetch empty when
+    listing the partition in S3 outlasts the wait); a partition's end is the larger of ListOffsets and the
+    fetch responses' high watermark (the former falls short on Tansu, most on S3: runner/store.py)."""
     consumer = Consumer({"bootstrap.servers": faces.bootstrap, "group.id": "shopstream-simulate",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "fetch.wait.max.ms": DURABLE_FETCH_MAX_WAIT_MS})
     tps = [TopicPartition(faces.prefix + name, p, 0) for p in range(partitions)]
     ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+    pending = {p for p, end in ends.items() if end > 0}  # partitions whose end was not read yet
     consumer.assign(tps)
     records: list[Message] = []
     deadline, last = time.monotonic() + timeout_s, time.monotonic()
@@ -99,12 +105,14 @@ def read_topic(faces: Faces, name: str, partitions: int, idle_s: float = 1.0, ti
                 records += batch
                 last = time.monotonic()
                 for m in batch:
-                    if (m.offset() or 0) + 1 >= ends.get(m.partition() or 0, 0):
-                        ends[m.partition() or 0] = 0
+                    p = m.partition() or 0
+                    if p in pending and (m.offset() or 0) + 1 >= max(
+                            ends[p], consumer.get_watermark_offsets(tps[p], cached=True)[1]):
+                        pending.discard(p)
             else:
                 quiet = time.monotonic() - last
                 # Tansu's high watermark may stop short of the last record: also stop after a long quiet.
-                if (not any(ends.values()) and quiet >= idle_s) or quiet >= 3 * idle_s:
+                if (not pending and quiet >= idle_s) or quiet >= 3 * idle_s:
                     break
     finally:
         consumer.close()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from shopstream.config import Settings, load_settings
-from shopstream.dev.broker import DurableBroker, start_durable_tansu
+from shopstream.dev.broker import DURABLE_FETCH_MAX_WAIT_MS, DurableBroker, start_durable_tansu
 from shopstream.dev.registry.service import start_in_thread
 from shopstream.dev.registry.store import SchemaStore
 from tests import processes
@@ -57,7 +57,8 @@ def durable_settings(durable_broker: DurableBroker, registry_url: str, redis_url
     """`settings`, but on the module's durable broker (started again if an earlier test left it down).
 
     Producers not idempotent: Tansu acknowledged an idempotent retry across its crash without writing
-    it (config.py `kafka_idempotence`); tests/workers.py hands that on to the workers it starts."""
+    it (config.py `kafka_idempotence`); fetches wait DURABLE_FETCH_MAX_WAIT_MS, as Tansu needs that long to
+    list a partition in S3 (broker.py); tests/workers.py hands both on to the workers it starts."""
     if not durable_broker.running:
         durable_broker.start()
     for name in ("tansu.log", "s3.log"):
@@ -65,7 +66,8 @@ def durable_settings(durable_broker: DurableBroker, registry_url: str, redis_url
             processes.track(f"durable broker {name}", durable_broker.log_path.with_name(name))
     return load_settings(kafka_bootstrap_servers=durable_broker.bootstrap, schema_registry_url=registry_url,
                          redis_url=redis_url, topic_prefix=f"t{unique}.", redis_key_prefix=redis_prefix,
-                         kafka_session_timeout_s=6, kafka_idempotence=False)
+                         kafka_session_timeout_s=6, kafka_idempotence=False,
+                         kafka_fetch_max_wait_ms=DURABLE_FETCH_MAX_WAIT_MS)
 
 
 @pytest.fixture(autouse=True)

@@ -177,3 +177,20 @@ def test_a_shipped_order_may_lack_its_release_but_a_paid_one_may_not() -> None:
     assert shipped and waiting
     assert shipped <= oracle.at_most_once["ReleaseOrder"] and not shipped & oracle.once["ReleaseOrder"]
     assert waiting <= oracle.once["ReleaseOrder"]
+
+
+def test_the_simulator_drives_the_broker_and_registry_its_dev_recorded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """dev takes free ports when 9092 / the registry port are busy: guessing the defaults wrote the opening stock
+    into another stack's broker."""
+    from shopstream.config import load_settings
+    from shopstream.dev.pids import write_pids
+    from shopstream.sim.cli import faces_from_settings
+
+    settings = load_settings(state_dir=str(tmp_path), kafka_bootstrap_servers="", schema_registry_url="")
+    assert faces_from_settings(settings, "t").bootstrap == "127.0.0.1:9092"  # no dev recorded yet
+    write_pids(tmp_path, broker=12, durable=True, children={}, bootstrap="127.0.0.1:41527",
+               registry="http://127.0.0.1:18785")
+    faces = faces_from_settings(settings, "t")
+    assert (faces.bootstrap, faces.registry) == ("127.0.0.1:41527", "http://127.0.0.1:18785")
+    named = load_settings(state_dir=str(tmp_path), kafka_bootstrap_servers="broker:9092", schema_registry_url="")
+    assert faces_from_settings(named, "t").bootstrap == "broker:9092"  # the environment still decides first
