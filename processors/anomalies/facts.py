@@ -56,20 +56,23 @@ class Fact:
     cost: float | None = None
     #: the order-topic partition it came from (`orders:<p>`), set by the worker: the watermark's clock
     src: str | None = None
+    #: an ATP level's version (rises with every level of its SKU; levels share a time): its dedupe
+    version: int | None = None
 
     def to_list(self) -> list[Any]:
         """A compact JSON-able form (the `anomalies.facts` value)."""
         return [self.type, self.event_id, self.at_ms, self.order_id, self.sku, [list(x) for x in self.lines],
                 self.gateway, self.method, self.amount, self.value, self.category, self.location, self.cost,
-                self.src]
+                self.src, self.version]
 
     @classmethod
     def from_list(cls, raw: list[Any]) -> Fact:
-        """Back from `to_list`."""
+        """Back from `to_list` (14 elements: written before `version` existed)."""
         (ftype, event_id, at_ms, order_id, sku, lines, gateway, method, amount, value, category, location,
-         cost, src) = raw
+         cost, src) = raw[:14]
+        version = raw[14] if len(raw) > 14 else None
         return cls(ftype, event_id, at_ms, order_id, sku, tuple((s, q) for s, q in lines), gateway, method,
-                   amount, value, category, location, cost, src)
+                   amount, value, category, location, cost, src, version)
 
 
 def _ms(value: datetime) -> int:
@@ -118,7 +121,7 @@ def from_event(event: BaseModel) -> Fact | None:
             return Fact("goods_received", eid, _ms(e.received_at), sku=e.sku, location=e.location,
                         value=e.quantity)
         case AtpLevel():
-            return Fact("atp", eid, _ms(e.updated_at), sku=e.sku, value=e.available)
+            return Fact("atp", eid, _ms(e.updated_at), sku=e.sku, value=e.available, version=e.version)
         case ProductUpserted():
             price = None if e.price is None else float(e.price.amount)
             cost = getattr(e, "cost", None)  # not in ProductUpserted yet: below_cost stays quiet until it is

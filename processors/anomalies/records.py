@@ -27,7 +27,7 @@ def decode_fact(data: bytes | None) -> Fact:
     if data is None:
         raise ValueError("an anomalies.facts record without a value")
     raw = json.loads(data)
-    if not isinstance(raw, list) or len(raw) != 14:
+    if not isinstance(raw, list) or len(raw) not in (14, 15):
         raise ValueError("not a fact")
     return Fact.from_list(raw)
 

@@ -130,9 +130,15 @@ def atp(state: dict[str, Any], rules: AnomalyRules, book: AlertBook, fact: Fact)
     `state` is the SKU's entry."""
     assert fact.sku is not None and fact.value is not None
     entry = state.setdefault("oversold", {"neg": False, "times": [], "last": 0})
-    if fact.at_ms < entry["last"]:
-        return [], False  # an older level than one already seen
-    entry["last"] = fact.at_ms
+    # ATP levels are deduplicated here, not by event id (engine.py): by version, since levels of one SKU
+    # can share a time (`updated_at` is the newest event time) and a crash re-sends a run of them
+    if fact.version is not None:
+        if fact.version <= entry.get("version", -1):
+            return [], False  # applied already, or older than one applied
+        entry["version"] = fact.version
+    elif fact.at_ms < entry["last"]:
+        return [], False  # an older level than one already seen (a fact without a version)
+    entry["last"] = max(entry["last"], fact.at_ms)
     newly = fact.value < 0 and not entry["neg"]
     entry["neg"] = fact.value < 0
     if newly:

@@ -170,6 +170,8 @@ def read_orders(settings: Settings, timeout_s: float = 600.0) -> list[OrderPlace
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     out: list[OrderPlaced | OrderUpdated] = []
     done = {p for p, end in ends.items() if end <= 0}
+    # Tansu's reported end is the last batch's base offset + 1; a fetch response carries the exact one
+    exact: set[int] = set()
     deadline = time.monotonic() + timeout_s
     quiet_since = time.monotonic()
     while len(done) < len(ends) and time.monotonic() < deadline and time.monotonic() - quiet_since < 5:
@@ -177,8 +179,13 @@ def read_orders(settings: Settings, timeout_s: float = 600.0) -> list[OrderPlace
             quiet_since = time.monotonic()
             if msg.error():
                 continue
-            if (msg.offset() or 0) + 1 >= ends[msg.partition() or 0]:
-                done.add(msg.partition() or 0)
+            part = msg.partition() or 0
+            if part not in exact:
+                exact.add(part)
+                fetched = consumer.get_watermark_offsets(TopicPartition(topic, part), cached=True)[1]
+                ends[part] = max(ends[part], fetched)
+            if (msg.offset() or 0) + 1 >= ends[part]:
+                done.add(part)
             try:
                 event = serde.decode(msg.value())
             except SerdeError:

@@ -5,7 +5,9 @@ for every group that has committed on a topic of this deployment (the topic pref
 read API next to the DLQ backlog (`shopstream.api.backlog`), so the "lag growing" and "worker stuck"
 alerts need nothing else running. Groups are found through the broker (ListGroups), so a new worker
 is covered without a list to keep; a partition without a committed offset counts from its low
-watermark (everything retained is unread).
+watermark (everything retained is unread). On the embedded Tansu the high watermark is the last batch's
+base offset + 1 (README, Tansu quirks), so there the figure is a lower bound, short by at most the records
+after the first of each partition's last batch; on Kafka it is exact.
 """
 
 from __future__ import annotations

@@ -176,6 +176,21 @@ def test_atp_levels_of_skus_never_oversold_write_no_per_sku_or_event_records() -
     assert engine.snapshot() == before
 
 
+def test_atp_levels_sharing_a_time_re_delivered_after_a_crash_count_one_episode() -> None:
+    """Levels of a SKU share `updated_at` (the newest event time); their version orders them. Stage 1
+    re-sends a run of facts after a crash: the re-sent levels change nothing (no second episode)."""
+    engine = Engine(RULES)
+    run = [Fact("atp", f"l{v}", T0, sku="SKU-1", value=value, version=v) for v, value in ((1, 1), (2, -2), (3, 4))]
+    for fact in run:
+        engine.apply(fact)
+    once = engine.snapshot()
+    assert once["skus"]["SKU-1"]["oversold"]["times"] == [T0]
+    for _ in range(4):
+        for fact in run:
+            engine.apply(fact)
+    assert engine.snapshot() == once
+
+
 def test_no_record_exceeds_64_kib_with_200000_skus_and_200000_events_and_a_batch_writes_what_it_touched() -> None:
     engine = _big_engine(200_000)
     state = engine.state

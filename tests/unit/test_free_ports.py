@@ -12,6 +12,7 @@ def test_every_port_of_the_block_can_be_bound() -> None:
     sockets = [socket.socket() for _ in range(4)]
     try:
         for offset, s in enumerate(sockets):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is free
             s.bind(("127.0.0.1", base + offset))  # raises if any of them were taken
     finally:
         for s in sockets:
