@@ -5,43 +5,74 @@ No production process picks its own port (they take theirs from the settings), s
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+# Ports handed out lie outside the kernel's ephemeral range: a port taken from inside it (bind to 0) can be
+# given to an outgoing connection (a Kafka client, an HTTP request) between the probe and the server's own
+# bind, which a fresh-clone CI run met ("Address already in use" for a worker's admin port while ~9,800
+# connections sat in TIME_WAIT). Outside it, only a listener can hold a port, and the probe sees that.
+LOWEST = 10_000
+_TRIES = 200
+
+
+def _ephemeral() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bases(count: int) -> Iterator[int]:
+    """Random first ports of `count`-port blocks that lie wholly outside the ephemeral range."""
+    low, high = _ephemeral()
+    spans = [(LOWEST, low - count), (high + 1, 65536 - count)]
+    spans = [(a, b) for a, b in spans if b > a]
+    if not spans:
+        raise RuntimeError(f"no room for {count} ports outside the ephemeral range {low}-{high}")
+    sizes = [b - a for a, b in spans]
+    for _ in range(_TRIES):
+        a, b = random.choices(spans, weights=sizes)[0]
+        yield random.randrange(a, b)
+
+
+def _free(host: str, base: int, count: int) -> bool:
+    sockets: list[socket.socket] = []
+    try:
+        for port in range(base, base + count):
+            s = socket.socket()
+            sockets.append(s)
+            # As the servers bind (aiohttp, http.server, Tansu, moto: SO_REUSEADDR): a port whose only
+            # sockets are closed connections in TIME_WAIT is free for them.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port that is free on `host` right now (outside the ephemeral range)."""
+    return free_port_block(1, host)
 
 
 def free_port_block(count: int, host: str = "127.0.0.1") -> int:
-    """The first of `count` consecutive TCP ports that are all free on `host` right now.
+    """The first of `count` consecutive TCP ports that are all free on `host` right now (outside the
+    ephemeral range).
 
     `shopstream dev` gives its workers the web ports base, base+1, …; a free base alone does not
     make the others free (another test's stack may hold them)."""
-    for _ in range(100):
-        base = free_port(host)
-        if base + count > 65536:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                # As the servers bind (aiohttp, http.server: SO_REUSEADDR): a port whose only sockets are
-                # closed connections in TIME_WAIT is free for them. Without it, a machine holding ~10,000
-                # TIME_WAIT sockets (a load test's connections) found no block of 9 in 100 tries.
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((host, port))
+    for base in _bases(count):
+        if _free(host, base, count):
             return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
     raise RuntimeError(f"no block of {count} free ports found on {host}")
 
 
