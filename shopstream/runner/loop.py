@@ -183,7 +183,10 @@ class Runner:
                          for tp in self.consumer.position([TopicPartition(t, p) for t, p in owned])}
             bounds = {(t, p): self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=5, cached=False)
                       for t, p in owned}
-            behind = lagging(positions, bounds)
+            unset = [TopicPartition(t, p) for (t, p), position in positions.items() if position < 0]
+            started = {(tp.topic, tp.partition): tp.offset
+                       for tp in self.consumer.committed(unset, timeout=5)} if unset else {}
+            behind = lagging(positions, bounds, started)
             committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(
                 [TopicPartition(lag.topic, lag.partition) for lag in behind], timeout=5)} if behind else {}
         except KafkaException as exc:  # the broker is away: the poll's own errors say so

@@ -30,13 +30,18 @@ class Lag:
         return f"{self.topic}[{self.partition}] position {self.position} end {self.end}"
 
 
-def lagging(positions: Mapping[TopicPartition, int], bounds: Mapping[TopicPartition, tuple[int, int]]) -> list[Lag]:
-    """The partitions whose end lies past the position. A position < 0 (none yet: the consumer never
-    fetched the partition since its assignment) lags when the partition holds records at all."""
+def lagging(positions: Mapping[TopicPartition, int], bounds: Mapping[TopicPartition, tuple[int, int]],
+            committed: Mapping[TopicPartition, int] | None = None) -> list[Lag]:
+    """The partitions whose end lies past the position. A position < 0 (none yet: the consumer has not
+    fetched the partition since its assignment) counts from the group's committed offset, or from the
+    partition's start without one: a partition whose records were all committed before is not waiting
+    (seen after a broker restart: position -1001, committed 4, end 4, reported every 40 s)."""
     out = []
+    committed = committed or {}
     for (topic, partition), position in sorted(positions.items()):
         low, end = bounds.get((topic, partition), (0, -1))
-        if end > (position if position >= 0 else low):
+        start = committed.get((topic, partition), -1)
+        if end > (position if position >= 0 else start if start >= 0 else low):
             out.append(Lag(topic, partition, position, end))
     return out
 

@@ -18,6 +18,14 @@ def test_a_partition_never_fetched_since_its_assignment_lags_when_it_holds_recor
     assert lagging(positions, bounds) == [Lag("a", 0, -1001, 1121)]
 
 
+def test_a_partition_never_fetched_counts_from_the_groups_committed_offset() -> None:
+    """After a broker restart: no position, but everything up to the end was committed before: not waiting.
+    Records past the committed offset do wait."""
+    positions = {("a", 0): -1001, ("a", 1): -1001}
+    bounds = {("a", 0): (0, 4), ("a", 1): (0, 9)}
+    assert lagging(positions, bounds, {("a", 0): 4, ("a", 1): 6}) == [Lag("a", 1, -1001, 9)]
+
+
 def test_a_partition_without_a_known_end_is_not_judged() -> None:
     assert lagging({("a", 0): 1}, {}) == []
 
