@@ -20,6 +20,7 @@ a restart) or rebuilds it by re-reading `shop.orders` for the retention period.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -51,9 +52,16 @@ class ReviewState:
     index: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     sent: dict[str, tuple[str, ...]] = field(default_factory=dict)
     watermark: datetime | None = None
+    #: (placed_at, order id) of every fact as stored, oldest first (entries of replaced facts linger until
+    #: popped): `prune` pops what fell out of the retention instead of scanning every order per event
+    expiry: list[tuple[datetime, str]] = field(default_factory=list, repr=False, compare=False)
 
-    def observe(self, new: OrderFacts, max_window: timedelta) -> set[str]:
-        """Merge one snapshot's facts; the ids of the orders whose measures may have changed."""
+    def observe(self, new: OrderFacts, max_window: timedelta, pers: tuple[Per, ...] = PERS) -> set[str]:
+        """Merge one snapshot's facts; the ids of the orders whose measures may have changed.
+
+        `pers`: the keys some velocity counts per (`step` passes the rules'); orders sharing only another
+        key cannot change a measure, so they are not looked at (every order of one shop can share a
+        shipping address or an IP: scanning them made each event cost O(orders in the retention))."""
         old = self.facts.get(new.order_id)
         merged = newer(old, new)
         if merged == old:
@@ -61,12 +69,13 @@ class ReviewState:
         affected = {new.order_id}
         for facts in (old, merged):
             if facts is not None:
-                affected |= self._neighbours(facts, max_window)
+                affected |= self._neighbours(facts, max_window, pers)
         if old is not None:
             self._unindex(old)
         self.facts[new.order_id] = merged
         self._index(merged)
-        affected |= self._neighbours(merged, max_window)
+        heapq.heappush(self.expiry, (merged.placed_at, merged.order_id))
+        affected |= self._neighbours(merged, max_window, pers)
         if self.watermark is None or merged.placed_at > self.watermark:
             self.watermark = merged.placed_at
         return affected
@@ -106,14 +115,19 @@ class ReviewState:
         if self.watermark is None:
             return
         horizon = self.watermark - retention
-        for oid in [o for o, f in self.facts.items() if f.placed_at < horizon]:
+        expiry = self.expiry
+        while expiry and expiry[0][0] < horizon:
+            _, oid = heapq.heappop(expiry)
+            facts = self.facts.get(oid)
+            if facts is None or facts.placed_at >= horizon:
+                continue  # gone already, or stored again with a later time (its own entry comes later)
             self._unindex(self.facts.pop(oid))
             self.risk.pop(oid, None)
             self.sent.pop(oid, None)
 
-    def _neighbours(self, facts: OrderFacts, max_window: timedelta) -> set[str]:
+    def _neighbours(self, facts: OrderFacts, max_window: timedelta, pers: tuple[Per, ...] = PERS) -> set[str]:
         out: set[str] = set()
-        for per in PERS:
+        for per in pers:
             value = _key_of(facts, per)
             if value is None:
                 continue
@@ -155,6 +169,8 @@ class ReviewState:
             facts = _facts_from(raw)
             state.facts[facts.order_id] = facts
             state._index(facts)
+            state.expiry.append((facts.placed_at, facts.order_id))
+        heapq.heapify(state.expiry)
         return state
 
 
@@ -165,7 +181,7 @@ def step(state: ReviewState, rules: RuleSet, event: OrderPlaced | OrderUpdated) 
                         isinstance(event, OrderUpdated) else None)
     velocities = rules.velocities()
     max_window = max((v.window for v in velocities), default=timedelta(0))
-    affected = state.observe(facts, max_window)
+    affected = state.observe(facts, max_window, tuple(dict.fromkeys(v.per for v in velocities)))
     out = [v for v in (decide(state, rules, oid, velocities) for oid in sorted(affected)) if v is not None]
     state.prune(rules.retention)
     return out
