@@ -4,9 +4,10 @@ as AnomalyAlert / ReviewItem records (the engine state's changelog records: `cha
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
+
+import orjson
 
 from shopstream.schemas.models import AnomalyAlert, EventMeta, ReviewItem
 
@@ -19,14 +20,14 @@ _NAMESPACE = uuid.UUID("0b1e6c53-7d0e-4f7e-8f7a-616e6f6d616c")
 
 def encode_fact(fact: Fact) -> bytes:
     """A fact as the JSON value of an `anomalies.facts` record."""
-    return json.dumps(fact.to_list(), separators=(",", ":")).encode()
+    return orjson.dumps(fact.to_list())  # compact JSON, as json.dumps with separators, at a fraction of its cost
 
 
 def decode_fact(data: bytes | None) -> Fact:
     """Back from `encode_fact` (ValueError/TypeError on anything else: the runner parks it)."""
     if data is None:
         raise ValueError("an anomalies.facts record without a value")
-    raw = json.loads(data)
+    raw = orjson.loads(data)
     if not isinstance(raw, list) or len(raw) not in (14, 15):
         raise ValueError("not a fact")
     return Fact.from_list(raw)

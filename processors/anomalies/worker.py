@@ -47,7 +47,7 @@ from shopstream.topology import Topology, load_topology_for, names
 from . import metrics
 from .changelog import MISSING, assemble, encode_key, encode_value, value_of
 from .engine import Engine, Key
-from .facts import from_event
+from .facts import ATP_PROJECTION, Fact, atp_fact, from_event
 from .records import alert_record, decode_fact, encode_fact, work_item
 from .rules import AnomalyRules, load_rules
 
@@ -78,7 +78,10 @@ class FactsStage(ProcessorBase):
 
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
         """Decode; the fact, if any detector or KPI reads this event (raises: the runner classifies)."""
-        fact = from_event(self.serde.decode(record.value))
+        if record.label == names.INVENTORY_ATP:
+            fact: Fact | None = atp_fact(self.serde.decode_datum(record.value, "AtpLevel", reader=ATP_PROJECTION))
+        else:
+            fact = from_event(self.serde.decode(record.value))
         effects = Effects()
         if fact is not None:
             if record.label == names.SHOP_ORDERS:  # the engine's clock follows the slowest order partition

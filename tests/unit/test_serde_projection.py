@@ -82,3 +82,13 @@ def test_a_projection_that_does_not_fit_the_record_is_a_programming_error() -> N
         serde.decode_datum(atp(), "AtpLevel", {**PROJECTION, "name": "OrderState"})
     with pytest.raises(ValueError, match="skus"):
         serde.decode_datum(atp(), "AtpLevel", {**PROJECTION, "fields": [{"name": "skus", "type": "string"}]})
+
+
+def test_the_anomalies_atp_projection_gives_the_fact_the_full_model_gives() -> None:
+    """The facts stage reads ATP levels through a projection (a 1M-SKU export): the same Fact as the model's."""
+    from shopstream.processors.anomalies.facts import ATP_PROJECTION, atp_fact, from_event
+
+    serde, _ = serde_and_registry()
+    for available in (-3, 0, 12):
+        data = atp("S-9", available)
+        assert atp_fact(serde.decode_datum(data, "AtpLevel", ATP_PROJECTION)) == from_event(serde.decode(data))
