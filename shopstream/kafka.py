@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer as _Consumer
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from shopstream.config import Settings
@@ -182,6 +182,13 @@ class AsyncProducer:
         self.flush(timeout_s)
         self._stop.set()
         self._thread.join(timeout=2)
+
+
+def fetched_end(consumer: _Consumer, topic: str, partition: int, known: int) -> int:
+    """A partition's end: `known` (from ListOffsets) or, when larger, the high watermark of the consumer's
+    last fetch response for it. On the embedded Tansu ListOffsets(latest) is the last batch's base offset
+    + 1 (and on S3 storage older still); the fetch response's watermark is exact (README, Tansu quirks)."""
+    return max(known, consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1])
 
 
 def poll_batch(consumer: _Consumer, batch_size: int, timeout_s: float,

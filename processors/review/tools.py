@@ -158,7 +158,7 @@ def read_orders(settings: Settings, timeout_s: float = 600.0) -> list[OrderPlace
 
     from confluent_kafka import TopicPartition
 
-    from shopstream.kafka import make_consumer
+    from shopstream.kafka import fetched_end, make_consumer
     from shopstream.serde import AvroSerde, SerdeError, make_registry_client
     from shopstream.topology import names
 
@@ -182,8 +182,7 @@ def read_orders(settings: Settings, timeout_s: float = 600.0) -> list[OrderPlace
             part = msg.partition() or 0
             if part not in exact:
                 exact.add(part)
-                fetched = consumer.get_watermark_offsets(TopicPartition(topic, part), cached=True)[1]
-                ends[part] = max(ends[part], fetched)
+                ends[part] = fetched_end(consumer, topic, part, ends[part])
             if (msg.offset() or 0) + 1 >= ends[part]:
                 done.add(part)
             try:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, TopicPartition
 
 from shopstream.config import Settings
-from shopstream.kafka import make_admin, make_consumer
+from shopstream.kafka import fetched_end, make_admin, make_consumer
 
 from .dlq_filters import DeadLetter, Selection, parse_dead_letter
 
@@ -102,11 +102,9 @@ def read_bounded(settings: Settings, topic: str, *, offset_from: int | None = No
                 p, offset = msg.partition(), msg.offset()
                 if p is None or offset is None or p not in pending:
                     continue
-                if p not in exact:
+                if p not in exact and offset_to is None:
                     exact.add(p)
-                    fetched = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
-                    if offset_to is None:
-                        end[p] = max(end[p], fetched)
+                    end[p] = fetched_end(consumer, topic, p, end[p])
                 if offset >= end[p]:  # written after the read started: not ours
                     pending.discard(p)
                     continue

@@ -37,6 +37,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from shopstream.config import Settings
+from shopstream.kafka import fetched_end
 
 log = logging.getLogger("shopstream.runner")
 
@@ -117,7 +118,6 @@ def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
         low, high = consumer.get_watermark_offsets(TopicPartition(changelog, partition), timeout=10)
         if high <= low:
             return state
-        tp = TopicPartition(changelog, partition)
         consumer.assign([TopicPartition(changelog, partition, low)])
         reached = False
         while True:
@@ -130,7 +130,7 @@ def restore(settings: Settings, changelog: str, partition: int, decode: Decode,
             if not batch and reached:
                 break
             # the fetch responses' watermark (-1 before the first): exact where ListOffsets is not (docstring)
-            high = max(high, consumer.get_watermark_offsets(tp, cached=True)[1])
+            high = fetched_end(consumer, changelog, partition, high)
             for msg in batch:
                 err = msg.error()
                 if err is not None:

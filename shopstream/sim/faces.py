@@ -15,6 +15,7 @@ from shopstream.connectors import stripe as stripe_connector
 from shopstream.connectors.shopify import sign as shopify_sign
 from shopstream.connectors.signing import shopstream_headers
 from shopstream.dev.broker import DURABLE_FETCH_MAX_WAIT_MS
+from shopstream.kafka import fetched_end
 from shopstream.sim.steps import Step
 
 
@@ -106,8 +107,7 @@ def read_topic(faces: Faces, name: str, partitions: int, idle_s: float = 1.0, ti
                 last = time.monotonic()
                 for m in batch:
                     p = m.partition() or 0
-                    if p in pending and (m.offset() or 0) + 1 >= max(
-                            ends[p], consumer.get_watermark_offsets(tps[p], cached=True)[1]):
+                    if p in pending and (m.offset() or 0) + 1 >= fetched_end(consumer, tps[p].topic, p, ends[p]):
                         pending.discard(p)
             else:
                 quiet = time.monotonic() - last
