@@ -32,7 +32,7 @@ from typing import Any
 
 from shopstream.bench.common import BenchError, spawn_dev, work_dir
 from shopstream.bench.orders_baseline import end_offsets, kafka_loop, summary_ms, webhook_round_trips
-from shopstream.bench.orders_load import Delivery, captured, offer, order_ids
+from shopstream.bench.orders_load import Delivery, captured, offer, order_ids, stock_skus
 from shopstream.bench.orders_watch import LagSample, Sampler, StateWatch, ViewWatch, stack_pids
 from shopstream.config import Settings, load_settings
 from shopstream.sim.faces import Faces
@@ -335,6 +335,7 @@ def run_orders_bench(settings: Settings, *, rate: float, duration: float, runs: 
         if not _answers(target):
             raise BenchError(f"no stack answers at {target.faces.connectors}: start `shopstream dev` (with this "
                              "environment) or pass --spawn")
+        stock_skus(target.faces, target.settings)
         start = end_offsets(target.settings, "shop.orders")
         hooks = webhook_round_trips(target.faces, BASELINE_WEBHOOKS)
         report: dict[str, Any] = {"command": "bench orders", "spawned": spawn, "stripe_share": stripe_share,

@@ -68,16 +68,8 @@ def _say(quiet: bool, text: str) -> None:
 def seed_stock(faces: Faces, cfg: Config, run_id: str, quiet: bool) -> None:
     """The opening stock through `shopstream ingest erp-stock`, then wait until the read API shows it."""
     world = make_world(cfg.seed, run_id, cfg.skus, cfg.customers, cfg.orders)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "stock.csv"
-        path.write_text(export_csv(world), encoding="utf-8")
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": faces.bootstrap, "SCHEMA_REGISTRY_URL": faces.registry,
-               "SHOPSTREAM_TOPIC_PREFIX": faces.prefix}
-        as_of = iso(datetime.now(UTC) - timedelta(minutes=1))
-        done = subprocess.run([sys.executable, "-m", "shopstream.cli", "ingest", "erp-stock", str(path),
-                               "--as-of", as_of], env=env, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise RuntimeError(f"ingest erp-stock failed ({done.returncode}): {done.stderr[-500:]}")
+    as_of = iso(datetime.now(UTC) - timedelta(minutes=1))
+    ingest_stock(faces, export_csv(world), as_of)
     _say(quiet, f"simulate: opening stock of {len(world.skus)} SKUs ingested (ERP export, as of {as_of})")
     want = {s.sku: s.on_hand for s in world.skus}
     deadline = time.monotonic() + 120
@@ -87,6 +79,19 @@ def seed_stock(faces: Faces, cfg: Config, run_id: str, quiet: bool) -> None:
             return
         time.sleep(1)
     raise RuntimeError("the opening stock did not show on the read API within 120 s")
+
+
+def ingest_stock(faces: Faces, export: str, as_of: str) -> None:
+    """An ERP stock export (`export_csv`'s CSV) through `shopstream ingest erp-stock`, the ERP's real face."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stock.csv"
+        path.write_text(export, encoding="utf-8")
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": faces.bootstrap, "SCHEMA_REGISTRY_URL": faces.registry,
+               "SHOPSTREAM_TOPIC_PREFIX": faces.prefix}
+        done = subprocess.run([sys.executable, "-m", "shopstream.cli", "ingest", "erp-stock", str(path),
+                               "--as-of", as_of], env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"ingest erp-stock failed ({done.returncode}): {done.stderr[-500:]}")
 
 
 def _sender(faces: Faces, inbox: queue.Queue[Step | None], timeline: Timeline, wrong: Row) -> None:
