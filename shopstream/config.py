@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         description="After this long with polls returning nothing, a worker checks whether records wait past "
                     "its position (a stalled consumer: logged, counted in shopstream_runner_stalled_partitions).",
     )
+    commit_interval_ms: int = Field(
+        100, ge=0, le=60_000, validation_alias=AliasChoices("SHOPSTREAM_COMMIT_INTERVAL_MS"),
+        description="How often a worker confirms its outputs, writes its changelog and commits its offsets "
+                    "(Kafka Streams' commit.interval.ms). Outputs are produced as each poll is handled; "
+                    "between commits a poll waits for nothing, and a key written many times is written to "
+                    "the changelog once. A crash re-reads at most this much. 0: after every poll.",
+    )
     retry_max_elapsed_s: float = Field(
         120.0, gt=0, le=3600, validation_alias=AliasChoices("SHOPSTREAM_RETRY_MAX_ELAPSED_S"),
         description="How long a worker retries a transient fault of one record in place before parking "

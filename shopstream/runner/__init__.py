@@ -22,18 +22,24 @@ The loop (`loop.Runner`, one thread, so a processor needs no locks):
    (undecodable, wrong type, a handler bug) park the record on its DLQ (`DeadLetterWriter`, routes from
    the topology). A DLQ write that fails is retried in place; past the budget the process halts
    without committing (exit 75, `shopstream.halt`);
-3. produce every output of the poll (all its partitions) through ONE confirming producer
-   (`producer.ConfirmingProducer`: murmur2, idempotent, acks=all, failures reported only) and wait for
-   the broker once, then every changelog record of the poll and wait once, then store the states: two
-   waits per poll, not two per partition (a poll of 8 partitions paid 16 round trips before);
-4. commit, with `enable.auto.commit=false`, the explicit offsets of the contiguous done prefix
-   (`offsets.DoneOffsets`): done = applied and confirmed, or parked.
+3. queue every output of the poll (all its partitions) on ONE confirming producer
+   (`producer.ConfirmingProducer`: murmur2, idempotent, acks=all, failures reported only) at once, so
+   the next stage reads them without waiting, and keep the poll's records and state writes as open work;
+4. once `SHOPSTREAM_COMMIT_INTERVAL_MS` (default 100; Kafka Streams' `commit.interval.ms`) has passed, or
+   the open work holds `MAX_OPEN_RECORDS`, flush (`Runner._flush`): wait for the broker to confirm every
+   queued output once, then write the open work's changelog records — each key once, however often the
+   interval wrote it — and wait once, then store the states and commit, with
+   `enable.auto.commit=false`, the explicit offsets of the contiguous done prefix
+   (`offsets.DoneOffsets`): done = applied and confirmed, or parked. Between flushes a poll waits for
+   nothing; the orders worker at 200 orders/s used to wait three times per poll (outputs, changelog,
+   a synchronous commit). A crash re-reads at most an interval's records (their ids are deterministic).
 Delivery failure is a sticky latch: once any output or changelog record was refused, nothing more is
 committed; a refused changelog record halts at once, refused outputs after their in-place retries and
-parking, both with exit 76, so a restart re-reads from the last commit. Rebalance: a batch is
-confirmed and committed before the next poll, so a revoke commits what is done and drops the
-partition's state; an assignment restores state before processing. A processor's `tick(now)` (the
-orders sweep) runs in the same thread between batches, its effects confirmed the same way.
+parking, both with exit 76, so a restart re-reads from the last commit. Rebalance: a revoke flushes
+the open work and commits what is done, then drops the partitions' state; a lost partition's open work
+is dropped unconfirmed (its new owner reads it again); an assignment restores state before processing.
+A processor's `tick(now)` (the orders sweep) runs in the same thread between batches, after a flush,
+its effects confirmed at once.
 `/readyz` (ready once every assigned partition is restored) and `/metrics` are on the worker's admin
 port (`admin.AdminServer`). Stateless processors (no changelog) run on the same loop.
 

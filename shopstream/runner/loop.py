@@ -33,6 +33,9 @@ log = logging.getLogger("shopstream.runner")
 #: fails the DLQ write too (a misleading exit 75), so the runner halts at once (exit 76).
 PRODUCER_GONE = frozenset({KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
                            KafkaError.UNKNOWN_PRODUCER_ID, KafkaError._FENCED, KafkaError._FATAL})
+#: The open work (handled, not yet confirmed) is confirmed once it holds this many records, whatever the
+#: interval: a backlog read at full speed must not pile up (and be re-sent whole if the broker refuses one).
+MAX_OPEN_RECORDS = 10_000
 
 
 @dataclass
@@ -74,6 +77,13 @@ class Runner:
         self.states: dict[int, dict[bytes, Any]] = {}  # partition -> confirmed state (stateful processors)
         self.owned: set[tuple[str, int]] = set()
         self.offsets = DoneOffsets()
+        self.commit_interval_s = settings.commit_interval_ms / 1000
+        # The work handled since the last commit, per partition: outputs queued, not yet confirmed; the
+        # state writes and records waiting for that confirmation (see `_flush`).
+        self._open: dict[int, Handled] = {}
+        self._open_records = 0
+        self._open_failures: int | None = None  # len(producer.failures) when the open work's first output was queued
+        self._last_flush = time.monotonic()
         self._physical: dict[str, str] = {}
         self._sent: dict[str, Any] = {}
         self._last_error: str | None = None
@@ -109,6 +119,7 @@ class Runner:
                 if time.monotonic() >= next_tick and interval:
                     self._tick()
                     next_tick = time.monotonic() + interval
+            self._flush()
             self._drain()
             self._commit()
         except StopRequested as exc:  # stopped amid a transient fault: the record in hand stays unacknowledged
@@ -118,16 +129,47 @@ class Runner:
             self.producer.close()
 
     def step(self, timeout_s: float = 0.5) -> int:
-        """One poll: handle its records per partition, confirm, store, commit; returns how many were read."""
+        """One poll: handle its records per partition and queue their outputs; once the commit interval
+        has passed, confirm everything open, store, commit (`_flush`). Returns how many were read."""
         msgs, self._last_error = poll_batch(self.consumer, self.batch_size, timeout_s, self._last_error)
         if self.batched:
             owned = self.owned
             self.process_batch([m for m in msgs if (m.topic() or "", m.partition() or 0) in owned])
         else:
-            self._process([self._handle_partition(partition, group)
-                           for partition, group in by_partition(msgs, self.owned).items()])
-        self._commit()
+            self._handle_poll(by_partition(msgs, self.owned))
+        if (time.monotonic() - self._last_flush >= self.commit_interval_s
+                or self._open_records >= MAX_OPEN_RECORDS):
+            self._flush()
         return len(msgs)
+
+    def _handle_poll(self, groups: dict[int, list[Message]]) -> None:
+        """Each partition's records of a poll onto its open work (its state sees the writes of earlier polls
+        not yet confirmed); their outputs are queued now, so the next stage reads them without waiting
+        for the commit."""
+        queued: list[OutRecord] = []
+        for partition, msgs in groups.items():
+            done = self._open.get(partition)
+            if done is None:
+                stored = self.states.get(partition)
+                done = Handled(partition, PartitionState(stored if stored is not None else {}), time.monotonic())
+            had_records, had_outputs = len(done.records), len(done.outputs)
+            self._handle_partition(done, msgs)
+            if len(done.records) > had_records:
+                self._open[partition] = done
+                self._open_records += len(done.records) - had_records
+            queued += [(self._topic(name), key, value, None) for name, key, value in done.outputs[had_outputs:]]
+        if queued:
+            if self._open_failures is None:
+                self._open_failures = len(self.producer.failures)
+            self._produce(", ".join(str(p) for p in groups), queued)
+
+    def _flush(self) -> None:
+        """Confirm the open work (outputs, then changelog), store its states, acknowledge, commit."""
+        open_work, self._open = list(self._open.values()), {}
+        since, self._open_records, self._open_failures = self._open_failures, 0, None
+        self._last_flush = time.monotonic()
+        self._process(open_work, queued=True, since=since)
+        self._commit()
 
     def process_batch(self, msgs: list[Message]) -> bool:
         """A whole poll through `handle_batch`; False when it was rewound (transient faults outlasted the budget).
@@ -165,7 +207,7 @@ class Runner:
         for record, error, stage in effects.parked:
             self._park(record, Failure(error=error, stage=stage))
         if effects.outputs:
-            self._confirm([], effects.outputs, records)
+            self._confirm([], effects.outputs, records, queued=False)
         offsets = self.offsets
         for record in records:
             tp = (record.topic, record.partition)
@@ -210,11 +252,10 @@ class Runner:
             except KafkaException as exc:  # not ours any more: its new owner starts at the last commit
                 log.info("%s: seek %s[%d] skipped: %s", self.name, topic, partition, exc)
 
-    def _handle_partition(self, partition: int, msgs: list[Message]) -> Handled:
-        """One partition's records of a poll through `handle`, against its state; nothing confirmed yet."""
-        stored = self.states.get(partition)
-        done = Handled(partition, PartitionState(stored if stored is not None else {}), time.monotonic())
-        offsets = self.offsets
+    def _handle_partition(self, done: Handled, msgs: list[Message]) -> None:
+        """One partition's records of a poll through `handle`, against its state, onto `done`; nothing
+        confirmed yet."""
+        partition, offsets, started = done.partition, self.offsets, time.monotonic()
         for msg in msgs:
             record = self._record(msg, partition)
             tp = (record.topic, partition)
@@ -230,24 +271,25 @@ class Runner:
             if effects.pending:
                 done.held.add((record.topic, record.offset))
             done.acks.extend(effects.acks)
-        return done
+        if msgs:
+            PROCESSING_SECONDS.labels(self.name).observe((time.monotonic() - started) / len(msgs))
 
-    def _process(self, batches: list[Handled]) -> None:
-        """Confirm the handled partitions of a poll together (one wait for the outputs, one for the
-        changelog, however many partitions the poll held), then acknowledge their records."""
+    def _process(self, batches: list[Handled], *, queued: bool, since: int | None = None) -> None:
+        """Confirm handled partitions together (one wait for the outputs, one for the changelog, however
+        many partitions and polls they hold), then acknowledge their records. `queued`: their outputs
+        were produced already (`since`: the producer's failure count before the first of them)."""
         batches = [b for b in batches if b.records]
         if not batches:
             return
         self._confirm([(b.partition, b.state) for b in batches], [o for b in batches for o in b.outputs],
-                      [r for b in batches for r in b.records])
-        offsets, now = self.offsets, time.monotonic()
+                      [r for b in batches for r in b.records], queued=queued, since=since)
+        offsets = self.offsets
         for batch in batches:
             for record in batch.records:
                 if (record.topic, record.offset) not in batch.held:
                     offsets.done((record.topic, batch.partition), record.offset)
                 RECORDS_IN.labels(self.name, record.label, "ok").inc()
             self._acked(batch.acks)
-            PROCESSING_SECONDS.labels(self.name).observe((now - batch.started) / len(batch.records))
 
     def _record(self, msg: Message, partition: int) -> Record:
         topic = msg.topic() or ""
@@ -296,21 +338,24 @@ class Runner:
         return physical
 
     def _confirm(self, parts: list[tuple[int, PartitionState]], outputs: list[tuple[str, bytes | None, bytes]],
-                 records: list[Record]) -> None:
-        """Produce the outputs and wait for the broker, then the changelog records and wait, then store the
-        states (`parts`: partition and its state with the batch's writes; empty for a stateless processor).
+                 records: list[Record], *, queued: bool, since: int | None = None) -> None:
+        """Produce the outputs (unless `queued` already) and wait for the broker, then the changelog records
+        and wait, then store the states (`parts`: partition and its state with the batch's writes; empty for
+        a stateless processor).
 
         A refused changelog record halts at once (exit 76). Refused outputs latch the producer (nothing
         is committed by this process any more) and the batch is re-sent in place under the retry policy
         (the same records: ids are deterministic); past the budget its records are parked (exit 75 if that
         fails too). Either way the state is not stored, and the latch halts the process (exit 76) at the
         next commit, so a restart re-reads from the last commit."""
-        queued: list[OutRecord] = [(self._topic(name), key, value, None) for name, key, value in outputs]
+        pending: list[OutRecord] = [(self._topic(name), key, value, None) for name, key, value in outputs]
         which = ", ".join(str(partition) for partition, _ in parts) or "-"
         started, attempt = time.monotonic(), 0
-        while queued:
-            self._produce(which, queued)
-            failures = self._confirmed()
+        while pending:
+            if not queued:  # a re-send (after refusals) sends them all again: ids are deterministic
+                self._produce(which, pending)
+            failures = self._confirmed(since)
+            queued, since = False, None
             if not failures:
                 break
             attempt += 1
@@ -374,17 +419,20 @@ class Runner:
             halt(f"{self.name}: a record of partition(s) {partitions} cannot be produced: {exc}",
                  EXIT_DELIVERY_FAILED)
 
-    def _confirmed(self) -> list[tuple[str, Any]]:
-        """Wait for everything queued; the refusals. Records still in flight are waited for again: librdkafka
-        settles each by `message.timeout.ms`."""
+    def _confirmed(self, since: int | None = None) -> list[tuple[str, Any]]:
+        """Wait for everything queued; the refusals (since the failure count `since`, else since the call).
+        Records still in flight are waited for again: librdkafka settles each by `message.timeout.ms`."""
+        seen = len(self.producer.failures) if since is None else since
         while True:
             try:
-                return self.producer.confirm()
+                return self.producer.confirm(since=seen)
             except TimeoutError as exc:
                 log.warning("%s: %s; waiting", self.name, exc)
 
     def _tick(self) -> None:
-        """The processor's periodic work over owned state; its effects go the way of a batch's."""
+        """The processor's periodic work over owned state (the open work confirmed first, so the tick sees
+        every write); its effects go the way of a batch's."""
+        self._flush()
         states: Mapping[int, Mapping[bytes, Any]] = dict(self.states)
         try:
             work = list(self.processor.tick(time.time(), states))
@@ -394,7 +442,8 @@ class Runner:
         self._settle(work)
 
     def _drain(self) -> None:
-        """What the processor holds back (deferred acks) settled now: on stop and before a revoke's commit."""
+        """What the processor holds back (deferred acks) settled now: on stop and before a revoke's commit
+        (after `_flush`: the open work is confirmed first)."""
         try:
             work = list(self.processor.drain(time.time()))
         except Exception:  # held records stay uncommitted: read again by whoever owns them next
@@ -417,7 +466,7 @@ class Runner:
             outputs += effects.outputs
             acks += effects.acks
         if outputs or parts:
-            self._confirm(list(parts.items()), outputs, [])
+            self._confirm(list(parts.items()), outputs, [], queued=False)
         self._acked(acks)
 
     def _acked(self, acks: list[tuple[str, int, int]]) -> None:
@@ -473,14 +522,26 @@ class Runner:
                 time.sleep(self.retry.backoff(attempt))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Work in hand is confirmed (batches finish before the next poll): settle what is held, commit, drop."""
+        """Confirm the open work, settle what is held, commit, drop."""
+        self._flush()
         self._drain()
         self._commit()
         self._drop(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Taken without a revoke: commits would fail; drop what was owned."""
+        """Taken without a revoke: commits would fail; the open work of those partitions is dropped unconfirmed
+        (its records are read again by their new owner), then what was owned."""
         log.warning("%s: partitions lost: %s", self.name, [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        for number in {p for _, p in gone}:
+            work = self._open.pop(number, None)
+            if work is None:
+                continue
+            self._open_records -= len(work.records)
+            # a co-partitioned topic of the same number still owned: its records are read again here
+            kept = [r for r in work.records if (r.topic, r.partition) not in gone]
+            self.offsets.forget({(r.topic, r.partition) for r in work.records})
+            self._rewind(kept)
         self._drop(partitions)
 
     def _drop(self, partitions: list[TopicPartition]) -> None:

@@ -78,11 +78,12 @@ class ConfirmingProducer:
                 except KafkaException as exc:
                     raise DeliveryError(topic, exc.args[0]) from exc
 
-    def confirm(self, timeout_s: float | None = None) -> list[tuple[str, KafkaError]]:
-        """Wait until every queued record is confirmed or refused; returns the refusals since the last call.
+    def confirm(self, timeout_s: float | None = None, since: int | None = None) -> list[tuple[str, KafkaError]]:
+        """Wait until every queued record is confirmed or refused; returns the refusals since the call
+        (or since `failures` was `since` long: records queued earlier, refused while queueing later ones).
 
         Raises TimeoutError (transient) when records are still unconfirmed after `timeout_s`."""
-        seen = len(self.failures)
+        seen = len(self.failures) if since is None else since
         left = self._producer.flush(self._timeout_s + 5 if timeout_s is None else timeout_s)
         if left:
             raise TimeoutError(f"{left} records not confirmed by the broker")

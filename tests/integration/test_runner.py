@@ -8,6 +8,8 @@
 3. A record whose output is over the producer's message.max.bytes is parked (stage `produce`) and the
    runner goes on; a state value over it halts the process (exit 76) naming the key and size, and
    nothing is committed past the record that made it.
+4. The commit interval: outputs are on their topic before anything is committed, and a key written
+   forty times within one interval is written to the changelog once.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tests import processes
 from tests.broker_proxy import BrokerProxy, proxied_tansu
 from tests.kafka_read import read_all
 from tests.kafka_write import make_producer
-from tests.runner_probe import CountingProcessor, EchoProcessor
+from tests.runner_probe import CHANGELOG, CountingProcessor, EchoProcessor
 from tests.workers import stop, wait_for
 
 pytestmark = pytest.mark.broker
@@ -95,6 +97,29 @@ def test_a_restarted_runner_continues_from_the_state_in_its_changelog(settings: 
     counts = [v for v in _outputs(settings) if v.startswith(b"a:")]
     assert counts[-3:] == [b"a:6", b"a:7", b"a:8"]  # restored 5, not started from 0
     assert second.states == {}  # dropped with the partitions when it left the group
+
+
+def test_outputs_go_out_before_the_commit_and_the_changelog_gets_each_key_once_per_interval(
+        settings: Settings) -> None:
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    _produce(settings, [(b"a", b"x")] * 40)
+    slow = settings.model_copy(update={"commit_interval_ms": 20_000})
+    runner = Runner(slow, CountingProcessor(), stop=threading.Event())
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    partition = partition_for(b"a", 4)
+    try:
+        wait_for(lambda: len(_outputs(settings)) == 40, 15, what="the forty counts, before the first commit")
+        assert _committed(settings, partition) < 0  # nothing committed yet: the interval has not passed
+        assert runner.offsets.in_flight() == 40  # read, handled, not yet confirmed
+    finally:
+        runner.stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert _committed(settings, partition) == 40  # the stop flushed and committed the open work
+    changelog = [m for m in read_all(settings.kafka_bootstrap_servers, settings.topic(CHANGELOG), idle_s=0.3)
+                 if m.key() == b"a"]
+    assert [m.value() for m in changelog] == [b"40"]
 
 
 def test_restore_reads_a_changelog_written_in_multi_record_batches_to_its_end(settings: Settings) -> None:

@@ -48,6 +48,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "kafka_producer_timeout_s": ("5", 5.0),
     "retry_max_elapsed_s": ("7.5", 7.5),
     "stall_after_s": ("12", 12.0),
+    "commit_interval_ms": ("250", 250),
     "kafka_debug": ("cgrp,fetch", "cgrp,fetch"),
     "mappings_dir": ("/etc/shopstream/mappings", "/etc/shopstream/mappings"),
     "topic_prefix": ("staging.", "staging."),
