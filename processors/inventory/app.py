@@ -3,10 +3,11 @@
 Consumes `inventory.stock` (StockSnapshot / StockSnapshotBatch / StockAdjusted / GoodsReceived) and
 `inventory.reservations` (ReservationChanged), both keyed by SKU and co-partitioned (copartition group
 `sku`; the store has that group's partition count, from the topology), keeps one `SkuState` per SKU in
-the runner's state store (key: the SKU, value: `SkuState.to_dict()` as JSON in the changelog
-`inventory-atp-changelog`, the `SkuState` itself in memory) and feeds every event through the matching `apply_*` of
-`shopstream.processors.inventory.atp`, which holds all of the arithmetic and the idempotence rules (the
-figures it sums in `inventory.figures`, the per-SKU state and its stored form in `inventory.sku_state`):
+the runner's state store (in memory the `SkuState` itself; in the changelog `inventory-atp-changelog`
+its figures under the SKU and each reservation under its own key, `inventory.changelog`) and feeds
+every event through the matching `apply_*` of `shopstream.processors.inventory.atp`, which holds all of
+the arithmetic and the idempotence rules (the figures it sums in `inventory.figures`, the per-SKU
+state and its stored form in `inventory.sku_state`):
 - a StockSnapshot is the ERP count of one location as of `as_of`; an older one is stale and
   ignored, one repeating the current figures is a duplicate;
 - a StockSnapshotBatch (bulk ERP exports, connectors/erp_stock.py) is many such counts of one
@@ -47,8 +48,8 @@ live on another partition) and events the core rejects (negative quantities) go 
 transient faults are retried in place (the runner's one retry policy).
 
 The runner handles both topics' records of a partition one at a time in one thread, so no two
-events of a SKU interleave. A polled batch's outputs and changelog records go through the runner's one
-confirming producer and are confirmed once per batch; only then are the states stored and offsets
+events of a SKU interleave. Outputs and changelog records go through the runner's one confirming
+producer and are confirmed once per commit interval; only then are the states stored and offsets
 committed, so the changelog never claims an event whose output was lost, and after a crash the
 uncommitted tail is read again and the core treats it as duplicates. A refused changelog record halts
 the worker without committing (exit 76), so a restart re-reads every event whose state may be missing
@@ -62,7 +63,9 @@ collector's full passes over the table cost as much as the arithmetic with a `__
 Bounded state: with `keep_finished_reservations` in the policy (shipped: 30 d, longer than
 `inventory.reservations` and its DLQ keep records), each applied reservation event forgets the SKU's
 released and counted reservations that finished longer ago (`atp.prune`), so a best-selling SKU's
-state — written whole to the changelog on every change — does not grow with every order it was in.
+state does not grow with every order it was in. Open reservations it must keep: each is its own
+changelog record, so an event writes the SKU's figures and the reservations it changed, not all of
+them (`inventory.changelog`: one record had grown to 65 KB at 360 open reservations).
 
 SyncShopStock towards the shop is not sent here: `worker shop-sync` (`shop_sync_worker.py`) reads
 `inventory.atp` and coalesces per SKU, so this worker's per-event cost stays independent of the
@@ -77,13 +80,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from shopstream.codecs import atp_level as atp_level_codec
 from shopstream.codecs.atp_level import AtpLevelEncoder
 from shopstream.config import Settings
 from shopstream.kafka import partition_for
 from shopstream.metrics import RECORDS_IN
+from shopstream.processors.inventory import changelog
 from shopstream.processors.inventory.atp import (
     Outcome,
     apply_adjustment,
@@ -122,24 +124,6 @@ NEVER_COUNTED = datetime(1970, 1, 1, tzinfo=UTC)
 
 StockEvent = StockSnapshot | StockAdjusted | GoodsReceived
 Output = tuple[str, bytes | None, bytes]
-
-
-class SkuStateCodec:
-    """Store values: the `SkuState` in memory (no parsing per event), `to_dict()` JSON in the changelog.
-
-    orjson writes the dataclass itself: the same JSON as `to_dict()` (a unit test checks it) at a tenth
-    of the cost, which a bulk snapshot pays once per SKU."""
-
-    def dumps(self, obj: SkuState) -> bytes:
-        """The changelog bytes of a state."""
-        return orjson.dumps(obj)
-
-    def loads(self, data: bytes) -> SkuState:
-        """A state from its changelog bytes."""
-        return SkuState.from_dict(orjson.loads(data))
-
-
-_CODEC = SkuStateCodec()
 
 
 def atp_level_datum(levels: Levels, cause: EventMeta) -> dict[str, Any]:
@@ -232,14 +216,33 @@ class InventoryProcessor(ProcessorBase):
         self._atp_encoder: AtpLevelEncoder | None = None
         self._skipped = {(label, kind): RECORDS_IN.labels(PROCESSOR, label, kind)
                          for label in (STOCK, RESERVATIONS) for kind in ("stale", "duplicate")}
+        # partition -> SKU keys restored from the changelog layout before `inventory.changelog`'s
+        self._old_layout: dict[int, set[bytes]] = {}
 
     def encode_state(self, value: Any) -> bytes:
-        """`SkuState` as changelog JSON (orjson, the same document as `to_dict()`)."""
-        return orjson.dumps(value)
+        """A store value as changelog JSON: a SKU's figures or one reservation (`inventory.changelog`)."""
+        return changelog.encode(value)
 
-    def decode_state(self, data: bytes) -> SkuState:
-        """A changelog value back into the `SkuState`."""
-        return SkuState.from_dict(orjson.loads(data))
+    def decode_state(self, data: bytes) -> Any:
+        """A changelog value back into a store value; `restored` puts the reservations into their SKUs."""
+        return changelog.decode(data)
+
+    def restored(self, partition: int, state: Mapping[bytes, Any]) -> None:
+        """Each reservation into its SKU's state; SKUs of the old layout write all theirs at their next change."""
+        assert isinstance(state, dict)  # the runner's store: the partition's own dict
+        self._old_layout[partition] = changelog.fold(state)
+
+    def dropped(self, partition: int) -> None:
+        """The partition went elsewhere."""
+        self._old_layout.pop(partition, None)
+
+    def _writes(self, partition: int, key: bytes, before: SkuState, after: SkuState) -> dict[bytes, Any]:
+        """The store writes of one SKU's change (`changelog.writes`)."""
+        old = self._old_layout.get(partition)
+        every = old is not None and key in old
+        if old is not None and every:
+            old.discard(key)
+        return changelog.writes(key, before, after, every=every)
 
     def handle(self, record: Record, state: Mapping[bytes, Any]) -> Effects:
         """Decode, apply to the SKU's state: the outputs and new states (raises: the runner classifies)."""
@@ -262,7 +265,8 @@ class InventoryProcessor(ProcessorBase):
         outputs = self._outputs(key, outcome, event.meta)
         if not outcome.changed:
             self._skipped[(label, "stale" if outcome.stale else "duplicate")].inc()
-        return Effects(outputs, {key: outcome.state} if outcome.state != current else {})
+        return Effects(outputs, self._writes(record.partition, key, current, outcome.state)
+                       if outcome.state != current else {})
 
     def _handle_batch(self, record: Record, batch: dict[str, Any], state: Mapping[bytes, Any]) -> Effects:
         """Each line like a StockSnapshot of its SKU, in line order; one Effects for the whole batch.
@@ -282,6 +286,7 @@ class InventoryProcessor(ProcessorBase):
         same = None if self.config.reorder_points.skus else self.config.policy("")
         policy = self.config.policy
         states: dict[bytes, SkuState] = {}
+        before: dict[bytes, SkuState] = {}
         outputs: list[Output] = []
         quiet = {"stale": 0, "duplicate": 0}  # lines that changed no figure, counted once per batch
         for line in lines:
@@ -294,11 +299,19 @@ class InventoryProcessor(ProcessorBase):
             if not outcome.changed:
                 quiet["stale" if outcome.stale else "duplicate"] += 1
             if outcome.state is not current:
+                before.setdefault(key, current)
                 states[key] = outcome.state
         for kind, lines_ in quiet.items():
             if lines_:
                 self._skipped[(STOCK, kind)].inc(lines_)
-        return Effects(outputs, dict(states))
+        writes: dict[bytes, Any] = {}
+        for key, state_ in states.items():
+            prior = before[key]
+            if state_.reservations is prior.reservations and not self._old_layout.get(record.partition):
+                writes[key] = state_  # the bulk path: a snapshot line that changed no reservation
+            else:
+                writes.update(self._writes(record.partition, key, prior, state_))
+        return Effects(outputs, writes)
 
     @staticmethod
     def _state(state: Mapping[bytes, Any], key: bytes, sku: str) -> SkuState:

@@ -1,8 +1,8 @@
 """Available-to-promise (ATP) per SKU: `apply_*(state, policy, ...) -> Outcome`, pure and deterministic.
 
 This is the whole stock arithmetic of the inventory processor (`shopstream worker inventory`): its processor
-on the runner keeps one `SkuState` per SKU in the runner's store (stored as `SkuState.to_dict()`), feeds every
-`inventory.stock` event (StockSnapshot, StockAdjusted, GoodsReceived) and every
+on the runner keeps one `SkuState` per SKU in the runner's store (its changelog layout: `changelog`), feeds
+every `inventory.stock` event (StockSnapshot, StockAdjusted, GoodsReceived) and every
 `inventory.reservations` event (ReservationChanged) through the matching `apply_*` function, and
 publishes from the `Outcome`: an AtpLevel when `changed`, a (coalesced) SyncShopStock when
 `available_changed`, a ReorderRequest when `reorder_crossed`, an Oversold alert + review item when

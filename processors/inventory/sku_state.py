@@ -100,14 +100,16 @@ class SkuState:
                              for eid, a in s["pending"].items()})
                 for loc, s in data["locations"].items()
             },
-            reservations={
-                oid: Reservation(quantity=r["quantity"], status=r["status"], at=_req(r["at"]),
-                                 location=r["location"], reserved_at=_parse(r["reserved_at"]),
-                                 dispatched_at=_parse(r["dispatched_at"]))
-                for oid, r in data["reservations"].items()
-            },
+            reservations={oid: reservation_from_dict(r) for oid, r in data["reservations"].items()},
             forgotten_before=_parse(data.get("forgotten_before")),
         )
+
+
+def reservation_from_dict(data: Mapping[str, Any]) -> Reservation:
+    """A reservation from its stored form (`to_dict`'s, or orjson's of the dataclass: the same)."""
+    return Reservation(quantity=data["quantity"], status=data["status"], at=_req(data["at"]),
+                       location=data["location"], reserved_at=_parse(data["reserved_at"]),
+                       dispatched_at=_parse(data["dispatched_at"]))
 
 
 def new_state(sku: str) -> SkuState:

@@ -14,8 +14,8 @@ orders not seen yet. This adapter only moves bytes:
   `inventory.stock` for restocked returns, `inventory.reservations` for reserve / adjust / release /
   ship per SKU), keyed as the core says (order id, or SKU for the two inventory topics);
 - the entry is stored only after the broker confirmed every output and its changelog record (once
-  per polled batch of a partition, not per record: a later record of the batch sees the earlier
-  ones' entries), so the changelog never claims an event whose outputs were lost; a failed send is
+  per commit interval, not per record: a later record sees the earlier ones' entries), so the
+  changelog never claims an event whose outputs were lost; a failed send is
   retried against the unchanged entry and re-emits the same records (the core's ids are
   deterministic: uuid5 of the cause), which every consumer treats as duplicates;
 - duplicates, stale updates and already-parked events change nothing and emit nothing;

@@ -61,7 +61,7 @@ class Processor(Protocol):
     atomic_state: bool
     #: Seconds between `tick` calls, or None for no tick.
     tick_interval_s: float | None
-    #: Records per poll at most (all of them are confirmed together, per partition).
+    #: Records per poll at most (a poll's outputs are queued together; confirmed once per commit interval).
     batch_size: int
     #: True: the runner hands each poll to `handle_batch` (stateless processors only), not `handle`.
     batched: bool

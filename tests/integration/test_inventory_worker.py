@@ -333,3 +333,45 @@ def test_snapshot_batches_apply_like_one_snapshot_per_line(settings: Settings, t
         assert all(lv.on_hand != 999 for lvs in _levels_by_sku(settings, serde).values() for lv in lvs)
     finally:
         stop(worker)
+
+
+def test_a_sku_held_by_thousands_of_open_orders_is_written_in_small_records_and_restores(
+        settings: Settings, tmp_path: Path) -> None:
+    """7,500 open reservations of one SKU (a flash sale, nothing shipped): the SKU as one changelog record
+    passed the broker's 1 MB limit at ~6,500 of these and halted the worker (exit 76). Each record stays
+    small, and a restarted worker restores every reservation from the changelog."""
+    apply_topology(load_topology(), settings.kafka_client_config(), prefix=settings.topic_prefix)
+    serde = AvroSerde(make_registry_client(settings.schema_registry_url))
+    stock, reservations = settings.topic("inventory.stock"), settings.topic("inventory.reservations")
+    producer = make_producer(settings)
+    producer.produce(stock, key=b"HOT", value=serde.encode(stock, snapshot("HOT", 100_000, 0)))
+    for n in range(7500):
+        producer.produce(reservations, key=b"HOT",
+                         value=serde.encode(reservations, reservation("HOT", f"O-{n}", "reserve", 1, 1)))
+        if n % 1000 == 999:
+            producer.poll(0)
+    assert producer.flush(30) == 0
+
+    def reserved(expected: int) -> Any:
+        levels = _levels_by_sku(settings, serde).get("HOT", [])
+        return levels and levels[-1].reserved == expected
+
+    log = tmp_path / "worker.log"
+    worker = start_worker("inventory", settings, log)
+    try:
+        wait_for(lambda: reserved(7500), 120, log, what="7,500 units reserved on HOT")
+    finally:
+        assert stop(worker) == 0
+    sizes = [len(m.value() or b"") for m in read_all(settings.kafka_bootstrap_servers,
+                                                       settings.topic("inventory-atp-changelog"), idle_s=0.5)]
+    assert len(sizes) >= 7501 and max(sizes) < 2048  # the figures, and each reservation its own record
+
+    producer.produce(reservations, key=b"HOT", value=serde.encode(reservations, reservation("HOT", "O-last", "reserve",
+                                                                                         1, 2)))
+    assert producer.flush(10) == 0
+    log2 = tmp_path / "worker2.log"
+    worker = start_worker("inventory", settings, log2)
+    try:
+        wait_for(lambda: reserved(7501), 120, log2, what="the 7,501st unit, on top of the restored 7,500")
+    finally:
+        assert stop(worker) == 0
