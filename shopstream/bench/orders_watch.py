@@ -6,7 +6,9 @@
 - `ViewWatch`: the Redis order view the read API serves, one MGET per tick for the accepted orders not
   yet seen there (the API is not loaded).
 - `Sampler`: every second, the consumer lag of the stack's groups (`shopstream.api.lag.count_lag`, the
-  read API's gauge) and each stack process's resident memory; CPU seconds are read at start and end.
+  read API's gauge, with the partition ends from fetch responses: `LogEnds`, since ListOffsets costs
+  Tansu more the fuller a partition is, and sampling through it slowed the stack run after run) and
+  each stack process's resident memory; CPU seconds are read at start and end.
 Times are `time.perf_counter()`, the clock the load's deliveries use.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import redis
 from confluent_kafka import KafkaException, TopicPartition
 
-from shopstream.api.lag import count_lag
+from shopstream.api.lag import LogEnds, count_lag
 from shopstream.bench.common import process_cpu_seconds
 from shopstream.config import Settings
 from shopstream.dev.pids import read_pids
@@ -171,6 +173,7 @@ class Sampler(threading.Thread):
         self.errors: list[str] = []
         self._settings, self._pids, self._interval = settings, pids, interval_s
         self._cpu_start = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        self._ends = LogEnds(settings)
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
@@ -178,7 +181,7 @@ class Sampler(threading.Thread):
         for name, pid in self._pids.items():
             self.peak_rss_mb[name] = max(self.peak_rss_mb[name], rss_mb(pid))
         try:
-            counts = count_lag(self._settings)
+            counts = count_lag(self._settings, ends=self._ends)
         except KafkaException as exc:
             self.errors.append(str(exc))
             return
@@ -198,4 +201,5 @@ class Sampler(threading.Thread):
         self._stop_event.set()
         self.join(timeout=30)
         self.sample()
+        self._ends.close()
         return {name: process_cpu_seconds(pid) - self._cpu_start[name] for name, pid in self._pids.items()}

@@ -6,10 +6,11 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from shopstream.api.lag import count_lag
+from shopstream.api.lag import LogEnds, count_lag
 from shopstream.config import Settings
 from shopstream.kafka import make_admin, make_consumer
 from tests.kafka_write import make_producer
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -33,3 +34,31 @@ def test_lag_is_high_watermark_minus_committed(settings: Settings) -> None:
         consumer.close()
     lag = count_lag(settings)
     assert lag[(settings.topic("lag-worker"), topic)] == 6
+
+
+def test_lag_from_fetched_ends_is_exact_and_follows_new_records(settings: Settings) -> None:
+    """`LogEnds` (bench orders' sampler): the ends of fetch responses, exact on Tansu even for a last batch
+    of many records, where ListOffsets stops at its first."""
+    topic = settings.topic("lag-ends-test")
+    admin = make_admin(settings)
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(timeout=30)
+    producer = make_producer(settings, **{"linger.ms": 50})  # ten records, one batch
+    for i in range(10):
+        producer.produce(topic, key=b"k", value=str(i).encode())
+    assert producer.flush(30) == 0
+    consumer = make_consumer(settings, "lag-ends-worker")
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 4)], asynchronous=False)
+    finally:
+        consumer.close()
+    key = (settings.topic("lag-ends-worker"), topic)
+    ends = LogEnds(settings)
+    try:
+        wait_for(lambda: count_lag(settings, ends=ends).get(key) == 6, 15, what="a lag of 6 from the fetched end")
+        for i in range(10):
+            producer.produce(topic, key=b"k", value=str(i).encode())
+        assert producer.flush(30) == 0
+        wait_for(lambda: count_lag(settings, ends=ends).get(key) == 16, 15, what="16 after ten more")
+    finally:
+        ends.close()
