@@ -356,12 +356,14 @@ def test_a_sku_held_by_thousands_of_open_orders_is_written_in_small_records_and_
         levels = _levels_by_sku(settings, serde).get("HOT", [])
         return levels and levels[-1].reserved == expected
 
-    log = tmp_path / "worker.log"
-    worker = start_worker("inventory", settings, log)
-    try:
-        wait_for(lambda: reserved(7500), 120, log, what="7,500 units reserved on HOT")
-    finally:
-        assert stop(worker) == 0
+    def run_until(expected: int, log: Path) -> None:
+        worker = start_worker("inventory", settings, log)
+        try:
+            wait_for(lambda: reserved(expected), 120, log, what=f"{expected:,} units reserved on HOT")
+        finally:
+            assert stop(worker) == 0
+
+    run_until(7500, tmp_path / "worker.log")
     sizes = [len(m.value() or b"") for m in read_all(settings.kafka_bootstrap_servers,
                                                        settings.topic("inventory-atp-changelog"), idle_s=0.5)]
     assert len(sizes) >= 7501 and max(sizes) < 2048  # the figures, and each reservation its own record
@@ -369,9 +371,4 @@ def test_a_sku_held_by_thousands_of_open_orders_is_written_in_small_records_and_
     producer.produce(reservations, key=b"HOT", value=serde.encode(reservations, reservation("HOT", "O-last", "reserve",
                                                                                          1, 2)))
     assert producer.flush(10) == 0
-    log2 = tmp_path / "worker2.log"
-    worker = start_worker("inventory", settings, log2)
-    try:
-        wait_for(lambda: reserved(7501), 120, log2, what="the 7,501st unit, on top of the restored 7,500")
-    finally:
-        assert stop(worker) == 0
+    run_until(7501, tmp_path / "worker2.log")  # the restored 7,500 and one more
