@@ -44,7 +44,6 @@ class Handled:
 
     partition: int
     state: PartitionState
-    started: float
     records: list[Record] = field(default_factory=list)
     outputs: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     held: set[tuple[str, int]] = field(default_factory=set)  # (topic, offset) whose acknowledgement is deferred
@@ -151,7 +150,7 @@ class Runner:
             done = self._open.get(partition)
             if done is None:
                 stored = self.states.get(partition)
-                done = Handled(partition, PartitionState(stored if stored is not None else {}), time.monotonic())
+                done = Handled(partition, PartitionState(stored if stored is not None else {}))
             had_records, had_outputs = len(done.records), len(done.outputs)
             self._handle_partition(done, msgs)
             if len(done.records) > had_records:
@@ -168,7 +167,7 @@ class Runner:
         open_work, self._open = list(self._open.values()), {}
         since, self._open_records, self._open_failures = self._open_failures, 0, None
         self._last_flush = time.monotonic()
-        self._process(open_work, queued=True, since=since)
+        self._process(open_work, since)
         self._commit()
 
     def process_batch(self, msgs: list[Message]) -> bool:
@@ -274,15 +273,15 @@ class Runner:
         if msgs:
             PROCESSING_SECONDS.labels(self.name).observe((time.monotonic() - started) / len(msgs))
 
-    def _process(self, batches: list[Handled], *, queued: bool, since: int | None = None) -> None:
-        """Confirm handled partitions together (one wait for the outputs, one for the changelog, however
-        many partitions and polls they hold), then acknowledge their records. `queued`: their outputs
-        were produced already (`since`: the producer's failure count before the first of them)."""
+    def _process(self, batches: list[Handled], since: int | None) -> None:
+        """Confirm handled partitions together (one wait for the outputs, already queued, and one for the
+        changelog, however many partitions and polls they hold), then acknowledge their records.
+        `since`: the producer's failure count before the first of their outputs was queued."""
         batches = [b for b in batches if b.records]
         if not batches:
             return
         self._confirm([(b.partition, b.state) for b in batches], [o for b in batches for o in b.outputs],
-                      [r for b in batches for r in b.records], queued=queued, since=since)
+                      [r for b in batches for r in b.records], queued=True, since=since)
         offsets = self.offsets
         for batch in batches:
             for record in batch.records:
