@@ -9,10 +9,14 @@ STAMP  := $(VENV)/.installed
 
 # Dependencies come from the lock (pinned versions with hashes: a changed or substituted file fails the
 # install), then the package itself, editable, resolving nothing more. `make lock` regenerates the locks.
+# The lock is the whole closure, so pip installs it as it stands (--no-deps, as the image does) and
+# `pip check` proves nothing is missing: resolving it again let a new release on PyPI of a dependency asked
+# for with an extra (pip-audit's CacheControl[filecache], stripped from the lock) fail the install.
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
 demo: $(STAMP)
