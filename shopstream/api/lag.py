@@ -37,8 +37,10 @@ class LogEnds:
     For a sampler asking every second (`bench orders`): Tansu answers ListOffsets in time growing with the
     partition's batches (measured: 0.23 ms of broker CPU at 50 batches, 4.9 ms at 5,000), so sampling
     ~150 partitions a second took most of a core once a bench had filled the topics, and the stack it
-    measured slowed run after run. A fetch costs the same at any size, and its watermark is exact on
-    Tansu (README, Tansu quirks), where ListOffsets' is short."""
+    measured slowed run after run. Its watermark is exact on Tansu (README, Tansu quirks), where
+    ListOffsets' is short. A fetch that finds records costs Tansu a listing of the partition too, so this
+    consumer is not free: making it and the watcher fetch less did not change the bench's figures beyond
+    the spread of single runs (README, Performance, third pass)."""
 
     def __init__(self, settings: Settings) -> None:
         self._consumer = make_consumer(settings, f"shopstream.lag-ends.{uuid.uuid4().hex[:8]}")
