@@ -5,6 +5,12 @@ Endpoints:
                                 400 {"error", "reason"} for a malformed id,
                                 404 {"error": "order not found", "order_id"},
                                 503 {"error": "order view unavailable"} when Redis does not answer
+    GET /v1/orders?order_id=A&order_id=B
+                                up to 100 orders in one Redis round trip (MGET), like /v1/atp?sku=…: 200
+                                {"items": [documents of the known orders, in query order],
+                                 "unknown": [ids not in the view]}; 400 {"error": "invalid request",
+                                "reason"} without an order_id parameter, with more than 100, or with one
+                                /v1/orders/{order_id} would refuse; 503 {"error": "order view unavailable"}
     GET /v1/orders/{order_id}/history
                                 200 {"order_id", "changes": [entries oldest first]} — the order's
                                 OrderStatusChanged trail ordered by order version (see
@@ -76,7 +82,8 @@ from shopstream.config import Settings
 from shopstream.health import healthz, make_admin_app, serve_with_admin
 from shopstream.processors.review.list_store import AsyncListStore
 from shopstream.views.alerts import AsyncInsights
-from shopstream.views.atp import AsyncAtpView, BadQuery, batch_body, batch_skus, sku_problem
+from shopstream.views.atp import AsyncAtpView, batch_skus, sku_problem
+from shopstream.views.batch import BadQuery, batch_body, batch_ids
 from shopstream.views.history import AsyncHistoryView, history_limit
 from shopstream.views.orders import AsyncOrderView
 from shopstream.views.products import AsyncQualityView
@@ -176,15 +183,28 @@ async def get_atp(request: web.Request) -> web.Response:
 
 
 async def get_atp_batch(request: web.Request) -> web.Response:
+    return await _batch(lambda: batch_skus(request.query.getall("sku", [])), request.app[ATP_KEY].get_many_json,
+                        view="atp view")
+
+
+async def get_orders_batch(request: web.Request) -> web.Response:
+    return await _batch(lambda: batch_ids(request.query.getall("order_id", []), "order_id", order_id_problem,
+                                          "/v1/orders?order_id=1001&order_id=1002"),
+                        request.app[VIEW_KEY].get_many_json, view="order view")
+
+
+async def _batch(ids_of: Callable[[], list[str]], get_many: Callable[[list[str]], Awaitable[list[bytes | None]]],
+                 *, view: str) -> web.Response:
+    """A batch lookup: the query's ids (BadQuery -> 400), one MGET (Redis away -> 503), the assembled answer."""
     try:
-        skus = batch_skus(request.query.getall("sku", []))
+        ids = ids_of()
     except BadQuery as exc:
         return web.json_response({"error": "invalid request", "reason": str(exc)}, status=400)
     try:
-        stored = await request.app[ATP_KEY].get_many_json(skus)
+        stored = await get_many(ids)
     except _REDIS_DOWN:
-        return web.json_response({"error": "atp view unavailable"}, status=503)
-    return web.Response(body=batch_body(skus, stored), content_type="application/json", charset="utf-8")
+        return web.json_response({"error": f"{view} unavailable"}, status=503)
+    return web.Response(body=batch_body(ids, stored), content_type="application/json", charset="utf-8")
 
 
 async def get_product_quality(request: web.Request) -> web.Response:
@@ -218,6 +238,7 @@ def make_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lag_refresher(settings))  # shopstream_consumer_lag for the lag alerts
     app.cleanup_ctx.append(queue_refresher(settings))  # work-queue depth and oldest age for the SLA alert
     app.router.add_get("/v1/orders/{order_id}", get_order)
+    app.router.add_get("/v1/orders", get_orders_batch)
     app.router.add_get("/v1/orders/{order_id}/history", get_order_history)
     app.router.add_get("/v1/atp", get_atp_batch)
     app.router.add_get("/v1/atp/{sku:.+}", get_atp)

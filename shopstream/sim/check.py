@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from shopstream.sim.oracle import Oracle
 from shopstream.sim.plan import Plan
 from shopstream.sim.verdict import Row, Verdict
 from shopstream.topology import CONNECTORS_DLQ, load_topology
+from shopstream.views.batch import MAX_BATCH
 
 COMMAND_TOPICS = ("commands.fulfillment", "commands.erp", "commands.payments", "commands.shop")
 
@@ -37,8 +39,8 @@ class Observed:
 def atp_levels(faces: Faces, skus: list[str]) -> dict[str, dict[str, Any]]:
     """ATP documents of `skus` from the read API (100 per request)."""
     found: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(skus), 100):
-        query = "&".join(f"sku={s}" for s in skus[i:i + 100])
+    for i in range(0, len(skus), MAX_BATCH):
+        query = urllib.parse.urlencode([("sku", s) for s in skus[i:i + MAX_BATCH]])
         code, body = api_get(faces, f"/v1/atp?{query}")
         if code == 200:
             found.update({doc["sku"]: doc for doc in body.get("items", [])})
@@ -46,10 +48,15 @@ def atp_levels(faces: Faces, skus: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _order_docs(faces: Faces, ids: list[str]) -> dict[str, dict[str, Any]]:
-    docs = {}
-    for oid in ids:
-        code, body = api_get(faces, f"/v1/orders/{oid}")
-        docs[oid] = body if code == 200 else {}
+    """Order documents of `ids` from the read API, 100 per request ({} where unknown or refused). One
+    request per order made the settle check itself the bottleneck: 30,000 GETs per poll at 100 orders/s
+    for 5 min, so `--settle` ran out while the check was still reading."""
+    docs: dict[str, dict[str, Any]] = {oid: {} for oid in ids}
+    for i in range(0, len(ids), MAX_BATCH):
+        query = urllib.parse.urlencode([("order_id", oid) for oid in ids[i:i + MAX_BATCH]])
+        code, body = api_get(faces, f"/v1/orders?{query}")
+        if code == 200:
+            docs.update({doc["order_id"]: doc for doc in body.get("items", [])})
     return docs
 
 

@@ -27,8 +27,8 @@ A record whose Kafka key is not its SKU is refused (ValueError; the sink parks i
 topic keyed by SKU such a record would never be superseded or deleted under its SKU.
 
 Pure helpers (no I/O) for the read API: `sku_problem` (which SKUs a lookup accepts), `batch_skus`
-(the `?sku=a&sku=b` query: 1 to `MAX_BATCH` SKUs, duplicates answered once) and `batch_body` (the
-batch answer assembled from the stored JSON texts without decoding them).
+(the `?sku=a&sku=b` query: 1 to `MAX_BATCH` SKUs, duplicates answered once; the rules and the answer
+are `shopstream.views.batch`'s, shared with `GET /v1/orders?order_id=…`).
 
 Two faces over the same layout: `AtpView` (sync `redis.Redis`, the sink's side) and `AsyncAtpView`
 (`redis.asyncio`, the read API's side; `get_many_json` is one MGET).
@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 import redis.asyncio as aioredis
 
+from shopstream.views.batch import batch_ids, get_many_json
 from shopstream.views.guard import Entry, GuardedWriter
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
 
 #: Longest SKU a lookup accepts (Shopify allows 255 characters).
 SKU_MAX = 255
-#: Most SKUs one `GET /v1/atp?sku=...` may ask for.
-MAX_BATCH = 100
 
 _EPOCH = datetime(1970, 1, 1)  # naive on purpose: isoformat() then has no offset and we append "Z"
 _ISO_CACHE: dict[int, str] = {}
@@ -62,10 +61,6 @@ _ISO_CACHE_MAX = 65_536
 _LEVEL = ('{"sku":%s,"on_hand":%d,"reserved":%d,"safety_stock":%d,"incoming":%d,"available":%d,'
           '"version":%d,"updated_at":"%s","locations":[%s]}')
 _LOCATION = '{"location":%s,"on_hand":%d,"reserved":%d,"safety_stock":%d,"incoming":%d,"as_of":%s}'
-
-
-class BadQuery(ValueError):
-    """A batch query the API refuses; the message is the reason it returns."""
 
 
 def atp_key(prefix: str, sku: str) -> str:
@@ -142,25 +137,8 @@ def sku_problem(sku: str) -> str | None:
 
 
 def batch_skus(values: Sequence[str]) -> list[str]:
-    """The SKUs a batch query asks for, in order, each once; BadQuery says why a query is refused:
-    no `sku` parameter, more than `MAX_BATCH` of them, or one a lookup would refuse."""
-    if not values:
-        raise BadQuery(f"give 1 to {MAX_BATCH} sku parameters, e.g. /v1/atp?sku=A-1&sku=B-2")
-    if len(values) > MAX_BATCH:
-        raise BadQuery(f"at most {MAX_BATCH} sku parameters per request, got {len(values)}")
-    for i, sku in enumerate(values):
-        problem = sku_problem(sku)
-        if problem:
-            raise BadQuery(f"sku parameter {i + 1}: {problem}")
-    return list(dict.fromkeys(values))
-
-
-def batch_body(skus: Sequence[str], stored: Sequence[bytes | None]) -> bytes:
-    """The batch answer `{"items": [documents of the found SKUs, in query order], "unknown": [SKUs
-    not in the view]}`, assembled from the stored JSON texts without decoding them."""
-    items = [raw for raw in stored if raw is not None]
-    unknown = [sku for sku, raw in zip(skus, stored, strict=True) if raw is None]
-    return b'{"items":[' + b",".join(items) + b'],"unknown":' + json.dumps(unknown, ensure_ascii=False).encode() + b"}"
+    """The SKUs a `GET /v1/atp?sku=…` asks for (`batch_ids`: each once, at most `MAX_BATCH`, each valid)."""
+    return batch_ids(values, "sku", sku_problem, "/v1/atp?sku=A-1&sku=B-2")
 
 
 def _decode(raw: bytes | str | None) -> dict[str, Any] | None:
@@ -229,10 +207,7 @@ class AsyncAtpView:
 
     async def get_many_json(self, skus: Sequence[str]) -> list[bytes | None]:
         """The stored JSON texts of `skus` (None where unknown), in one MGET round trip."""
-        if not skus:
-            return []
-        raws = await self._client.mget([self.key(s) for s in skus])
-        return [None if raw is None else _as_bytes(raw) for raw in raws]
+        return await get_many_json(self._client, [self.key(s) for s in skus])
 
 
 def _as_bytes(raw: bytes | str) -> bytes:

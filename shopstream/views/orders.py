@@ -27,6 +27,7 @@ import redis
 import redis.asyncio as aioredis
 
 from shopstream.money import format_amount
+from shopstream.views.batch import get_many_json
 from shopstream.views.guard import AsyncGuardedWriter, Entry, GuardedWriter
 
 if TYPE_CHECKING:
@@ -161,6 +162,10 @@ class AsyncOrderView:
         if raw is None:
             return None
         return raw.encode() if isinstance(raw, str) else bytes(raw)
+
+    async def get_many_json(self, order_ids: Sequence[str]) -> list[bytes | None]:
+        """The stored JSON texts of `order_ids` (None where unknown), in one MGET round trip."""
+        return await get_many_json(self._client, [self.key(i) for i in order_ids])
 
     async def get_order(self, order_id: str) -> dict[str, Any] | None:
         """The stored document, or None when the order is not in the view."""

@@ -73,6 +73,36 @@ async def test_malformed_order_id_is_400(api: ClientFactory, settings: Settings,
         assert body["error"] == "invalid order_id" and body["reason"]
 
 
+async def test_orders_batch_answers_found_documents_in_query_order_and_the_unknown(
+        api: ClientFactory, settings: Settings, stored_order: str) -> None:
+    view = OrderView.from_url(settings.redis_url, settings.redis_key_prefix)
+    view.put(order_document(make_state("1002", 2)))
+    view.close()
+    async with api(settings) as client:
+        resp = await client.get("/v1/orders", params=[("order_id", "1002"), ("order_id", "nope-1"),
+                                                      ("order_id", stored_order), ("order_id", "1002")])
+        assert resp.status == 200
+        body = await resp.json()
+        single = await (await client.get(f"/v1/orders/{stored_order}")).json()
+    assert [(d["order_id"], d["version"], d["status"]) for d in body["items"]] == [
+        ("1002", 2, "ready_to_fulfill"), ("1001", 4, "shipped")]
+    assert body["unknown"] == ["nope-1"]
+    assert body["items"][1] == single
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ("", "give 1 to 100 order_id parameters, e.g. /v1/orders?order_id=1001&order_id=1002"),
+    ("?" + "&".join(f"order_id=o{i}" for i in range(101)), "at most 100 order_id parameters per request, got 101"),
+    ("?order_id=1001&order_id=-x", "order_id parameter 2: order_id may contain only letters, digits and . _ : - "
+                                   "(and must start with a letter or digit)"),
+])
+async def test_orders_batch_refusals_are_400(api: ClientFactory, settings: Settings, query: str, reason: str) -> None:
+    async with api(settings) as client:
+        resp = await client.get(f"/v1/orders{query}")
+        assert resp.status == 400
+        assert await resp.json() == {"error": "invalid request", "reason": reason}
+
+
 async def test_health_and_readiness(settings: Settings) -> None:
     async with api_clients(settings) as (client, admin):
         resp = await client.get("/healthz")
@@ -115,7 +145,8 @@ async def test_metrics_count_requests(settings: Settings, stored_order: str) -> 
 
 
 async def test_every_read_endpoint_needs_a_viewer_token(settings: Settings, stored_order: str) -> None:
-    reads = [f"/v1/orders/{stored_order}", f"/v1/orders/{stored_order}/history", "/v1/atp/A-1", "/v1/atp?sku=A-1"]
+    reads = [f"/v1/orders/{stored_order}", f"/v1/orders/{stored_order}/history", f"/v1/orders?order_id={stored_order}",
+             "/v1/atp/A-1", "/v1/atp?sku=A-1"]
     async with api_client(settings, role=None) as client:
         for path in reads:
             resp = await client.get(path)

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from shopstream.config import Settings
 from shopstream.schemas.models import AtpLocation
-from shopstream.views.atp import MAX_BATCH, AtpView, atp_key
+from shopstream.views.atp import AtpView, atp_key
+from shopstream.views.batch import MAX_BATCH
 from shopstream.views.guard import CHUNK
 from tests.unit.test_atp_view import make_level
 from tests.workers import api_client, api_clients

@@ -10,18 +10,16 @@ import pytest
 
 from shopstream.schemas.models import AtpLevel, AtpLocation, EventMeta
 from shopstream.views.atp import (
-    MAX_BATCH,
     SKU_MAX,
-    BadQuery,
     atp_document,
     atp_entry,
     atp_key,
-    batch_body,
     batch_skus,
     iso_millis,
     level_datum,
     sku_problem,
 )
+from shopstream.views.batch import MAX_BATCH, BadQuery, batch_body
 from shopstream.views.guard import CHUNK, Entry, _calls, newest_per_key
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
