@@ -38,26 +38,24 @@ class Observed:
 
 def atp_levels(faces: Faces, skus: list[str]) -> dict[str, dict[str, Any]]:
     """ATP documents of `skus` from the read API (100 per request)."""
-    found: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(skus), MAX_BATCH):
-        query = urllib.parse.urlencode([("sku", s) for s in skus[i:i + MAX_BATCH]])
-        code, body = api_get(faces, f"/v1/atp?{query}")
-        if code == 200:
-            found.update({doc["sku"]: doc for doc in body.get("items", [])})
-    return found
+    return _batch_get(faces, "/v1/atp", "sku", skus)
 
 
 def _order_docs(faces: Faces, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Order documents of `ids` from the read API, 100 per request ({} where unknown or refused). One
     request per order made the settle check itself the bottleneck: 30,000 GETs per poll at 100 orders/s
     for 5 min, so `--settle` ran out while the check was still reading."""
-    docs: dict[str, dict[str, Any]] = {oid: {} for oid in ids}
+    return {oid: {} for oid in ids} | _batch_get(faces, "/v1/orders", "order_id", ids)
+
+
+def _batch_get(faces: Faces, path: str, param: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The documents a batch endpoint knows of `ids` (`MAX_BATCH` per request), by their `param` field."""
+    found: dict[str, dict[str, Any]] = {}
     for i in range(0, len(ids), MAX_BATCH):
-        query = urllib.parse.urlencode([("order_id", oid) for oid in ids[i:i + MAX_BATCH]])
-        code, body = api_get(faces, f"/v1/orders?{query}")
+        code, body = api_get(faces, f"{path}?{urllib.parse.urlencode([(param, v) for v in ids[i:i + MAX_BATCH]])}")
         if code == 200:
-            docs.update({doc["order_id"]: doc for doc in body.get("items", [])})
-    return docs
+            found.update({doc[param]: doc for doc in body.get("items", [])})
+    return found
 
 
 def _order_misses(oracle: Oracle, docs: dict[str, dict[str, Any]], row: Row | None = None) -> int:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 import redis.asyncio as aioredis
 
-from shopstream.views.batch import batch_ids, get_many_json
+from shopstream.views.batch import batch_ids, get_many_json, stored_bytes
 from shopstream.views.guard import Entry, GuardedWriter
 
 if TYPE_CHECKING:
@@ -203,12 +203,8 @@ class AsyncAtpView:
     async def get_json(self, sku: str) -> bytes | None:
         """The stored JSON text as-is (the API passes it through without re-encoding)."""
         raw = await self._client.get(self.key(sku))
-        return None if raw is None else _as_bytes(raw)
+        return None if raw is None else stored_bytes(raw)
 
     async def get_many_json(self, skus: Sequence[str]) -> list[bytes | None]:
         """The stored JSON texts of `skus` (None where unknown), in one MGET round trip."""
         return await get_many_json(self._client, [self.key(s) for s in skus])
-
-
-def _as_bytes(raw: bytes | str) -> bytes:
-    return raw.encode() if isinstance(raw, str) else bytes(raw)

@@ -35,7 +35,12 @@ async def get_many_json(client: aioredis.Redis, keys: Sequence[str]) -> list[byt
     if not keys:
         return []
     raws = await client.mget(list(keys))
-    return [None if raw is None else raw.encode() if isinstance(raw, str) else bytes(raw) for raw in raws]
+    return [None if raw is None else stored_bytes(raw) for raw in raws]
+
+
+def stored_bytes(raw: bytes | str) -> bytes:
+    """A stored JSON text as bytes, whichever way the Redis client decoded it."""
+    return raw.encode() if isinstance(raw, str) else bytes(raw)
 
 
 def batch_body(ids: Sequence[str], stored: Sequence[bytes | None]) -> bytes:

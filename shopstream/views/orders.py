@@ -27,7 +27,7 @@ import redis
 import redis.asyncio as aioredis
 
 from shopstream.money import format_amount
-from shopstream.views.batch import get_many_json
+from shopstream.views.batch import get_many_json, stored_bytes
 from shopstream.views.guard import AsyncGuardedWriter, Entry, GuardedWriter
 
 if TYPE_CHECKING:
@@ -159,9 +159,7 @@ class AsyncOrderView:
     async def get_order_json(self, order_id: str) -> bytes | None:
         """The stored JSON text as-is (the API passes it through without re-encoding)."""
         raw = await self._client.get(self.key(order_id))
-        if raw is None:
-            return None
-        return raw.encode() if isinstance(raw, str) else bytes(raw)
+        return None if raw is None else stored_bytes(raw)
 
     async def get_many_json(self, order_ids: Sequence[str]) -> list[bytes | None]:
         """The stored JSON texts of `order_ids` (None where unknown), in one MGET round trip."""
