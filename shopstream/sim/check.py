@@ -216,9 +216,15 @@ def stats(plan: Plan, timeline: Any, seen: Observed) -> dict[str, Any]:
     buckets: dict[int, list[float]] = defaultdict(list)
     for at, d in latencies:
         buckets[int((at - timeline.started) // 10) * 10].append(max(0.0, d) * 1000)
+    planned_span = max((s.at for s in plan.steps), default=0.0)
     return {
         "orders": len(plan.orders), "deliveries": len(timeline.sent),
         "deliveries_per_s": round(len(timeline.sent) / span, 1) if span > 0 else 0.0,
+        # The offered rate and how far behind it the deliveries went out: a stack slower than the plan
+        # shows here, not as a lower "deliveries_per_s" alone.
+        "planned_deliveries_per_s": round(len(plan.steps) / planned_span, 1) if planned_span > 0 else 0.0,
+        "send_late_s": {"p50": round(_pct(timeline.late, 0.5), 2), "p99": round(_pct(timeline.late, 0.99), 2),
+                        "max": round(max(timeline.late, default=0.0), 2)},
         "latency_ms": {"p50": round(_pct(lat, 0.5) * 1000), "p95": round(_pct(lat, 0.95) * 1000),
                        "p99": round(_pct(lat, 0.99) * 1000), "max": round(max(lat, default=0) * 1000),
                        "samples": len(lat)},

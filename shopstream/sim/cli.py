@@ -69,10 +69,13 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(result.verdict.to_json(), indent=2, default=str))
     else:
         print(result.verdict.render())
-        lat = result.verdict.stats.get("latency_ms", {})
+        stats = result.verdict.stats
+        lat, late = stats.get("latency_ms", {}), stats.get("send_late_s", {})
         print(f"latency (webhook accepted -> orders.state), ms: p50 {lat.get('p50')} p95 {lat.get('p95')} "
-              f"p99 {lat.get('p99')} max {lat.get('max')} over {lat.get('samples')} orders; "
-              f"{result.verdict.stats.get('deliveries_per_s')} deliveries/s")
+              f"p99 {lat.get('p99')} max {lat.get('max')} over {lat.get('samples')} orders")
+        print(f"rate: {stats.get('deliveries_per_s')} deliveries/s sent of {stats.get('planned_deliveries_per_s')}/s "
+              f"planned ({stats.get('senders')} senders); deliveries went out after their planned time by "
+              f"p50 {late.get('p50')} s, p99 {late.get('p99')} s, max {late.get('max')} s")
     return 0 if result.verdict.clean else 1
 
 

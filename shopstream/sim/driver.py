@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import subprocess
@@ -27,8 +28,11 @@ from shopstream.sim.traffic.stock import export_csv
 from shopstream.sim.verdict import Row, Verdict
 from shopstream.sim.world import make_world
 
-# Parallel deliveries (more for high rates); one subject always goes through the same sender, in plan order.
-SENDERS_LOW, SENDERS_HIGH = 6, 24
+# Parallel deliveries; one subject always goes through the same sender, in plan order. Each sender waits for
+# its delivery's answer, so the senders keep the plan's schedule only while deliveries/s x answer time stays
+# under their number (Little's law): size them for answers of up to ANSWER_BUDGET_S at the plan's rate.
+# How late deliveries went out is measured and reported (`send_late_s`): a stack slower than that shows there.
+MIN_SENDERS, MAX_SENDERS, ANSWER_BUDGET_S = 6, 256, 1.0
 # A source system retries a delivery its receiver did not take (no answer, or a 5xx: the broker restarting);
 # Shopify for 48 h, the simulator for this long. Each retry is counted in the stats.
 RETRY_FOR_S = 180.0
@@ -40,6 +44,7 @@ class Timeline:
 
     started: float = 0.0
     sent: list[tuple[float, str, int, str]] = field(default_factory=list)  # (epoch s, source, HTTP status, fault)
+    late: list[float] = field(default_factory=list)  # per delivery: s between its planned time and its first post
     queue: list[tuple[float, int]] = field(default_factory=list)  # (epoch s, open review items of the run)
     created: dict[str, float] = field(default_factory=dict)  # order id -> epoch s its create was accepted
     decided: dict[str, dict[str, Any]] = field(default_factory=dict)  # order id -> the item as decided
@@ -94,8 +99,17 @@ def ingest_stock(faces: Faces, export: str, as_of: str) -> None:
             raise RuntimeError(f"ingest erp-stock failed ({done.returncode}): {done.stderr[-500:]}")
 
 
+def senders_for(deliveries: int, duration_s: float) -> int:
+    """How many senders keep a plan of `deliveries` over `duration_s` on time (see ANSWER_BUDGET_S)."""
+    wanted = math.ceil(deliveries / max(duration_s, 1.0) * ANSWER_BUDGET_S)
+    return max(MIN_SENDERS, min(MAX_SENDERS, wanted))
+
+
 def _sender(faces: Faces, inbox: queue.Queue[Step | None], timeline: Timeline, wrong: Row) -> None:
     while (step := inbox.get()) is not None:
+        late = time.time() - (timeline.started + step.at)
+        with timeline.lock:
+            timeline.late.append(max(0.0, late))
         status, body = post_step(faces, step)
         first = time.monotonic()
         while (status == 0 or status >= 500) and step.expect < 500 and time.monotonic() - first < RETRY_FOR_S:
@@ -204,7 +218,7 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
     oracle = build_oracle(plan, stripe="stripe" in cfg.capabilities)
     timeline, wrong = Timeline(started=t0.timestamp()), Row("webhooks answered as expected", len(plan.steps))
     inboxes: list[queue.Queue[Step | None]] = [
-        queue.Queue() for _ in range(SENDERS_LOW if cfg.orders_per_second <= 10 else SENDERS_HIGH)]
+        queue.Queue() for _ in range(senders_for(len(plan.steps), cfg.duration_s))]
     senders = [threading.Thread(target=_sender, args=(faces, q, timeline, wrong), daemon=True) for q in inboxes]
     stop = threading.Event()
     reviewer = threading.Thread(target=_reviewer, args=(faces, plan, timeline, stop), daemon=True)
@@ -274,6 +288,7 @@ def simulate(faces: Faces, cfg: Config, *, settle_s: float = 180.0, quiet: bool 
         verdict.skipped[f"traffic:{source}"] = f"SHOPSTREAM_{source.upper()}_SECRET not set: its webhooks not sent"
     verdict.stats = check.stats(plan, timeline, observed)
     verdict.stats["delivery_retries"] = timeline.retries
+    verdict.stats["senders"] = len(inboxes)
     _report_disruptions(verdict, timeline)
     return Result(plan=plan, oracle=oracle, verdict=verdict, timeline=timeline, observed=observed)
 

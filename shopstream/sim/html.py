@@ -94,7 +94,8 @@ def render_html(result: Result, sec: Sections) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>shopstream demo report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>shopstream demo: a simulated shop day</h1>",
-        f"<p>{stats.get('orders')} orders, {stats.get('deliveries')} webhooks ({stats.get('deliveries_per_s')}/s); "
+        f"<p>{stats.get('orders')} orders, {stats.get('deliveries')} webhooks ({stats.get('deliveries_per_s')}/s of "
+        f"{stats.get('planned_deliveries_per_s')}/s planned); "
         f"an accepted order shows in the order state after p50 {lat.get('p50')} ms, p95 {lat.get('p95')} ms, "
         f"p99 {lat.get('p99')} ms. Verdict: <b class={verdict_cls}>"
         f"{'clean' if result.verdict.clean else 'MISMATCHES'}</b>.</p>",

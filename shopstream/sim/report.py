@@ -55,8 +55,8 @@ def render_text(result: Result, sec: Sections) -> str:
     stats: dict[str, Any] = result.verdict.stats
     lat = stats.get("latency_ms", {})
     out = [f"== What happened: {stats.get('orders')} orders, {stats.get('deliveries')} webhooks "
-           f"({stats.get('deliveries_per_s')}/s), order visible after p50 {lat.get('p50')} ms / "
-           f"p95 {lat.get('p95')} ms", "", "Orders by status:"]
+           f"({stats.get('deliveries_per_s')}/s of {stats.get('planned_deliveries_per_s')}/s planned), order "
+           f"visible after p50 {lat.get('p50')} ms / p95 {lat.get('p95')} ms", "", "Orders by status:"]
     out += [f"  {n:>5}  {status:<17} {STATUS_WORDS.get(status, '')}" for status, n in sec.orders_by_status]
     out += ["", f"Held for review ({len(sec.holds)}), why, and what the reviewer decided:"]
     out += [f"  order {oid}: {why} -> {decision}" for oid, why, decision in sec.holds[:12]]

@@ -194,3 +194,30 @@ def test_the_simulator_drives_the_broker_and_registry_its_dev_recorded(tmp_path)
     assert (faces.bootstrap, faces.registry) == ("127.0.0.1:41527", "http://127.0.0.1:18785")
     named = load_settings(state_dir=str(tmp_path), kafka_bootstrap_servers="broker:9092", schema_registry_url="")
     assert faces_from_settings(named, "t").bootstrap == "broker:9092"  # the environment still decides first
+
+
+def test_senders_are_sized_for_the_plans_rate() -> None:
+    from shopstream.sim.driver import ANSWER_BUDGET_S, MAX_SENDERS, MIN_SENDERS, senders_for
+
+    assert senders_for(120, 60) == MIN_SENDERS  # 2 deliveries/s: a few senders are plenty
+    assert senders_for(30_000, 300) == round(100 * ANSWER_BUDGET_S)  # 100/s, answers of up to the budget
+    assert senders_for(84_000, 300) == MAX_SENDERS  # 280/s: capped, lateness then says what the cap cost
+    assert senders_for(3, 0) == MIN_SENDERS  # a zero duration is not a division by zero
+
+
+def test_the_report_says_the_planned_rate_and_how_late_deliveries_went_out() -> None:
+    from shopstream.sim.check import Observed, stats
+    from shopstream.sim.driver import Timeline
+
+    plan = _plan()
+    start = T0.timestamp()
+    timeline = Timeline(started=start)
+    # Deliveries went out 2 s after their planned time; the last 2 % of them 9 s after.
+    timeline.sent = [(start + s.at + 2, s.source, s.expect, s.fault) for s in plan.steps]
+    tail = len(plan.steps) // 50
+    timeline.late = [2.0] * (len(plan.steps) - tail) + [9.0] * tail
+    figures = stats(plan, timeline, Observed())
+    planned_span = max(s.at for s in plan.steps)
+    assert figures["planned_deliveries_per_s"] == round(len(plan.steps) / planned_span, 1)
+    assert figures["deliveries_per_s"] < figures["planned_deliveries_per_s"]  # the 2 s delay stretched the run
+    assert figures["send_late_s"] == {"p50": 2.0, "p99": 9.0, "max": 9.0}
