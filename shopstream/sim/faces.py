@@ -48,7 +48,7 @@ def _request(url: str, data: bytes | None, headers: dict[str, str], method: str)
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
+            return _decoded(resp.status, resp.read())
     except urllib.error.HTTPError as err:
         return _decoded(err.code, err.read())
     except OSError as err:
@@ -111,10 +111,7 @@ def _post_kept_alive(url: str, body: bytes, headers: dict[str, str]) -> tuple[in
     except (OSError, http.client.HTTPException) as err:
         if not reused:
             return 0, {"error": str(err)}
-    try:
-        return _post_on(pool, parts, body, headers)
-    except (OSError, http.client.HTTPException) as err:
-        return 0, {"error": str(err)}
+    return _post_kept_alive(url, body, headers)  # the failed connection left the pool: this one is new
 
 
 def post_step(faces: Faces, step: Step) -> tuple[int, dict[str, Any]]:
